@@ -1,0 +1,19 @@
+"""fastloss: fused value-and-gradient loss functions for the CPU.
+
+Every loss gives its value, its gradient and (where defined) its diagonal
+Hessian in one pass over memory, in Cython/C kernels parallelized with
+OpenMP, for float32 and float64 NumPy arrays.  Functions follow
+``torch.nn.functional`` names and semantics; classes follow ``torch.nn``.
+
+>>> import numpy as np, fastloss as fl
+>>> value, grad = fl.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0]), return_grad=True)
+>>> value, grad
+(2.5, array([1., 2.]))
+"""
+__version__ = "0.1.0"
+
+from ._config import get_num_threads, set_num_threads, show_config
+from ._pointwise_losses import *  # noqa: F401,F403
+from ._pointwise_losses import __all__ as _pw_all
+
+__all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all)

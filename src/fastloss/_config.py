@@ -1,0 +1,117 @@
+"""Library-wide settings: thread count, instruction-set path, build info."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from . import _pointwise
+
+__all__ = ["get_num_threads", "set_num_threads", "show_config"]
+
+# The instruction-set path is chosen once, at import.
+_FORCE_BASELINE = os.environ.get("FASTLOSS_FORCE_BASELINE", "").strip().lower() not in ("", "0", "false", "no")
+_pointwise.select_isa(_FORCE_BASELINE)
+
+_num_threads: int | None = None
+
+
+def get_num_threads() -> int:
+    """The number of threads a call uses when ``n_threads`` is not given.
+
+    This is the value set by :func:`set_num_threads`, or else OpenMP's
+    current maximum, which follows ``OMP_NUM_THREADS`` and threadpoolctl's
+    limits.
+
+    Examples
+    --------
+    >>> import fastloss as fl
+    >>> fl.get_num_threads() >= 1
+    True
+    """
+    if _num_threads is not None:
+        return _num_threads
+    return max(1, _pointwise.max_threads())
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the default thread count of every fastloss call.
+
+    ``None`` goes back to OpenMP's default (``OMP_NUM_THREADS``,
+    threadpoolctl).  A per-call ``n_threads=`` wins over this.
+
+    Examples
+    --------
+    >>> import fastloss as fl
+    >>> fl.set_num_threads(1); fl.get_num_threads()
+    1
+    >>> fl.set_num_threads(None)
+    """
+    global _num_threads
+    if n is not None:
+        n = _check_threads(n, "set_num_threads")
+    _num_threads = n
+
+
+def _check_threads(n, op: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"{op}: n_threads must be a positive integer or None, got {n!r}")
+    n = int(n.__index__())
+    if n < 1:
+        raise ValueError(f"{op}: n_threads must be a positive integer or None, got {n}")
+    return n
+
+
+def _threads(n, op: str) -> int:
+    if n is None:
+        return get_num_threads()
+    if type(n) is int and n > 0:
+        return n
+    return _check_threads(n, op)
+
+
+def show_config(file=None) -> dict:
+    """Print and return how this fastloss was built and how it will run.
+
+    Reports the version, whether OpenMP is on, the default thread count,
+    the SIMD path chosen at run time (``FASTLOSS_FORCE_BASELINE=1`` forces
+    the baseline) and the build flags.
+
+    Examples
+    --------
+    >>> import fastloss as fl
+    >>> cfg = fl.show_config(file=False)   # False: return the dict, print nothing
+    >>> sorted(k for k in cfg if k in ("openmp", "simd_path", "version"))
+    ['openmp', 'simd_path', 'version']
+    """
+    from . import __version__
+
+    try:
+        from . import _build_info as bi
+
+        cflags, ldflags, flavor, cc = bi.CFLAGS, bi.LDFLAGS, bi.OPENMP_FLAVOR, bi.COMPILER
+    except ImportError:  # pragma: no cover - a build always writes it
+        cflags = ldflags = flavor = cc = "unknown"
+    cfg = {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
+        "openmp": _pointwise.OPENMP,
+        "openmp_flavor": flavor,
+        "num_threads": get_num_threads(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "simd_path": _pointwise.isa_name(),
+        "simd_paths_built": "x86-64-v3 + baseline" if _pointwise.have_v3_build() else "baseline",
+        "force_baseline": _FORCE_BASELINE,
+        "compiler": cc,
+        "cflags": cflags,
+        "ldflags": ldflags,
+        "block_size": _pointwise.BLOCK,
+    }
+    if file is not False:
+        out = file if file is not None else sys.stdout
+        width = max(map(len, cfg))
+        print("fastloss configuration", file=out)
+        for k, v in cfg.items():
+            print(f"  {k:<{width}} : {v}", file=out)
+    return cfg

@@ -1,0 +1,158 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The pointwise driver: one parallel loop for every loss f(input_i, target_i).
+
+The per-loss math lives in ``_src/fl_pointwise_math.h``; this module owns
+the part every pointwise loss shares: blocks, threads, the deterministic
+reduction and the GIL.  It trusts its caller (``fastloss._pointwise_api``),
+which validates every array and parameter before anything here runs: all
+arrays are C-contiguous, of the working dtype, and of ``n`` elements (the
+extra operand of ``e_period`` elements).
+"""
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+
+cnp.import_array()
+
+cdef extern from "_src/fl_pointwise.h" nogil:
+    ctypedef Py_ssize_t fl_idx
+    ctypedef struct fl_params:
+        double pa, pb, pc
+        int i0, i1
+    ctypedef struct fl_pw_args:
+        const void *x
+        const void *y
+        const void *w
+        const void *e
+        fl_idx e_period
+        void *g
+        void *h
+        void *l
+        void *g2
+        fl_params prm
+        double gscale
+        int mode
+    ctypedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start,
+                                      fl_idx n, int *bad) noexcept nogil
+    int FL_PW_BLOCK
+    int fl_pw_nlosses()
+    const char *fl_pw_name(int i)
+    fl_pw_block_fn fl_pw_get(int loss_id, int f64)
+    const char *fl_select_isa(int force_baseline)
+    const char *fl_isa_name()
+    int fl_have_v3_build()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define FL_OPENMP 1
+    #else
+    #define FL_OPENMP 0
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int FL_OPENMP
+    int omp_get_max_threads() nogil
+
+#: kernel id of each pointwise loss, by name
+LOSS_IDS = {fl_pw_name(i).decode(): i for i in range(fl_pw_nlosses())}
+BLOCK = FL_PW_BLOCK
+OPENMP = bool(FL_OPENMP)
+
+# Below this many elements a call runs on one thread: starting the OpenMP
+# team costs more than the second core gives (see bench/, "threshold").
+cdef Py_ssize_t _parallel_min = 65536
+
+
+def set_parallel_threshold(Py_ssize_t n):
+    """Run calls with fewer than ``n`` elements on one thread (for tests)."""
+    global _parallel_min
+    old = _parallel_min
+    _parallel_min = n
+    return old
+
+
+def select_isa(bint force_baseline):
+    return fl_select_isa(force_baseline).decode()
+
+
+def isa_name():
+    return fl_isa_name().decode()
+
+
+def have_v3_build():
+    return bool(fl_have_v3_build())
+
+
+def max_threads():
+    return omp_get_max_threads()
+
+
+cdef inline void* _ptr(object a):
+    if a is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
+        g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
+        int mode, double gscale, int n_threads):
+    """Run loss ``loss_id`` over all elements; return (sum, bad).
+
+    ``sum`` is the float64 sum of the weighted per-element losses, added
+    block by block in a fixed order.  ``bad`` is true if any element was
+    outside the loss's domain.  Outputs that are None are not written.
+    """
+    cdef fl_pw_args a
+    cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef fl_idx nblocks = (n + FL_PW_BLOCK - 1) // FL_PW_BLOCK
+    cdef fl_idx b, start
+    cdef double stack_part[16]
+    cdef int stack_bad[16]
+    cdef double *part = stack_part
+    cdef int *badv = stack_bad
+    cdef double total = 0.0
+    cdef int bad = 0
+    cdef int nt = n_threads
+    cdef fl_pw_block_fn fn = fl_pw_get(loss_id, f64)
+    if fn == NULL:
+        raise ValueError(f"unknown pointwise loss id {loss_id}")
+    a.x = _ptr(x); a.y = _ptr(y); a.w = _ptr(w); a.e = _ptr(e)
+    a.e_period = e_period if e_period > 0 else 1
+    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.g2 = _ptr(g2)
+    a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
+    a.gscale = gscale
+    a.mode = mode
+    if nblocks > 16:
+        part = <double*>malloc(nblocks * sizeof(double))
+        badv = <int*>malloc(nblocks * sizeof(int))
+        if part == NULL or badv == NULL:
+            free(part); free(badv)
+            raise MemoryError()
+    try:
+        if nt <= 0:
+            nt = omp_get_max_threads()
+        if n < _parallel_min or nblocks < 2:
+            nt = 1
+        with nogil:
+            if nt > 1:
+                for b in prange(nblocks, schedule='static', num_threads=nt):
+                    badv[b] = 0
+                    part[b] = fn(&a, b * FL_PW_BLOCK,
+                                 min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK),
+                                 &badv[b])
+            else:
+                for b in range(nblocks):
+                    badv[b] = 0
+                    start = b * FL_PW_BLOCK
+                    part[b] = fn(&a, start, min(<fl_idx>FL_PW_BLOCK, n - start),
+                                 &badv[b])
+            for b in range(nblocks):
+                total += part[b]
+                bad |= badv[b]
+    finally:
+        if part != stack_part:
+            free(part)
+            free(badv)
+    return total, bool(bad)

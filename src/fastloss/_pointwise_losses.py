@@ -1,0 +1,876 @@
+"""Pointwise losses: regression and binary classification.
+
+Each loss is a function named as in ``torch.nn.functional`` and a class
+named as in ``torch.nn``; both run the same fused kernel (value, gradient
+and diagonal Hessian in one pass).  See ``fastloss._pointwise_api`` for the
+shared call path and ``src/fastloss/_src/fl_pointwise_math.h`` for each
+loss's scalar math.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+from ._pointwise_api import (
+    GRAD,
+    GRAD_HESS,
+    VALUE,
+    _NO_PARAMS,
+    _pair,
+    _PointwiseLoss,
+    mode_of,
+    run,
+    spec,
+)
+
+__all__ = [
+    "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
+    "quantile_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "sigmoid_focal_loss", "hinge_loss", "squared_hinge_loss", "soft_margin_loss",
+    "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "QuantileLoss",
+    "PoissonNLLLoss", "GaussianNLLLoss", "BCELoss", "BCEWithLogitsLoss",
+    "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftMarginLoss",
+]
+
+_COMMON = """weight : array_like, optional
+        Per-element weights, broadcast to input's shape (one copy if their
+        shape differs).  The loss of element i is multiplied by weight[i];
+        the mean still divides by the number of elements, as PyTorch does.
+    reduction : {"mean", "sum", "none"}
+        "mean" (the default) divides the sum by the number of elements (NaN
+        for an empty input, as PyTorch); "none" returns the per-element losses.
+    return_grad : bool
+        Also return the gradient with respect to input, in the same pass.
+    out : ndarray, optional
+        Buffer for the gradient (input's shape and dtype, C-contiguous,
+        writeable, not overlapping the inputs).
+    n_threads : int, optional
+        Threads for this call (default :func:`fastloss.get_num_threads`).
+
+    Returns
+    -------
+    value : float, or ndarray of input's shape for reduction="none"
+    grad : ndarray of input's shape and dtype, with return_grad=True
+        The gradient of the returned value: the reduction's 1/n and the
+        weights are in it; for reduction="none" it is that of the sum.
+
+    Notes
+    -----
+    input fixes the dtype: float32 and float64 are kept (float32 in, float32
+    out), float16 becomes float32, integers and bools become float64;
+    target and weight are converted to input's dtype.  target must have
+    exactly input's shape.  Non-contiguous arrays are copied once.
+    Sums are accumulated in float64, block by block in a fixed order, so
+    the value is bit-identical for any thread count."""
+
+
+def _doc(fn):
+    fn.__doc__ = fn.__doc__.replace("%(common)s", _COMMON)
+    return fn
+
+
+def _first_bad(mask, shape, name, arr):
+    idx = V.first_index(mask, shape)
+    return f"{V.fmt_index(name, idx)} = {arr.reshape(shape)[idx] if idx else arr.reshape(())[()]}"
+
+
+def _bad_probability(x, y, e):
+    m = ((x < 0) | (x > 1)).ravel()
+    raise ValueError(
+        "binary_cross_entropy: all elements of input should be between 0 and 1, got "
+        + _first_bad(m, x.shape, "input", x)
+    )
+
+
+def _bad_sign(op):
+    def on_bad(x, y, e):
+        m = ((y == y) & (y != 1) & (y != -1)).ravel()
+        raise ValueError(f"{op}: target must contain only -1 and 1, got " + _first_bad(m, y.shape, "target", y))
+    return on_bad
+
+
+def _bad_var(x, y, e):
+    m = (e < 0).ravel()
+    raise ValueError("gaussian_nll_loss: var has negative entries, got " + _first_bad(m, e.shape, "var", e))
+
+
+_MSE = spec("mse_loss", "mse")
+_L1 = spec("l1_loss", "l1")
+_HUBER = spec("huber_loss", "huber")
+_SMOOTH_L1 = spec("smooth_l1_loss", "smooth_l1")
+_LOG_COSH = spec("log_cosh_loss", "log_cosh")
+_QUANTILE = spec("quantile_loss", "quantile")
+_POISSON_LOG = spec("poisson_nll_loss", "poisson_log")
+_POISSON = spec("poisson_nll_loss", "poisson")
+_GAUSSIAN = spec("gaussian_nll_loss", "gaussian_nll", _bad_var, "var")
+_BCE = spec("binary_cross_entropy", "bce", _bad_probability)
+_BCE_LOGITS = spec("binary_cross_entropy_with_logits", "bce_logits", None, "pos_weight")
+_FOCAL = spec("sigmoid_focal_loss", "sigmoid_focal")
+_HINGE = spec("hinge_loss", "hinge", _bad_sign("hinge_loss"))
+_SQ_HINGE = spec("squared_hinge_loss", "squared_hinge", _bad_sign("squared_hinge_loss"))
+_SOFT_MARGIN = spec("soft_margin_loss", "soft_margin")
+
+
+# ------------------------------------------------------------------ params
+
+def _p_huber(delta, op):
+    return (V.positive(delta, "delta", op), 0.0, 0.0, 0, 0)
+
+
+def _p_smooth_l1(beta, op):
+    return (V.nonneg(beta, "beta", op), 0.0, 0.0, 0, 0)
+
+
+def _p_quantile(quantile, op):
+    q = V.real(quantile, "quantile", op)
+    if not 0 < q < 1:
+        raise ValueError(f"{op}: quantile must be in the open interval (0, 1), got {quantile!r}")
+    return (q, 0.0, 0.0, 0, 0)
+
+
+def _p_poisson(log_input, full, eps, op):
+    log_input = V.boolean(log_input, "log_input", op)
+    full = V.boolean(full, "full", op)
+    return (_POISSON_LOG if log_input else _POISSON), (V.positive(eps, "eps", op), 0.0, 0.0, 0, int(full))
+
+
+def _p_gaussian(full, eps, op):
+    return (V.positive(eps, "eps", op), 0.0, 0.0, int(V.boolean(full, "full", op)), 0)
+
+
+def _p_focal(alpha, gamma, op):
+    a = V.real(alpha, "alpha", op)
+    if a > 1:
+        raise ValueError(f"{op}: alpha must be in [0, 1], or negative to disable it, got {alpha!r}")
+    return (a, V.nonneg(gamma, "gamma", op), 0.0, 0, 0)
+
+
+# ------------------------------------------------------------------ regression
+
+@_doc
+def mse_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+    """Mean squared error, as ``torch.nn.functional.mse_loss``.
+
+    ``l_i = (input_i - target_i)^2``; gradient ``2 (input_i - target_i)``;
+    Hessian 2.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([0.0, 2.0, -1.0]); y = np.array([0.5, 0.0, -1.0])
+    >>> fl.mse_loss(x, y)
+    1.4166666666666667
+    >>> value, grad = fl.mse_loss(x, y, return_grad=True)
+    >>> grad
+    array([-0.33333333,  1.33333333,  0.        ])
+    """
+    return run(_MSE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+@_doc
+def l1_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+    """Mean absolute error, as ``torch.nn.functional.l1_loss``.
+
+    ``l_i = |input_i - target_i|``; gradient ``sign(input_i - target_i)``
+    with ``sign(0) = 0`` as PyTorch.  The second derivative is 0 wherever
+    it exists, and ``grad_hess`` returns 0 everywhere (gradient-boosting
+    users usually substitute a constant Hessian, as LightGBM does).
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.l1_loss(np.array([0.0, 2.0, -1.0]), np.array([0.5, 0.0, -1.0]))
+    0.8333333333333334
+    """
+    return run(_L1, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+@_doc
+def huber_loss(input, target, delta=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
+               n_threads=None):
+    """Huber loss, as ``torch.nn.functional.huber_loss``.
+
+    With ``d = input - target``: ``0.5 d^2`` where ``|d| <= delta``, else
+    ``delta (|d| - 0.5 delta)``.  Gradient ``clip(d, -delta, delta)``;
+    Hessian 1 inside ``|d| <= delta`` and 0 outside.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    delta : float > 0
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.huber_loss(np.array([0.0, 3.0]), np.array([0.5, 0.0]), delta=1.0)
+    1.3125
+    """
+    p = _p_huber(delta, "huber_loss")
+    return run(_HUBER, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+
+
+@_doc
+def smooth_l1_loss(input, target, beta=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
+                   n_threads=None):
+    """Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
+
+    With ``d = input - target``: ``0.5 d^2 / beta`` where ``|d| < beta``,
+    else ``|d| - 0.5 beta``; ``beta = 0`` is the L1 loss.  Hessian
+    ``1/beta`` inside, 0 outside.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    beta : float >= 0
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.smooth_l1_loss(np.array([0.0, 3.0]), np.array([0.5, 0.0]), beta=1.0)
+    1.3125
+    """
+    p = _p_smooth_l1(beta, "smooth_l1_loss")
+    return run(_SMOOTH_L1, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+
+
+@_doc
+def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
+                  n_threads=None):
+    """Log-cosh loss ``log(cosh(input - target))`` (Keras's ``log_cosh``;
+    PyTorch has none).
+
+    Gradient ``tanh(d)``, Hessian ``1 / cosh(d)^2``.  Computed in float64
+    for every dtype, without cancellation for small ``d`` and without
+    overflow for large ``d``.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.log_cosh_loss(np.array([0.0, 2.0]), np.array([0.0, 0.0]), reduction="sum"), 12)
+    1.325001872957
+    """
+    return run(_LOG_COSH, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+@_doc
+def quantile_loss(input, target, quantile=0.5, *, weight=None, reduction="mean", return_grad=False, out=None,
+                  n_threads=None):
+    """Pinball (quantile) loss, as scikit-learn's ``mean_pinball_loss``.
+
+    With ``r = target - input``: ``quantile * r`` for ``r >= 0`` and
+    ``(quantile - 1) * r`` otherwise.  The gradient with respect to input is
+    ``-quantile`` for ``r >= 0`` (scikit-learn's choice at ``r = 0``) and
+    ``1 - quantile`` otherwise.  The second derivative is 0 wherever it
+    exists, and ``grad_hess`` returns 0 everywhere.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    quantile : float in (0, 1)
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.quantile_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0]), quantile=0.9)
+    0.5
+    """
+    p = _p_quantile(quantile, "quantile_loss")
+    return run(_QUANTILE, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+
+
+@_doc
+def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, *, weight=None, reduction="mean",
+                     return_grad=False, out=None, n_threads=None):
+    """Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
+
+    ``log_input=True``: ``exp(input) - target * input``;
+    ``log_input=False``: ``input - target * log(input + eps)``.
+    ``full=True`` adds Stirling's term ``t log t - t + 0.5 log(2 pi t)``
+    for targets ``t > 1``.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    log_input, full : bool
+    eps : float > 0
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.poisson_nll_loss(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
+    0.359140914229
+    """
+    sp, p = _p_poisson(log_input, full, eps, "poisson_nll_loss")
+    return run(sp, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+
+
+def _gaussian_var(var, x, op):
+    """var as an array of input's shape, and how to sum its gradient back."""
+    v = np.asarray(var)
+    V._float_dtype(v.dtype, "var", op)
+    vshape = v.shape
+    if v.shape == x.shape:
+        return V.as_operand(v, "var", op, x.dtype, x.shape), vshape, None
+    if x.ndim >= 1 and v.ndim == x.ndim - 1 and v.shape == x.shape[:-1]:
+        v = v[..., None]  # PyTorch: var with one dimension fewer is unsqueezed
+    try:
+        full = np.ascontiguousarray(np.broadcast_to(v, x.shape), dtype=x.dtype)
+    except ValueError:
+        raise ValueError(f"{op}: var of shape {vshape} cannot be broadcast to the input's shape {x.shape}") from None
+    return full, vshape, v.shape
+
+
+def _sum_to(g, bshape, vshape):
+    """Sum a gradient of the broadcast var back to var's own shape."""
+    if bshape is None:
+        return g
+    lead = g.ndim - len(bshape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(bshape) if s == 1 and g.shape[i + lead] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(vshape) if axes else g.reshape(vshape)
+
+
+def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_threads, out=None,
+                  hess_out=None, loss_out=None, op="gaussian_nll_loss"):
+    p = _p_gaussian(full, eps, op)
+    x = V.as_input(input, "input", op)
+    e, vshape, bshape = _gaussian_var(var, x, op)
+    g2 = np.empty(x.shape, x.dtype) if mode == GRAD else None
+    res = run(_GAUSSIAN, x, target, weight, reduction, mode, p, n_threads, out=out, hess_out=hess_out,
+              loss_out=loss_out, extra=e, extra_period=x.size, extra_out=g2)
+    if mode == GRAD:
+        value, g, gv = res
+        return value, g, _sum_to(gv, bshape, vshape)
+    return res
+
+
+@_doc
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, *, weight=None, reduction="mean",
+                      return_grad=False, out=None, n_threads=None):
+    """Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
+
+    ``0.5 (log(v) + (input - target)^2 / v)`` with ``v = max(var, eps)``,
+    plus ``0.5 log(2 pi)`` if ``full``.  As in PyTorch the clamp is not
+    differentiated: the gradient with respect to var is taken at the
+    clamped value.  A negative var is an error.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    var : array_like
+        Same shape as input, one dimension fewer (PyTorch's convention for a
+        variance per sample), or broadcastable to input (one copy).
+    full : bool
+    eps : float > 0
+    %(common)s
+    grad_var : ndarray of var's shape, with return_grad=True
+        Returned third: ``(value, grad_input, grad_var)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.gaussian_nll_loss(np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([1.0, 4.0])), 12)
+    0.59657359028
+    """
+    return _gaussian_run(input, target, var, full, eps, weight, reduction, mode_of(return_grad), n_threads,
+                         out=out)
+
+
+# ------------------------------------------------------------------ binary
+
+@_doc
+def binary_cross_entropy(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
+                         n_threads=None):
+    """Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
+
+    ``-(t log(p) + (1 - t) log(1 - p))`` with each log clamped at -100, as
+    PyTorch.  An input outside [0, 1] is a ValueError.  The gradient is the
+    exact derivative of that value (a clamped log contributes 0); PyTorch's
+    backward clamps ``p (1 - p)`` at 1e-12 instead, so the two differ only
+    where ``p`` or ``1 - p`` is below 1e-12.  Prefer
+    :func:`binary_cross_entropy_with_logits` for numerical stability.
+
+    Parameters
+    ----------
+    input : array_like of probabilities in [0, 1]
+    target : array_like, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1.0, 0.0])), 12)
+    0.164252033486
+    """
+    return run(_BCE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+def _pos_weight(pos_weight, x, op):
+    """pos_weight as a periodic operand over the last axis: (array, period)."""
+    pw = np.asarray(pos_weight)
+    V._float_dtype(pw.dtype, "pos_weight", op)
+    c = x.shape[-1] if x.ndim else 1
+    if pw.ndim <= 1 and pw.size in (1, c):
+        pw = np.ascontiguousarray(pw.reshape(-1), dtype=x.dtype)
+        p = pw.size
+        if p < 256:  # tile a short period so the kernel's runs stay long (a copy of < 512 values)
+            pw = np.tile(pw, -(-256 // p))
+        return pw, pw.size
+    try:
+        full = np.ascontiguousarray(np.broadcast_to(pw, x.shape), dtype=x.dtype)
+    except ValueError:
+        raise ValueError(f"{op}: pos_weight of shape {pw.shape} cannot be broadcast to the input's shape "
+                         f"{x.shape}; it is usually of shape (C,) for C = input.shape[-1] = {c}") from None
+    return full, max(full.size, 1)
+
+
+def _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=None, hess_out=None,
+                    loss_out=None, op="binary_cross_entropy_with_logits"):
+    if pos_weight is None:
+        return run(_BCE_LOGITS, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
+                   hess_out=hess_out, loss_out=loss_out)
+    x = V.as_input(input, "input", op)
+    pw, period = _pos_weight(pos_weight, x, op)
+    return run(_BCE_LOGITS, x, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
+               hess_out=hess_out, loss_out=loss_out, extra=pw, extra_period=period)
+
+
+@_doc
+def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=None, reduction="mean",
+                                     return_grad=False, out=None, n_threads=None):
+    """Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    ``p_c t softplus(-x) + (1 - t) softplus(x)`` for logit x, target t and
+    positive-class weight ``p_c`` (1 without pos_weight).  Each softplus is
+    computed without cancellation, so logits of +-1e4 and +-inf give finite,
+    correct values and gradients.  Gradient ``(1 - t) s - p_c t (1 - s)``
+    with ``s = sigmoid(x)``; Hessian ``(p_c t + 1 - t) s (1 - s)``.
+
+    Parameters
+    ----------
+    input : array_like of logits
+    target : array_like, same shape (0/1 labels or probabilities)
+    pos_weight : array_like, optional
+        Weight of the positive class per entry of the last axis (shape
+        ``(C,)`` for ``C = input.shape[-1]``, or one value), read in place
+        without broadcasting; any other broadcastable shape is copied once.
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.binary_cross_entropy_with_logits(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
+    0.220297207686
+    """
+    return _bce_logits_run(input, target, weight, pos_weight, reduction, mode_of(return_grad), n_threads, out=out)
+
+
+@_doc
+def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, *, weight=None, reduction="mean",
+                       return_grad=False, out=None, n_threads=None):
+    """Sigmoid focal loss (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
+
+    ``a_t (1 - p_t)^gamma ce`` with ``ce`` the BCE with logits,
+    ``p = sigmoid(input)``, ``p_t = p t + (1 - p)(1 - t)`` and
+    ``a_t = alpha t + (1 - alpha)(1 - t)`` (``a_t = 1`` when alpha < 0, as
+    torchvision).  The gradient and Hessian are closed forms that stay
+    finite for every gamma >= 0, including gamma < 1 where the textbook
+    derivative divides by zero.  Note: torchvision's function defaults to
+    reduction="none"; fastloss defaults to "mean" like every other loss.
+
+    Parameters
+    ----------
+    input : array_like of logits
+    target : array_like, same shape (0/1 labels or probabilities)
+    alpha : float <= 1 (negative: no alpha weighting)
+    gamma : float >= 0
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.sigmoid_focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
+    0.006625929286
+    """
+    p = _p_focal(alpha, gamma, "sigmoid_focal_loss")
+    return run(_FOCAL, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+
+
+@_doc
+def hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+    """Hinge loss ``max(0, 1 - target * input)`` for targets in {-1, 1}
+    (scikit-learn's ``hinge_loss``; PyTorch has none for scores).
+
+    The gradient is ``-target`` where the margin ``1 - t x > 0`` and 0
+    elsewhere (at the kink, 0).  The second derivative is 0 wherever it
+    exists and ``grad_hess`` returns 0.  A target other than -1 or 1 is a
+    ValueError.
+
+    Parameters
+    ----------
+    input : array_like of scores
+    target : array_like of -1 and 1, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.hinge_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
+    1.75
+    """
+    return run(_HINGE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+@_doc
+def squared_hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
+                       n_threads=None):
+    """Squared hinge loss ``max(0, 1 - target * input)^2`` for targets in
+    {-1, 1} (Keras's ``squared_hinge``).
+
+    Gradient ``-2 t max(0, 1 - t x)``; Hessian 2 where the margin is
+    positive, 0 elsewhere.  A target other than -1 or 1 is a ValueError.
+
+    Parameters
+    ----------
+    input : array_like of scores
+    target : array_like of -1 and 1, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.squared_hinge_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
+    4.625
+    """
+    return run(_SQ_HINGE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+
+
+@_doc
+def soft_margin_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
+                     n_threads=None):
+    """Soft margin loss ``log(1 + exp(-target * input))``, as
+    ``torch.nn.functional.soft_margin_loss`` (targets usually -1 and 1).
+
+    Gradient ``-t sigmoid(-t x)``; Hessian ``t^2 s (1 - s)``.  Stable for
+    any magnitude of ``t x``.
+
+    Parameters
+    ----------
+    input, target : array_like, same shape
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.soft_margin_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
+    1.301614532766
+    """
+    return run(_SOFT_MARGIN, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads,
+               out=out)
+
+
+# ------------------------------------------------------------------ classes
+
+def _class_doc(fn_name, extra=""):
+    return f"""The object form of :func:`fastloss.{fn_name}`, named as in ``torch.nn``.
+
+    ``loss(input, target, weight=None)`` gives the value;
+    ``loss.value_and_grad(input, target, weight=None, out=None, loss_out=None)``
+    the value and gradient in one pass; ``loss.grad_hess(input, target,
+    weight=None, out=None)`` the gradient and diagonal Hessian.  See
+    :func:`fastloss.{fn_name}` for the formula, shapes and dtypes.{extra}
+    """
+
+
+class MSELoss(_PointwiseLoss):
+    __doc__ = _class_doc("mse_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.MSELoss(reduction="sum")
+    >>> grad, hess = loss.grad_hess(np.array([1.0, 2.0]), np.array([0.0, 0.0]))
+    >>> grad, hess
+    (array([2., 4.]), array([2., 2.]))
+    """)
+    _spec = _MSE
+
+
+class L1Loss(_PointwiseLoss):
+    __doc__ = _class_doc("l1_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.L1Loss()(np.array([1.0, -2.0]), np.array([0.0, 0.0]))
+    1.5
+    """)
+    _spec = _L1
+
+
+class HuberLoss(_PointwiseLoss):
+    __doc__ = _class_doc("huber_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.HuberLoss(delta=1.0)(np.array([0.0, 3.0]), np.array([0.5, 0.0]))
+    1.3125
+    """)
+    _spec = _HUBER
+
+    def __init__(self, delta=1.0, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._params = _p_huber(delta, "HuberLoss")
+        self.delta = delta
+
+    def _repr_args(self):
+        return [("delta", self.delta), ("reduction", self.reduction)]
+
+
+class SmoothL1Loss(_PointwiseLoss):
+    __doc__ = _class_doc("smooth_l1_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.SmoothL1Loss(beta=1.0)(np.array([0.0, 3.0]), np.array([0.5, 0.0]))
+    1.3125
+    """)
+    _spec = _SMOOTH_L1
+
+    def __init__(self, beta=1.0, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._params = _p_smooth_l1(beta, "SmoothL1Loss")
+        self.beta = beta
+
+    def _repr_args(self):
+        return [("beta", self.beta), ("reduction", self.reduction)]
+
+
+class LogCoshLoss(_PointwiseLoss):
+    __doc__ = _class_doc("log_cosh_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.LogCoshLoss(reduction="sum")(np.array([0.0, 2.0]), np.array([0.0, 0.0])), 12)
+    1.325001872957
+    """)
+    _spec = _LOG_COSH
+
+
+class QuantileLoss(_PointwiseLoss):
+    __doc__ = _class_doc("quantile_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.QuantileLoss(quantile=0.9)(np.array([1.0, 3.0]), np.array([2.0, 2.0]))
+    0.5
+    """)
+    _spec = _QUANTILE
+
+    def __init__(self, quantile=0.5, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._params = _p_quantile(quantile, "QuantileLoss")
+        self.quantile = quantile
+
+    def _repr_args(self):
+        return [("quantile", self.quantile), ("reduction", self.reduction)]
+
+
+class PoissonNLLLoss(_PointwiseLoss):
+    __doc__ = _class_doc("poisson_nll_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.PoissonNLLLoss()(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
+    0.359140914229
+    """)
+
+    def __init__(self, log_input=True, full=False, eps=1e-8, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._spec, self._params = _p_poisson(log_input, full, eps, "PoissonNLLLoss")
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def _repr_args(self):
+        return [("log_input", self.log_input), ("full", self.full), ("eps", self.eps),
+                ("reduction", self.reduction)]
+
+
+class GaussianNLLLoss(_PointwiseLoss):
+    """The object form of :func:`fastloss.gaussian_nll_loss`, named as in ``torch.nn``.
+
+    ``loss(input, target, var, weight=None)`` gives the value;
+    ``loss.value_and_grad(input, target, var, ...)`` returns
+    ``(value, grad_input, grad_var)``; ``loss.grad_hess(input, target, var)``
+    the gradient and diagonal Hessian with respect to input.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.GaussianNLLLoss()
+    >>> value, g_in, g_var = loss.value_and_grad(np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([1.0, 4.0]))
+    >>> g_in, g_var
+    (array([0.  , 0.25]), array([0.25 , 0.0625]))
+    """
+
+    _spec = _GAUSSIAN
+
+    def __init__(self, full=False, eps=1e-6, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        _p_gaussian(full, eps, "GaussianNLLLoss")
+        self.full, self.eps = full, eps
+
+    def __call__(self, input, target, var, weight=None):
+        return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, VALUE,
+                             self.n_threads, op="GaussianNLLLoss")
+
+    def value_and_grad(self, input, target, var, weight=None, out=None, loss_out=None):
+        return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, GRAD,
+                             self.n_threads, out=out, loss_out=loss_out, op="GaussianNLLLoss")
+
+    def grad_hess(self, input, target, var, weight=None, out=None):
+        g, h = (None, None) if out is None else _pair(out, "GaussianNLLLoss")
+        return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, GRAD_HESS,
+                             self.n_threads, out=g, hess_out=h, op="GaussianNLLLoss")
+
+    def _repr_args(self):
+        return [("full", self.full), ("eps", self.eps), ("reduction", self.reduction)]
+
+
+class BCELoss(_PointwiseLoss):
+    __doc__ = _class_doc("binary_cross_entropy", """
+    ``weight`` given to the constructor is used when a call gives none.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.BCELoss()(np.array([0.9, 0.2]), np.array([1.0, 0.0])), 12)
+    0.164252033486
+    """)
+    _spec = _BCE
+
+    def __init__(self, weight=None, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self.weight = weight
+
+    def __call__(self, input, target, weight=None):
+        return super().__call__(input, target, self.weight if weight is None else weight)
+
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+        return super().value_and_grad(input, target, self.weight if weight is None else weight, out, loss_out)
+
+    def grad_hess(self, input, target, weight=None, out=None):
+        return super().grad_hess(input, target, self.weight if weight is None else weight, out)
+
+
+class BCEWithLogitsLoss(_PointwiseLoss):
+    __doc__ = _class_doc("binary_cross_entropy_with_logits", """
+    ``weight`` given to the constructor is used when a call gives none;
+    ``pos_weight`` is fixed at construction, as in ``torch.nn``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.BCEWithLogitsLoss(pos_weight=np.array([2.0, 1.0]))
+    >>> round(loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
+    0.347243169262
+    """)
+    _spec = _BCE_LOGITS
+
+    def __init__(self, weight=None, reduction="mean", pos_weight=None, n_threads=None):
+        super().__init__(reduction, n_threads)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def __call__(self, input, target, weight=None):
+        return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
+                               self.reduction, VALUE, self.n_threads, op="BCEWithLogitsLoss")
+
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+        return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
+                               self.reduction, GRAD, self.n_threads, out=out, loss_out=loss_out,
+                               op="BCEWithLogitsLoss")
+
+    def grad_hess(self, input, target, weight=None, out=None):
+        g, h = (None, None) if out is None else _pair(out, "BCEWithLogitsLoss")
+        return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
+                               self.reduction, GRAD_HESS, self.n_threads, out=g, hess_out=h,
+                               op="BCEWithLogitsLoss")
+
+
+class SigmoidFocalLoss(_PointwiseLoss):
+    __doc__ = _class_doc("sigmoid_focal_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.SigmoidFocalLoss(alpha=0.25, gamma=2.0)(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
+    0.006625929286
+    """)
+    _spec = _FOCAL
+
+    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._params = _p_focal(alpha, gamma, "SigmoidFocalLoss")
+        self.alpha, self.gamma = alpha, gamma
+
+    def _repr_args(self):
+        return [("alpha", self.alpha), ("gamma", self.gamma), ("reduction", self.reduction)]
+
+
+class HingeLoss(_PointwiseLoss):
+    __doc__ = _class_doc("hinge_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.HingeLoss()(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
+    1.75
+    """)
+    _spec = _HINGE
+
+
+class SquaredHingeLoss(_PointwiseLoss):
+    __doc__ = _class_doc("squared_hinge_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> fl.SquaredHingeLoss()(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
+    4.625
+    """)
+    _spec = _SQ_HINGE
+
+
+class SoftMarginLoss(_PointwiseLoss):
+    __doc__ = _class_doc("soft_margin_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> round(fl.SoftMarginLoss()(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
+    1.301614532766
+    """)
+    _spec = _SOFT_MARGIN

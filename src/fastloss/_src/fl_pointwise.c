@@ -1,0 +1,116 @@
+/* fl_pointwise.c -- stamps out the pointwise kernels for float32 and
+ * float64 on each instruction-set path, and picks the path at run time.
+ *
+ * The same source (fl_pointwise_math.h) is compiled for baseline x86-64
+ * and, under a target pragma, for x86-64-v3 (AVX2 + FMA; 8 float lanes and
+ * libmvec's AVX2 expf/logf).  fl_select_isa() takes the v3 tables when the
+ * CPU has the features, unless the caller forces the baseline
+ * (FASTLOSS_FORCE_BASELINE=1, read by the Python layer).  Other compilers
+ * and architectures get the baseline tables only.
+ */
+#include "fl_pointwise.h"
+
+#define FL_CAT3_(a, b, c) a##_##b##_##c
+#define FL_CAT3(a, b, c) FL_CAT3_(a, b, c)
+#define FN(name) FL_CAT3(name, TS, ISA)
+
+
+#if FL_HAVE_X86_V3
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#define ISA v3
+#define T float
+#define TS f32
+#define EXP expf
+#define LOG logf
+#define FABS fabsf
+#include "fl_pointwise_math.h"
+#undef T
+#undef TS
+#undef EXP
+#undef LOG
+#undef FABS
+#define T double
+#define TS f64
+#define EXP exp
+#define LOG log
+#define FABS fabs
+#include "fl_pointwise_math.h"
+#undef T
+#undef TS
+#undef EXP
+#undef LOG
+#undef FABS
+#undef ISA
+#pragma GCC pop_options
+#endif
+
+#define ISA base
+#define T float
+#define TS f32
+#define EXP expf
+#define LOG logf
+#define FABS fabsf
+#include "fl_pointwise_math.h"
+#undef T
+#undef TS
+#undef EXP
+#undef LOG
+#undef FABS
+#define T double
+#define TS f64
+#define EXP exp
+#define LOG log
+#define FABS fabs
+#include "fl_pointwise_math.h"
+#undef T
+#undef TS
+#undef EXP
+#undef LOG
+#undef FABS
+#undef ISA
+
+#define FL_PW_NAME(NAME, HAS_E, HAS_G2) #NAME,
+static const char *fl_pw_names[] = {FL_PW_LIST(FL_PW_NAME)};
+#define FL_PW_N ((int)(sizeof(fl_pw_names) / sizeof(fl_pw_names[0])))
+
+static const fl_pw_block_fn *fl_pw_f32 = pw_table_f32_base;
+static const fl_pw_block_fn *fl_pw_f64 = pw_table_f64_base;
+static const char *fl_isa = "baseline";
+
+int fl_pw_nlosses(void) { return FL_PW_N; }
+
+const char *fl_pw_name(int id)
+{
+    return (id >= 0 && id < FL_PW_N) ? fl_pw_names[id] : NULL;
+}
+
+fl_pw_block_fn fl_pw_get(int id, int f64)
+{
+    if (id < 0 || id >= FL_PW_N) return NULL;
+    return f64 ? fl_pw_f64[id] : fl_pw_f32[id];
+}
+
+int fl_have_v3_build(void) { return FL_HAVE_X86_V3; }
+
+const char *fl_select_isa(int force_baseline)
+{
+    fl_pw_f32 = pw_table_f32_base;
+    fl_pw_f64 = pw_table_f64_base;
+    fl_isa = "baseline";
+#if FL_HAVE_X86_V3
+    __builtin_cpu_init();
+    if (!force_baseline && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2") &&
+        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe")) {
+        fl_pw_f32 = pw_table_f32_v3;
+        fl_pw_f64 = pw_table_f64_v3;
+        fl_isa = "x86-64-v3 (AVX2, FMA)";
+    }
+#else
+    (void)force_baseline;
+#endif
+    return fl_isa;
+}
+
+const char *fl_isa_name(void) { return fl_isa; }

@@ -1,0 +1,76 @@
+/* fl_pointwise.h -- the interface of the pointwise kernels.
+ *
+ * A pointwise loss is l_i = w_i * f(x_i, y_i[, e_i]).  The Cython driver
+ * (_pointwise.pyx) splits the n elements into fixed blocks of FL_PW_BLOCK,
+ * runs the loss's block function on each (in parallel), and adds the
+ * blocks' float64 partial sums in block order, so the value is the same
+ * bits for any thread count.  A block function does the whole fused pass
+ * over its slice: value, gradient and Hessian at once.
+ */
+#ifndef FL_POINTWISE_H
+#define FL_POINTWISE_H
+
+#include "fl_common.h"
+
+/* Elements per block of the deterministic reduction.  Blocks, not threads,
+ * fix the summation order. */
+#define FL_PW_BLOCK 8192
+/* Elements summed in float lanes before the partial is added in double:
+ * a double accumulator inside a float `omp simd` loop does not vectorize
+ * with GCC 12, so each chunk is summed in T and chunks are added in double. */
+#define FL_PW_CHUNK 256
+
+/* mode: what the block writes besides the value */
+#define FL_MODE_VALUE 0
+#define FL_MODE_GRAD 1      /* value + gradient */
+#define FL_MODE_GRAD_HESS 2 /* value + gradient + diagonal Hessian */
+
+typedef struct {
+    const void *x, *y;   /* input, target: n elements */
+    const void *w;       /* per-element weight, or NULL */
+    const void *e;       /* the loss's extra operand (var, pos_weight), or NULL */
+    fl_idx e_period;     /* e is read as e[i % e_period] */
+    void *g, *h;         /* gradient and Hessian out, or NULL */
+    void *l;             /* per-element loss out (reduction="none"), or NULL */
+    void *g2;            /* gradient with respect to e, or NULL */
+    fl_params prm;
+    double gscale;       /* 1/n for the mean, 1 otherwise */
+    int mode;
+} fl_pw_args;
+
+/* Returns the block's sum of w_i * f_i; sets *bad to nonzero if an element
+ * violated the loss's domain (e.g. a probability outside [0, 1]). */
+typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, int *bad);
+
+/* The pointwise losses, in kernel-id order: (name, extra operand, grad of e).
+ * extra: 0 none, 1 elementwise and required, 2 periodic and optional. */
+#define FL_PW_LIST(X)              \
+    X(mse, 0, 0)                   \
+    X(l1, 0, 0)                    \
+    X(huber, 0, 0)                 \
+    X(smooth_l1, 0, 0)             \
+    X(log_cosh, 0, 0)              \
+    X(quantile, 0, 0)              \
+    X(poisson_log, 0, 0)           \
+    X(poisson, 0, 0)               \
+    X(gaussian_nll, 1, 1)          \
+    X(bce, 0, 0)                   \
+    X(bce_logits, 2, 0)            \
+    X(sigmoid_focal, 0, 0)         \
+    X(hinge, 0, 0)                 \
+    X(squared_hinge, 0, 0)         \
+    X(soft_margin, 0, 0)
+
+int fl_pw_nlosses(void);
+const char *fl_pw_name(int id);
+/* The block function of loss `id` for float64 (f64=1) or float32 data on
+ * the instruction-set path chosen by fl_select_isa. */
+fl_pw_block_fn fl_pw_get(int id, int f64);
+
+/* Choose the instruction-set path: the best the CPU has, or the baseline
+ * when force_baseline is nonzero.  Returns the name of the path taken. */
+const char *fl_select_isa(int force_baseline);
+const char *fl_isa_name(void);
+int fl_have_v3_build(void);
+
+#endif /* FL_POINTWISE_H */

@@ -1,0 +1,393 @@
+/* fl_pointwise_math.h -- the scalar math of every pointwise loss, and the
+ * one loop that all of them share.
+ *
+ * Included by fl_pointwise.c once per (dtype, instruction set), with
+ *   T        float or double (the math is done in T: float32 data is
+ *            computed in float lanes so that expf/logf vectorize; sums are
+ *            carried in double, see FL_PW_CHUNK)
+ *   FN(n)    the name n suffixed with the dtype and the instruction set
+ *   EXP LOG FABS  the math functions for T
+ * No include guard, on purpose.
+ *
+ * A loss is one function pw_NAME(x, y, e, pa, pb, pc, i0, i1, &v, &g, &h,
+ * &g2, &bad) giving the value, d/dx, d2/dx2 and d/de; everything around it
+ * (weights, reduction, outputs, chunked sums, blocks, threads) is shared.
+ * Branches are written so that GCC if-converts them into blends: both sides
+ * are computed, so a side that is not taken may produce inf or NaN in its
+ * lane, which is harmless (-fno-trapping-math) and never selected.
+ * NaN in x or y propagates to v and g: comparisons are arranged so that a
+ * NaN falls through to an arithmetic branch.
+ */
+
+#define PW_SIG(NAME)                                                          \
+    FL_INLINE void FN(pw_##NAME)(T x, T y, T e, T pa, T pb, T pc, int i0,     \
+                                 int i1, T *restrict v, T *restrict g,        \
+                                 T *restrict h, T *restrict g2,               \
+                                 int *restrict bad)
+#define PW_UNUSED (void)x; (void)y; (void)e; (void)pa; (void)pb; (void)pc; \
+    (void)i0; (void)i1; (void)g2; (void)bad
+
+/* sign(d) with sign(0) = 0 and sign(NaN) = NaN */
+FL_INLINE T FN(sign)(T d) { return d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0); }
+
+/* log(1 + t) for t > -1, accurate to a few ulp, from log alone (vector
+ * log1pf needs glibc 2.35): log(u) * t / (u - 1) with u = 1 + t corrects
+ * the rounding of u (Goldberg, "What every computer scientist ...", thm 4). */
+FL_INLINE T FN(log1p)(T t)
+{
+    const T u = 1 + t, d = u - 1;
+    const T r = LOG(u) * (t / d);
+    return d == 0 ? t : r;
+}
+
+/* ---------------- regression ---------------- */
+
+/* (x - y)^2 */
+PW_SIG(mse)
+{
+    PW_UNUSED;
+    const T d = x - y;
+    *v = d * d; *g = 2 * d; *h = 2;
+}
+
+/* |x - y|; g = sign(x - y) with sign(0) = 0 as PyTorch; h = 0 */
+PW_SIG(l1)
+{
+    PW_UNUSED;
+    const T d = x - y;
+    *v = FABS(d); *g = FN(sign)(d); *h = 0;
+}
+
+/* Huber, pa = delta > 0 */
+PW_SIG(huber)
+{
+    PW_UNUSED;
+    const T d = x - y, a = FABS(d);
+    const int in = a <= pa;
+    *v = in ? (T)0.5 * d * d : pa * (a - (T)0.5 * pa);
+    *g = in ? d : pa * FN(sign)(d);
+    *h = in ? (T)1 : (T)0;
+}
+
+/* smooth L1, pa = beta >= 0 (beta = 0 is L1, as PyTorch) */
+PW_SIG(smooth_l1)
+{
+    PW_UNUSED;
+    const T d = x - y, a = FABS(d);
+    const int in = a < pa;
+    *v = in ? (T)0.5 * d * d / pa : a - (T)0.5 * pa;
+    *g = in ? d / pa : FN(sign)(d);
+    *h = in ? 1 / pa : (T)0;
+}
+
+/* log(cosh(x - y)); done in double with expm1/log1p for every dtype:
+ * log cosh d = log1p(em^2 / (2 (1 + em))), em = expm1(|d|), has no
+ * cancellation for small d, where |d| + log1p(exp(-2|d|)) - log 2 loses
+ * everything; the latter is used for |d| >= 1.  tanh and 1/cosh^2 come from
+ * expm1(-2|d|) and exp(-2|d|). */
+PW_SIG(log_cosh)
+{
+    PW_UNUSED;
+    const double d = (double)x - (double)y, a = fabs(d);
+    const double q = exp(-2 * a), em2 = expm1(-2 * a);
+    double val;
+    if (a < 1) {
+        const double em = expm1(a);
+        val = log1p(em * em / (2 * (1 + em)));
+    } else {
+        val = a + log1p(q) - FL_LN2;
+    }
+    const double t = -em2 / (2 + em2);
+    *v = (T)val;
+    *g = (T)(d > 0 ? t : (d < 0 ? -t : d * 0));
+    *h = (T)(4 * q / ((2 + em2) * (2 + em2)));
+}
+
+/* pinball loss, pa = quantile q in (0, 1); r = y - x.
+ * v = q r for r >= 0, (q - 1) r otherwise; g = -q for r >= 0 (as
+ * scikit-learn's PinballLoss), 1 - q otherwise; h = 0. */
+PW_SIG(quantile)
+{
+    PW_UNUSED;
+    const T r = y - x;
+    *v = r >= 0 ? pa * r : (pa - 1) * r;
+    *g = r >= 0 ? -pa : (r < 0 ? 1 - pa : r);
+    *h = 0;
+}
+
+/* Stirling's term of PyTorch's poisson_nll_loss(full=True), 0 for y <= 1 */
+FL_INLINE T FN(stirling)(T y)
+{
+    const T s = y * LOG(y) - y + (T)0.5 * LOG((T)6.283185307179586 * y);
+    return y > 1 ? s : (T)0;
+}
+
+/* Poisson NLL, log_input=True: exp(x) - y x; i1 = full */
+PW_SIG(poisson_log)
+{
+    PW_UNUSED;
+    const T ex = EXP(x);
+    *v = ex - y * x + (i1 ? FN(stirling)(y) : (T)0);
+    *g = ex - y; *h = ex;
+}
+
+/* Poisson NLL, log_input=False: x - y log(x + eps); pa = eps, i1 = full */
+PW_SIG(poisson)
+{
+    PW_UNUSED;
+    const T xe = x + pa, r = y / xe;
+    *v = x - y * LOG(xe) + (i1 ? FN(stirling)(y) : (T)0);
+    *g = 1 - r; *h = r / xe;
+}
+
+/* Gaussian NLL: 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2 pi], v =
+ * max(var, eps) as PyTorch (the clamp is not differentiated: the gradient
+ * with respect to var is taken at the clamped value).  e = var, pa = eps,
+ * i0 = full; bad when var < 0. */
+PW_SIG(gaussian_nll)
+{
+    (void)pb; (void)pc; (void)i1;
+    const T var = e < pa ? pa : e;
+    const T d = x - y, iv = 1 / var, dd = d * d * iv;
+    *v = (T)0.5 * (LOG(var) + dd) + (i0 ? (T)FL_HALF_LOG_2PI : (T)0);
+    *g = d * iv; *h = iv;
+    *g2 = (T)0.5 * (iv - dd * iv);
+    *bad = e < 0;
+}
+
+/* ---------------- binary classification ---------------- */
+
+/* BCE on probabilities: -(y log x + (1 - y) log(1 - x)), each log clamped
+ * at -100 as PyTorch.  The gradient is the exact derivative of that value:
+ * a clamped log contributes nothing.  (PyTorch's backward instead clamps
+ * x (1 - x) at 1e-12, so the two differ when x or 1 - x < 1e-12.)
+ * bad when x is outside [0, 1]. */
+PW_SIG(bce)
+{
+    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    const T u = 1 - x;
+    T lx = LOG(x), lu = FN(log1p)(-x);
+    const int kx = lx > -100, ku = lu > -100;
+    lx = lx < -100 ? (T)-100 : lx;
+    lu = lu < -100 ? (T)-100 : lu;
+    const T ix = kx ? 1 / x : (T)0, iu = ku ? 1 / u : (T)0;
+    *v = -(y * lx + (1 - y) * lu);
+    *g = (1 - y) * iu - y * ix;
+    *h = y * ix * ix + (1 - y) * iu * iu;
+    *bad = (x < 0) | (x > 1);
+}
+
+/* The pieces of a logistic loss at logit x: L = log1p(exp(-|x|)),
+ * s = sigmoid(x), sn = sigmoid(-x) = 1 - s, q = s sn, each without
+ * cancellation or overflow. */
+#define PW_LOGISTIC(x, L, s, sn, q)                                           \
+    const T ex_ = EXP(-FABS(x)), r1_ = 1 / (1 + ex_);                         \
+    const T L = FN(log1p)(ex_);                                               \
+    const T s = x >= 0 ? r1_ : ex_ * r1_;                                     \
+    const T sn = x >= 0 ? ex_ * r1_ : r1_;                                    \
+    const T q = ex_ * r1_ * r1_
+
+/* BCE with logits and pos_weight p = e (1 when absent):
+ * v = p y softplus(-x) + (1 - y) softplus(x).  Each softplus is computed
+ * directly, not as a difference, so tiny losses keep their digits; a term
+ * whose coefficient is 0 is skipped, so x = +-inf with a matching hard
+ * label gives 0, not 0 * inf. */
+PW_SIG(bce_logits)
+{
+    (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
+    PW_LOGISTIC(x, L, s, sn, q);
+    const T spn = (x < 0 ? -x : (T)0) + L, spp = (x > 0 ? x : (T)0) + L;
+    const T py = e * y, my = 1 - y;
+    *v = (py != 0 ? py * spn : py) + (my != 0 ? my * spp : my);
+    *g = my * s - py * sn;
+    *h = (py + my) * q;
+}
+
+/* Sigmoid focal loss (torchvision.ops.sigmoid_focal_loss):
+ * v = a_t ce (1 - p_t)^gamma with ce the BCE with logits, p_t = s y +
+ * (1 - s)(1 - y), a_t = alpha y + (1 - alpha)(1 - y) (1 if alpha < 0).
+ * pa = alpha, pb = gamma >= 0.
+ * With m = 1 - p_t = s (1 - y) + sn y, M = m^gamma, r = m'/m:
+ *   g = a_t M ((s - y) + gamma ce r)
+ *   h = a_t M (q + gamma r (2 (s - y) + ce ((gamma - 1) r + 1 - 2 s)))
+ * Every term carries M, and r stays finite as m -> 0 (r = -s for y = 1,
+ * sn for y = 0), so gamma < 1, where m^(gamma - 1) is infinite, is stable. */
+PW_SIG(sigmoid_focal)
+{
+    (void)e; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
+    PW_LOGISTIC(x, L, s, sn, q);
+    const T spn = (x < 0 ? -x : (T)0) + L, spp = (x > 0 ? x : (T)0) + L;
+    const T my = 1 - y;
+    const T ce = (y != 0 ? y * spn : y) + (my != 0 ? my * spp : my);
+    const T m = s * my + sn * y;
+    const T gm = pb;
+    const T M = gm == 0 ? (T)1 : EXP(gm * LOG(m));
+    const T r = m > 0 ? q * (1 - 2 * y) / m : (T)0;
+    const T at = pa >= 0 ? pa * y + (1 - pa) * my : (T)1;
+    const T sy = s * my - sn * y; /* s - y */
+    *v = at * ce * M;
+    *g = at * M * (sy + gm * ce * r);
+    *h = at * M * (q + gm * r * (2 * sy + ce * ((gm - 1) * r + sn - s)));
+}
+
+/* hinge: max(0, 1 - y x), y in {-1, 1}; h = 0; bad for other (non-NaN) y */
+PW_SIG(hinge)
+{
+    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    const T m = 1 - y * x;
+    *v = m < 0 ? (T)0 : m;
+    *g = m > 0 ? -y : (m <= 0 ? (T)0 : m);
+    *h = 0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
+/* squared hinge: max(0, 1 - y x)^2, y in {-1, 1} */
+PW_SIG(squared_hinge)
+{
+    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    const T m = 1 - y * x, mp = m < 0 ? (T)0 : m;
+    *v = mp * mp;
+    *g = -2 * y * mp;
+    *h = m > 0 ? 2 * y * y : (T)0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
+/* soft margin (PyTorch SoftMarginLoss): log(1 + exp(-y x)) */
+PW_SIG(soft_margin)
+{
+    PW_UNUSED;
+    const T z = -y * x;
+    PW_LOGISTIC(z, L, s, sn, q);
+    *v = (z > 0 ? z : (T)0) + L;
+    *g = -y * s;
+    *h = y * y * q;
+    (void)sn;
+}
+
+/* ---------------- the shared loop ---------------- */
+
+/* One chunk (<= FL_PW_CHUNK elements), summed in T.  The W* flags are
+ * compile-time constants at every call, so each combination becomes its
+ * own branch-free vectorized loop. */
+#define FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2)                               \
+FL_INLINE T FN(chunk_##NAME)(                                                 \
+    const T *restrict x, const T *restrict y, const T *restrict w,            \
+    const T *restrict e, T *restrict g, T *restrict h, T *restrict l,         \
+    T *restrict g2, fl_idx n, T pa, T pb, T pc, int i0, int i1, T gs,         \
+    int *bad_out, const int WW, const int WE, const int WG, const int WH,     \
+    const int WL)                                                             \
+{                                                                             \
+    T s = 0;                                                                  \
+    int bad = 0;                                                              \
+    FL_SIMD_SUM(s, bad)                                                       \
+    for (fl_idx i = 0; i < n; i++) {                                          \
+        T v_, g_, h_, g2_ = 0;                                                \
+        int b_ = 0;                                                           \
+        const T e_ = (HAS_E && WE) ? e[i] : (T)1;                             \
+        FN(pw_##NAME)(x[i], y[i], e_, pa, pb, pc, i0, i1, &v_, &g_, &h_,      \
+                      &g2_, &b_);                                             \
+        const T w_ = WW ? w[i] : (T)1;                                        \
+        if (WW) v_ *= w_;                                                     \
+        s += v_;                                                              \
+        bad |= b_;                                                            \
+        if (WL) l[i] = v_;                                                    \
+        if (WG) g[i] = gs * w_ * g_;                                          \
+        if (WH) h[i] = gs * w_ * h_;                                          \
+        if (HAS_G2 && WG) g2[i] = gs * w_ * g2_;                              \
+    }                                                                         \
+    *bad_out |= bad;                                                          \
+    return s;                                                                 \
+}
+
+#define PW_OFF(p, k) ((p) ? (p) + (k) : (p))
+
+/* A block: chunked sums carried in double; a periodic extra operand
+ * (pos_weight over the last axis) is split into runs that are contiguous in
+ * both the data and e, so the chunk loop stays a plain vector loop. */
+#define FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2)                                 \
+FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
+                                fl_idx n, int *bad, const int WW,             \
+                                const int WE, const int WG, const int WH,     \
+                                const int WL)                                 \
+{                                                                             \
+    const T *x = (const T *)a->x + start, *y = (const T *)a->y + start;       \
+    const T *w = WW ? (const T *)a->w + start : NULL;                         \
+    T *g = WG ? (T *)a->g + start : NULL;                                     \
+    T *h = WH ? (T *)a->h + start : NULL;                                     \
+    T *l = WL ? (T *)a->l + start : NULL;                                     \
+    T *g2 = (HAS_G2 && WG) ? (T *)a->g2 + start : NULL;                       \
+    const T pa = (T)a->prm.pa, pb = (T)a->prm.pb, pc = (T)a->prm.pc;          \
+    const int i0 = a->prm.i0, i1 = a->prm.i1;                                 \
+    const T gs = (T)a->gscale;                                                \
+    double total = 0;                                                         \
+    for (fl_idx c = 0; c < n; c += FL_PW_CHUNK) {                             \
+        const fl_idx m = n - c < FL_PW_CHUNK ? n - c : FL_PW_CHUNK;           \
+        if (HAS_E == 2 && WE) {                                               \
+            const fl_idx P = a->e_period;                                     \
+            fl_idx k = (start + c) % P, j = 0;                                \
+            while (j < m) {                                                   \
+                const fl_idx run = m - j < P - k ? m - j : P - k;             \
+                const fl_idx o = c + j;                                       \
+                total += (double)FN(chunk_##NAME)(                            \
+                    x + o, y + o, PW_OFF(w, o), (const T *)a->e + k,          \
+                    PW_OFF(g, o), PW_OFF(h, o), PW_OFF(l, o), PW_OFF(g2, o),  \
+                    run, pa, pb, pc, i0, i1, gs, bad, WW, WE, WG, WH, WL);    \
+                j += run;                                                     \
+                k = 0;                                                        \
+            }                                                                 \
+        } else {                                                              \
+            const T *e = (HAS_E && WE) ? (const T *)a->e + start + c : NULL;  \
+            total += (double)FN(chunk_##NAME)(                                \
+                x + c, y + c, PW_OFF(w, c), e, PW_OFF(g, c), PW_OFF(h, c),    \
+                PW_OFF(l, c), PW_OFF(g2, c), m, pa, pb, pc, i0, i1, gs, bad,  \
+                WW, WE, WG, WH, WL);                                          \
+        }                                                                     \
+    }                                                                         \
+    return total;                                                             \
+}
+
+#define PW_CASES(NAME, WE)                                                    \
+    switch ((a->mode * 2 + ww) * 2 + wl) {                                    \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 0);          \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 1);          \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 0);          \
+    case 3: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 1);          \
+    case 4: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0);          \
+    case 5: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1);          \
+    case 6: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0);          \
+    case 7: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1);          \
+    case 8: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0);          \
+    case 9: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 1);          \
+    case 10: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0);         \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 1);         \
+    }
+
+/* The exported block function: picks the specialised loop once per block. */
+#define FL_PW_DEFINE(NAME, HAS_E, HAS_G2)                                     \
+    FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2)                                   \
+    FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2)                                     \
+    static double FN(block_##NAME)(const fl_pw_args *a, fl_idx start,         \
+                                   fl_idx n, int *bad)                        \
+    {                                                                         \
+        const int ww = a->w != NULL, wl = a->l != NULL;                       \
+        if (HAS_E == 2 && a->e != NULL) {                                     \
+            PW_CASES(NAME, 1)                                                 \
+        } else {                                                              \
+            PW_CASES(NAME, (HAS_E == 1))                                      \
+        }                                                                     \
+    }
+
+FL_PW_LIST(FL_PW_DEFINE)
+
+#define FL_PW_ENTRY(NAME, HAS_E, HAS_G2) FN(block_##NAME),
+static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
+
+#undef FL_PW_ENTRY
+#undef FL_PW_DEFINE
+#undef FL_PW_DEFINE_RUN
+#undef FL_PW_DEFINE_CHUNK
+#undef PW_CASES
+#undef PW_OFF
+#undef PW_LOGISTIC
+#undef PW_SIG
+#undef PW_UNUSED

@@ -1,0 +1,151 @@
+"""Argument checking shared by every loss wrapper.
+
+Dtype policy (as scikit-image's): float32 and float64 arrays are used as
+they are; float16 becomes float32; integer and bool become float64;
+complex, object, string and datetime arrays are refused with a TypeError.
+The ``input`` fixes the working dtype; ``target``, ``weight`` and the other
+operands are converted to it (one copy, only if their dtype differs).  A
+C-contiguous array of the working dtype is never copied; any other layout
+is copied once.  Messages follow PyTorch: the operation, then what was
+expected, then what was received.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _float_dtype(dt: np.dtype, name: str, op: str) -> np.dtype:
+    k = dt.kind
+    if k == "f":
+        if dt.itemsize <= 4:
+            return F32
+        return F64
+    if k in "biu":
+        return F64
+    raise TypeError(
+        f"{op}: {name} must be a real (float, integer or bool) array, got dtype {dt}"
+    )
+
+
+def as_input(a, name: str, op: str) -> np.ndarray:
+    """``a`` as a C-contiguous float32 or float64 array (the working dtype)."""
+    if type(a) is np.ndarray:
+        dt = a.dtype
+        if (dt is F32 or dt is F64) and a.flags.c_contiguous:
+            return a
+    else:
+        try:
+            a = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}") from exc
+    dt = _float_dtype(a.dtype, name, op)
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """``a`` as a C-contiguous array of ``dtype`` and exactly ``shape``."""
+    if type(a) is np.ndarray:
+        if a.dtype is dtype and a.flags.c_contiguous and a.shape == shape:
+            return a
+    else:
+        try:
+            a = np.asarray(a)
+        except Exception as exc:
+            raise TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}") from exc
+    _float_dtype(a.dtype, name, op)
+    if a.shape != shape:
+        raise ValueError(
+            f"{op}: {name} must have the same shape as input, "
+            f"got input: {shape} and {name}: {a.shape}"
+        )
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """``a`` broadcast to ``shape`` (one copy if its shape differs)."""
+    if type(a) is np.ndarray and a.dtype is dtype and a.flags.c_contiguous and a.shape == shape:
+        return a
+    a = np.asarray(a)
+    _float_dtype(a.dtype, name, op)
+    if a.shape != shape:
+        try:
+            a = np.broadcast_to(a, shape)
+        except ValueError:
+            raise ValueError(
+                f"{op}: {name} of shape {a.shape} cannot be broadcast to the input's shape {shape}"
+            ) from None
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """Check a caller's output buffer: ndarray, dtype, shape, C order, writeable."""
+    if type(buf) is not np.ndarray:
+        raise ValueError(f"{op}: {name} must be a numpy.ndarray, got {type(buf).__name__}")
+    if buf.dtype is not dtype and buf.dtype != dtype:
+        raise ValueError(f"{op}: {name} must have dtype {dtype} (the input's), got {buf.dtype}")
+    if buf.shape != shape:
+        raise ValueError(f"{op}: {name} must have shape {shape} (the input's), got {buf.shape}")
+    if not buf.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} must be C-contiguous")
+    if not buf.flags.writeable:
+        raise ValueError(f"{op}: {name} must be writeable, got a read-only array")
+    return buf
+
+
+def check_no_overlap(buf, name: str, op: str, *arrays) -> None:
+    for a in arrays:
+        if a is not None and np.may_share_memory(buf, a):
+            raise ValueError(f"{op}: {name} must not share memory with the inputs")
+
+
+def check_reduction(reduction, op: str, allowed=REDUCTIONS) -> str:
+    if reduction in allowed and type(reduction) is str:
+        return reduction
+    raise ValueError(
+        f"{op}: reduction must be one of {', '.join(repr(r) for r in allowed)}, got {reduction!r}"
+    )
+
+
+def real(value, name: str, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+            raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if v != v:
+        raise ValueError(f"{op}: {name} must not be NaN")
+    return v
+
+
+def positive(value, name: str, op: str) -> float:
+    v = real(value, name, op)
+    if not v > 0:
+        raise ValueError(f"{op}: {name} must be > 0, got {value!r}")
+    return v
+
+
+def nonneg(value, name: str, op: str) -> float:
+    v = real(value, name, op)
+    if not v >= 0:
+        raise ValueError(f"{op}: {name} must be >= 0, got {value!r}")
+    return v
+
+
+def boolean(value, name: str, op: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+
+
+def first_index(mask: np.ndarray, shape: tuple):
+    """The multi-index of the first true element of a flat mask."""
+    i = int(np.flatnonzero(mask)[0])
+    return np.unravel_index(i, shape) if shape else ()
+
+
+def fmt_index(name: str, idx) -> str:
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}]" if len(idx) else name
