@@ -86,6 +86,11 @@ def ext(name, c_sources=()):
 extensions = [
     ext("_pointwise", ["fl_pointwise.c"]),
 ]
+# Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
+# rebuilds just that extension.
+_only = os.environ.get("FASTLOSS_BUILD_ONLY")
+if _only:
+    extensions = [e for e in extensions if e.name.split(".")[-1] in _only.split(",")]
 
 setup(
     ext_modules=cythonize(

@@ -1,0 +1,10 @@
+"""Plain NumPy, float64, textbook versions of every fastloss loss.
+
+This is the test oracle: written from the definitions, it shares no code
+with the kernels.  Each function takes the same arguments as its fastloss
+counterpart (without ``out``/``n_threads``) and returns ``(value, grad)``
+where ``grad`` is the gradient of ``value`` with respect to ``input`` (of
+the sum, for ``reduction="none"``); functions named ``*_hess`` return the
+diagonal Hessian.  Slow on purpose: clarity over speed.
+"""
+from .pointwise import *  # noqa: F401,F403
