@@ -47,7 +47,7 @@ def flags():
         cflags = ["/O2", "/fp:precise"]
         lflags = []
     else:
-        cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
+        cflags = ["-O3", "-g0", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"]
         lflags = ["-lm"]
     cflags += OPENMP_TABLE[omp]["compile"]
     lflags += OPENMP_TABLE[omp]["link"]

@@ -156,3 +156,18 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
             free(part)
             free(badv)
     return total, bool(bad)
+
+
+def stream_add(const float[::1] a, const float[::1] b, float[::1] c, int n_threads):
+    """c = a + b on float32, in parallel: the STREAM "add" that the benchmark
+    uses to measure this machine's memory bandwidth (3 arrays moved)."""
+    cdef Py_ssize_t i, n = c.shape[0]
+    if a.shape[0] != n or b.shape[0] != n:
+        raise ValueError("stream_add: a, b and c must have the same length")
+    with nogil:
+        if n_threads > 1:
+            for i in prange(n, schedule='static', num_threads=n_threads):
+                c[i] = a[i] + b[i]
+        else:
+            for i in range(n):
+                c[i] = a[i] + b[i]
