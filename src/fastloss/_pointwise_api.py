@@ -16,6 +16,7 @@ from . import _pointwise
 from ._config import _threads
 from ._validate import (
     F32,
+    REDUCTIONS,
     as_broadcast,
     as_input,
     as_operand,
@@ -25,6 +26,7 @@ from ._validate import (
 )
 
 VALUE, GRAD, GRAD_HESS = 0, 1, 2
+REDUCTIONS_KL = ("mean", "sum", "none", "batchmean")
 _NO_PARAMS = (0.0, 0.0, 0.0, 0, 0)
 
 
@@ -33,10 +35,11 @@ class _Spec(NamedTuple):
     kid: int                      # kernel id in _pointwise.LOSS_IDS
     on_bad: Optional[Callable] = None  # raises the domain error, given (x, y, e)
     extra: str = ""               # name of the extra operand ("var", "pos_weight")
+    batchmean: bool = False       # accepts reduction="batchmean" (kl_div)
 
 
-def spec(op: str, kernel: str, on_bad=None, extra: str = "") -> _Spec:
-    return _Spec(op, _pointwise.LOSS_IDS[kernel], on_bad, extra)
+def spec(op: str, kernel: str, on_bad=None, extra: str = "", batchmean: bool = False) -> _Spec:
+    return _Spec(op, _pointwise.LOSS_IDS[kernel], on_bad, extra, batchmean)
 
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
@@ -53,7 +56,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     """
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
-        check_reduction(reduction, op)
+        check_reduction(reduction, op, REDUCTIONS_KL if sp.batchmean else REDUCTIONS)
     nt = _threads(n_threads, op)
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
@@ -75,7 +78,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
             if buf is not None:
                 check_no_overlap(buf, nm, op, x, y, w, extra)
 
-    gscale = (1.0 / n if n else 1.0) if reduction == "mean" else 1.0
+    # the mean's divisor: elements, or the batch size for "batchmean"
+    div = n if reduction == "mean" else (shape[0] if shape else 1) if reduction == "batchmean" else 0
+    gscale = 1.0 / div if div else 1.0
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
                                 g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt)
@@ -87,7 +92,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     elif reduction == "sum":
         value = total
     else:
-        value = total / n if n else float("nan")
+        value = total / div if div else float("nan")
     if mode == VALUE:
         return value
     if mode == GRAD:
@@ -115,7 +120,7 @@ class _PointwiseLoss:
 
     def __init__(self, reduction: str = "mean", n_threads: Optional[int] = None):
         op = type(self).__name__
-        self.reduction = check_reduction(reduction, op)
+        self.reduction = check_reduction(reduction, op, REDUCTIONS_KL if self._spec.batchmean else REDUCTIONS)
         if n_threads is not None:
             _threads(n_threads, op)
         self.n_threads = n_threads

@@ -27,10 +27,10 @@ __all__ = [
     "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss",
     "quantile_loss", "poisson_nll_loss", "gaussian_nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "sigmoid_focal_loss", "hinge_loss", "squared_hinge_loss", "soft_margin_loss",
+    "sigmoid_focal_loss", "hinge_loss", "squared_hinge_loss", "soft_margin_loss", "kl_div",
     "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "QuantileLoss",
     "PoissonNLLLoss", "GaussianNLLLoss", "BCELoss", "BCEWithLogitsLoss",
-    "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftMarginLoss",
+    "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftMarginLoss", "KLDivLoss",
 ]
 
 _COMMON = """weight : array_like, optional
@@ -107,9 +107,12 @@ _GAUSSIAN = spec("gaussian_nll_loss", "gaussian_nll", _bad_var, "var")
 _BCE = spec("binary_cross_entropy", "bce", _bad_probability)
 _BCE_LOGITS = spec("binary_cross_entropy_with_logits", "bce_logits", None, "pos_weight")
 _FOCAL = spec("sigmoid_focal_loss", "sigmoid_focal")
+_FOCAL_G2 = spec("sigmoid_focal_loss", "sigmoid_focal_g2")  # gamma == 2: no exp/log for the power
 _HINGE = spec("hinge_loss", "hinge", _bad_sign("hinge_loss"))
 _SQ_HINGE = spec("squared_hinge_loss", "squared_hinge", _bad_sign("squared_hinge_loss"))
 _SOFT_MARGIN = spec("soft_margin_loss", "soft_margin")
+_KL = spec("kl_div", "kl_div", batchmean=True)
+_KL_LOG = spec("kl_div", "kl_div_log", batchmean=True)
 
 
 # ------------------------------------------------------------------ params
@@ -265,7 +268,7 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=F
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.log_cosh_loss(np.array([0.0, 2.0]), np.array([0.0, 0.0]), reduction="sum"), 12)
-    1.325001872957
+    1.325002747358
     """
     return run(_LOG_COSH, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
 
@@ -318,7 +321,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, *, wei
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.poisson_nll_loss(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
-    0.359140914229
+    0.85914091423
     """
     sp, p = _p_poisson(log_input, full, eps, "poisson_nll_loss")
     return run(sp, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
@@ -479,7 +482,7 @@ def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=N
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.binary_cross_entropy_with_logits(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
-    0.220297207686
+    0.220094849281
     """
     return _bce_logits_run(input, target, weight, pos_weight, reduction, mode_of(return_grad), n_threads, out=out)
 
@@ -509,10 +512,11 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, *, weight=None, red
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.sigmoid_focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
-    0.006625929286
+    0.00872221692
     """
     p = _p_focal(alpha, gamma, "sigmoid_focal_loss")
-    return run(_FOCAL, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_FOCAL_G2 if p[1] == 2.0 else _FOCAL, input, target, weight, reduction, mode_of(return_grad), p,
+               n_threads, out=out)
 
 
 @_doc
@@ -582,10 +586,44 @@ def soft_margin_loss(input, target, *, weight=None, reduction="mean", return_gra
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.soft_margin_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
-    1.301614532766
+    1.300502497612
     """
     return run(_SOFT_MARGIN, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads,
                out=out)
+
+
+# ------------------------------------------------------------------ distributions
+
+@_doc
+def kl_div(input, target, *, log_target=False, weight=None, reduction="mean", return_grad=False, out=None,
+           n_threads=None):
+    """Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
+
+    ``input`` holds log-probabilities ``log q``; ``target`` holds
+    probabilities ``p`` (or ``log p`` with ``log_target=True``).  Pointwise
+    ``p (log p - input)`` with ``0 log 0 = 0``; gradient ``-p``; Hessian 0
+    (the loss is linear in input).  ``reduction="batchmean"`` divides the
+    sum by ``input.shape[0]`` and is the true KL divergence per sample;
+    "mean" divides by the number of elements, as PyTorch does (PyTorch warns
+    that this is not the KL divergence).
+
+    Parameters
+    ----------
+    input : array_like of log-probabilities
+    target : array_like, same shape
+    log_target : bool
+    %(common)s
+    Also accepts reduction="batchmean".
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> p = np.array([[0.5, 0.5]]); q = np.array([[0.25, 0.75]])
+    >>> round(fl.kl_div(np.log(q), p, reduction="batchmean"), 12)
+    0.143841036226
+    """
+    sp = _KL_LOG if V.boolean(log_target, "log_target", "kl_div") else _KL
+    return run(sp, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
 
 
 # ------------------------------------------------------------------ classes
@@ -674,7 +712,7 @@ class LogCoshLoss(_PointwiseLoss):
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.LogCoshLoss(reduction="sum")(np.array([0.0, 2.0]), np.array([0.0, 0.0])), 12)
-    1.325001872957
+    1.325002747358
     """)
     _spec = _LOG_COSH
 
@@ -706,7 +744,7 @@ class PoissonNLLLoss(_PointwiseLoss):
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.PoissonNLLLoss()(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
-    0.359140914229
+    0.85914091423
     """)
 
     def __init__(self, log_input=True, full=False, eps=1e-8, reduction="mean", n_threads=None):
@@ -733,7 +771,7 @@ class GaussianNLLLoss(_PointwiseLoss):
     >>> loss = fl.GaussianNLLLoss()
     >>> value, g_in, g_var = loss.value_and_grad(np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([1.0, 4.0]))
     >>> g_in, g_var
-    (array([0.  , 0.25]), array([0.25 , 0.0625]))
+    (array([0.  , 0.25]), array([0.25, 0.  ]))
     """
 
     _spec = _GAUSSIAN
@@ -796,7 +834,7 @@ class BCEWithLogitsLoss(_PointwiseLoss):
     >>> import numpy as np, fastloss as fl
     >>> loss = fl.BCEWithLogitsLoss(pos_weight=np.array([2.0, 1.0]))
     >>> round(loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
-    0.347243169262
+    0.283558854802
     """)
     _spec = _BCE_LOGITS
 
@@ -827,13 +865,14 @@ class SigmoidFocalLoss(_PointwiseLoss):
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.SigmoidFocalLoss(alpha=0.25, gamma=2.0)(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
-    0.006625929286
+    0.00872221692
     """)
     _spec = _FOCAL
 
     def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", n_threads=None):
         super().__init__(reduction, n_threads)
         self._params = _p_focal(alpha, gamma, "SigmoidFocalLoss")
+        self._spec = _FOCAL_G2 if self._params[1] == 2.0 else _FOCAL
         self.alpha, self.gamma = alpha, gamma
 
     def _repr_args(self):
@@ -871,6 +910,27 @@ class SoftMarginLoss(_PointwiseLoss):
     --------
     >>> import numpy as np, fastloss as fl
     >>> round(fl.SoftMarginLoss()(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
-    1.301614532766
+    1.300502497612
     """)
     _spec = _SOFT_MARGIN
+
+
+class KLDivLoss(_PointwiseLoss):
+    __doc__ = _class_doc("kl_div", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.KLDivLoss(reduction="batchmean")
+    >>> round(loss(np.log(np.array([[0.25, 0.75]])), np.array([[0.5, 0.5]])), 12)
+    0.143841036226
+    """)
+    _spec = _KL
+
+    def __init__(self, reduction="mean", log_target=False, n_threads=None):
+        super().__init__(reduction, n_threads)
+        self.log_target = V.boolean(log_target, "log_target", "KLDivLoss")
+        self._spec = _KL_LOG if self.log_target else _KL
+
+    def _repr_args(self):
+        return [("reduction", self.reduction), ("log_target", self.log_target)]

@@ -57,9 +57,12 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(bce, 0, 0)                   \
     X(bce_logits, 2, 0)            \
     X(sigmoid_focal, 0, 0)         \
+    X(sigmoid_focal_g2, 0, 0)      \
     X(hinge, 0, 0)                 \
     X(squared_hinge, 0, 0)         \
-    X(soft_margin, 0, 0)
+    X(soft_margin, 0, 0)           \
+    X(kl_div, 0, 0)                \
+    X(kl_div_log, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

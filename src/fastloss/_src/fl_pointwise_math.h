@@ -40,6 +40,37 @@ FL_INLINE T FN(log1p)(T t)
     return d == 0 ? t : r;
 }
 
+/* log(1 + e) for e in [0, 1], the softplus tail of every logistic loss:
+ * 2 atanh(z) with z = e / (2 + e) in [0, 1/3], summed as its series
+ * 2 z (1 + z^2/3 + z^4/5 + ...) (ratio <= 1/9; 9 terms reach float's
+ * precision, 18 double's).  One division and a Horner polynomial instead of
+ * a call to log: the logistic losses are compute-bound, and this keeps full
+ * relative precision for tiny e, where log(1 + e) would round to 0. */
+FL_INLINE T FN(log1p01)(T e)
+{
+    const T z = e / (2 + e), z2 = z * z;
+    T p;
+    if (sizeof(T) == sizeof(float)) {
+        p = (T)(1.0 / 17);
+        p = p * z2 + (T)(1.0 / 15); p = p * z2 + (T)(1.0 / 13);
+        p = p * z2 + (T)(1.0 / 11); p = p * z2 + (T)(1.0 / 9);
+        p = p * z2 + (T)(1.0 / 7); p = p * z2 + (T)(1.0 / 5);
+        p = p * z2 + (T)(1.0 / 3); p = p * z2 + 1;
+    } else {
+        p = (T)(1.0 / 35);
+        p = p * z2 + (T)(1.0 / 33); p = p * z2 + (T)(1.0 / 31);
+        p = p * z2 + (T)(1.0 / 29); p = p * z2 + (T)(1.0 / 27);
+        p = p * z2 + (T)(1.0 / 25); p = p * z2 + (T)(1.0 / 23);
+        p = p * z2 + (T)(1.0 / 21); p = p * z2 + (T)(1.0 / 19);
+        p = p * z2 + (T)(1.0 / 17); p = p * z2 + (T)(1.0 / 15);
+        p = p * z2 + (T)(1.0 / 13); p = p * z2 + (T)(1.0 / 11);
+        p = p * z2 + (T)(1.0 / 9); p = p * z2 + (T)(1.0 / 7);
+        p = p * z2 + (T)(1.0 / 5); p = p * z2 + (T)(1.0 / 3);
+        p = p * z2 + 1;
+    }
+    return 2 * z * p;
+}
+
 /* ---------------- regression ---------------- */
 
 /* (x - y)^2 */
@@ -182,7 +213,7 @@ PW_SIG(bce)
  * cancellation or overflow. */
 #define PW_LOGISTIC(x, L, s, sn, q)                                           \
     const T ex_ = EXP(-FABS(x)), r1_ = 1 / (1 + ex_);                         \
-    const T L = FN(log1p)(ex_);                                               \
+    const T L = FN(log1p01)(ex_);                                             \
     const T s = x >= 0 ? r1_ : ex_ * r1_;                                     \
     const T sn = x >= 0 ? ex_ * r1_ : r1_;                                    \
     const T q = ex_ * r1_ * r1_
@@ -212,22 +243,42 @@ PW_SIG(bce_logits)
  *   h = a_t M (q + gamma r (2 (s - y) + ce ((gamma - 1) r + 1 - 2 s)))
  * Every term carries M, and r stays finite as m -> 0 (r = -s for y = 1,
  * sn for y = 0), so gamma < 1, where m^(gamma - 1) is infinite, is stable. */
-PW_SIG(sigmoid_focal)
+FL_INLINE void FN(focal)(T x, T y, T pa, T pb, T *restrict v, T *restrict g,
+                         T *restrict h, const int GAMMA2)
 {
-    (void)e; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
     PW_LOGISTIC(x, L, s, sn, q);
     const T spn = (x < 0 ? -x : (T)0) + L, spp = (x > 0 ? x : (T)0) + L;
     const T my = 1 - y;
     const T ce = (y != 0 ? y * spn : y) + (my != 0 ? my * spp : my);
     const T m = s * my + sn * y;
     const T gm = pb;
-    const T M = gm == 0 ? (T)1 : EXP(gm * LOG(m));
+    T M;
+    if (GAMMA2) {
+        M = m * m;
+    } else {
+        M = gm == 0 ? (T)1 : EXP(gm * LOG(m));
+    }
     const T r = m > 0 ? q * (1 - 2 * y) / m : (T)0;
     const T at = pa >= 0 ? pa * y + (1 - pa) * my : (T)1;
     const T sy = s * my - sn * y; /* s - y */
     *v = at * ce * M;
     *g = at * M * (sy + gm * ce * r);
     *h = at * M * (q + gm * r * (2 * sy + ce * ((gm - 1) * r + sn - s)));
+}
+
+PW_SIG(sigmoid_focal)
+{
+    (void)e; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
+    FN(focal)(x, y, pa, pb, v, g, h, 0);
+}
+
+/* the same for gamma = 2, the usual choice: m^2 by one multiplication, no
+ * exp or log.  (A select on gamma inside the loop would be loop-invariant,
+ * and GCC 12 refuses to vectorize such a select, so it is its own kernel.) */
+PW_SIG(sigmoid_focal_g2)
+{
+    PW_UNUSED;
+    FN(focal)(x, y, pa, (T)2, v, g, h, 1);
 }
 
 /* hinge: max(0, 1 - y x), y in {-1, 1}; h = 0; bad for other (non-NaN) y */
@@ -262,6 +313,26 @@ PW_SIG(soft_margin)
     *g = -y * s;
     *h = y * y * q;
     (void)sn;
+}
+
+/* ---------------- distributions ---------------- */
+
+/* KL divergence, pointwise, as PyTorch's kl_div with input = log q:
+ * t (log t - x), with 0 log 0 = 0 (xlogy); g = -t; h = 0. */
+PW_SIG(kl_div)
+{
+    PW_UNUSED;
+    *v = (y == 0 ? (T)0 : y * LOG(y)) - y * x;
+    *g = -y; *h = 0;
+}
+
+/* kl_div(log_target=True): exp(t) (t - x); g = -exp(t); h = 0. */
+PW_SIG(kl_div_log)
+{
+    PW_UNUSED;
+    const T et = EXP(y);
+    *v = et * (y - x);
+    *g = -et; *h = 0;
 }
 
 /* ---------------- the shared loop ---------------- */

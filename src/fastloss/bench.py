@@ -1,0 +1,815 @@
+"""Side-by-side timings of fastloss against NumPy, PyTorch and scikit-learn.
+
+Run it as ``python -m fastloss bench`` (``--help`` for the options).  For
+every loss in the registry, every size, dtype and thread count it times, in
+one process:
+
+* fastloss's fused value-and-gradient call (``return_grad=True``), once with
+  a freshly allocated gradient ("fresh", what a user sees first) and once
+  writing into a preallocated ``out=`` buffer (what a backend does);
+* the NumPy reference, ``fastloss.reference.<name>`` (float64, textbook);
+* PyTorch forward + backward, when torch is installed;
+* scikit-learn's private ``sklearn._loss`` module, where it has the loss.
+
+Each figure is the minimum over repeats of the mean time per call, after a
+warmup, with the inner loop count scaled so one repeat takes at least
+``min_time`` seconds (as ``timeit`` does).  The memory bandwidth of the
+machine is measured in the same run with a STREAM-style add, and each loss
+at large N is set against it.
+
+The registry (:func:`pointwise_cases`) is a list of :class:`Case`: a name, a
+``setup(n, dtype, rng)`` that builds realistic inputs, and one *preparer*
+per implementation.  A preparer takes ``(data, n_threads)`` and returns a
+zero-argument callable that performs one timed call (buffers, tensors and
+loss objects are made outside the timing), or ``None`` when that
+implementation does not have the loss.  Another loss family (row over
+classes, sequences, ...) adds its own cases with its own setup and
+preparers; the runner and the report do not change.
+"""
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+import fastloss as fl
+
+__all__ = ["Case", "pointwise_cases", "measure", "stream_bandwidth", "run_benchmark", "main_bench"]
+
+IMPLS = ("fastloss", "fastloss_out", "numpy", "torch", "sklearn")
+IMPL_LABEL = {
+    "fastloss": "fastloss fresh",
+    "fastloss_out": "fastloss out=",
+    "numpy": "numpy",
+    "torch": "torch",
+    "sklearn": "sklearn",
+}
+
+# A preparer: (data, n_threads) -> zero-argument callable doing one timed call, or None.
+Preparer = Callable[[dict, int], Optional[Callable[[], Any]]]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked loss.
+
+    name      : the fastloss function's name (also the table's row label)
+    family    : loss family ("pointwise", ...), for grouping
+    setup     : (n, dtype, rng) -> data dict; by convention data["args"] is the
+                tuple of positional arrays (input first) and data["params"] the
+                loss parameters as keywords
+    impls     : implementation name -> preparer (see the module docstring);
+                a missing key means the implementation lacks the loss
+    arrays_moved : arrays of N elements the fused value+gradient call must
+                read or write (input, target and grad = 3), for the bandwidth
+                figures
+    notes     : implementation name -> short note printed under the table
+                (e.g. "composed from torch ops")
+    """
+
+    name: str
+    family: str
+    setup: Callable[[int, np.dtype, np.random.Generator], dict]
+    impls: dict = field(default_factory=dict)
+    arrays_moved: int = 3
+    notes: dict = field(default_factory=dict)
+
+    def prepare(self, impl: str, data: dict, n_threads: int):
+        """The timed callable for ``impl``, or None if it lacks this loss."""
+        p = self.impls.get(impl)
+        return None if p is None else p(data, n_threads)
+
+
+# ----------------------------------------------------------------- optional libraries
+
+_torch_mod: Any = False  # False: not looked up yet; None: not installed
+_sklearn_mod: Any = False
+_reference_mod: Any = False
+
+
+def _torch():
+    global _torch_mod
+    if _torch_mod is False:
+        try:
+            import torch
+
+            _torch_mod = torch
+        except Exception:  # ImportError, or a broken install
+            _torch_mod = None
+    return _torch_mod
+
+
+def _sklearn_loss():
+    global _sklearn_mod
+    if _sklearn_mod is False:
+        try:
+            from sklearn._loss import loss as sk_loss
+
+            _sklearn_mod = sk_loss
+        except Exception:
+            _sklearn_mod = None
+    return _sklearn_mod
+
+
+def _reference():
+    global _reference_mod
+    if _reference_mod is False:
+        try:
+            from fastloss import reference
+
+            _reference_mod = reference
+        except Exception:
+            _reference_mod = None
+    return _reference_mod
+
+
+# ----------------------------------------------------------------- inputs
+
+def _regression(n, dtype, rng):
+    x = rng.standard_normal(n).astype(dtype)
+    t = (x + rng.standard_normal(n)).astype(dtype)  # errors ~ N(0, 1): both Huber branches taken
+    return {"args": (x, t)}
+
+
+def _poisson(n, dtype, rng):
+    x = (0.5 * rng.standard_normal(n)).astype(dtype)  # log rate
+    t = rng.poisson(np.exp(x.astype(np.float64))).astype(dtype)  # counts
+    return {"args": (x, t)}
+
+
+def _gaussian(n, dtype, rng):
+    x = rng.standard_normal(n).astype(dtype)
+    t = (x + rng.standard_normal(n)).astype(dtype)
+    var = rng.uniform(0.1, 2.0, n).astype(dtype)
+    return {"args": (x, t, var)}
+
+
+def _probabilities(n, dtype, rng):
+    x = rng.uniform(0.01, 0.99, n).astype(dtype)
+    t = (rng.random(n) < 0.5).astype(dtype)
+    return {"args": (x, t)}
+
+
+def _logits01(n, dtype, rng):
+    x = rng.normal(0.0, 2.0, n).astype(dtype)
+    t = (rng.random(n) < 0.5).astype(dtype)
+    return {"args": (x, t)}
+
+
+def _logits_pm1(n, dtype, rng):
+    x = rng.normal(0.0, 2.0, n).astype(dtype)
+    t = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
+    return {"args": (x, t)}
+
+
+def _log_probabilities(n, dtype, rng):
+    x = np.log(rng.uniform(0.01, 0.99, n)).astype(dtype)  # log q
+    t = rng.uniform(0.0, 1.0, n).astype(dtype)  # p
+    return {"args": (x, t)}
+
+
+# ----------------------------------------------------------------- generic preparers
+
+def _fastloss_preparer(name: str, out: bool) -> Preparer:
+    def prepare(data, n_threads):
+        fn = getattr(fl, name, None)
+        if fn is None:
+            return None
+        args, params = data["args"], data.get("params", {})
+        if out:
+            buf = np.empty_like(args[0])
+            return lambda: fn(*args, **params, return_grad=True, out=buf, n_threads=n_threads)
+        return lambda: fn(*args, **params, return_grad=True, n_threads=n_threads)
+
+    return prepare
+
+
+def _numpy_preparer(name: str) -> Preparer:
+    def prepare(data, n_threads):
+        ref = _reference()
+        fn = None if ref is None else getattr(ref, name, None)
+        if fn is None:
+            return None
+        args, params = data["args"], data.get("params", {})
+        return lambda: fn(*args, **params)
+
+    return prepare
+
+
+def _torch_preparer(loss: Callable, grad_args: tuple = (0,)) -> Preparer:
+    """``loss(torch, F, *tensors, **params) -> scalar tensor``; the arguments at
+    positions ``grad_args`` are leaves that require grad (input, and var for
+    the Gaussian NLL).  One timed call: clear the grads (as ``zero_grad(
+    set_to_none=True)``), forward, backward, take the gradients as arrays."""
+
+    def prepare(data, n_threads):
+        torch = _torch()
+        if torch is None:
+            return None
+        import torch.nn.functional as F
+
+        torch.set_num_threads(n_threads)
+        warnings.filterwarnings("ignore", message=".*reduction: 'mean'", category=UserWarning)
+        params = data.get("params", {})
+        ts = [torch.from_numpy(a) for a in data["args"]]
+        leaves = [ts[i].requires_grad_(True) for i in grad_args]
+
+        def call():
+            for leaf in leaves:
+                leaf.grad = None
+            value = loss(torch, F, *ts, **params)
+            value.backward()
+            return value.item(), [leaf.grad.numpy() for leaf in leaves]
+
+        return call
+
+    return prepare
+
+
+def _sklearn_preparer(make: Callable) -> Preparer:
+    """``make(sk_loss_module, **params) -> BaseLoss``; times
+    ``loss_gradient(y_true=target, raw_prediction=input, ...)`` with
+    preallocated outputs of the input's dtype."""
+
+    def prepare(data, n_threads):
+        sk = _sklearn_loss()
+        if sk is None:
+            return None
+        x, t = data["args"][:2]
+        obj = make(sk, **data.get("params", {}))
+        loss_out, grad_out = np.empty_like(x), np.empty_like(x)
+
+        def call():
+            return obj.loss_gradient(y_true=t, raw_prediction=x, loss_out=loss_out,
+                                     gradient_out=grad_out, n_threads=n_threads)
+
+        return call
+
+    return prepare
+
+
+def pointwise_case(name, setup, params=None, torch=None, torch_grad_args=(0,), torch_composed=False,
+                   sklearn=None, sklearn_note=None, arrays_moved=3) -> Case:
+    """A pointwise Case from the fastloss name, its inputs and its rivals."""
+    params = dict(params or {})
+
+    def setup_with_params(n, dtype, rng):
+        d = setup(n, dtype, rng)
+        d.setdefault("params", dict(params))
+        return d
+
+    impls = {
+        "fastloss": _fastloss_preparer(name, out=False),
+        "fastloss_out": _fastloss_preparer(name, out=True),
+        "numpy": _numpy_preparer(name),
+    }
+    notes = {}
+    if torch is not None:
+        impls["torch"] = _torch_preparer(torch, torch_grad_args)
+        if torch_composed:
+            notes["torch"] = "composed from torch ops (torch has no such loss)"
+    if sklearn is not None:
+        impls["sklearn"] = _sklearn_preparer(sklearn)
+        if sklearn_note:
+            notes["sklearn"] = sklearn_note
+    return Case(name, "pointwise", setup_with_params, impls, arrays_moved, notes)
+
+
+# ----------------------------------------------------------------- torch formulas
+
+def _t_log_cosh(torch, F, x, t):
+    d = x - t
+    return (d + F.softplus(-2.0 * d) - math.log(2.0)).mean()  # log cosh d, overflow-safe
+
+
+def _t_quantile(torch, F, x, t, quantile):
+    r = t - x
+    return torch.maximum(quantile * r, (quantile - 1.0) * r).mean()
+
+
+def _t_focal(torch, F, x, t, alpha, gamma):
+    # torchvision.ops.sigmoid_focal_loss, written out (torchvision won't import here)
+    p = torch.sigmoid(x)
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss.mean()
+
+
+def _t_hinge(torch, F, x, t):
+    return torch.clamp(1.0 - t * x, min=0.0).mean()
+
+
+def _t_squared_hinge(torch, F, x, t):
+    return torch.clamp(1.0 - t * x, min=0.0).square().mean()
+
+
+def pointwise_cases() -> list:
+    """The registry of pointwise losses, in the order of the tables."""
+    cases = [
+        pointwise_case("mse_loss", _regression,
+                       torch=lambda torch, F, x, t: F.mse_loss(x, t),
+                       sklearn=lambda sk: sk.HalfSquaredError(),
+                       sklearn_note="HalfSquaredError"),
+        pointwise_case("l1_loss", _regression,
+                       torch=lambda torch, F, x, t: F.l1_loss(x, t),
+                       sklearn=lambda sk: sk.AbsoluteError()),
+        pointwise_case("huber_loss", _regression, {"delta": 1.0},
+                       torch=lambda torch, F, x, t, delta: F.huber_loss(x, t, delta=delta),
+                       sklearn=lambda sk, delta: sk.HuberLoss(delta=delta)),
+        pointwise_case("smooth_l1_loss", _regression, {"beta": 1.0},
+                       torch=lambda torch, F, x, t, beta: F.smooth_l1_loss(x, t, beta=beta)),
+        pointwise_case("log_cosh_loss", _regression, torch=_t_log_cosh, torch_composed=True),
+        pointwise_case("quantile_loss", _regression, {"quantile": 0.9},
+                       torch=_t_quantile, torch_composed=True,
+                       sklearn=lambda sk, quantile: sk.PinballLoss(quantile=quantile)),
+        pointwise_case("poisson_nll_loss", _poisson, {"log_input": True},
+                       torch=lambda torch, F, x, t, log_input: F.poisson_nll_loss(x, t, log_input=log_input),
+                       sklearn=lambda sk, log_input: sk.HalfPoissonLoss(),
+                       sklearn_note="HalfPoissonLoss (log link)"),
+        pointwise_case("gaussian_nll_loss", _gaussian,
+                       torch=lambda torch, F, x, t, v: F.gaussian_nll_loss(x, t, v),
+                       torch_grad_args=(0, 2), arrays_moved=5),
+        pointwise_case("binary_cross_entropy", _probabilities,
+                       torch=lambda torch, F, x, t: F.binary_cross_entropy(x, t)),
+        pointwise_case("binary_cross_entropy_with_logits", _logits01,
+                       torch=lambda torch, F, x, t: F.binary_cross_entropy_with_logits(x, t),
+                       sklearn=lambda sk: sk.HalfBinomialLoss()),
+        pointwise_case("sigmoid_focal_loss", _logits01, {"alpha": 0.25, "gamma": 2.0},
+                       torch=_t_focal, torch_composed=True),
+        pointwise_case("hinge_loss", _logits_pm1, torch=_t_hinge, torch_composed=True),
+        pointwise_case("squared_hinge_loss", _logits_pm1, torch=_t_squared_hinge, torch_composed=True),
+        pointwise_case("soft_margin_loss", _logits_pm1,
+                       torch=lambda torch, F, x, t: F.soft_margin_loss(x, t)),
+        pointwise_case("kl_div", _log_probabilities,
+                       torch=lambda torch, F, x, t: F.kl_div(x, t, reduction="mean")),
+    ]
+    # Losses this build of fastloss does not have (yet) are left out.
+    return [c for c in cases if hasattr(fl, c.name)]
+
+
+# ----------------------------------------------------------------- timing
+
+def _clock(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - t0
+
+
+def measure(fn, repeat=5, min_time=0.02, max_total=3.0) -> dict:
+    """Time ``fn()`` as ``timeit`` does: one warmup call, then ``repeat``
+    repeats of ``number`` calls, ``number`` chosen so a repeat lasts at least
+    ``min_time`` seconds.  Returns the best (minimum) seconds per call and the
+    raw per-call times.  For slow calls (one call >= min_time) the repeats are
+    cut so the timed calls stay near ``max_total`` seconds (at least one after
+    the warmup), and a call slower than ``max_total`` is timed once, its
+    warmup being the measurement.
+    The garbage collector is off while timing."""
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        t_warm = _clock(fn, 1)
+        if t_warm >= max_total:  # very slow (the NumPy reference at large N): one call is the figure
+            return {"best": t_warm, "number": 1, "repeat": 1, "times": [t_warm], "single_call": True}
+        if t_warm >= min_time:
+            number = 1
+            repeat = max(1, min(repeat, int(max_total / t_warm)))
+        else:
+            number = max(1, math.ceil(min_time / max(t_warm, 1e-9)))
+            t = _clock(fn, number)  # calibration, also a sample
+            while t < 0.5 * min_time and number < 10**7:  # the warmup was slower than steady state
+                number *= 2
+                t = _clock(fn, number)
+        times = []
+        if number > 1:
+            times.append(t / number)
+            repeat -= 1
+        for _ in range(max(1, repeat)):
+            times.append(_clock(fn, number) / number)
+    finally:
+        if gc_was:
+            gc.enable()
+    return {"best": min(times), "number": number, "repeat": len(times), "times": times}
+
+
+def stream_bandwidth(n_threads, n=10**7, repeat=5, min_time=0.02) -> dict:
+    """STREAM-style add c = a + b on n float32 elements: bytes/second moved
+    (3 arrays: two read, one written)."""
+    from fastloss import _pointwise
+
+    a = np.full(n, 1.0, np.float32)
+    b = np.full(n, 2.0, np.float32)
+    c = np.zeros(n, np.float32)
+    r = measure(lambda: _pointwise.stream_add(a, b, c, n_threads), repeat, min_time)
+    r["bytes"] = 12 * n
+    r["gbs"] = 12 * n / r["best"] / 1e9
+    r["n"] = n
+    r["n_threads"] = n_threads
+    return r
+
+
+# ----------------------------------------------------------------- machine info
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "unknown"
+
+
+def all_threads() -> int:
+    """"all" threads: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_info() -> dict:
+    torch, sk = _torch(), _sklearn_loss()
+    versions = {"python": sys.version.split()[0], "fastloss": fl.__version__, "numpy": np.__version__,
+                "torch": getattr(torch, "__version__", None) if torch else None, "sklearn": None}
+    if sk is not None:
+        import sklearn
+
+        versions["sklearn"] = sklearn.__version__
+    info = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "nproc": os.cpu_count(),
+        "cpus_available": all_threads(),
+        "memory": _mem_total(),
+        "versions": versions,
+        "fastloss_config": fl.show_config(file=False),
+        "reference_available": _reference() is not None,
+    }
+    try:
+        info["loadavg"] = os.getloadavg()
+    except OSError:
+        pass
+    try:  # OpenMP/BLAS runtimes in this process: several OpenMP runtimes compete for the cores
+        from threadpoolctl import threadpool_info
+
+        info["threadpools"] = [{k: d.get(k) for k in ("internal_api", "filepath", "num_threads")}
+                               for d in threadpool_info()]
+    except Exception:
+        pass
+    return info
+
+
+# ----------------------------------------------------------------- report
+
+def size_label(n: int) -> str:
+    e = int(round(math.log10(n))) if n > 0 else 0
+    return f"1e{e}" if n > 0 and 10**e == n else str(n)
+
+
+def fmt_time(t) -> str:
+    if t is None:
+        return "-"
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} us"
+    if t < 1.0:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def fmt_ratio(r) -> str:
+    if r is None:
+        return "-"
+    return f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
+
+
+def _geomean(xs):
+    xs = [x for x in xs if x is not None and x > 0]
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None
+
+
+def _table(rows, header, out):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = "  ".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths)))
+    print(line, file=out)
+    print("-" * len(line), file=out)
+    for r in rows:
+        print("  ".join(f"{str(c):<{w}}" if i == 0 else f"{str(c):>{w}}"
+                        for i, (c, w) in enumerate(zip(r, widths))), file=out)
+
+
+def _best(results, loss, n, dtype, threads, impl):
+    r = results.get((loss, n, dtype, threads, impl))
+    return None if r is None or "best" not in r else r["best"]
+
+
+def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n=10**6):
+    itemsize = np.dtype(dtype).itemsize
+    bw = stream.get(threads, {}).get("gbs")
+    header = ["loss", "fl fresh", "fl out=", "numpy", "torch", "sklearn",
+              "numpy/fl", "torch/fl", "sk/fl", "fresh/out", "GB/s", "%stream", "bw floor"]
+    rows, footnotes, ratios = [], {}, {k: [] for k in ("numpy", "torch", "sklearn", "out")}
+    for c in cases:
+        t = {impl: _best(results, c.name, n, dtype, threads, impl) for impl in IMPLS}
+        fresh = t["fastloss"]
+
+        def ratio(other):
+            return None if other is None or not fresh else other / fresh
+
+        rn, rt, rs = ratio(t["numpy"]), ratio(t["torch"]), ratio(t["sklearn"])
+        ro = None if not t["fastloss_out"] or fresh is None else fresh / t["fastloss_out"]
+        for k, v in (("numpy", rn), ("torch", rt), ("sklearn", rs), ("out", ro)):
+            ratios[k].append(v)
+        gbs = pct = floor = None
+        if n >= big_n and t["fastloss_out"]:
+            nbytes = c.arrays_moved * itemsize * n
+            gbs = nbytes / t["fastloss_out"] / 1e9
+            if bw:
+                pct = 100.0 * gbs / bw
+                floor = nbytes / (bw * 1e9)
+        marks = {}
+        for impl, note in c.notes.items():
+            mark = footnotes.setdefault(note, "*" * (len(footnotes) + 1))
+            marks[impl] = mark
+        cells = [fmt_time(t[i]) + marks.get(i, "") for i in IMPLS]
+        rows.append([c.name] + cells + [fmt_ratio(rn), fmt_ratio(rt), fmt_ratio(rs),
+                                        "-" if ro is None else f"{ro:.2f}x",
+                                        "-" if gbs is None else f"{gbs:.1f}",
+                                        "-" if pct is None else f"{pct:.0f}%",
+                                        fmt_time(floor) if floor is not None else "-"])
+    title = f"N={size_label(n)}  {np.dtype(dtype).name}  threads={threads}"
+    print(f"\n== {title} " + "=" * max(0, 60 - len(title)), file=out)
+    _table(rows, header, out)
+    g = {k: _geomean(v) for k, v in ratios.items()}
+    parts = [f"{lab} {fmt_ratio(g[k])}" for k, lab in (("numpy", "numpy/fl"), ("torch", "torch/fl"),
+                                                          ("sklearn", "sk/fl")) if g[k]]
+    if g["out"]:
+        parts.append(f"fresh/out= {g['out']:.2f}x")
+    if parts:
+        print("geomean: " + ",  ".join(parts), file=out)
+    for note, mark in footnotes.items():
+        print(f"  {mark} {note}", file=out)
+
+
+# ----------------------------------------------------------------- runner
+
+def _progress(msg, end="\n"):
+    print(msg, end=end, file=sys.stderr, flush=True)
+
+
+def run_benchmark(cases, sizes, dtypes, threads, repeat=5, min_time=0.02, max_total=3.0,
+                  out=sys.stdout, seed=0, stream_n=10**7):
+    """Run every measurement; print the tables as each (size, dtype) block
+    completes.  Returns the raw results (JSON-ready)."""
+    info = machine_info()
+    print_header(info, out)
+    torch = _torch()
+    torch_threads0 = torch.get_num_threads() if torch is not None else None
+
+    # The work list, for the progress counter.
+    def n_jobs():
+        k = len(threads)  # stream
+        for _n in sizes:
+            for _d in dtypes:
+                for c in cases:
+                    k += "numpy" in c.impls
+                    k += len(threads) * sum(i in c.impls for i in IMPLS if i != "numpy")
+        return k
+
+    total, done = n_jobs(), 0
+
+    def step(label):
+        nonlocal done
+        done += 1
+        _progress(f"[{done}/{total}] {label} ...", end="")
+
+    stream = {}
+    for nt in threads:
+        step(f"stream add float32 N={size_label(stream_n)} threads={nt}")
+        stream[nt] = stream_bandwidth(nt, stream_n, repeat, min_time)
+        _progress(f" {stream[nt]['gbs']:.1f} GB/s")
+    print("\nMemory bandwidth, STREAM-style add c = a + b (float32, "
+          f"N={size_label(stream_n)}, 12 bytes/element):", file=out)
+    for nt in threads:
+        print(f"  threads={nt}: {stream[nt]['gbs']:.1f} GB/s ({fmt_time(stream[nt]['best'])})", file=out)
+    out.flush()
+
+    results = {}
+    records = []
+    rng = np.random.default_rng(seed)
+    try:
+        for n in sizes:
+            for dtype in dtypes:
+                dname = np.dtype(dtype).name
+                for c in cases:
+                    data = c.setup(n, np.dtype(dtype), rng)
+                    # The NumPy reference is single-threaded: timed once, shown in every thread table.
+                    plan = [("numpy", None)] + [(i, nt) for nt in threads for i in IMPLS if i != "numpy"]
+                    for impl, nt in plan:
+                        if impl not in c.impls:
+                            continue
+                        step(f"{c.name} {dname} N={size_label(n)} threads={nt if nt else 1} {IMPL_LABEL[impl]}")
+                        rec = {"loss": c.name, "family": c.family, "n": n, "dtype": dname, "impl": impl,
+                               "threads": nt if nt else 1}
+                        try:
+                            fn = c.prepare(impl, data, nt if nt else 1)
+                            if fn is None:
+                                rec["skipped"] = "not available"
+                                _progress(" not available")
+                            else:
+                                rec.update(measure(fn, repeat, min_time, max_total))
+                                _progress(f" {fmt_time(rec['best'])}")
+                            del fn
+                        except Exception as e:  # one broken implementation must not stop the run
+                            rec["error"] = f"{type(e).__name__}: {e}"
+                            _progress(f" ERROR {rec['error']}")
+                        records.append(rec)
+                        for t in ([nt] if nt else threads):
+                            results[(c.name, n, dname, t, impl)] = rec
+                    del data
+                for nt in threads:
+                    print_block(cases, results, stream, n, dname, nt, out)
+                out.flush()
+    finally:
+        if torch is not None:
+            torch.set_num_threads(torch_threads0)
+
+    print_legend(out, max_total)
+    try:
+        print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=out)
+    except OSError:
+        pass
+    for r in records:
+        if "error" in r:
+            print(f"error: {r['loss']} {r['dtype']} N={size_label(r['n'])} threads={r['threads']} "
+                  f"{r['impl']}: {r['error']}", file=out)
+    return {
+        "machine": info,
+        "settings": {"sizes": sizes, "dtypes": [np.dtype(d).name for d in dtypes], "threads": threads,
+                     "repeat": repeat, "min_time": min_time, "max_total": max_total, "seed": seed},
+        "stream": [dict(v) for v in stream.values()],
+        "cases": [{"name": c.name, "family": c.family, "arrays_moved": c.arrays_moved,
+                   "impls": sorted(c.impls), "notes": c.notes} for c in cases],
+        "results": records,
+    }
+
+
+def print_header(info, out=sys.stdout):
+    v = info["versions"]
+    print("fastloss benchmark", file=out)
+    print(f"  date     : {info['date']}", file=out)
+    print(f"  machine  : {info['platform']}", file=out)
+    print(f"  cpu      : {info['cpu']}, nproc={info['nproc']} (available {info['cpus_available']}), "
+          f"memory {info['memory']}", file=out)
+    if "loadavg" in info:
+        print(f"  loadavg  : {' '.join(f'{x:.2f}' for x in info['loadavg'])}", file=out)
+        if info["loadavg"][0] > 0.5:
+            print("  WARNING  : the machine is not idle (1-minute load average "
+                  f"{info['loadavg'][0]:.2f}); multi-thread figures suffer most", file=out)
+    print("  versions : " + ", ".join(f"{k} {v[k] if v[k] else '(not installed)'}" for k in v), file=out)
+    if not info["reference_available"]:
+        print("  note     : fastloss.reference is not importable; the numpy column is empty", file=out)
+    cfg = info["fastloss_config"]
+    print(f"  fastloss : openmp={cfg.get('openmp')} ({cfg.get('openmp_flavor')}), simd={cfg.get('simd_path')} "
+          f"(built: {cfg.get('simd_paths_built')}), default threads={cfg.get('num_threads')}, "
+          f"OMP_NUM_THREADS={cfg.get('omp_num_threads_env')}, compiler={cfg.get('compiler')}", file=out)
+    print(f"             cflags: {cfg.get('cflags')}", file=out)
+    omp = [d for d in info.get("threadpools", []) if d["internal_api"] in ("openmp", "openmp_intel", "openmp_llvm")]
+    if omp:
+        print("  openmp   : " + "; ".join(f"{os.path.basename(d['filepath'] or '?')} ({d['num_threads']} threads)"
+                                        for d in omp), file=out)
+    out.flush()
+
+
+def print_legend(out=sys.stdout, max_total=3.0):
+    print(f"""
+How to read: times are the best (minimum) over repeats of the mean time per call
+  (a call slower than {max_total:g} s is timed once).
+  fl fresh  fastloss value+grad (return_grad=True), new gradient array each call
+  fl out=   the same, writing into a preallocated out= buffer
+  numpy     fastloss.reference: the test oracle, plain NumPy in float64, slow on purpose (not tuned
+            NumPy code); single thread, so timed once per size/dtype and shown in each thread table
+  torch     PyTorch forward + backward on CPU tensors sharing the NumPy memory, torch.set_num_threads(threads)
+  sklearn   sklearn._loss <Loss>.loss_gradient with preallocated loss_out/gradient_out of the
+            input's dtype: per-element loss + gradient (no reduction, no 1/n) - it writes one more array
+  X/fl      X's time / fastloss fresh time: >1 means fastloss is that many times faster
+  fresh/out fastloss fresh time / out= time (>1: what allocating the gradient costs)
+  GB/s      bytes the fused call must move (input, target, grad: 3 arrays x itemsize x N;
+            Gaussian NLL 5) / fastloss out= time; %stream = that / STREAM add bandwidth at the same
+            thread count; bw floor = bytes / STREAM bandwidth, the time a memory-bound kernel can't beat""",
+          file=out)
+
+
+def _parse_list(text, conv, what):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise ValueError(f"--{what}: empty list")
+    vals = []
+    for s in items:
+        try:
+            v = conv(s)
+        except (ValueError, TypeError):
+            raise ValueError(f"--{what}: cannot read {s!r}") from None
+        if v not in vals:
+            vals.append(v)
+    return vals
+
+
+def _size(s):
+    v = float(s)
+    if not (v >= 1 and v == int(v)):
+        raise ValueError(s)
+    return int(v)
+
+
+def _threads_item(s):
+    if s.lower() == "all":
+        return all_threads()
+    v = int(s)
+    if v < 1:
+        raise ValueError(s)
+    return v
+
+
+def _dtype(s):
+    d = np.dtype(s)
+    if d not in (np.float32, np.float64):
+        raise ValueError(s)
+    return d
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.dtype):
+        return o.name
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
+def main_bench(args) -> int:
+    """Entry point for ``python -m fastloss bench`` (args from argparse)."""
+    quick = args.quick
+    try:
+        sizes = _parse_list(args.sizes, _size, "sizes") if args.sizes else (
+            [10**3, 10**7] if quick else [10**3, 10**5, 10**7])
+        dtypes = _parse_list(args.dtypes, _dtype, "dtypes") if args.dtypes else (
+            [np.dtype(np.float32)] if quick else [np.dtype(np.float32), np.dtype(np.float64)])
+        threads = _parse_list(args.threads or "1,all", _threads_item, "threads")
+    except ValueError as e:
+        print(f"python -m fastloss bench: {e}", file=sys.stderr)
+        return 2
+    repeat = args.repeat if args.repeat is not None else (3 if quick else 5)
+    if repeat < 1:
+        print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
+        return 2
+    cases = pointwise_cases()
+    if args.losses:
+        names = [s.strip() for s in args.losses.split(",") if s.strip()]
+        by_name = {c.name: c for c in cases}
+        unknown = [s for s in names if s not in by_name]
+        if unknown:
+            print(f"python -m fastloss bench: unknown loss(es) {', '.join(unknown)}; "
+                  f"available: {', '.join(by_name)}", file=sys.stderr)
+            return 2
+        cases = [by_name[s] for s in names]
+    t0 = time.perf_counter()
+    raw = run_benchmark(cases, sizes, dtypes, threads, repeat=repeat,
+                        min_time=args.min_time, max_total=1.0 if quick else 3.0)
+    elapsed = time.perf_counter() - t0
+    raw["elapsed_s"] = elapsed
+    print(f"\nbenchmark took {elapsed:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1, default=_json_default)
+        print(f"raw results written to {args.json}")
+    return 0
