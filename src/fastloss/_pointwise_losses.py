@@ -738,6 +738,7 @@ class QuantileLoss(_PointwiseLoss):
 
 
 class PoissonNLLLoss(_PointwiseLoss):
+    _spec = _POISSON_LOG
     __doc__ = _class_doc("poisson_nll_loss", """
 
     Examples
