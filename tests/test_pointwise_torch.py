@@ -13,7 +13,6 @@ is scaled by the magnitude of the terms that make the result (the largest
 reference value, or, where a result is a difference of large terms, the
 per-element size of those terms), since that is what rounding scales with.
 """
-import math
 
 import numpy as np
 import pytest
