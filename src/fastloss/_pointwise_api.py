@@ -74,9 +74,13 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     if reduction == "none":
         lo = np.empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
     if out is not None or hess_out is not None or loss_out is not None:
-        for buf, nm in ((out, "out"), (hess_out, "hess_out"), (loss_out, "loss_out")):
+        if mode == VALUE and out is not None:
+            raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
+        bufs = ((out, "out"), (hess_out, "hess_out"), (loss_out, "loss_out"))
+        for i, (buf, nm) in enumerate(bufs):
             if buf is not None:
-                check_no_overlap(buf, nm, op, x, y, w, extra)
+                others = [b for j, (b, _) in enumerate(bufs) if j > i]
+                check_no_overlap(buf, nm, op, x, y, w, extra, *others)
 
     # the mean's divisor: elements, or the batch size for "batchmean"
     div = n if reduction == "mean" else (shape[0] if shape else 1) if reduction == "batchmean" else 0

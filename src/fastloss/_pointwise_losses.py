@@ -398,6 +398,12 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, *, weight=None, 
                          out=out)
 
 
+# The arguments that the gradients returned by return_grad/value_and_grad
+# belong to, in order (adapters such as fastloss.torch read this; the
+# default is ("input",)).
+gaussian_nll_loss._grad_args = ("input", "var")
+
+
 # ------------------------------------------------------------------ binary
 
 @_doc
@@ -432,6 +438,8 @@ def _pos_weight(pos_weight, x, op):
     pw = np.asarray(pos_weight)
     V._float_dtype(pw.dtype, "pos_weight", op)
     c = x.shape[-1] if x.ndim else 1
+    if x.size == 0:  # nothing to read; keep the period positive
+        return np.ones(1, x.dtype), 1
     if pw.ndim <= 1 and pw.size in (1, c):
         pw = np.ascontiguousarray(pw.reshape(-1), dtype=x.dtype)
         p = pw.size
@@ -776,6 +784,7 @@ class GaussianNLLLoss(_PointwiseLoss):
     """
 
     _spec = _GAUSSIAN
+    _grad_args = ("input", "var")
 
     def __init__(self, full=False, eps=1e-6, reduction="mean", n_threads=None):
         super().__init__(reduction, n_threads)

@@ -44,7 +44,7 @@ def as_input(a, name: str, op: str) -> np.ndarray:
         except Exception as exc:  # ragged lists and the like
             raise TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}") from exc
     dt = _float_dtype(a.dtype, name, op)
-    return np.ascontiguousarray(a, dtype=dt)
+    return np.asarray(a, dtype=dt, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
 
 def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
@@ -63,7 +63,7 @@ def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarr
             f"{op}: {name} must have the same shape as input, "
             f"got input: {shape} and {name}: {a.shape}"
         )
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
@@ -79,7 +79,7 @@ def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.nda
             raise ValueError(
                 f"{op}: {name} of shape {a.shape} cannot be broadcast to the input's shape {shape}"
             ) from None
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
@@ -100,7 +100,7 @@ def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndar
 def check_no_overlap(buf, name: str, op: str, *arrays) -> None:
     for a in arrays:
         if a is not None and np.may_share_memory(buf, a):
-            raise ValueError(f"{op}: {name} must not share memory with the inputs")
+            raise ValueError(f"{op}: {name} must not share memory with the inputs or the other outputs")
 
 
 def check_reduction(reduction, op: str, allowed=REDUCTIONS) -> str:

@@ -32,7 +32,9 @@ typedef struct {
     fl_idx e_period;     /* e is read as e[i % e_period] */
     void *g, *h;         /* gradient and Hessian out, or NULL */
     void *l;             /* per-element loss out (reduction="none"), or NULL */
-    void *g2;            /* gradient with respect to e, or NULL */
+    void *g2;            /* gradient with respect to e: required in
+                            FL_MODE_GRAD by losses that have one, never
+                            written in FL_MODE_GRAD_HESS */
     fl_params prm;
     double gscale;       /* 1/n for the mean, 1 otherwise */
     int mode;

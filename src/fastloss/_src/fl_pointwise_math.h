@@ -198,7 +198,7 @@ PW_SIG(bce)
     (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
     const T u = 1 - x;
     T lx = LOG(x), lu = FN(log1p)(-x);
-    const int kx = lx > -100, ku = lu > -100;
+    const int kx = !(lx <= -100), ku = !(lu <= -100); /* NaN is not clamped */
     lx = lx < -100 ? (T)-100 : lx;
     lu = lu < -100 ? (T)-100 : lu;
     const T ix = kx ? 1 / x : (T)0, iu = ku ? 1 / u : (T)0;
@@ -364,7 +364,7 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
         if (WL) l[i] = v_;                                                    \
         if (WG) g[i] = gs * w_ * g_;                                          \
         if (WH) h[i] = gs * w_ * h_;                                          \
-        if (HAS_G2 && WG) g2[i] = gs * w_ * g2_;                              \
+        if (HAS_G2 && WG && !WH) g2[i] = gs * w_ * g2_;                       \
     }                                                                         \
     *bad_out |= bad;                                                          \
     return s;                                                                 \
@@ -386,7 +386,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
     T *g = WG ? (T *)a->g + start : NULL;                                     \
     T *h = WH ? (T *)a->h + start : NULL;                                     \
     T *l = WL ? (T *)a->l + start : NULL;                                     \
-    T *g2 = (HAS_G2 && WG) ? (T *)a->g2 + start : NULL;                       \
+    T *g2 = (HAS_G2 && WG && !WH) ? (T *)a->g2 + start : NULL;                \
     const T pa = (T)a->prm.pa, pb = (T)a->prm.pb, pc = (T)a->prm.pc;          \
     const int i0 = a->prm.i0, i1 = a->prm.i1;                                 \
     const T gs = (T)a->gscale;                                                \
