@@ -60,16 +60,39 @@ LOSS_IDS = {fl_pw_name(i).decode(): i for i in range(fl_pw_nlosses())}
 BLOCK = FL_PW_BLOCK
 OPENMP = bool(FL_OPENMP)
 
-# Below this many elements a call runs on one thread: starting the OpenMP
-# team costs more than the second core gives (see bench/, "threshold").
-cdef Py_ssize_t _parallel_min = 65536
+# Below these many elements a call runs on one thread: starting the OpenMP
+# team costs more than the second core gives.  Measured on 2 cores (float32,
+# value + gradient, n_threads=1 vs 2): MSE breaks even near 32k elements;
+# BCE with logits, whose exp/log make it compute-bound, is 1.5x faster on two
+# threads already at 16k.  So losses with transcendental math ("heavy") go
+# parallel from 2 blocks, the others from 4.
+_LIGHT_MIN = 32768
+_HEAVY_MIN = 16384
+_HEAVY = {"log_cosh", "poisson_log", "poisson", "gaussian_nll", "bce", "bce_logits",
+          "sigmoid_focal", "sigmoid_focal_g2", "soft_margin", "kl_div", "kl_div_log"}
+cdef Py_ssize_t _light_min = _LIGHT_MIN
+cdef Py_ssize_t _heavy_min = _HEAVY_MIN
+cdef int _is_heavy[64]
+assert fl_pw_nlosses() <= 64
+for _i in range(fl_pw_nlosses()):
+    _is_heavy[_i] = fl_pw_name(_i).decode() in _HEAVY
 
 
-def set_parallel_threshold(Py_ssize_t n):
-    """Run calls with fewer than ``n`` elements on one thread (for tests)."""
-    global _parallel_min
-    old = _parallel_min
-    _parallel_min = n
+def set_parallel_threshold(n):
+    """Run calls below ``n`` elements on one thread (for tests).
+
+    ``n`` is an int (for every loss), a pair ``(light, heavy)``, or None for
+    the measured defaults.  Returns the previous pair, which can be passed
+    back to restore it.
+    """
+    global _light_min, _heavy_min
+    old = (_light_min, _heavy_min)
+    if n is None:
+        _light_min, _heavy_min = _LIGHT_MIN, _HEAVY_MIN
+    elif isinstance(n, tuple):
+        _light_min, _heavy_min = n
+    else:
+        _light_min = _heavy_min = n
     return old
 
 
@@ -133,7 +156,7 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     try:
         if nt <= 0:
             nt = omp_get_max_threads()
-        if n < _parallel_min or nblocks < 2:
+        if n < (_heavy_min if _is_heavy[loss_id] else _light_min) or nblocks < 2:
             nt = 1
         with nogil:
             if nt > 1:
