@@ -261,9 +261,14 @@ FL_INLINE void FN(focal)(T x, T y, T pa, T pb, T *restrict v, T *restrict g,
     const T r = m > 0 ? q * (1 - 2 * y) / m : (T)0;
     const T at = pa >= 0 ? pa * y + (1 - pa) * my : (T)1;
     const T sy = s * my - sn * y; /* s - y */
+    /* ce is infinite at a saturated wrong logit (x = +-inf), where r = 0:
+     * the focal terms gamma r ce then vanish instead of giving 0 * inf */
+    const T gr = gm * r;
+    const T t1 = gr != 0 ? gr * ce : (T)0;
+    const T t2 = gr != 0 ? t1 * ((gm - 1) * r + sn - s) : (T)0;
     *v = at * ce * M;
-    *g = at * M * (sy + gm * ce * r);
-    *h = at * M * (q + gm * r * (2 * sy + ce * ((gm - 1) * r + sn - s)));
+    *g = at * M * (sy + t1);
+    *h = at * M * (q + 2 * gr * sy + t2);
 }
 
 PW_SIG(sigmoid_focal)

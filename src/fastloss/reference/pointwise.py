@@ -379,7 +379,11 @@ def _pos_weight(pos_weight, input):
     shape = np.shape(input)
     if pos_weight is None:
         return np.ones(shape)
-    return np.broadcast_to(_f64(pos_weight), shape)
+    pw = _f64(pos_weight)
+    extra = pw.ndim - len(shape)
+    if extra > 0 and all(s == 1 for s in pw.shape[:extra]):
+        pw = pw.reshape(pw.shape[extra:])  # e.g. shape (1,) against a 0-d input
+    return np.broadcast_to(pw, shape)
 
 
 def binary_cross_entropy_with_logits(input, target, pos_weight=None, weight=None, reduction="mean"):
