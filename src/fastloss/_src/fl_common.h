@@ -52,6 +52,21 @@ __attribute__((simd("notinbranch"))) extern double log(double);
 #  define FL_SIMD_SUM(s, b)
 #endif
 
+/* Does this CPU run the x86-64-v3 kernels?  (AVX2, FMA, BMI2, F16C, MOVBE:
+ * what GCC's arch=x86-64-v3 may use.)  Always 0 where they are not built. */
+#define FL_V3_NAME "x86-64-v3 (AVX2, FMA)"
+static inline int fl_cpu_has_v3(void)
+{
+#if FL_HAVE_X86_V3
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("movbe");
+#else
+    return 0;
+#endif
+}
+
 /* The parameters a pointwise loss may take (delta, beta, quantile, eps,
  * alpha, gamma, full, ...).  Each loss documents which fields it reads. */
 typedef struct {

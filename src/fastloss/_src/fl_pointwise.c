@@ -10,64 +10,19 @@
  */
 #include "fl_pointwise.h"
 
-#define FL_CAT3_(a, b, c) a##_##b##_##c
-#define FL_CAT3(a, b, c) FL_CAT3_(a, b, c)
-#define FN(name) FL_CAT3(name, TS, ISA)
-
+#define FL_BODY "fl_pointwise_math.h"
 
 #if FL_HAVE_X86_V3
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
 #define ISA v3
-#define T float
-#define TS f32
-#define EXP expf
-#define LOG logf
-#define FABS fabsf
-#include "fl_pointwise_math.h"
-#undef T
-#undef TS
-#undef EXP
-#undef LOG
-#undef FABS
-#define T double
-#define TS f64
-#define EXP exp
-#define LOG log
-#define FABS fabs
-#include "fl_pointwise_math.h"
-#undef T
-#undef TS
-#undef EXP
-#undef LOG
-#undef FABS
+#include "fl_stamp.h"
 #undef ISA
 #pragma GCC pop_options
 #endif
 
 #define ISA base
-#define T float
-#define TS f32
-#define EXP expf
-#define LOG logf
-#define FABS fabsf
-#include "fl_pointwise_math.h"
-#undef T
-#undef TS
-#undef EXP
-#undef LOG
-#undef FABS
-#define T double
-#define TS f64
-#define EXP exp
-#define LOG log
-#define FABS fabs
-#include "fl_pointwise_math.h"
-#undef T
-#undef TS
-#undef EXP
-#undef LOG
-#undef FABS
+#include "fl_stamp.h"
 #undef ISA
 
 #define FL_PW_NAME(NAME, HAS_E, HAS_G2) #NAME,
@@ -98,18 +53,11 @@ const char *fl_select_isa(int force_baseline)
     fl_pw_f32 = pw_table_f32_base;
     fl_pw_f64 = pw_table_f64_base;
     fl_isa = "baseline";
-#if FL_HAVE_X86_V3
-    __builtin_cpu_init();
-    if (!force_baseline && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2") &&
-        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe")) {
+    if (!force_baseline && fl_cpu_has_v3()) {
         fl_pw_f32 = pw_table_f32_v3;
         fl_pw_f64 = pw_table_f64_v3;
-        fl_isa = "x86-64-v3 (AVX2, FMA)";
+        fl_isa = FL_V3_NAME;
     }
-#else
-    (void)force_baseline;
-#endif
     return fl_isa;
 }
 
