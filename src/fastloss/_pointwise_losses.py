@@ -255,8 +255,8 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=F
     """Log-cosh loss ``log(cosh(input - target))`` (Keras's ``log_cosh``;
     PyTorch has none).
 
-    Gradient ``tanh(d)``, Hessian ``1 / cosh(d)^2``.  Computed in float64
-    for every dtype, without cancellation for small ``d`` and without
+    Gradient ``tanh(d)``, Hessian ``1 / cosh(d)^2``.  Computed without
+    cancellation for small ``d`` (a series below ``|d| = 0.5``) and without
     overflow for large ``d``.
 
     Parameters

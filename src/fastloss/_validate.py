@@ -98,8 +98,11 @@ def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndar
 
 
 def check_no_overlap(buf, name: str, op: str, *arrays) -> None:
+    """``buf`` must not share memory with any of ``arrays`` (all C-contiguous)."""
+    from ._pointwise import overlaps
+
     for a in arrays:
-        if a is not None and np.may_share_memory(buf, a):
+        if a is not None and overlaps(buf, a):
             raise ValueError(f"{op}: {name} must not share memory with the inputs or the other outputs")
 
 

@@ -111,27 +111,83 @@ PW_SIG(smooth_l1)
     *h = in ? 1 / pa : (T)0;
 }
 
-/* log(cosh(x - y)); done in double with expm1/log1p for every dtype:
- * log cosh d = log1p(em^2 / (2 (1 + em))), em = expm1(|d|), has no
- * cancellation for small d, where |d| + log1p(exp(-2|d|)) - log 2 loses
- * everything; the latter is used for |d| >= 1.  tanh and 1/cosh^2 come from
- * expm1(-2|d|) and exp(-2|d|). */
+/* log(cosh(x - y)), vectorized in T.
+ * |d| < 0.5: the Taylor series of log cosh and tanh in z = d^2 (coefficients
+ *   2^2n (2^2n - 1) B_2n / (2n (2n)!), ratio < 0.11 per term at |d| = 0.5;
+ *   9 terms for float, 18 for double), exact for tiny d, where
+ *   |d| - log 2 + log1p(exp(-2|d|)) cancels;
+ * |d| >= 0.5: |d| - log 2 + log1p(q), q = exp(-2|d|) <= 0.37 (relative
+ *   error a few ulp at the switch), tanh = (1 - q)/(1 + q), 1/cosh^2 =
+ *   4q/(1 + q)^2: no overflow for any d. */
 PW_SIG(log_cosh)
 {
     PW_UNUSED;
-    const double d = (double)x - (double)y, a = fabs(d);
-    const double q = exp(-2 * a), em2 = expm1(-2 * a);
-    double val;
-    if (a < 1) {
-        const double em = expm1(a);
-        val = log1p(em * em / (2 * (1 + em)));
+    const T d = x - y, a = FABS(d), z = d * d;
+    T pv, pt;
+    if (sizeof(T) == sizeof(float)) {
+        pv = (T)3.277930227475478e-05;
+        pv = pv * z + (T)-9.09896491907074e-05;
+        pv = pv * z + (T)0.0002565805740408915;
+        pv = pv * z + (T)-0.0007386029608251831;
+        pv = pv * z + (T)0.0021869488536155205;
+        pv = pv * z + (T)-0.006746031746031746;
+        pv = pv * z + (T)0.022222222222222223;
+        pv = pv * z + (T)-0.08333333333333333;
+        pv = pv * z + (T)0.5;
+        pt = (T)0.000590027440945586;
+        pt = pt * z + (T)-0.0014558343870513183;
+        pt = pt * z + (T)0.003592128036572481;
+        pt = pt * z + (T)-0.008863235529902197;
+        pt = pt * z + (T)0.021869488536155203;
+        pt = pt * z + (T)-0.05396825396825397;
+        pt = pt * z + (T)0.13333333333333333;
+        pt = pt * z + (T)-0.3333333333333333;
+        pt = pt * z + (T)1.0;
     } else {
-        val = a + log1p(q) - FL_LN2;
+        pv = (T)-4.835171934325458e-09;
+        pv = pv * z + (T)1.2632091406687664e-08;
+        pv = pv * z + (T)-3.3116463500327045e-08;
+        pv = pv * z + (T)8.715903837635848e-08;
+        pv = pv * z + (T)-2.3041747198769394e-07;
+        pv = pv * z + (T)6.122655795895756e-07;
+        pv = pv * z + (T)-1.6365968284715348e-06;
+        pv = pv * z + (T)4.405244525877023e-06;
+        pv = pv * z + (T)-1.1956455712177625e-05;
+        pv = pv * z + (T)3.277930227475478e-05;
+        pv = pv * z + (T)-9.09896491907074e-05;
+        pv = pv * z + (T)0.0002565805740408915;
+        pv = pv * z + (T)-0.0007386029608251831;
+        pv = pv * z + (T)0.0021869488536155205;
+        pv = pv * z + (T)-0.006746031746031746;
+        pv = pv * z + (T)0.022222222222222223;
+        pv = pv * z + (T)-0.08333333333333333;
+        pv = pv * z + (T)0.5;
+        pt = (T)-1.7406618963571648e-07;
+        pt = pt * z + (T)4.294911078273806e-07;
+        pt = pt * z + (T)-1.0597268320104654e-06;
+        pt = pt * z + (T)2.6147711512907546e-06;
+        pt = pt * z + (T)-6.451689215655431e-06;
+        pt = pt * z + (T)1.5918905069328964e-05;
+        pt = pt * z + (T)-3.927832388331683e-05;
+        pt = pt * z + (T)9.691537956929451e-05;
+        pt = pt * z + (T)-0.00023912911424355248;
+        pt = pt * z + (T)0.000590027440945586;
+        pt = pt * z + (T)-0.0014558343870513183;
+        pt = pt * z + (T)0.003592128036572481;
+        pt = pt * z + (T)-0.008863235529902197;
+        pt = pt * z + (T)0.021869488536155203;
+        pt = pt * z + (T)-0.05396825396825397;
+        pt = pt * z + (T)0.13333333333333333;
+        pt = pt * z + (T)-0.3333333333333333;
+        pt = pt * z + (T)1.0;
     }
-    const double t = -em2 / (2 + em2);
-    *v = (T)val;
-    *g = (T)(d > 0 ? t : (d < 0 ? -t : d * 0));
-    *h = (T)(4 * q / ((2 + em2) * (2 + em2)));
+    const T q = EXP(-2 * a), r = 1 / (1 + q);
+    const T tl = (1 - q) * r;
+    const int small = a < (T)0.5;
+    *v = small ? z * pv : a - (T)FL_LN2 + FN(log1p01)(q);
+    const T t = small ? d * pt : (d > 0 ? tl : (d < 0 ? -tl : d * 0));
+    *g = t;
+    *h = small ? 1 - t * t : 4 * q * r * r;
 }
 
 /* pinball loss, pa = quantile q in (0, 1); r = y - x.
