@@ -75,15 +75,40 @@ def _as_array(t, name: str, op: str, differentiable: bool):
 _GRAD_NOTE = ("input", "var (gaussian_nll_loss)")
 
 
-class _FusedLoss(torch.autograd.Function):
-    """forward: one fused kernel call; backward: saved gradient × grad_output."""
+class _NoDoubleBackward(torch.autograd.Function):
+    """Identity on a returned gradient; differentiating it again raises.
+
+    fastloss's backward is a product with a saved gradient, so the
+    gradient has no graph of its own.  Under ``create_graph=True`` it is
+    routed through this function, so that a second derivative fails loudly
+    instead of being silently zero."""
 
     @staticmethod
-    def forward(ctx, call, op, names, grad_slots, *tensors):
+    def forward(ctx, g, anchor):
+        return g.clone()
+
+    @staticmethod
+    def backward(ctx, _):
+        raise RuntimeError(
+            "fastloss.torch: second derivatives are not supported (the fused kernels "
+            "give first derivatives); use torch.nn's loss for double backward"
+        )
+
+
+class _FusedLoss(torch.autograd.Function):
+    """forward: one fused kernel call; backward: saved gradient × grad_output.
+
+    ``meta`` is (op, operand names, grad slots, class axis); the operands
+    follow.  The gradient of slot k is the k-th gradient the loss returns.
+    """
+
+    @staticmethod
+    def forward(ctx, call, meta, *tensors):
+        op, names, grad_slots, class_axis = meta
         arrays, sum_shapes = [], {}
         for i, (t, name) in enumerate(zip(tensors, names)):
             a = _as_array(t, name, op, i in grad_slots)
-            if i and i in grad_slots and a.shape != arrays[0].shape:
+            if i and i in grad_slots and isinstance(a, np.ndarray) and a.shape != arrays[0].shape:
                 # another differentiable operand (var): broadcast it to the
                 # input's shape, so the kernel's gradient is per element and
                 # backward can weight it by grad_output before summing back
@@ -94,32 +119,47 @@ class _FusedLoss(torch.autograd.Function):
             arrays.append(a)
         res = call(*arrays)
         value, grads = res[0], res[1:]
-        ctx.grad_slots = grad_slots
+        ctx.meta = meta
         ctx.n_operands = len(tensors)
-        ctx.shapes = [(tensors[i].shape, sum_shapes.get(i, tensors[i].shape)) for i in grad_slots]
-        ctx.save_for_backward(*(torch.from_numpy(np.asarray(g)) for g in grads))
-        dtype = tensors[0].dtype
+        ctx.shapes = [
+            (tensors[i].shape, sum_shapes.get(i, tensors[i].shape)) if isinstance(tensors[i], torch.Tensor)
+            else None
+            for i in grad_slots
+        ]
+        ctx.save_for_backward(tensors[0], *(torch.from_numpy(np.asarray(g)) for g in grads))
         if isinstance(value, np.ndarray):
             return torch.from_numpy(value)
-        return torch.tensor(value, dtype=dtype)
+        return torch.tensor(value, dtype=tensors[0].dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        grads = ctx.saved_tensors
-        result = [None] * (4 + ctx.n_operands)
-        for slot, g, (shape, sum_shape) in zip(ctx.grad_slots, grads, ctx.shapes):
-            if not ctx.needs_input_grad[4 + slot]:
+        anchor, *grads = ctx.saved_tensors
+        _, _, grad_slots, class_axis = ctx.meta
+        result = [None] * (2 + ctx.n_operands)
+        for slot, g, shapes in zip(grad_slots, grads, ctx.shapes):
+            if shapes is None or not ctx.needs_input_grad[2 + slot]:
                 continue
+            shape, sum_shape = shapes
             go = grad_out
             if go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
-                # gradient over (N, C, ...): broadcast along the class axis
-                go = go.unsqueeze(1) if g.dim() > 1 else go
+                # gradient over the classes too: broadcast along the class
+                # axis (1 as PyTorch's (N, C, ...), or the last axis)
+                go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
             r = g * go
             if r.shape != shape:
                 r = r.sum_to_size(sum_shape).reshape(shape)
-            result[4 + slot] = r
+            if torch.is_grad_enabled():
+                r = _NoDoubleBackward.apply(r, anchor)
+            result[2 + slot] = r
         return tuple(result)
+
+
+@torch.compiler.disable
+def _apply(call, meta, *tensors):
+    # A graph break under torch.compile: dynamo need not trace into the
+    # NumPy and Cython code; the loss runs eagerly.
+    return _FusedLoss.apply(call, meta, *tensors)
 
 
 def _positional(sig: inspect.Signature) -> list:
@@ -138,6 +178,7 @@ def _make_function(fn):
     grad_names = _grad_args(fn)
     positional = _positional(sig)
     operand_names = [n for n in positional if n in ("input", "target") or n in grad_names]
+    class_axis = getattr(fn, "_class_axis", 1)
 
     def wrapper(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)
@@ -154,7 +195,7 @@ def _make_function(fn):
             kw.update(rest)
             return fn(**kw, return_grad=True)
 
-        return _FusedLoss.apply(call, op, names, slots, *ops)
+        return _apply(call, (op, names, slots, class_axis), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__doc__ = (
@@ -171,9 +212,16 @@ def _make_function(fn):
 def _make_module(cls):
     name = cls.__name__
     grad_names = _grad_args(cls)
+    class_axis = getattr(cls, "_class_axis", 1)
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
                      if p.name not in ("weight", "out", "loss_out")]
+    P = inspect.Parameter
+    fwd_sig = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD) for n in operand_names]
+        + [P("weight", P.KEYWORD_ONLY, default=None)]
+    )
 
     def __init__(self, *args, **kwargs):
         torch.nn.Module.__init__(self)
@@ -181,13 +229,17 @@ def _make_module(cls):
         kwargs = {k: _as_array(v, k, name, False) for k, v in kwargs.items()}
         self.loss = cls(*args, **kwargs)
 
-    def forward(self, *operands, weight=None):
-        if len(operands) != len(operand_names):
+    def forward(self, *operands, **kw):
+        try:
+            bound = fwd_sig.bind(self, *operands, **kw)
+        except TypeError:
+            given = len(operands) + len([k for k in kw if k != "weight"])
             raise TypeError(
-                f"fastloss.torch.{name}: forward takes ({', '.join(operand_names)}), "
-                f"got {len(operands)} tensors"
-            )
-        w = _as_array(weight, "weight", name, False)
+                f"fastloss.torch.{name}: forward takes ({', '.join(operand_names)}), got {given} "
+                f"tensors (and weight= as a keyword)"
+            ) from None
+        ops = [bound.arguments[n] for n in operand_names]
+        w = _as_array(bound.arguments.get("weight"), "weight", name, False)
         names = tuple(operand_names)
         slots = tuple(i for i, n in enumerate(names) if n in grad_names)
         loss = self.loss
@@ -195,10 +247,17 @@ def _make_module(cls):
         def call(*arrays):
             return loss.value_and_grad(*arrays, weight=w)
 
-        return _FusedLoss.apply(call, name, names, slots, *operands)
+        return _apply(call, (name, names, slots, class_axis), *ops)
+
+    forward.__signature__ = fwd_sig
 
     def extra_repr(self):
-        return repr(self.loss)
+        args = getattr(self.loss, "_repr_args", None)
+        if args is None:
+            return repr(self.loss)
+        return ", ".join(f"{k}={v!r}" for k, v in args())
+
+    reduction = property(lambda self: self.loss.reduction, doc="the loss's reduction")
 
     doc = (
         f"``torch.nn`` module of :class:`fastloss.{name}`: same constructor "
@@ -207,7 +266,7 @@ def _make_module(cls):
     )
     return type(name, (torch.nn.Module,), {
         "__init__": __init__, "forward": forward, "extra_repr": extra_repr,
-        "__doc__": doc, "__module__": __name__,
+        "reduction": reduction, "__doc__": doc, "__module__": __name__,
     })
 
 
