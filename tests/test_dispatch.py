@@ -75,6 +75,25 @@ def _cases(rng, n, dtype):
         ("hess_bce_logits", lambda: fl.BCEWithLogitsLoss(pos_weight=pw).grad_hess(xl, bl)),
         ("hess_soft_margin", lambda: fl.SoftMarginLoss().grad_hess(x, s)),
     ]
+    if hasattr(fl, "cross_entropy"):
+        # Row losses (over C classes): their kernels are dispatched the same way.
+        C = 11                                                 # 8 lanes + a tail
+        m = n // C
+        z = f(rng.normal(scale=3.0, size=(m, C)))              # logits
+        lab = rng.integers(0, C, size=m)
+        lab[::17] = -100                                       # ignored rows
+        lab_ok = np.where(lab < 0, 0, lab)
+        cw = f(np.linspace(0.5, 1.5, C))
+        logp = z - np.logaddexp.reduce(z.astype(np.float64), axis=1, keepdims=True).astype(dtype)
+        multi = f(rng.random((m, C)) < 0.3)
+        cases += [
+            ("cross_entropy", lambda: grad(fl.cross_entropy, z, lab, weight=cw, label_smoothing=0.1)),
+            ("nll", lambda: grad(fl.nll_loss, logp, lab, weight=cw)),
+            ("softmax_focal", lambda: grad(fl.softmax_focal_loss, z, lab, None, 2.0)),
+            ("multi_margin", lambda: grad(fl.multi_margin_loss, z, lab_ok, 1, 1.0)),
+            ("multilabel_soft_margin", lambda: grad(fl.multilabel_soft_margin_loss, z, multi)),
+            ("hess_cross_entropy", lambda: fl.CrossEntropyLoss().grad_hess(z, lab_ok)),
+        ]
     return cases
 
 
@@ -135,8 +154,16 @@ def test_simd_path_names(tmp_path):
         # A v3 build on a CPU with AVX2/FMA/BMI2/F16C/MOVBE must take the v3 path.
         assert cfg["simd_path"] == V3
 
+    try:  # every dispatched extension takes the same path
+        from fastloss import _rows
+    except ImportError:
+        _rows = None
+    if _rows is not None:
+        assert _rows.isa_name() == cfg["simd_path"]
+
     forced, _ = _run_child(tmp_path, "1", compute_all=False)
     assert forced["simd_path"] == BASELINE
+    assert forced.get("rows_simd_path", BASELINE) == BASELINE
     assert forced["force_baseline"] is True
     # "0" means not forced: the child takes the same path this process would.
     unforced, _ = _run_child(tmp_path, "0", compute_all=False)
@@ -180,4 +207,10 @@ if __name__ == "__main__":
     # --config, only report the configuration).
     if sys.argv[1] != "--config":
         np.savez(sys.argv[1], **compute())
-    print(json.dumps(fl.show_config(file=False), default=str))
+    cfg = fl.show_config(file=False)
+    try:
+        from fastloss import _rows
+        cfg["rows_simd_path"] = _rows.isa_name()
+    except ImportError:
+        pass
+    print(json.dumps(cfg, default=str))

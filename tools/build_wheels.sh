@@ -5,10 +5,16 @@
 #   tools/build_wheels.sh              # every CPython 3.10-3.13 that pyenv has
 #   tools/build_wheels.sh 3.11 3.12    # just these (a minor version, a full
 #                                      # version like 3.11.7, or a python path)
+#   tools/build_wheels.sh --ci         # what .ci/run does: one wheel, for
+#                                      # $PYTHON (default python3), smoke test
+#                                      # only, no sdist
+#   options: --no-sdist, --smoke-only (skip the test suite), -h
 #
 # For each interpreter:
 #   1. copy the source tree (tracked and untracked-but-not-ignored files) to a
-#      scratch directory, so the build leaves nothing in the working tree;
+#      scratch directory, so the build leaves nothing in the working tree (one
+#      snapshot, taken at the start, serves every build and test run, so a
+#      tree that changes meanwhile cannot mix versions);
 #   2. python -m pip wheel <copy> --no-deps (build isolation: setuptools,
 #      Cython and numpy come from the index, as in cibuildwheel);
 #   3. check the wheel holds no sources or build leftovers (.c .pyx .h .o ...);
@@ -17,7 +23,8 @@
 #      needs glibc 2.34) and auditwheel show;
 #   5. install the wheel into a fresh virtual environment with the test
 #      dependencies and, from an empty directory outside the source tree, run
-#      tools/smoke_test.py and the test suite (python -m pytest tests).
+#      tools/smoke_test.py and the test suite (python -m pytest tests), both
+#      from the snapshot.
 # Then it builds the sdist, installs it (compiling from source) into a fresh
 # virtual environment and runs the same tests, and prints a summary table.
 #
@@ -48,6 +55,23 @@ TEST_DEPS=(pytest pytest-benchmark hypothesis threadpoolctl)
 # Keep the shared tests/ free of __pycache__ from every interpreter.
 export PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
+SMOKE_ONLY=0
+ARGS=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --ci)
+            SMOKE_ONLY=1; DO_SDIST=0; TORCH=0
+            ARGS+=("$(command -v "${PYTHON:-python3}")") ;;
+        --no-sdist) DO_SDIST=0 ;;
+        --smoke-only) SMOKE_ONLY=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+        *) ARGS+=("$1") ;;
+    esac
+    shift
+done
+set -- "${ARGS[@]+"${ARGS[@]}"}"
+
 mkdir -p "$OUT" "$LOGS"
 T0=$SECONDS
 
@@ -64,13 +88,16 @@ PYENV_ROOT=${PYENV_ROOT:-$( (pyenv root 2>/dev/null) || echo "$HOME/.pyenv")}
 # The newest installed 3.X.y for a minor version "3.X", or a full version.
 find_python() {
     local want=$1 v best=""
-    if [[ -x $want && ! -d $want ]]; then echo "$want"; return; fi
+    if [[ -x $want && ! -d $want ]]; then "$want" -c 'import sys; print(sys.executable)'; return; fi
     if [[ $want =~ ^3\.[0-9]+\.[0-9]+$ ]]; then
         [[ -x $PYENV_ROOT/versions/$want/bin/python ]] && echo "$PYENV_ROOT/versions/$want/bin/python"
         return
     fi
-    for v in $(ls "$PYENV_ROOT/versions" 2>/dev/null | grep -E "^${want//./\\.}\.[0-9]+$" | sort -t. -k3,3n); do
-        best=$v
+    local d patch bestpatch=-1
+    for d in "$PYENV_ROOT/versions/$want".*; do
+        v=${d##*/}; patch=${v#"$want".}
+        [[ $patch =~ ^[0-9]+$ && -x $d/bin/python ]] || continue
+        if ((patch > bestpatch)); then bestpatch=$patch; best=$v; fi
     done
     [[ -n $best ]] && echo "$PYENV_ROOT/versions/$best/bin/python"
 }
@@ -151,14 +178,19 @@ make_test_venv() {
 run_tests() {
     local venv=$1 log=$2 rundir rc=0 summary
     rundir=$(mktemp -d "$WORK/run.XXXXXX")
-    if (cd "$rundir" && "$venv/bin/python" "$ROOT/tools/smoke_test.py") >> "$log" 2>&1; then
+    if (cd "$rundir" && "$venv/bin/python" "$SNAP/tools/smoke_test.py") >> "$log" 2>&1; then
         step smoke "passed ($(grep -c '^  ok ' "$log") checks)"
     else
         step smoke "FAILED"; grep -E 'FAIL|Error' "$log" | head -5 | sed 's/^/    | /'
         rc=1
     fi
+    if [[ $SMOKE_ONLY == 1 ]]; then
+        rm -rf "$rundir"
+        TEST_RESULT="smoke $( ((rc)) && echo FAILED || echo passed) (test suite not run)"
+        return $rc
+    fi
     # shellcheck disable=SC2086
-    (cd "$rundir" && "$venv/bin/python" -m pytest "$ROOT/tests" $PYTEST_ARGS) >> "$log" 2>&1 || rc=$((rc | 2))
+    (cd "$rundir" && "$venv/bin/python" -m pytest "$SNAP/tests" $PYTEST_ARGS) >> "$log" 2>&1 || rc=$((rc | 2))
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped).*in [0-9.]+s|no tests ran' "$log" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//')
     [[ -n $summary ]] || summary="pytest gave no summary"
     if ((rc & 2)); then step pytest "FAILED: $summary"; tail_log "$log" 15; else step pytest "$summary"; fi
@@ -168,6 +200,11 @@ run_tests() {
     ((rc & 2)) && TEST_RESULT="FAILED: $TEST_RESULT"
     return $rc
 }
+
+# One snapshot of the tree for every build and test run.
+SNAP="$WORK/snapshot"
+stage "$SNAP"
+copy_snapshot() { rm -rf "$1"; cp -a "$SNAP" "$1"; }
 
 # ---------------------------------------------------------------- per Python
 ROWS=()
@@ -179,7 +216,7 @@ for PY in "${PYTHONS[@]}"; do
     LOG="$LOGS/$TAG.log"; : > "$LOG"
     say ""; say "== CPython $VER ($PY)"
     SRC="$WORK/src-$TAG"; RAW="$WORK/dist-$TAG"
-    stage "$SRC"; rm -rf "$RAW"
+    copy_snapshot "$SRC"; rm -rf "$RAW"
 
     if ! (cd "$SRC" && "$PY" -m pip wheel . --no-deps -v -w "$RAW") >> "$LOG" 2>&1; then
         step build "FAILED"; tail_log "$LOG"
@@ -203,7 +240,7 @@ for PY in "${PYTHONS[@]}"; do
     fi
     WHL=$(ls -t "$OUT"/fastloss-*-"$TAG"-"$TAG"-*.whl | head -1)
     "$AUDITWHEEL" show "$WHL" > "$LOGS/$TAG-show.txt" 2>&1 || true
-    GRAFTED=$("$TOOLS/bin/python" -c 'import sys, zipfile; print(" ".join(n.split("/")[-1] for n in zipfile.ZipFile(sys.argv[1]).namelist() if ".libs/" in n))' "$WHL")
+    GRAFTED=$("$TOOLS/bin/python" -c 'import sys, zipfile; print(" ".join(n.split("/")[-1] for n in zipfile.ZipFile(sys.argv[1]).namelist() if ".libs/" in n and not n.endswith("/")))' "$WHL")
     SYSLIBS=$(tr -d '\n' < "$LOGS/$TAG-show-raw.txt" | grep -oE 'lib[a-z0-9_]+\.so\.[0-9]+ with versions' | awk '{print $1}' | sort -u | tr '\n' ' ' || true)
     step repair "$(basename "$WHL"); vendored: ${GRAFTED:-nothing}; system libs allowed by policy: ${SYSLIBS:-none}"
     grep -iE 'warn|error|isa' "$LOGS/$TAG-repair.txt" | head -5 | sed 's/^/    | auditwheel: /' || true
@@ -230,7 +267,7 @@ if [[ $DO_SDIST == 1 ]]; then
     VER=$("$PY" -c 'import sys; print(sys.version.split()[0])')
     LOG="$LOGS/sdist.log"; : > "$LOG"
     say ""; say "== sdist (installed with CPython $VER)"
-    SRC="$WORK/src-sdist"; stage "$SRC"
+    SRC="$WORK/src-sdist"; copy_snapshot "$SRC"
     rm -f "$OUT"/fastloss-*.tar.gz
     if ! "$TOOLS/bin/python" -m build --sdist --outdir "$OUT" "$SRC" >> "$LOG" 2>&1; then
         step build "FAILED"; tail_log "$LOG"; ROWS+=("sdist|-|-|build FAILED|-"); FAILED=1
