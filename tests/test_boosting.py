@@ -436,6 +436,7 @@ class TestXGBoost:
         assert m.shape == (N, 2) and np.mean((m - Y) ** 2) < 0.3 * np.mean(Y ** 2)
 
     def test_pickle_and_repr(self):
+        pytest.importorskip("xgboost")
         import fastloss.xgboost as flx
         obj = pickle.loads(pickle.dumps(flx.objective(fl.HuberLoss(delta=2.0), min_hessian=0.5)))
         assert obj.loss.delta == 2.0 and obj.min_hessian == 0.5 and "HuberLoss" in repr(obj)
@@ -581,8 +582,8 @@ class TestLightGBM:
             np.dot(per, w) / w.sum(), rel=1e-9)
 
     def test_pickle_and_repr(self):
-        import fastloss.lightgbm as fll
         _lgb()
+        import fastloss.lightgbm as fll
         obj = pickle.loads(pickle.dumps(fll.objective("HuberLoss", delta=2.0)))
         assert obj.loss.delta == 2.0 and "HuberLoss" in repr(obj)
         m = fll.metric("mse_loss", name="sq")

@@ -45,11 +45,16 @@ __attribute__((simd("notinbranch"))) extern double log(double);
 #  define FL_HAVE_LIBMVEC 0
 #endif
 
-#if defined(_OPENMP) || defined(__GNUC__)
+#if defined(__GNUC__) || defined(__clang__)
 #  define FL_PRAGMA(x) _Pragma(#x)
 #  define FL_SIMD_SUM(s, b) FL_PRAGMA(omp simd reduction(+:s) reduction(|:b))
-#else
+#else /* MSVC: its /openmp is OpenMP 2.0, without simd; the loops still
+          auto-vectorize where they can */
 #  define FL_SIMD_SUM(s, b)
+#endif
+
+#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(restrict)
+#  define restrict __restrict
 #endif
 
 /* Does this CPU run the x86-64-v3 kernels?  (AVX2, FMA, BMI2, F16C, MOVBE:
