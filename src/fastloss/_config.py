@@ -5,13 +5,14 @@ import os
 import platform
 import sys
 
-from . import _pointwise
+from . import _pointwise, _rows
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
 # The instruction-set path is chosen once, at import.
 _FORCE_BASELINE = os.environ.get("FASTLOSS_FORCE_BASELINE", "").strip().lower() not in ("", "0", "false", "no")
 _pointwise.select_isa(_FORCE_BASELINE)
+_rows.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 

@@ -10,6 +10,8 @@
  */
 #include "fl_rows.h"
 
+#include <string.h>
+
 #define FL_CAT3_(a, b, c) a##_##b##_##c
 #define FL_CAT3(a, b, c) FL_CAT3_(a, b, c)
 #define FN(name) FL_CAT3(name, TS, ISA)
@@ -19,20 +21,28 @@
 #pragma GCC target("arch=x86-64-v3")
 #define ISA v3
 #define T float
+#define T_F32 1
+#define TI int32_t
 #define TS f32
 #define EXP expf
 #define LOG logf
 #include "fl_rows_math.h"
 #undef T
+#undef T_F32
+#undef TI
 #undef TS
 #undef EXP
 #undef LOG
 #define T double
+#define T_F32 0
+#define TI int64_t
 #define TS f64
 #define EXP exp
 #define LOG log
 #include "fl_rows_math.h"
 #undef T
+#undef T_F32
+#undef TI
 #undef TS
 #undef EXP
 #undef LOG
@@ -42,20 +52,28 @@
 
 #define ISA base
 #define T float
+#define T_F32 1
+#define TI int32_t
 #define TS f32
 #define EXP expf
 #define LOG logf
 #include "fl_rows_math.h"
 #undef T
+#undef T_F32
+#undef TI
 #undef TS
 #undef EXP
 #undef LOG
 #define T double
+#define T_F32 0
+#define TI int64_t
 #define TS f64
 #define EXP exp
 #define LOG log
 #include "fl_rows_math.h"
 #undef T
+#undef T_F32
+#undef TI
 #undef TS
 #undef EXP
 #undef LOG

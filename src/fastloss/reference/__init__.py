@@ -8,3 +8,4 @@ the sum, for ``reduction="none"``); functions named ``*_hess`` return the
 diagonal Hessian.  Slow on purpose: clarity over speed.
 """
 from .pointwise import *  # noqa: F401,F403
+from .rows import *  # noqa: F401,F403

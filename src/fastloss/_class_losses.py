@@ -1,0 +1,563 @@
+"""Row-over-classes losses: cross-entropy and its relatives.
+
+Each loss is a function named as in ``torch.nn.functional`` and a class
+named as in ``torch.nn``; both run the same fused row kernel (value,
+gradient and diagonal Hessian in one pass per row).  See
+``fastloss._rows_api`` for the shared call path and
+``src/fastloss/_src/fl_rows_math.h`` for the math.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as V
+from ._pointwise_api import GRAD, GRAD_HESS, VALUE
+from ._rows_api import (
+    HVP,
+    NO_IGNORE,
+    _NO_PARAMS,
+    _RowLoss,
+    check_ignore_index,
+    check_label_smoothing,
+    mode_of,
+    run,
+    spec,
+)
+from . import _rows
+
+__all__ = [
+    "cross_entropy", "cross_entropy_hvp", "nll_loss", "softmax_focal_loss", "multi_margin_loss",
+    "multilabel_soft_margin_loss", "poly1_cross_entropy",
+    "CrossEntropyLoss", "NLLLoss", "SoftmaxFocalLoss", "MultiMarginLoss", "MultiLabelSoftMarginLoss",
+    "Poly1CrossEntropyLoss",
+]
+
+_CE = spec("cross_entropy", "ce", "ce_soft", hvp=True)
+_NLL = spec("nll_loss", "nll")
+_FOCAL = spec("softmax_focal_loss", "focal", denom=_rows.DENOM_COUNT)
+_MM = spec("multi_margin_loss", "multi_margin", spatial=False, denom=_rows.DENOM_NONE)
+_MLSM = spec("multilabel_soft_margin_loss", soft="multilabel_soft_margin", soft_float=False, last_axis=True,
+             denom=_rows.DENOM_NONE)
+_POLY = spec("poly1_cross_entropy", "ce", "ce_soft")
+
+_SHAPES = """Shapes: the class axis is axis 1, as in PyTorch.  input is (C,)
+    (one sample), (N, C), or (N, C, d1, ..., dk) (segmentation maps,
+    sequences); integer labels are (), (N,) or (N, d1, ..., dk)"""
+
+_COMMON = """reduction : {"mean", "sum", "none"}
+        "none" returns the per-item losses, of input's shape without the
+        class axis.
+    return_grad : bool
+        Also return the gradient with respect to input, in the same pass.
+    out : ndarray, optional
+        Buffer for the gradient (input's shape and dtype, C-contiguous,
+        writeable, not overlapping the inputs).
+    n_threads : int, optional
+        Threads for this call (default :func:`fastloss.get_num_threads`).
+
+    Returns
+    -------
+    value : float, or ndarray of the items' shape for reduction="none"
+    grad : ndarray of input's shape and dtype, with return_grad=True
+        The gradient of the returned value: the mean's denominator and the
+        weights are in it; for reduction="none" it is that of the sum.
+
+    Raises
+    ------
+    ValueError
+        For a label outside [0, C) that is not ignore_index, naming its
+        position and value; for shapes that do not match.
+    TypeError
+        For float labels where integers are expected and the reverse.
+
+    Notes
+    -----
+    input fixes the dtype: float32 and float64 are kept (float32 in, float32
+    out), float16 becomes float32, integers become float64.  Integer labels
+    of dtype int64, int32 or uint8 are read in place, without a copy (other
+    integer dtypes are converted once); every label is checked in the
+    kernel's own pass.  Per-row sums are accumulated in float64 and the
+    rows are added block by block in a fixed order, so the value is
+    bit-identical for any thread count."""
+
+
+def _doc(fn):
+    fn.__doc__ = fn.__doc__.replace("%(common)s", _COMMON).replace("%(shapes)s", _SHAPES)
+    return fn
+
+
+def _p_ce(ignore_index, label_smoothing, op, epsilon=0.0):
+    ii = check_ignore_index(ignore_index, op)
+    ls = check_label_smoothing(label_smoothing, op)
+    return ii, (ls, epsilon, 0.0, 0, 0)
+
+
+def _p_poly(epsilon, op):
+    return V.real(epsilon, "epsilon", op)
+
+
+def _p_focal(alpha, gamma, op):
+    """(per-class alpha array or None, kernel params)."""
+    g = V.nonneg(gamma, "gamma", op)
+    if alpha is None:
+        return None, (g, 1.0, 0.0, 0, 0)
+    if np.ndim(alpha) == 0 and not isinstance(alpha, np.ndarray):
+        return None, (g, V.nonneg(alpha, "alpha", op), 0.0, 0, 0)
+    if isinstance(alpha, np.ndarray) and alpha.ndim == 0:
+        return None, (g, V.nonneg(alpha, "alpha", op), 0.0, 0, 0)
+    return alpha, (g, 1.0, 0.0, 0, 0)
+
+
+def _p_margin(p, margin, op):
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer, float, np.floating)) or p not in (1, 2):
+        raise ValueError(f"{op}: only p == 1 and p == 2 supported, got {p!r}")
+    return (V.real(margin, "margin", op), 0.0, 0.0, int(p), 0)
+
+
+# ------------------------------------------------------------------ functions
+
+@_doc
+def cross_entropy(input, target, *, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean",
+                  return_grad=False, out=None, n_threads=None):
+    """Cross-entropy of logits, as ``torch.nn.functional.cross_entropy``.
+
+    With ``p = softmax(input)`` over the class axis and a row of target
+    weights ``q``, the loss of an item is ``-sum_c q_c log p_c`` with
+    ``q_c = w_c ((1 - eps) t_c + eps / C)``: ``t`` is the one-hot label (or
+    the class probabilities), ``w`` the class weights (1 without), ``eps``
+    the label smoothing.  For integer labels this is PyTorch's
+    ``(1 - eps) * nll + eps / C * sum_c w_c (-log p_c)``, including its
+    treatment of weights in the smoothing term (pytorch#73205).
+    Gradient ``M p - q`` with ``M = sum_c q_c``; the diagonal Hessian
+    (``CrossEntropyLoss.grad_hess``) is ``M p (1 - p)``, the full one
+    ``M (diag p - p p^T)`` (:func:`cross_entropy_hvp`).
+
+    The mean divides by the summed weights ``w[target]`` of the targets that
+    are not ignored (their count without weights; NaN if all are ignored),
+    as PyTorch; with class-probability targets it divides by the number of
+    items (rows times positions).
+
+    Parameters
+    ----------
+    input : array_like of logits
+        %(shapes)s; class probabilities have input's shape (floating point).
+    target : array_like
+        Integer class labels, or class probabilities of input's shape.
+    weight : array_like of shape (C,), optional
+        Per-class weights.
+    ignore_index : int
+        Labels equal to it contribute nothing (loss and gradient 0) and
+        leave the mean's denominator; not allowed (>= 0) with probabilities.
+    label_smoothing : float in [0, 1]
+    %(common)s
+    A target weight of 0 skips its term, so a -inf logit of a class with
+    no target weight gives a finite loss (PyTorch gives NaN with
+    probability targets there).  float32 losses are exact to about 1e-7
+    absolute per row (log of a float sum), as PyTorch's.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    >>> y = np.array([0, 2])
+    >>> round(fl.cross_entropy(x, y), 12)
+    0.896378005295
+    >>> value, grad = fl.cross_entropy(x, y, return_grad=True)
+    >>> grad.round(6)
+    array([[-0.107201,  0.087645,  0.019556],
+           [ 0.105971,  0.288058, -0.394029]])
+    """
+    ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy")
+    return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
+               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+
+
+def cross_entropy_hvp(input, target, v, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                      reduction="mean", out=None, n_threads=None):
+    """The exact Hessian-vector product of :func:`cross_entropy` with respect
+    to input, for Newton-CG and trust-region methods.
+
+    Per item, ``H = M (diag p - p p^T)`` with ``p = softmax(input)`` and
+    ``M = sum_c q_c`` (the item's total target weight, see
+    :func:`cross_entropy`), so ``(H v)_c = M p_c (v_c - p . v)``; the
+    reduction's scaling is included (the Hessian of the returned value).
+    One fused pass, no C x C matrix.
+
+    Parameters
+    ----------
+    input, target, weight, ignore_index, label_smoothing, reduction, n_threads
+        As :func:`cross_entropy`.
+    v : array_like of input's shape
+        The direction.
+    out : ndarray, optional
+        Buffer for the product (input's shape and dtype).
+
+    Returns
+    -------
+    ndarray of input's shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[2.0, 0.5, -1.0]]); y = np.array([0])
+    >>> fl.cross_entropy_hvp(x, y, np.array([[1.0, 0.0, 0.0]])).round(6)
+    array([[ 0.168434, -0.137708, -0.030727]])
+    """
+    ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy_hvp")
+    return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
+               mode=HVP, n_threads=n_threads, out=out, v=v, op="cross_entropy_hvp")
+
+
+@_doc
+def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", return_grad=False, out=None,
+             n_threads=None):
+    """Negative log-likelihood, as ``torch.nn.functional.nll_loss``.
+
+    input holds log-probabilities; the loss of an item with label ``y`` is
+    ``-w_y input_y``.  Gradient ``-w_y`` at the label and 0 elsewhere;
+    Hessian 0.  The mean divides by the summed weights of the targets that
+    are not ignored (NaN if all are ignored).
+
+    Parameters
+    ----------
+    input : array_like of log-probabilities
+        %(shapes)s.
+    target : array_like of integer class labels
+    weight : array_like of shape (C,), optional
+    ignore_index : int
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> logp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    >>> round(fl.nll_loss(logp, np.array([0, 2])), 12)
+    0.289909247626
+    """
+    ii = check_ignore_index(ignore_index, "nll_loss")
+    return run(_NLL, input, target, weight=weight, ignore_index=ii, reduction=reduction,
+               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+
+
+@_doc
+def softmax_focal_loss(input, target, alpha=None, gamma=2.0, *, ignore_index=-100, reduction="mean",
+                       return_grad=False, out=None, n_threads=None):
+    """Multi-class (softmax) focal loss (Lin et al., 2017).
+
+    With ``p = softmax(input)_y`` for label ``y``: ``-alpha_y (1 - p)^gamma
+    log p``.  ``gamma = 0`` is ``alpha_y`` times cross-entropy.  ``1 - p``
+    is summed from the other classes, so confident rows keep their digits.
+    PyTorch has no such loss; this is the common multi-class form (as in
+    the ``FocalLoss`` modules built on ``nll_loss``).  The mean divides by
+    the number of targets that are not ignored (not by the summed alpha).
+
+    Parameters
+    ----------
+    input : array_like of logits
+        %(shapes)s.
+    target : array_like of integer class labels
+    alpha : None, float >= 0, or array_like of shape (C,)
+        Per-class (or one) weight; None is 1.
+    gamma : float >= 0
+        Focusing parameter.
+    ignore_index : int
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    >>> round(fl.softmax_focal_loss(x, np.array([0, 2]), gamma=2.0), 12)
+    0.487297968978
+    """
+    alpha_w, p = _p_focal(alpha, gamma, "softmax_focal_loss")
+    ii = check_ignore_index(ignore_index, "softmax_focal_loss")
+    return run(_FOCAL, input, target, weight=alpha_w, ignore_index=ii, params=p, reduction=reduction,
+               mode=mode_of(return_grad), n_threads=n_threads, out=out, w_name="alpha")
+
+
+@_doc
+def multi_margin_loss(input, target, p=1, margin=1.0, *, weight=None, reduction="mean", return_grad=False,
+                      out=None, n_threads=None):
+    """Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
+
+    For label ``y``: ``w_y / C * sum_{c != y} max(0, margin - x_y + x_c)^p``
+    with ``p`` 1 or 2.  The mean divides by the number of rows (not by the
+    weights), as PyTorch.  The Hessian is 0 for p = 1 and, for p = 2, ``2
+    w_y / C`` at each active class and ``2 w_y / C`` times their number at
+    the label.
+
+    Parameters
+    ----------
+    input : array_like of shape (C,) or (N, C)
+    target : array_like of integer class labels, shape () or (N,)
+    p : {1, 2}
+    margin : float
+    weight : array_like of shape (C,), optional
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[0.1, 0.2, 0.4, 0.8]])
+    >>> round(fl.multi_margin_loss(x, np.array([3])), 12)
+    0.325
+    """
+    prm = _p_margin(p, margin, "multi_margin_loss")
+    return run(_MM, input, target, weight=weight, params=prm, reduction=reduction, mode=mode_of(return_grad),
+               n_threads=n_threads, out=out)
+
+
+@_doc
+def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
+                                n_threads=None):
+    """Multi-label one-versus-all logistic loss, as
+    ``torch.nn.functional.multilabel_soft_margin_loss``.
+
+    Classes are on the last axis (PyTorch's convention for this loss):
+    input and target (0/1, or any value in [0, 1]) of shape (C,) or
+    (..., C); an item's loss is ``1/C sum_c w_c [y_c softplus(-x_c) + (1 -
+    y_c) softplus(x_c)]``.  Gradient ``w_c (sigmoid(x_c) - y_c) / C``,
+    Hessian ``w_c s (1 - s) / C``.  The mean divides by the number of rows.
+    target may be of any real dtype (converted to input's).
+
+    Parameters
+    ----------
+    input : array_like of logits, (C,) or (N, C)
+    target : array_like of input's shape
+    weight : array_like of shape (C,), optional
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[2.0, -1.0, 0.5]]); y = np.array([[1.0, 0.0, 1.0]])
+    >>> round(fl.multilabel_soft_margin_loss(x, y), 12)
+    0.304755560914
+    """
+    return run(_MLSM, input, target, weight=weight, reduction=reduction, mode=mode_of(return_grad),
+               n_threads=n_threads, out=out)
+
+
+@_doc
+def poly1_cross_entropy(input, target, epsilon=2.0, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                        reduction="mean", return_grad=False, out=None, n_threads=None):
+    """Poly-1 cross-entropy (Leng et al., 2022), as optax's ``poly_loss_cross_entropy``.
+
+    ``cross_entropy + epsilon * sum_c q_c (1 - p_c)`` with the target
+    weights ``q`` of :func:`cross_entropy` (one-hot label or probabilities,
+    class weights, label smoothing); for a plain label this is ``CE +
+    epsilon (1 - p_y)``.  Gradient ``(M + epsilon q.p) p - q (1 + epsilon
+    p)``; diagonal Hessian ``M p (1 - p) + epsilon p (q.p - q) (1 - 2 p)``
+    (which can be negative: the loss is not convex for epsilon > 0).
+    Reductions as :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : array_like of logits
+        %(shapes)s.
+    target : array_like
+        Integer class labels, or class probabilities of input's shape.
+    epsilon : float
+        optax's default 2.0; the paper recommends 1.0 for ImageNet.
+    weight, ignore_index, label_smoothing
+        As :func:`cross_entropy`.
+    %(common)s
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    >>> round(fl.poly1_cross_entropy(x, np.array([0, 2]), epsilon=1.0), 12)
+    1.397608709191
+    """
+    e = _p_poly(epsilon, "poly1_cross_entropy")
+    ii, p = _p_ce(ignore_index, label_smoothing, "poly1_cross_entropy", e)
+    return run(_POLY, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
+               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+
+
+# ------------------------------------------------------------------ classes
+
+def _class_doc(fn_name, extra=""):
+    return f"""The object form of :func:`fastloss.{fn_name}`, named as in ``torch.nn``.
+
+    ``loss(input, target, weight=None)`` gives the value;
+    ``loss.value_and_grad(input, target, weight=None, out=None, loss_out=None)``
+    the value and gradient in one pass; ``loss.grad_hess(input, target,
+    weight=None, out=None)`` the gradient and diagonal Hessian.  A
+    ``weight`` given to a call replaces the constructor's.  See
+    :func:`fastloss.{fn_name}` for the formula, shapes and dtypes.{extra}
+    """
+
+
+class CrossEntropyLoss(_RowLoss):
+    __doc__ = _class_doc("cross_entropy", """
+    ``loss.hvp(input, target, v, weight=None, out=None)`` gives the exact
+    Hessian-vector product (:func:`fastloss.cross_entropy_hvp`).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.CrossEntropyLoss(label_smoothing=0.1)
+    >>> x = np.array([[2.0, 0.5, -1.0]]); y = np.array([0])
+    >>> grad, hess = loss.grad_hess(x, y)
+    >>> hess.round(6)
+    array([[0.168434, 0.144564, 0.037583]])
+    """)
+    _spec = _CE
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, n_threads=None):
+        super().__init__(reduction, n_threads)
+        op = type(self).__name__
+        self._ii, self._params = _p_ce(ignore_index, label_smoothing, op)
+        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, v=None):
+        return run(self._spec, input, target, weight=self.weight if weight is None else weight,
+                   ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, v=v)
+
+    def hvp(self, input, target, v, weight=None, out=None):
+        """The Hessian of the value (input's shape) times ``v`` (input's shape)."""
+        return self._run(input, target, weight, HVP, out=out, v=v)
+
+    def _repr_args(self):
+        return [("weight", self.weight), ("ignore_index", self.ignore_index), ("reduction", self.reduction),
+                ("label_smoothing", self.label_smoothing)]
+
+
+class NLLLoss(_RowLoss):
+    __doc__ = _class_doc("nll_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> logp = np.log(np.array([[0.7, 0.2, 0.1]]))
+    >>> round(fl.NLLLoss(reduction="sum")(logp, np.array([0])), 12)
+    0.356674943939
+    """)
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._ii = check_ignore_index(ignore_index, type(self).__name__)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+        return run(_NLL, input, target, weight=self.weight if weight is None else weight, ignore_index=self._ii,
+                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
+                   loss_out=loss_out)
+
+    def _repr_args(self):
+        return [("weight", self.weight), ("ignore_index", self.ignore_index), ("reduction", self.reduction)]
+
+
+class SoftmaxFocalLoss(_RowLoss):
+    __doc__ = _class_doc("softmax_focal_loss", """
+    The per-class weight is ``alpha`` (a call's ``weight`` replaces it).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.SoftmaxFocalLoss(alpha=np.array([0.5, 1.0, 1.0]), gamma=2.0)
+    >>> x = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    >>> round(loss(x, np.array([0, 2])), 12)
+    0.484524781456
+    """)
+
+    def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        op = type(self).__name__
+        self._alpha_w, self._params = _p_focal(alpha, gamma, op)
+        self._ii = check_ignore_index(ignore_index, op)
+        self.alpha, self.gamma, self.ignore_index = alpha, gamma, ignore_index
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+        w, prm = self._alpha_w, self._params
+        if weight is not None:
+            w, prm = _p_focal(weight, prm[0], type(self).__name__)
+        return run(_FOCAL, input, target, weight=w, ignore_index=self._ii, params=prm,
+                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
+                   loss_out=loss_out, w_name="alpha")
+
+    def _repr_args(self):
+        return [("alpha", self.alpha), ("gamma", self.gamma), ("ignore_index", self.ignore_index),
+                ("reduction", self.reduction)]
+
+
+class MultiMarginLoss(_RowLoss):
+    __doc__ = _class_doc("multi_margin_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.MultiMarginLoss(p=2, margin=1.0)
+    >>> round(loss(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3])), 12)
+    0.1525
+    """)
+
+    def __init__(self, p=1, margin=1.0, weight=None, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self._params = _p_margin(p, margin, type(self).__name__)
+        self.p, self.margin, self.weight = p, margin, weight
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+        return run(_MM, input, target, weight=self.weight if weight is None else weight, params=self._params,
+                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
+                   loss_out=loss_out)
+
+    def _repr_args(self):
+        return [("p", self.p), ("margin", self.margin), ("weight", self.weight), ("reduction", self.reduction)]
+
+
+class MultiLabelSoftMarginLoss(_RowLoss):
+    __doc__ = _class_doc("multilabel_soft_margin_loss", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.MultiLabelSoftMarginLoss(reduction="sum")
+    >>> round(loss(np.array([[2.0, -1.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])), 12)
+    0.304755560914
+    """)
+
+    def __init__(self, weight=None, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads)
+        self.weight = weight
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+        return run(_MLSM, input, target, weight=self.weight if weight is None else weight,
+                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
+                   loss_out=loss_out)
+
+    def _repr_args(self):
+        return [("weight", self.weight), ("reduction", self.reduction)]
+
+
+class Poly1CrossEntropyLoss(_RowLoss):
+    __doc__ = _class_doc("poly1_cross_entropy", """
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.Poly1CrossEntropyLoss(epsilon=1.0)
+    >>> round(loss(np.array([[2.0, 0.5, -1.0]]), np.array([0])), 12)
+    0.455714262068
+    """)
+
+    def __init__(self, epsilon=2.0, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                 n_threads=None):
+        super().__init__(reduction, n_threads)
+        op = type(self).__name__
+        self._ii, self._params = _p_ce(ignore_index, label_smoothing, op, _p_poly(epsilon, op))
+        self.epsilon, self.weight, self.ignore_index, self.label_smoothing = (
+            epsilon, weight, ignore_index, label_smoothing)
+
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+        return run(_POLY, input, target, weight=self.weight if weight is None else weight,
+                   ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out)
+
+    def _repr_args(self):
+        return [("epsilon", self.epsilon), ("weight", self.weight), ("ignore_index", self.ignore_index),
+                ("reduction", self.reduction), ("label_smoothing", self.label_smoothing)]

@@ -1,0 +1,196 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The row-over-classes driver: one parallel loop for every loss that reads
+a row of C class scores per item (cross-entropy, NLL, focal, margins).
+
+The per-loss math lives in ``_src/fl_rows_math.h``; this module owns what
+every row loss shares: blocks of items, threads, the deterministic
+reduction, the mean's denominator and the GIL.  It trusts its caller
+(``fastloss._rows_api``), which validates every array and parameter
+before anything here runs: arrays are C-contiguous and of the working
+dtype, labels are int64, int32 or uint8 with one label per item, and every
+buffer has the size its role needs.
+"""
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+cnp.import_array()
+
+cdef extern from "_src/fl_rows.h" nogil:
+    ctypedef Py_ssize_t fl_idx
+    ctypedef struct fl_params:
+        double pa, pb, pc
+        int i0, i1
+    ctypedef struct fl_row_args:
+        const void *x
+        const void *t
+        const void *w
+        const void *v
+        void *g
+        void *h
+        void *l
+        fl_idx C, S
+        int64_t ignore
+        int tcode
+        int mode
+        fl_params prm
+        double wsum
+        double gscale
+    ctypedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start,
+                                       fl_idx n, fl_idx *bad) noexcept nogil
+    int FL_ROW_BLOCK, FL_ROW_TILE, FL_ROW_CHUNK
+    int FL_LABEL_I64, FL_LABEL_I32, FL_LABEL_U8
+    int fl_row_nlosses()
+    const char *fl_row_name(int i)
+    fl_row_block_fn fl_row_get(int loss_id, int f64)
+    fl_idx fl_row_block_items(fl_idx C, fl_idx S)
+    const char *fl_rows_select_isa(int force_baseline)
+    const char *fl_rows_isa_name()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #else
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int omp_get_max_threads() nogil
+
+#: kernel id of each row loss, by name ("labels" is the denominator pass)
+LOSS_IDS = {fl_row_name(i).decode(): i for i in range(fl_row_nlosses())}
+LABEL_CODES = {"int64": FL_LABEL_I64, "int32": FL_LABEL_I32, "uint8": FL_LABEL_U8}
+BLOCK = FL_ROW_BLOCK
+TILE = FL_ROW_TILE
+CHUNK = FL_ROW_CHUNK
+#: what the mean divides by: nothing to count, sum of w[label], count of labels
+DENOM_NONE, DENOM_WEIGHT, DENOM_COUNT = 0, 1, 2
+
+cdef int _LABELS = LOSS_IDS["labels"]
+
+# Below this many elements (items x classes) a call runs on one thread.  A
+# row costs an exp per element, several times a pointwise element, so the
+# team pays for itself earlier than in the pointwise driver.
+cdef Py_ssize_t _parallel_min = 32768
+
+
+def set_parallel_threshold(Py_ssize_t n):
+    """Run calls with fewer than ``n`` elements on one thread (for tests)."""
+    global _parallel_min
+    old = _parallel_min
+    _parallel_min = n
+    return old
+
+
+def select_isa(bint force_baseline):
+    return fl_rows_select_isa(force_baseline).decode()
+
+
+def isa_name():
+    return fl_rows_isa_name().decode()
+
+
+def block_items(Py_ssize_t C, Py_ssize_t S):
+    """Items per block of the reduction for C classes and S positions."""
+    return fl_row_block_items(C, S)
+
+
+cdef inline void* _ptr(object a):
+    if a is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx per,
+                 int nt, double *total, fl_idx *bad) except -1:
+    """Run fn over all items in blocks of ``per``; add the block sums in
+    block order into *total, and set *bad to the first bad item (or -1)."""
+    cdef fl_idx nblocks = (items + per - 1) // per
+    cdef fl_idx b, start
+    cdef double stack_part[16]
+    cdef fl_idx stack_bad[16]
+    cdef double *part = stack_part
+    cdef fl_idx *badv = stack_bad
+    cdef double s = 0.0
+    total[0] = 0.0
+    bad[0] = -1
+    if nblocks == 0:
+        return 0
+    if nblocks > 16:
+        part = <double*>malloc(nblocks * sizeof(double))
+        badv = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
+        if part == NULL or badv == NULL:
+            free(part); free(badv)
+            raise MemoryError()
+    if nblocks < 2:
+        nt = 1
+    try:
+        with nogil:
+            if nt > 1:
+                for b in prange(nblocks, schedule='static', num_threads=nt):
+                    badv[b] = -1
+                    part[b] = fn(a, b * per, min(per, items - b * per), &badv[b])
+            else:
+                for b in range(nblocks):
+                    badv[b] = -1
+                    start = b * per
+                    part[b] = fn(a, start, min(per, items - start), &badv[b])
+            for b in range(nblocks):
+                s += part[b]
+                if bad[0] < 0 and badv[b] >= 0:
+                    bad[0] = badv[b]
+    finally:
+        if part != stack_part:
+            free(part)
+            free(badv)
+    total[0] = s
+    return 0
+
+
+def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
+        Py_ssize_t C, Py_ssize_t S, long long ignore,
+        double pa, double pb, double pc, int i0, int i1, double wsum,
+        int mode, double gscale, int denom, int n_threads):
+    """Run row loss ``loss_id`` over all N S items of x (N C S elements).
+
+    Returns ``(total, denominator, bad)``: the float64 sum of the item
+    losses (added block by block in a fixed order), the mean's denominator
+    (for ``denom`` = DENOM_WEIGHT / DENOM_COUNT: the summed weights / the
+    count of the labels that are not ignored, found by a first pass over
+    the labels, which also sets the gradient's scale to its inverse; else
+    0), and the index of the first item whose label is out of range (-1 if
+    none).  With a bad label found by the first pass nothing is written.
+    """
+    cdef fl_row_args a
+    cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef fl_idx items = n // C if C > 0 else 0
+    cdef fl_idx per = fl_row_block_items(C, S)
+    cdef fl_row_block_fn fn = fl_row_get(loss_id, f64)
+    cdef fl_row_block_fn lfn = fl_row_get(_LABELS, f64)
+    cdef double total = 0.0, den = 0.0
+    cdef fl_idx bad = -1
+    cdef int nt = n_threads
+    if fn == NULL:
+        raise ValueError(f"unknown row loss id {loss_id}")
+    a.x = _ptr(x); a.t = _ptr(t); a.w = _ptr(w); a.v = _ptr(v)
+    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l)
+    a.C = C; a.S = S if S > 0 else 1
+    a.ignore = ignore; a.tcode = tcode; a.mode = mode
+    a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
+    a.wsum = wsum
+    a.gscale = gscale
+    if nt <= 0:
+        nt = omp_get_max_threads()
+    if n < _parallel_min:
+        nt = 1
+    if denom != 0:
+        if denom == DENOM_COUNT:
+            a.w = NULL
+        _blocks(lfn, &a, items, fl_row_block_items(1, 1), nt, &den, &bad)
+        if bad >= 0:
+            return float("nan"), den, bad
+        a.w = _ptr(w)
+        a.gscale = 1.0 / den if den != 0 else float("inf")
+    _blocks(fn, &a, items, per, nt, &total, &bad)
+    return total, den, bad

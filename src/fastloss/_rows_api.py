@@ -1,0 +1,285 @@
+"""The Python side of the row-over-classes driver: one call path for every
+loss that reads a row of C class scores per item, and the base class of
+their ``nn``-style objects.
+
+A loss adds a ``_RowSpec`` (its kernels, name, class axis and mean) and a
+thin function that checks its own parameters; everything else -- array
+conversion, the class axis and spatial shapes, label dtypes, class
+weights, ``ignore_index``, reductions, ``out=`` buffers, threads, the
+out-of-range label message -- is here, once.
+
+Shapes.  The class axis is axis 1, as in PyTorch: input (C,) (one
+unbatched sample), (N, C) or (N, C, d1, ..., dk); integer labels then have
+shape (), (N,) or (N, d1, ..., dk), soft targets the input's shape.  (The
+multilabel loss keeps PyTorch's classes-on-the-last-axis instead.)
+Labels of dtype int64, int32 or uint8 are read in place; other integer
+dtypes are converted to int64 once.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _rows
+from ._config import _threads
+from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair
+from ._validate import (
+    F32,
+    REDUCTIONS,
+    as_input,
+    as_operand,
+    check_no_overlap,
+    check_out,
+    check_reduction,
+    real,
+)
+
+HVP = 3
+NO_IGNORE = -(2 ** 63)       # an ignore_index that no label equals
+_LABEL_CODES = {np.dtype(k): v for k, v in _rows.LABEL_CODES.items()}
+_NO_PARAMS = (0.0, 0.0, 0.0, 0, 0)
+
+
+class _RowSpec(NamedTuple):
+    op: str                   # the public name, used in every message
+    labels: int = -1          # kernel id for integer labels (-1: not accepted)
+    soft: int = -1            # kernel id for targets of input's shape (-1: not accepted)
+    soft_float: bool = True   # a target of input's shape must be floating point
+    spatial: bool = True      # accepts (N, C, d1, ..., dk); else (C,) and (N, C) only
+    last_axis: bool = False   # classes on the last axis (multilabel)
+    denom: int = _rows.DENOM_WEIGHT  # the mean of integer labels: summed weights, count, or rows
+    hvp: bool = False         # has a Hessian-vector product
+
+
+def spec(op: str, labels: str = "", soft: str = "", **kw) -> _RowSpec:
+    ids = _rows.LOSS_IDS
+    return _RowSpec(op, ids[labels] if labels else -1, ids[soft] if soft else -1, **kw)
+
+
+def _shape_of(x: np.ndarray, sp: _RowSpec):
+    """(C, S, item_shape) of an input, or raise for a shape the loss does not take."""
+    op, shape = sp.op, x.shape
+    if x.ndim == 0:
+        raise ValueError(f"{op}: input must have at least 1 dimension (the classes), got a 0-d array")
+    if sp.last_axis:
+        C, S, items = shape[-1], 1, shape[:-1]
+    else:
+        if x.ndim > 2 and not sp.spatial:
+            raise ValueError(f"{op}: input must have shape (C,) or (N, C), got {shape}")
+        C = shape[0] if x.ndim == 1 else shape[1]
+        S = math.prod(shape[2:])
+        items = () if x.ndim == 1 else (shape[0],) + shape[2:]
+    if C < 1:
+        raise ValueError(f"{op}: input must have at least one class, got shape {shape}")
+    return C, S, items
+
+
+def _labels(t: np.ndarray, sp: _RowSpec, items: tuple, shape: tuple) -> np.ndarray:
+    """Integer labels of exactly the items' shape, in place when possible."""
+    op = sp.op
+    k = t.dtype.kind
+    if k not in "iu":
+        if k == "f" and t.shape == items:
+            raise TypeError(
+                f"{op}: target holds class labels (shape {items}) and must have an integer dtype, "
+                f"got {t.dtype}" + ("" if sp.soft < 0 else "; class probabilities need the input's shape"))
+        if k not in "f":
+            raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
+    if t.shape != items:
+        soft = f" or {shape} (class probabilities)" if sp.soft >= 0 else ""
+        raise ValueError(
+            f"{op}: expected target of shape {items} (class labels){soft} for input of shape {shape}, "
+            f"got target of shape {t.shape}")
+    if k not in "iu":
+        raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
+    if t.dtype in _LABEL_CODES and t.flags.c_contiguous:
+        return t
+    if t.dtype in _LABEL_CODES:
+        return np.ascontiguousarray(t)
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
+def class_weight(w, name: str, op: str, dt: np.dtype, C: int) -> Optional[np.ndarray]:
+    """A per-class weight as a C-contiguous (C,) array of the working dtype."""
+    if w is None:
+        return None
+    if type(w) is np.ndarray and w.dtype is dt and w.shape == (C,) and w.flags.c_contiguous:
+        return w
+    a = np.asarray(w)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must be a real array, got dtype {a.dtype}")
+    if a.shape != (C,):
+        raise ValueError(f"{op}: {name} must be a 1-D array of n_classes = {C} elements, got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def check_ignore_index(ignore_index, op: str) -> int:
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
+    v = int(ignore_index)
+    if not -(2 ** 63) < v < 2 ** 63:
+        raise ValueError(f"{op}: ignore_index must fit in int64, got {v}")
+    return v
+
+
+def check_label_smoothing(ls, op: str) -> float:
+    v = real(ls, "label_smoothing", op)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0. Got: {ls}")
+    return v
+
+
+def _check_loss_out(buf, op, dt, items):
+    if type(buf) is np.ndarray and buf.shape != items:
+        raise ValueError(f"{op}: loss_out must have shape {items} (input's shape without the class axis), "
+                         f"got {buf.shape}")
+    return check_out(buf, "loss_out", op, dt, items)
+
+
+def _bad_label(op, t, bad, items, C):
+    idx = np.unravel_index(int(bad), items) if items else ()
+    val = int(t.reshape(-1)[bad])
+    where = f"target[{', '.join(str(int(i)) for i in idx)}]" if idx else "target"
+    raise ValueError(f"{op}: Target {val} is out of bounds ({where} = {val}, n_classes = {C})")
+
+
+def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, params=_NO_PARAMS,
+        reduction="mean", mode=VALUE, n_threads=None, out=None, hess_out=None, loss_out=None,
+        v=None, w_name="weight", op=None):
+    """Validate, run the fused row kernel once, and shape the result.
+
+    mode VALUE      -> value
+    mode GRAD       -> (value, grad)
+    mode GRAD_HESS  -> (grad, hess)
+    mode HVP        -> H v (the Hessian of the returned value times v)
+    value is a float for "mean"/"sum" and an array of the items' shape
+    (input's shape without the class axis) for "none"; the gradient is
+    that of the returned value (of the sum for "none").
+    params = (pa, pb, pc, i0, i1) of the kernel (see fl_rows.h); op, if
+    given, names the operation in messages instead of the spec's name.
+    """
+    op = op or sp.op
+    if reduction != "mean" and reduction != "sum" and reduction != "none":
+        check_reduction(reduction, op, REDUCTIONS)
+    nt = _threads(n_threads, op)
+    x = as_input(input, "input", op)
+    dt, shape = x.dtype, x.shape
+    C, S, items = _shape_of(x, sp)
+
+    t = target if type(target) is np.ndarray else np.asarray(target)
+    soft = sp.soft >= 0 and t.shape == shape
+    if soft:
+        if sp.soft_float and t.dtype.kind != "f":
+            raise TypeError(
+                f"{op}: a target of the input's shape {shape} holds class probabilities and must be "
+                f"floating point, got {t.dtype}" + ("; class labels need shape " + str(items) if sp.labels >= 0 else ""))
+        t = as_operand(t, "target", op, dt, shape)
+        kid, tcode = sp.soft, 0
+        if ignore_index != NO_IGNORE and ignore_index >= 0:
+            raise ValueError(f"{op}: ignore_index is not supported for class-probability targets")
+    elif sp.labels >= 0:
+        t = _labels(t, sp, items, shape)
+        kid, tcode = sp.labels, _LABEL_CODES[t.dtype]
+    else:
+        as_operand(t, "target", op, dt, shape)  # raises the shape message
+        raise AssertionError("unreachable")  # pragma: no cover
+    w = class_weight(weight, w_name, op, dt, C)
+    wsum = float(np.sum(w, dtype=np.float64)) if w is not None else float(C)
+
+    g = h = lo = vv = None
+    if mode != VALUE:
+        g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
+        if mode == GRAD_HESS:
+            h = np.empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
+        if mode == HVP:
+            vv = as_operand(v, "v", op, dt, shape)
+    if reduction == "none" and mode != HVP:
+        lo = np.empty(items, dt) if loss_out is None else _check_loss_out(loss_out, op, dt, items)
+    if out is not None or hess_out is not None or loss_out is not None:
+        bufs = ((g if out is not None else None, "out"), (h if hess_out is not None else None, "hess_out"),
+                (lo if loss_out is not None else None, "loss_out"))
+        for i, (buf, nm) in enumerate(bufs):
+            if buf is not None:
+                check_no_overlap(buf, nm, op, x, t, w, vv, *(b for b, _ in bufs[i + 1:]))
+
+    n_items = math.prod(items)
+    denom, gscale = _rows.DENOM_NONE, 1.0
+    if reduction == "mean":
+        if not soft and sp.denom != _rows.DENOM_NONE:
+            denom = sp.denom
+        elif n_items:
+            gscale = 1.0 / n_items
+    pa, pb, pc, i0, i1 = params
+    total, den, bad = _rows.run(kid, dt is not F32, x, t, tcode, w, vv, g, h, lo, C, S, ignore_index,
+                                pa, pb, pc, i0, i1, wsum, mode, gscale, denom, nt)
+    if bad >= 0:
+        _bad_label(op, t, bad, items, C)
+
+    if mode == HVP:
+        return g
+    if reduction == "none":
+        value = lo
+    elif reduction == "sum":
+        value = total
+    elif denom != _rows.DENOM_NONE:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(np.float64(total) / np.float64(den))
+    else:
+        value = total / n_items if n_items else float("nan")
+    if mode == VALUE:
+        return value
+    if mode == GRAD:
+        return value, g
+    return g, h
+
+
+def mode_of(return_grad) -> int:
+    return GRAD if return_grad else VALUE
+
+
+class _RowLoss:
+    """Base of the ``nn``-style row-loss objects.
+
+    A subclass implements ``_run(input, target, weight, mode, **buffers)``
+    with its stored options.  Calling the object gives the value;
+    ``value_and_grad`` the value and its gradient; ``grad_hess`` the
+    gradient and the diagonal Hessian.  The gradient always includes the
+    reduction's scaling and the weights.  ``weight`` (per class) given to
+    a call replaces the one given to the constructor.
+    """
+
+    def __init__(self, reduction: str = "mean", n_threads: Optional[int] = None):
+        op = type(self).__name__
+        self.reduction = check_reduction(reduction, op, REDUCTIONS)
+        if n_threads is not None:
+            _threads(n_threads, op)
+        self.n_threads = n_threads
+
+    def _run(self, input, target, weight, mode, **buffers):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, input, target, weight=None):
+        """The loss value: a float, or an array of the items' shape for reduction="none"."""
+        return self._run(input, target, weight, VALUE)
+
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+        """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
+        buffers for the gradient (input's shape and dtype) and, with
+        reduction="none", the per-item loss (input's shape without the class
+        axis)."""
+        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
+
+    def grad_hess(self, input, target, weight=None, out=None):
+        """``(grad, hess)``: the gradient and diagonal Hessian of the value.
+        ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
+        g_out, h_out = (None, None) if out is None else _pair(out, type(self).__name__)
+        return self._run(input, target, weight, GRAD_HESS, out=g_out, hess_out=h_out)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())
+        return f"{type(self).__name__}({args})"
+
+    def _repr_args(self):
+        return [("reduction", self.reduction)]
