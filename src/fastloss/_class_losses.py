@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _rows
 from . import _validate as V
-from ._pointwise_api import GRAD, GRAD_HESS, VALUE
 from ._rows_api import (
     HVP,
-    NO_IGNORE,
-    _NO_PARAMS,
     _RowLoss,
     check_ignore_index,
     check_label_smoothing,
@@ -23,7 +21,6 @@ from ._rows_api import (
     run,
     spec,
 )
-from . import _rows
 
 __all__ = [
     "cross_entropy", "cross_entropy_hvp", "nll_loss", "softmax_focal_loss", "multi_margin_loss",
@@ -561,3 +558,13 @@ class Poly1CrossEntropyLoss(_RowLoss):
     def _repr_args(self):
         return [("epsilon", self.epsilon), ("weight", self.weight), ("ignore_index", self.ignore_index),
                 ("reduction", self.reduction), ("label_smoothing", self.label_smoothing)]
+
+
+# Metadata for adapters (fastloss.torch, fastloss.xgboost/lightgbm):
+# the axis that holds the classes (PyTorch's axis 1 unless said here), and
+# whether the target holds class labels or per-class values.
+multilabel_soft_margin_loss._class_axis = MultiLabelSoftMarginLoss._class_axis = -1
+for _cls in (CrossEntropyLoss, NLLLoss, SoftmaxFocalLoss, MultiMarginLoss, Poly1CrossEntropyLoss):
+    _cls._target_kind = "labels"
+MultiLabelSoftMarginLoss._target_kind = "values"
+del _cls
