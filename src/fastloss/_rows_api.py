@@ -116,6 +116,8 @@ def class_weight(w, name: str, op: str, dt: np.dtype, C: int) -> Optional[np.nda
 
 
 def check_ignore_index(ignore_index, op: str) -> int:
+    if type(ignore_index) is int and -(2 ** 63) < ignore_index < 2 ** 63:
+        return ignore_index
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
     v = int(ignore_index)
@@ -125,6 +127,8 @@ def check_ignore_index(ignore_index, op: str) -> int:
 
 
 def check_label_smoothing(ls, op: str) -> float:
+    if type(ls) is float and 0.0 <= ls <= 1.0:
+        return ls
     v = real(ls, "label_smoothing", op)
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0. Got: {ls}")

@@ -4,11 +4,10 @@
  *
  * Included by fl_rows.c once per (dtype, instruction set), with
  *   T        float or double: the class loops run in T, so float32 data is
- *            computed in float lanes and expf/logf vectorize (libmvec);
- *            sums over classes are taken in T over chunks of FL_ROW_CHUNK
- *            classes and carried in double; per-row scalars (the log-sum-
- *            exp, the loss, the coefficients of the gradient) are double
- *   T_F32    1 when T is float
+ *            computed in float lanes; sums over classes are taken in T lanes
+ *            over chunks of FL_ROW_CHUNK classes and carried in double;
+ *            per-row scalars (log-sum-exp, loss, coefficients) are double
+ *   T_F32    1 when T is float (selects the inline exp, see FN(exp_np))
  *   TI       an integer as wide as T (counters in T lanes)
  *   FN(n)    the name n suffixed with the dtype and the instruction set
  *   EXP LOG  the math functions for T
@@ -26,18 +25,35 @@
  *     g_c = (M + pe qp) p_c - q_c (1 + pe p_c)
  *     h_c = M p_c (1 - p_c) + pe p_c (qp - q_c) (1 - 2 p_c)   (diagonal)
  *     (H v)_c = M p_c (v_c - p.v)                             (pe = 0)
- * A row costs a max pass, an exp-and-sum pass that parks exp(z_c - m) in
- * the gradient buffer, and a write pass that turns it into g (and h);
- * extra sums (smoothing, Poly-1, H v) are extra passes over a row that is
- * in cache, taken only when the option is on.  For integer labels the
- * write pass is label-free (q_c = eps w_c / C) and the target class is
- * then rewritten from double scalars.
  *
+ * A row costs a max pass, an exp-and-sum pass that parks e_c = exp(z_c - m)
+ * in the gradient buffer (the output anyway: nothing is allocated that
+ * grows with C), and a write pass that turns e into g (and h); extra sums
+ * (smoothing, Poly-1, H v) are extra passes over a row that is in cache,
+ * taken only when the option is on.  For integer labels the write pass is
+ * label-free and the target class is rewritten from double scalars.  The
+ * common case (integer labels, no smoothing / Poly-1 / H v, S = 1) runs in
+ * groups of rows whose scalar math is vectorized across the group
+ * (rows_ce_plain); spatial inputs run in tiles of positions (ce_tile).
+ *
+ * Digits.  The exp-sum is split at the max: rest = sum of e_c < 1 and k =
+ * the number of e_c = 1, so log s = log1p(k - 1 + rest) and 1 - p at the
+ * max are exact even when p -> 1 (a confident row's tiny loss and its
+ * Hessian p (1 - p) keep float32 digits that 1 + rest would round away).
  * Terms whose target weight is 0 are skipped, so a -inf logit of a class
- * with q_c = 0 gives a finite loss (the limit), never 0 * inf.
+ * with q_c = 0 gives a finite loss (the limit), never 0 * inf.  NaN in a
+ * row propagates to that row's loss and gradient.
  */
 
 #define RW_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* `omp simd` hints, GCC and Clang only (MSVC's OpenMP 2.0 has no simd and
+ * its C has no _Pragma; its auto-vectorizer does what it can). */
+#if defined(__GNUC__) || defined(__clang__)
+#define RW_PRAGMA(x) _Pragma(#x)
+#else
+#define RW_PRAGMA(x)
+#endif
 
 /* Lanes of the row reductions: a row is summed into RW_VL partial sums
  * (one vector register of floats on AVX2) that are added in a fixed tree
@@ -47,42 +63,72 @@
 #define RW_VL 8
 #define RW_TREE(l) (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])))
 
+/* An int that GCC cannot see as the constant it is: a loop of RW_VL steps
+ * counted with it is vectorized as one vector step instead of being fully
+ * unrolled first (which leaves it only partly vectorized). */
+#if defined(__GNUC__)
+#define RW_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define RW_OPAQUE(v) ((void)0)
+#endif
+
 /* OUT = sum over c in [0, N) of the body's `term_`, summed in T lanes over
  * chunks of FL_ROW_CHUNK classes and in double across chunks.  The body
  * sees the class index c (always in range) and defines `const T term_`; it
  * may store to index c when st_ is set.  A chunk of at least RW_VL classes
- * is covered by whole vectors, the last one moved back to end at the
- * chunk's end with the lanes already summed masked off (a lane compare;
- * they store the value they stored before); the tail is not up to RW_VL - 1
- * scalar exps.  A chunk shorter than RW_VL (C < RW_VL) clamps the index and
- * neither sums nor stores the padding lanes. */
+ * is covered by whole vectors, then one more vector over its last RW_VL
+ * classes with the lanes already summed masked off (they store the value
+ * they stored before): the tail is not up to RW_VL - 1 scalar exps.  A chunk
+ * shorter than RW_VL (C < RW_VL) clamps the index and neither sums nor
+ * stores the padding lanes.  Masked terms are formed in locals first:
+ * `l_ += cond ? t : 0` reads to GCC as a conditional update and is not
+ * vectorized. */
 #define RW_SUM_CORE(ACC, N, ...)                                              \
     for (fl_idx c0_ = 0; c0_ < (N); c0_ += FL_ROW_CHUNK) {                    \
         const fl_idx c1_ = RW_MIN((N), c0_ + FL_ROW_CHUNK);                   \
         T l_[RW_VL], l2_[RW_VL];                                              \
         for (int k_ = 0; k_ < RW_VL; k_++) l_[k_] = l2_[k_] = 0;              \
         if (c1_ - c0_ >= RW_VL) {                                             \
-            for (fl_idx cb_ = c0_; cb_ < c1_; cb_ += RW_VL) {                 \
-                const fl_idx b_ = cb_ + RW_VL <= c1_ ? cb_ : c1_ - RW_VL;     \
-                const int off_ = (int)(cb_ - b_);                             \
-                FL_PRAGMA(omp simd)                                           \
+            fl_idx cb_ = c0_;                                                 \
+            for (; cb_ + RW_VL <= c1_; cb_ += RW_VL) {                        \
+                RW_PRAGMA(omp simd)                                           \
                 for (int k_ = 0; k_ < RW_VL; k_++) {                          \
+                    const fl_idx c = cb_ + k_;                                \
+                    const int st_ = 1;                                        \
+                    (void)st_;                                                \
+                    __VA_ARGS__                                               \
+                    l_[k_] += term_;                                          \
+                    l2_[k_] += term2_;                                        \
+                }                                                             \
+            }                                                                 \
+            if (cb_ < c1_) {                                                  \
+                const fl_idx b_ = c1_ - RW_VL;                                \
+                const int off_ = (int)(cb_ - b_);                             \
+                int vl_ = RW_VL;                                              \
+                RW_OPAQUE(vl_);                                               \
+                RW_PRAGMA(omp simd)                                           \
+                for (int k_ = 0; k_ < vl_; k_++) {                            \
                     const fl_idx c = b_ + k_;                                 \
                     const int st_ = 1;                                        \
                     (void)st_;                                                \
                     __VA_ARGS__                                               \
-                    l_[k_] += k_ >= off_ ? term_ : (T)0;                      \
-                    l2_[k_] += k_ >= off_ ? term2_ : (T)0;                    \
+                    const int lv_ = k_ >= off_;                               \
+                    const T a1_ = lv_ ? term_ : (T)0;                         \
+                    const T a2_ = lv_ ? term2_ : (T)0;                        \
+                    l_[k_] += a1_;                                            \
+                    l2_[k_] += a2_;                                           \
                 }                                                             \
             }                                                                 \
         } else {                                                              \
-            FL_PRAGMA(omp simd)                                               \
+            RW_PRAGMA(omp simd)                                               \
             for (int k_ = 0; k_ < RW_VL; k_++) {                              \
                 const int st_ = c0_ + k_ < c1_;                               \
                 const fl_idx c = st_ ? c0_ + k_ : c1_ - 1;                    \
                 __VA_ARGS__                                                   \
-                l_[k_] += st_ ? term_ : (T)0;                                 \
-                l2_[k_] += st_ ? term2_ : (T)0;                               \
+                const T a1_ = st_ ? term_ : (T)0;                             \
+                const T a2_ = st_ ? term2_ : (T)0;                            \
+                l_[k_] += a1_;                                                \
+                l2_[k_] += a2_;                                               \
             }                                                                 \
         }                                                                     \
         ACC                                                                   \
@@ -119,7 +165,7 @@
             for (fl_idx c = c0_; c < c1_; c++) {                              \
                 const fl_idx o_ = c * S;                                      \
                 (void)o_;                                                     \
-                FL_PRAGMA(omp simd)                                           \
+                RW_PRAGMA(omp simd)                                           \
                 for (fl_idx jj = 0; jj < J; jj++) { __VA_ARGS__ }             \
             }                                                                 \
             for (fl_idx jj = 0; jj < J; jj++) OUT[jj] += (double)s_[jj];      \
@@ -215,11 +261,11 @@ FL_INLINE T FN(r_max)(const T *restrict z, fl_idx n)
     for (int k = 0; k < RW_VL; k++) l[k] = -(T)INFINITY;
     fl_idx cb = 0;
     for (; cb + RW_VL <= n; cb += RW_VL) {
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (int k = 0; k < RW_VL; k++) l[k] = z[cb + k] > l[k] ? z[cb + k] : l[k];
     }
     if (cb < n && n >= RW_VL) {     /* the tail: the last RW_VL again (max is idempotent) */
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (int k = 0; k < RW_VL; k++) l[k] = z[n - RW_VL + k] > l[k] ? z[n - RW_VL + k] : l[k];
     } else {
         for (fl_idx c = cb; c < n; c++) l[0] = z[c] > l[0] ? z[c] : l[0];
@@ -227,15 +273,6 @@ FL_INLINE T FN(r_max)(const T *restrict z, fl_idx n)
     T m = l[0];
     for (int k = 1; k < RW_VL; k++) m = l[k] > m ? l[k] : m;
     return m;
-}
-
-/* sum_c exp(z_c - m); parks the exponentials in e when e is not NULL */
-FL_INLINE double FN(r_sumexp)(const T *restrict z, T *restrict e, fl_idx n, T m)
-{
-    double s;
-    if (e) RW_SUM(s, n, const T term_ = EXPN(z[c] - m); if (st_) e[c] = term_;);
-    else RW_SUM(s, n, const T term_ = EXPN(z[c] - m););
-    return s;
 }
 
 /* The softmax denominator of a row, split so that it keeps its digits:
@@ -301,7 +338,7 @@ FL_INLINE void FN(r_sm_write)(T *restrict g, T *restrict h, const T *restrict t,
                               T pe, T qp, T ls1, T b, const int WH, const int WW,
                               const int QM, const int PO)
 {
-    FL_PRAGMA(omp simd)
+    RW_PRAGMA(omp simd)
     for (fl_idx c = 0; c < n; c++) {
         const T e = g[c], p = e * is;
         const T wc = WW ? w[c] : (T)1;
@@ -341,7 +378,7 @@ FL_INLINE void FN(r_hvp_write)(T *restrict g, const T *restrict v, fl_idx n, T i
                                T pr, T pm)
 {
     const T pv = (pr + pm) * is;
-    FL_PRAGMA(omp simd)
+    RW_PRAGMA(omp simd)
     for (fl_idx c = 0; c < n; c++) {
         const T e = g[c], vc = v[c];
         const T d = e == 1 ? om * vc - (pr + (pm - vc)) * is : vc - pv;
@@ -359,7 +396,7 @@ FL_INLINE void FN(t_max)(const T *restrict z, fl_idx C, fl_idx S, fl_idx J, T *r
     for (fl_idx jj = 0; jj < J; jj++) mt[jj] = -(T)INFINITY;
     for (fl_idx c = 0; c < C; c++) {
         const T *restrict zc = z + c * S;
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (fl_idx jj = 0; jj < J; jj++) mt[jj] = zc[jj] > mt[jj] ? zc[jj] : mt[jj];
     }
 }
@@ -368,18 +405,18 @@ FL_INLINE void FN(t_sumexp_x)(const T *restrict z, T *restrict e, fl_idx C, fl_i
                               const T *restrict mt, double *restrict st, double *restrict kt)
 {
     if (e) TL_SUM(st, const T ec = EXPN(z[o_ + jj] - mt[jj]); e[o_ + jj] = ec;
-                  s_[jj] += ec == 1 ? (T)0 : ec;);
-    else TL_SUM(st, const T ec = EXPN(z[o_ + jj] - mt[jj]); s_[jj] += ec == 1 ? (T)0 : ec;);
+                  const T u_ = ec == 1 ? (T)0 : ec; s_[jj] += u_;);
+    else TL_SUM(st, const T ec = EXPN(z[o_ + jj] - mt[jj]); const T u_ = ec == 1 ? (T)0 : ec; s_[jj] += u_;);
     /* the count of e = 1: from the parked e, or from z (z - m = 0 is e = 1
      * for every z - m that exp rounds to 1 only when it is 0 or subnormal) */
-    if (e) TL_SUM(kt, s_[jj] += e[o_ + jj] == 1 ? (T)1 : (T)0;);
-    else TL_SUM(kt, s_[jj] += EXPN(z[o_ + jj] - mt[jj]) == 1 ? (T)1 : (T)0;);
+    if (e) TL_SUM(kt, const T u_ = e[o_ + jj] == 1 ? (T)1 : (T)0; s_[jj] += u_;);
+    else TL_SUM(kt, const T u_ = EXPN(z[o_ + jj] - mt[jj]) == 1 ? (T)1 : (T)0; s_[jj] += u_;);
 }
 
 FL_INLINE void FN(t_wdiff)(const T *restrict z, const T *restrict w, fl_idx C, fl_idx S, fl_idx J,
                            const T *restrict mt, double *restrict d)
 {
-    if (w) TL_SUM(d, const T wc = w[c], dc = z[o_ + jj] - mt[jj]; s_[jj] += wc != 0 ? wc * dc : (T)0;);
+    if (w) TL_SUM(d, const T wc = w[c], dc = z[o_ + jj] - mt[jj]; const T u_ = wc != 0 ? wc * dc : (T)0; s_[jj] += u_;);
     else TL_SUM(d, s_[jj] += z[o_ + jj] - mt[jj];);
 }
 
@@ -395,8 +432,8 @@ FL_INLINE void FN(t_wexp)(const T *restrict z, const T *restrict e, const T *res
 FL_INLINE void FN(t_dot_x)(const T *restrict e, const T *restrict v, fl_idx C, fl_idx S, fl_idx J,
                            double *restrict pr, double *restrict pm)
 {
-    TL_SUM(pr, s_[jj] += e[o_ + jj] == 1 ? (T)0 : e[o_ + jj] * v[o_ + jj];);
-    TL_SUM(pm, s_[jj] += e[o_ + jj] == 1 ? v[o_ + jj] : (T)0;);
+    TL_SUM(pr, const T u_ = e[o_ + jj] == 1 ? (T)0 : e[o_ + jj] * v[o_ + jj]; s_[jj] += u_;);
+    TL_SUM(pm, const T u_ = e[o_ + jj] == 1 ? v[o_ + jj] : (T)0; s_[jj] += u_;);
 }
 
 /* the tile form of r_sm_write, with per-position coefficients */
@@ -414,7 +451,7 @@ FL_INLINE void FN(t_sm_write)(T *restrict g, T *restrict h, const T *restrict t,
         T *restrict hc = WH ? h + c * S : NULL;
         const T *restrict tc = QM == 2 ? t + c * S : NULL;
         const T wc = WW ? w[c] : (T)1;
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (fl_idx jj = 0; jj < J; jj++) {
             const T e = gc[jj], p = e * is[jj];
             const T q = QM == 0 ? (T)0 : (QM == 1 ? b * wc : wc * (ls1 * tc[jj] + b));
@@ -459,7 +496,7 @@ FL_INLINE void FN(t_hvp_write)(T *restrict g, const T *restrict v, fl_idx C, fl_
     for (fl_idx c = 0; c < C; c++) {
         T *restrict gc = g + c * S;
         const T *restrict vc = v + c * S;
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (fl_idx jj = 0; jj < J; jj++) {
             const T e = gc[jj], x = vc[jj];
             const T d = e == 1 ? om[jj] * x - (pr[jj] + (pm[jj] - x)) * is[jj]
@@ -487,8 +524,9 @@ static double FN(ce_row)(const fl_row_args *a, const T *restrict z, T *restrict 
     const double zy = (double)z[y] - (double)m;
     double loss = M * FN(log_s)(rest, k) - (A != 0 ? A * zy : 0.0);
     if (eps != 0) loss -= b * FN(r_wdiff)(z, w, C, m);
-    /* p_y's numerator: parked by r_sumexp_x, or recomputed when needed */
-    const double ey = g ? (double)g[y] : (pe != 0 ? exp(zy) : 0.0), py = ey * is;
+    /* p_y's numerator: parked by r_sumexp_x, or recomputed the same way
+     * (so that the value-only call gives the same bits) */
+    const double ey = g ? (double)g[y] : (pe != 0 ? (double)EXPN(z[y] - m) : 0.0), py = ey * is;
     double qp = 0, Es = 0;
     if (pe != 0) {
         Es = eps != 0 ? FN(r_wexp)(z, g, w, C, m) * is : 0.0;
@@ -626,18 +664,20 @@ FL_INLINE void FN(r_qsums)(const T *restrict z, const T *restrict t, const T *re
         const fl_idx c1 = RW_MIN(n, c0 + FL_ROW_CHUNK);
         T sm = 0, sz = 0;
         if (w) {
-            FL_PRAGMA(omp simd reduction(+:sm, sz))
+            RW_PRAGMA(omp simd reduction(+:sm, sz))
             for (fl_idx c = c0; c < c1; c++) {
                 const T q = w[c] * (ls1 * t[c] + b);
                 sm += q;
-                sz += q != 0 ? q * (z[c] - m) : (T)0;
+                const T u = q != 0 ? q * (z[c] - m) : (T)0;
+                sz += u;
             }
         } else {
-            FL_PRAGMA(omp simd reduction(+:sm, sz))
+            RW_PRAGMA(omp simd reduction(+:sm, sz))
             for (fl_idx c = c0; c < c1; c++) {
                 const T q = ls1 * t[c] + b;
                 sm += q;
-                sz += q != 0 ? q * (z[c] - m) : (T)0;
+                const T u = q != 0 ? q * (z[c] - m) : (T)0;
+                sz += u;
             }
         }
         M += (double)sm;
@@ -710,17 +750,17 @@ static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx
     if (w) {
         TL_SUM(M, s_[jj] += w[c] * (ls1 * t[o_ + jj] + b););
         TL_SUM(Z, const T q = w[c] * (ls1 * t[o_ + jj] + b);
-               s_[jj] += q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0;);
+               const T u_ = q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0; s_[jj] += u_;);
     } else {
         TL_SUM(M, s_[jj] += ls1 * t[o_ + jj] + b;);
         TL_SUM(Z, const T q = ls1 * t[o_ + jj] + b;
-               s_[jj] += q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0;);
+               const T u_ = q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0; s_[jj] += u_;);
     }
     for (fl_idx jj = 0; jj < J; jj++) qp[jj] = 0;
     if (pe != 0) {
-        if (g) TL_SUM(qp, s_[jj] += (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) * g[o_ + jj];);
-        else TL_SUM(qp, s_[jj] += (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) *
-                                  EXPN(z[o_ + jj] - mt[jj]););
+        if (g) TL_SUM(qp, const T u_ = (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) * g[o_ + jj]; s_[jj] += u_;);
+        else TL_SUM(qp, const T u_ = (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) *
+                                  EXPN(z[o_ + jj] - mt[jj]); s_[jj] += u_;);
         for (fl_idx jj = 0; jj < J; jj++) qp[jj] /= st[jj];
     }
     double total = 0;
@@ -825,7 +865,7 @@ static double FN(focal_row)(const fl_row_args *a, const T *restrict z, T *restri
                                                a->gscale);
     if (!g) return f.loss;
     if (h) {
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (fl_idx c = 0; c < C; c++) {
             const double e = (double)g[c];
             h[c] = (T)FOCAL_HC(f.h0, f.c2, f.c1, f.c3, f.is, f.sex, f.om, e);
@@ -834,7 +874,7 @@ static double FN(focal_row)(const fl_row_args *a, const T *restrict z, T *restri
         h[y] = (T)f.hy;
     } else {
         const T k = (T)f.k;
-        FL_PRAGMA(omp simd)
+        RW_PRAGMA(omp simd)
         for (fl_idx c = 0; c < C; c++) g[c] = k * g[c];
     }
     g[y] = (T)f.ky;
@@ -890,7 +930,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
         }
         for (fl_idx c = 0; c < C; c++) {
             T *restrict gc = g + c * S, *restrict hc = h + c * S;
-            FL_PRAGMA(omp simd)
+            RW_PRAGMA(omp simd)
             for (fl_idx jj = 0; jj < J; jj++) {
                 const double e = (double)gc[jj];
                 const double hv = FOCAL_HC(h0[jj], c2[jj], c1[jj], c3[jj], is[jj], sx[jj], om[jj], e);
@@ -903,7 +943,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
         for (fl_idx jj = 0; jj < J; jj++) k[jj] = (T)f[jj].k;
         for (fl_idx c = 0; c < C; c++) {
             T *restrict gc = g + c * S;
-            FL_PRAGMA(omp simd)
+            RW_PRAGMA(omp simd)
             for (fl_idx jj = 0; jj < J; jj++) gc[jj] = act[jj] != 0 ? k[jj] * gc[jj] : (T)0;
         }
     }
@@ -972,7 +1012,7 @@ FL_INLINE void FN(mm_seg)(const T *restrict z, T *restrict g, T *restrict h, fl_
         const fl_idx c1 = RW_MIN(n, c0 + FL_ROW_CHUNK);
         T sv = 0, sg = 0;
         TI na = 0;
-        FL_PRAGMA(omp simd reduction(+:sv, sg, na))
+        RW_PRAGMA(omp simd reduction(+:sv, sg, na))
         for (fl_idx c = c0; c < c1; c++) {
             const T m = margin - zy + z[c];
             /* NaN falls through to the arithmetic branch, so it propagates */
@@ -1029,7 +1069,7 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
     for (fl_idx c0 = 0; c0 < n; c0 += FL_ROW_CHUNK) {
         const fl_idx c1 = RW_MIN(n, c0 + FL_ROW_CHUNK);
         T sv = 0;
-        FL_PRAGMA(omp simd reduction(+:sv))
+        RW_PRAGMA(omp simd reduction(+:sv))
         for (fl_idx c = c0; c < c1; c++) {
             const T x = z[c], y = t[c];
             const T ax = x < 0 ? -x : x;
@@ -1072,13 +1112,14 @@ static double FN(mlsm_row)(const fl_row_args *a, const T *restrict z, const T *r
 /* ================= the block functions ================================== */
 
 /* Ask for the next row while this one is computed: the max pass would
- * otherwise wait on memory at the start of every row.  Only rows that fit
- * comfortably in L1 (larger rows stream well on the hardware prefetcher). */
+ * otherwise wait on memory at the start of every row.  Only rows of 512 B
+ * to 16 KiB: shorter ones are a few lines the hardware prefetcher has
+ * already asked for, longer ones stream well on it. */
 FL_INLINE void FN(prefetch_row)(const T *p, fl_idx C)
 {
 #if defined(__GNUC__)
     const fl_idx bytes = C * (fl_idx)sizeof(T);
-    if (bytes <= 16384)
+    if (bytes >= 512 && bytes <= 16384)
         for (fl_idx o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
 #else
     (void)p; (void)C;
@@ -1140,33 +1181,20 @@ FL_INLINE double FN(log1p_d)(double t)
 }
 
 /* the plain write pass, in place over the parked e: g = k1 e, h = kh p (1 -
- * p), p = e is (om at e = 1).  In whole vectors, the last moved back to end
- * at n, its lanes already written stored back unchanged. */
+ * p), p = e is (om at e = 1) */
 FL_INLINE void FN(r_plain_write)(T *restrict g, T *restrict h, fl_idx n, T k1, T kh, T is, T om)
 {
-    if (n < RW_VL) {
+    if (h) {
+        RW_PRAGMA(omp simd)
         for (fl_idx c = 0; c < n; c++) {
             const T e = g[c], p = e * is;
-            if (h) h[c] = kh * p * (e == 1 ? om : 1 - p);
+            const T omp = e == 1 ? om : 1 - p;
+            h[c] = kh * p * omp;
             g[c] = k1 * e;
         }
-        return;
-    }
-    for (fl_idx cb = 0; cb < n; cb += RW_VL) {
-        const fl_idx b = cb + RW_VL <= n ? cb : n - RW_VL;
-        const int off = (int)(cb - b);
-        if (h) {
-            FL_PRAGMA(omp simd)
-            for (int k = 0; k < RW_VL; k++) {
-                const T e = g[b + k], p = e * is;
-                const T hv = kh * p * (e == 1 ? om : 1 - p);
-                h[b + k] = k >= off ? hv : h[b + k];
-                g[b + k] = k >= off ? k1 * e : e;
-            }
-        } else {
-            FL_PRAGMA(omp simd)
-            for (int k = 0; k < RW_VL; k++) g[b + k] = k >= off ? k1 * g[b + k] : g[b + k];
-        }
+    } else {
+        RW_PRAGMA(omp simd)
+        for (fl_idx c = 0; c < n; c++) g[c] = k1 * g[c];
     }
 }
 
@@ -1179,7 +1207,7 @@ static void FN(plain_scalars)(const double *restrict rest, const double *restric
                                  double *restrict is, double *restrict om, double *restrict gy,
                                  double *restrict hy)
 {
-    FL_PRAGMA(omp simd)
+    RW_PRAGMA(omp simd)
     for (int j = 0; j < FL_ROW_GROUP; j++) {
         const double t = (kk[j] - 1) + rest[j], iv = 1 / (kk[j] + rest[j]);
         const double o = t * iv, py = ey[j] * iv;
@@ -1217,18 +1245,20 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
         for (int j = 0; j < FL_ROW_GROUP; j++) {
             rest[j] = 0; kk[j] = 1; zy[j] = 0; A[j] = 0; ey[j] = 1; yv[j] = 0; act[j] = 0;
         }
+        const T *x0 = (const T *)a->x + r0 * C;
+        T *g0 = a->g ? (T *)a->g + r0 * C : NULL;
+        T *h0 = a->h ? (T *)a->h + r0 * C : NULL;
         for (int j = 0; j < G; j++) {
             const fl_idx r = r0 + j;
-            const T *z = (const T *)a->x + r * C;
-            T *g = a->g ? (T *)a->g + r * C : NULL;
-            T *h = a->h ? (T *)a->h + r * C : NULL;
+            const T *z = x0 + j * C;
+            T *g = g0 ? g0 + j * C : NULL;
             if (r + 1 < end) FN(prefetch_row)(z + C, C);
             const int64_t y = FN(label)(a->t, a->tcode, r);
             const int ok = FN(label_ok)(y, a->ignore, C);
             if (ok <= 0) {
                 if (ok < 0 && *bad < 0) *bad = r;
                 FN(zero)(g, C);
-                FN(zero)(h, C);
+                FN(zero)(h0 ? h0 + j * C : NULL, C);
                 continue;
             }
             act[j] = 1;
@@ -1246,12 +1276,11 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             if (l) l[r0 + j] = (T)lv;
             total += lv;
         }
-        if (!a->g) continue;
+        if (!g0) continue;
         for (int j = 0; j < G; j++) {
             if (!act[j]) continue;
-            const fl_idx r = r0 + j;
-            T *g = (T *)a->g + r * C;
-            T *h = a->h ? (T *)a->h + r * C : NULL;
+            T *g = g0 + j * C;
+            T *h = h0 ? h0 + j * C : NULL;
             FN(r_plain_write)(g, h, C, (T)(gs * A[j] * is[j]), (T)(gs * A[j]), (T)is[j], (T)om[j]);
             g[yv[j]] = (T)gy[j];
             if (h) h[yv[j]] = (T)hy[j];
@@ -1367,10 +1396,12 @@ static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
 #undef RW_LOG1P
 #undef RW_SUM
 #undef RW_SUM_CORE
+#undef RW_OPAQUE
 #undef RW_SUM2
 #undef RW_TREE
 #undef RW_VL
 #undef TL_SUM
 #undef RW_MIN
+#undef RW_PRAGMA
 #undef FL_ROW_GROUP
 #undef EXPN
