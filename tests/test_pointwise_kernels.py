@@ -697,4 +697,10 @@ def test_property_reductions_agree(problem):
         np.testing.assert_allclose(gm, gs / dtype(n), rtol=4 * np.finfo(dtype).eps, atol=0)
     else:
         assert math.isnan(vm) and vs == 0.0
-    _same(gn, gs, "grad of none == grad of sum")
+    # "none" and "sum" run differently specialised loops (one also stores the
+    # per-element loss), and GCC may contract a*b+c into an FMA in one and
+    # not the other: the gradients agree to a few ulp, not always to the bit.
+    # (-ffp-contract=off would make them identical at a 30-50 % cost on the
+    # logistic losses; bit-identity is promised across thread counts.)
+    np.testing.assert_allclose(gn, gs, rtol=4 * np.finfo(dtype).eps, atol=0,
+                               err_msg="grad of none == grad of sum")

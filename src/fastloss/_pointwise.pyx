@@ -68,7 +68,7 @@ OPENMP = bool(FL_OPENMP)
 # parallel from 2 blocks, the others from 4.
 _LIGHT_MIN = 32768
 _HEAVY_MIN = 16384
-_HEAVY = {"log_cosh", "poisson_log", "poisson", "gaussian_nll", "bce", "bce_logits",
+_HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_full", "gaussian_nll", "bce", "bce_logits",
           "sigmoid_focal", "sigmoid_focal_g2", "soft_margin", "kl_div", "kl_div_log"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN

@@ -103,6 +103,8 @@ _LOG_COSH = spec("log_cosh_loss", "log_cosh")
 _QUANTILE = spec("quantile_loss", "quantile")
 _POISSON_LOG = spec("poisson_nll_loss", "poisson_log")
 _POISSON = spec("poisson_nll_loss", "poisson")
+_POISSON_LOG_FULL = spec("poisson_nll_loss", "poisson_log_full")
+_POISSON_FULL = spec("poisson_nll_loss", "poisson_full")
 _GAUSSIAN = spec("gaussian_nll_loss", "gaussian_nll", _bad_var, "var")
 _BCE = spec("binary_cross_entropy", "bce", _bad_probability)
 _BCE_LOGITS = spec("binary_cross_entropy_with_logits", "bce_logits", None, "pos_weight")
@@ -135,7 +137,8 @@ def _p_quantile(quantile, op):
 def _p_poisson(log_input, full, eps, op):
     log_input = V.boolean(log_input, "log_input", op)
     full = V.boolean(full, "full", op)
-    return (_POISSON_LOG if log_input else _POISSON), (V.positive(eps, "eps", op), 0.0, 0.0, 0, int(full))
+    sp = (_POISSON_LOG_FULL if full else _POISSON_LOG) if log_input else (_POISSON_FULL if full else _POISSON)
+    return sp, (V.positive(eps, "eps", op), 0.0, 0.0, 0, int(full))
 
 
 def _p_gaussian(full, eps, op):

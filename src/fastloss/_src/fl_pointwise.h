@@ -54,7 +54,9 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(log_cosh, 0, 0)              \
     X(quantile, 0, 0)              \
     X(poisson_log, 0, 0)           \
+    X(poisson_log_full, 0, 0)      \
     X(poisson, 0, 0)               \
+    X(poisson_full, 0, 0)          \
     X(gaussian_nll, 1, 1)          \
     X(bce, 0, 0)                   \
     X(bce_logits, 2, 0)            \

@@ -27,6 +27,8 @@
 #define PW_UNUSED (void)x; (void)y; (void)e; (void)pa; (void)pb; (void)pc; \
     (void)i0; (void)i1; (void)g2; (void)bad
 
+#include "fl_vmath.h"
+
 /* sign(d) with sign(0) = 0 and sign(NaN) = NaN */
 FL_INLINE T FN(sign)(T d) { return d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0); }
 
@@ -209,23 +211,28 @@ FL_INLINE T FN(stirling)(T y)
     return y > 1 ? s : (T)0;
 }
 
-/* Poisson NLL, log_input=True: exp(x) - y x; i1 = full */
-PW_SIG(poisson_log)
+/* Poisson NLL, log_input=True: exp(x) - y x [+ Stirling if FULL].  FULL
+ * is a compile-time constant (its own kernel): a call under a run-time
+ * condition cannot use a vector clone, and would keep the loop scalar. */
+FL_INLINE void FN(poisson_log_)(T x, T y, T *restrict v, T *restrict g, T *restrict h, const int FULL)
 {
-    PW_UNUSED;
     const T ex = EXP(x);
-    *v = ex - y * x + (i1 ? FN(stirling)(y) : (T)0);
+    *v = ex - y * x + (FULL ? FN(stirling)(y) : (T)0);
     *g = ex - y; *h = ex;
 }
 
-/* Poisson NLL, log_input=False: x - y log(x + eps); pa = eps, i1 = full */
-PW_SIG(poisson)
+/* Poisson NLL, log_input=False: x - y log(x + eps) [+ Stirling]; pa = eps */
+FL_INLINE void FN(poisson_)(T x, T y, T pa, T *restrict v, T *restrict g, T *restrict h, const int FULL)
 {
-    PW_UNUSED;
     const T xe = x + pa, r = y / xe;
-    *v = x - y * LOG(xe) + (i1 ? FN(stirling)(y) : (T)0);
+    *v = x - y * LOG(xe) + (FULL ? FN(stirling)(y) : (T)0);
     *g = 1 - r; *h = r / xe;
 }
+
+PW_SIG(poisson_log) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, 0); }
+PW_SIG(poisson_log_full) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, 1); }
+PW_SIG(poisson) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, 0); }
+PW_SIG(poisson_full) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, 1); }
 
 /* Gaussian NLL: 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2 pi], v =
  * max(var, eps) as PyTorch (the clamp is not differentiated: the gradient
@@ -268,7 +275,7 @@ PW_SIG(bce)
  * s = sigmoid(x), sn = sigmoid(-x) = 1 - s, q = s sn, each without
  * cancellation or overflow. */
 #define PW_LOGISTIC(x, L, s, sn, q)                                           \
-    const T ex_ = EXP(-FABS(x)), r1_ = 1 / (1 + ex_);                         \
+    const T ex_ = FN(exp_np)(-FABS(x)), r1_ = 1 / (1 + ex_);                  \
     const T L = FN(log1p01)(ex_);                                             \
     const T s = x >= 0 ? r1_ : ex_ * r1_;                                     \
     const T sn = x >= 0 ? ex_ * r1_ : r1_;                                    \

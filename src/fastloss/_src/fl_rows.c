@@ -10,73 +10,19 @@
  */
 #include "fl_rows.h"
 
-#include <string.h>
-
-#define FL_CAT3_(a, b, c) a##_##b##_##c
-#define FL_CAT3(a, b, c) FL_CAT3_(a, b, c)
-#define FN(name) FL_CAT3(name, TS, ISA)
+#define FL_BODY "fl_rows_math.h"
 
 #if FL_HAVE_X86_V3
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
 #define ISA v3
-#define T float
-#define T_F32 1
-#define TI int32_t
-#define TS f32
-#define EXP expf
-#define LOG logf
-#include "fl_rows_math.h"
-#undef T
-#undef T_F32
-#undef TI
-#undef TS
-#undef EXP
-#undef LOG
-#define T double
-#define T_F32 0
-#define TI int64_t
-#define TS f64
-#define EXP exp
-#define LOG log
-#include "fl_rows_math.h"
-#undef T
-#undef T_F32
-#undef TI
-#undef TS
-#undef EXP
-#undef LOG
+#include "fl_stamp.h"
 #undef ISA
 #pragma GCC pop_options
 #endif
 
 #define ISA base
-#define T float
-#define T_F32 1
-#define TI int32_t
-#define TS f32
-#define EXP expf
-#define LOG logf
-#include "fl_rows_math.h"
-#undef T
-#undef T_F32
-#undef TI
-#undef TS
-#undef EXP
-#undef LOG
-#define T double
-#define T_F32 0
-#define TI int64_t
-#define TS f64
-#define EXP exp
-#define LOG log
-#include "fl_rows_math.h"
-#undef T
-#undef T_F32
-#undef TI
-#undef TS
-#undef EXP
-#undef LOG
+#include "fl_stamp.h"
 #undef ISA
 
 #define FL_ROW_NAME(NAME) #NAME,
@@ -113,18 +59,11 @@ const char *fl_rows_select_isa(int force_baseline)
     fl_row_f32 = row_table_f32_base;
     fl_row_f64 = row_table_f64_base;
     fl_rows_isa = "baseline";
-#if FL_HAVE_X86_V3
-    __builtin_cpu_init();
-    if (!force_baseline && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2") &&
-        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe")) {
+    if (!force_baseline && fl_cpu_has_v3()) {
         fl_row_f32 = row_table_f32_v3;
         fl_row_f64 = row_table_f64_v3;
-        fl_rows_isa = "x86-64-v3 (AVX2, FMA)";
+        fl_rows_isa = FL_V3_NAME;
     }
-#else
-    (void)force_baseline;
-#endif
     return fl_rows_isa;
 }
 

@@ -2,7 +2,7 @@
  *
  * A kernel file defines FL_BODY (the header with its per-dtype code) and
  * ISA (the instruction-set suffix), then includes this file; the body sees
- *   T        float or double
+ *   T        float or double (T_F32: 1 for float, for #if)
  *   TI       the signed integer of T's width (int32_t, int64_t)
  *   TS       f32 or f64, the dtype suffix
  *   EXP LOG FABS  T's math functions
@@ -18,6 +18,7 @@
 
 /* float32: float math, so that vector expf/logf apply */
 #define T float
+#define T_F32 1
 #define TI int32_t
 #define TS f32
 #define EXP expf
@@ -25,6 +26,7 @@
 #define FABS fabsf
 #include FL_BODY
 #undef T
+#undef T_F32
 #undef TI
 #undef TS
 #undef EXP
@@ -32,6 +34,7 @@
 #undef FABS
 
 #define T double
+#define T_F32 0
 #define TI int64_t
 #define TS f64
 #define EXP exp
@@ -39,6 +42,7 @@
 #define FABS fabs
 #include FL_BODY
 #undef T
+#undef T_F32
 #undef TI
 #undef TS
 #undef EXP
