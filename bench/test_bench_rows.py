@@ -1,85 +1,15 @@
-"""Cross-entropy (row over classes): fastloss value+gradient vs PyTorch
-forward+backward vs scikit-learn's HalfMultinomialLoss, side by side.
+"""pytest-benchmark suite for the row-over-classes losses (cross-entropy).
 
-Shapes (N, C): 8192 x 1000 (classification), 65536 x 32 (many small rows)
-and 2048 x 32000 (a language-model head); float32 and float64; one thread
-and all threads.
+The side-by-side script lives in the package: ``python -m fastloss bench
+--family rows``; see :mod:`fastloss.bench_rows` for what is timed.
 
     pytest bench/test_bench_rows.py --benchmark-enable
     pytest bench/test_bench_rows.py --benchmark-enable -k "float32 and 8192x1000"
-    python bench/test_bench_rows.py [--dtypes float32] [--threads 1,2] [--repeat 7]
-
-The script form interleaves the implementations of one configuration
-round by round (so a busy moment on a shared machine hits them alike) and
-prints each rival's time divided by fastloss's: the figure that matters.
-
-What is timed, per call:
-  fastloss       fl.cross_entropy(x, y, return_grad=True, n_threads=T): mean value + a fresh gradient
-  fastloss_out   the same with out= a preallocated gradient buffer
-  torch          x.grad = None; F.cross_entropy(x, y).backward() with torch.set_num_threads(T)
-                 (tensors share the NumPy memory; the gradient is allocated by torch)
-  sklearn        HalfMultinomialLoss(n_classes=C).loss_gradient(y, x, loss_out=, gradient_out=,
-                 n_threads=T): per-sample loss and gradient into preallocated buffers (no mean)
-No speed is asserted here.
 """
-import sys
-import time
-
 import numpy as np
 import pytest
 
-import fastloss as fl
-from fastloss import bench as B
-
-SHAPES = [(8192, 1000), (65536, 32), (2048, 32000)]
-DTYPES = [np.float32, np.float64]
-IMPLS = ["fastloss", "fastloss_out", "torch", "sklearn"]
-
-
-def setup(N, C, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((N, C), dtype=np.float32) * 2).astype(dtype, copy=False)
-    y = rng.integers(0, C, N)
-    return x, y
-
-
-def prepare(impl, x, y, n_threads):
-    """A zero-argument callable doing one timed call, or None if impl is unavailable."""
-    N, C = x.shape
-    if impl == "fastloss":
-        return lambda: fl.cross_entropy(x, y, return_grad=True, n_threads=n_threads)
-    if impl == "fastloss_out":
-        g = np.empty_like(x)
-        return lambda: fl.cross_entropy(x, y, return_grad=True, out=g, n_threads=n_threads)
-    if impl == "torch":
-        torch = B._torch()
-        if torch is None:
-            return None
-        F = torch.nn.functional
-        xt = torch.from_numpy(x).requires_grad_(True)
-        yt = torch.from_numpy(y)
-
-        def call():
-            torch.set_num_threads(n_threads)
-            xt.grad = None
-            F.cross_entropy(xt, yt).backward()
-            return xt.grad
-        return call
-    if impl == "sklearn":
-        try:
-            from sklearn._loss.loss import HalfMultinomialLoss
-        except ImportError:
-            return None
-        loss = HalfMultinomialLoss(n_classes=C)
-        yf = y.astype(x.dtype)
-        lo, go = np.empty(N, x.dtype), np.empty_like(x)
-        return lambda: loss.loss_gradient(yf, x, loss_out=lo, gradient_out=go, n_threads=n_threads)
-    raise ValueError(impl)
-
-
-def _thread_counts():
-    return sorted({1, B.all_threads()})
-
+from fastloss.bench_rows import DTYPES, IMPLS, SHAPES, _thread_counts, prepare, setup
 
 # ------------------------------------------------------------------ pytest-benchmark
 
@@ -117,63 +47,3 @@ def test_cross_entropy(benchmark, N, C, dtype, n_threads, impl):
     benchmark(fn)
 
 
-# ------------------------------------------------------------------ the side-by-side script
-
-def _interleaved(fns, repeat, min_time=0.05):
-    """Best mean time per call of each fn, the fns timed round by round."""
-    best = {k: float("inf") for k in fns}
-    number = {}
-    for k, f in fns.items():
-        f()
-        t0 = time.perf_counter()
-        f()
-        dt = max(time.perf_counter() - t0, 1e-6)
-        number[k] = max(1, int(min_time / dt))
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number[k]):
-                f()
-            best[k] = min(best[k], (time.perf_counter() - t0) / number[k])
-    return best
-
-
-def main(argv=None):
-    import argparse
-    import gc
-    import os
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dtypes", default="float32,float64")
-    p.add_argument("--threads", default=",".join(map(str, _thread_counts())))
-    p.add_argument("--shapes", default=",".join(f"{n}x{c}" for n, c in SHAPES))
-    p.add_argument("--repeat", type=int, default=5)
-    a = p.parse_args(argv)
-    shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
-    torch = B._torch()
-    print(f"fastloss {fl.__version__} simd={fl.show_config(file=False)['simd_path']}; "
-          f"torch {torch.__version__ if torch else '-'}; load average {os.getloadavg()[0]:.2f} at start")
-    print(f"{'dtype':8} {'shape':>11} {'thr':>3} | {'fl fresh':>9} {'fl out=':>9} {'torch':>9} {'sklearn':>9} | "
-          f"{'torch/fl':>8} {'sk/fl':>6} {'torch/out':>9} {'sk/out':>6}")
-    gc.disable()
-    try:
-        for dt in a.dtypes.split(","):
-            for N, C in shapes:
-                x, y = setup(N, C, np.dtype(dt).type)
-                for nt in (int(t) for t in a.threads.split(",")):
-                    fns = {k: f for k in IMPLS if (f := prepare(k, x, y, nt)) is not None}
-                    t = _interleaved(fns, a.repeat)
-                    ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
-                    r = lambda k, base: ms[k] / ms[base]  # noqa: E731
-                    print(f"{dt:8} {N:>5}x{C:<5} {nt:>3} | {ms['fastloss']:9.2f} {ms['fastloss_out']:9.2f} "
-                          f"{ms['torch']:9.2f} {ms['sklearn']:9.2f} | {r('torch', 'fastloss'):8.2f} "
-                          f"{r('sklearn', 'fastloss'):6.2f} {r('torch', 'fastloss_out'):9.2f} "
-                          f"{r('sklearn', 'fastloss_out'):6.2f}", flush=True)
-                del x, y, fns
-    finally:
-        gc.enable()
-    print(f"times in ms (best of {a.repeat} interleaved rounds); load average {os.getloadavg()[0]:.2f} at end")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

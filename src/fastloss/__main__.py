@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--min-time", type=float, default=0.02, metavar="S",
                    help="each repeat loops until it lasts at least S seconds (default 0.02)")
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
+    b.add_argument("--family", metavar="LIST", default="pointwise,rows",
+                   help="loss families: pointwise (per-element losses over N elements) and rows "
+                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both")
     return p
 
 

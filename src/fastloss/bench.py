@@ -817,6 +817,38 @@ def main_bench(args) -> int:
     if repeat < 1:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
+    families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
+    bad = [f for f in families if f not in ("pointwise", "rows")]
+    if bad:
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    raw = {}
+    if "pointwise" in families:
+        rc = _bench_pointwise(args, quick, sizes, dtypes, threads, repeat)
+        if isinstance(rc, int):
+            return rc
+        raw = rc
+    if "rows" in families:
+        from fastloss import bench_rows
+
+        print("\n== cross-entropy (row over classes): fastloss vs PyTorch vs scikit-learn ==")
+        rargs = ["--dtypes", ",".join(d.name for d in dtypes), "--repeat", str(repeat),
+                 "--threads", ",".join(str(t) for t in threads)]
+        if quick:
+            rargs += ["--shapes", "8192x1000,65536x32"]
+        bench_rows.main(rargs)
+    elapsed = time.perf_counter() - t0
+    raw["elapsed_s"] = elapsed
+    print(f"\nbenchmark took {elapsed:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1, default=_json_default)
+        print(f"raw results written to {args.json}")
+    return 0
+
+
+def _bench_pointwise(args, quick, sizes, dtypes, threads, repeat):
     cases = pointwise_cases()
     if args.losses:
         names = [s.strip() for s in args.losses.split(",") if s.strip()]
@@ -827,14 +859,5 @@ def main_bench(args) -> int:
                   f"available: {', '.join(by_name)}", file=sys.stderr)
             return 2
         cases = [by_name[s] for s in names]
-    t0 = time.perf_counter()
-    raw = run_benchmark(cases, sizes, dtypes, threads, repeat=repeat,
-                        min_time=args.min_time, max_total=1.0 if quick else 3.0)
-    elapsed = time.perf_counter() - t0
-    raw["elapsed_s"] = elapsed
-    print(f"\nbenchmark took {elapsed:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(raw, f, indent=1, default=_json_default)
-        print(f"raw results written to {args.json}")
-    return 0
+    return run_benchmark(cases, sizes, dtypes, threads, repeat=repeat,
+                         min_time=args.min_time, max_total=1.0 if quick else 3.0)
