@@ -1,0 +1,41 @@
+"""Type stubs for the compiled row-over-classes driver (fastloss._rows)."""
+from typing import Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+LOSS_IDS: dict[str, int]
+LABEL_CODES: dict[str, int]
+BLOCK: int
+TILE: int
+CHUNK: int
+
+def set_parallel_threshold(n: int) -> int: ...
+def select_isa(force_baseline: bool) -> str: ...
+def isa_name() -> str: ...
+def block_items(C: int, S: int) -> int: ...
+def run(
+    loss_id: int,
+    f64: bool,
+    x: NDArray[np.floating],
+    t: np.ndarray,
+    tcode: int,
+    w: Optional[NDArray[np.floating]],
+    v: Optional[NDArray[np.floating]],
+    g: Optional[NDArray[np.floating]],
+    h: Optional[NDArray[np.floating]],
+    l: Optional[NDArray[np.floating]],
+    C: int,
+    S: int,
+    ignore: int,
+    pa: float,
+    pb: float,
+    pc: float,
+    i0: int,
+    i1: int,
+    wsum: float,
+    mode: int,
+    gscale: float,
+    denom: int,
+    n_threads: int,
+) -> tuple[float, float, int]: ...
