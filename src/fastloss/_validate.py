@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._pointwise import overlaps
+
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
 
@@ -99,8 +101,6 @@ def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndar
 
 def check_no_overlap(buf, name: str, op: str, *arrays) -> None:
     """``buf`` must not share memory with any of ``arrays`` (all C-contiguous)."""
-    from ._pointwise import overlaps
-
     for a in arrays:
         if a is not None and overlaps(buf, a):
             raise ValueError(f"{op}: {name} must not share memory with the inputs or the other outputs")
