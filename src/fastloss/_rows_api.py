@@ -262,7 +262,8 @@ class _RowLoss:
         self.n_threads = n_threads
 
     def _run(self, input, target, weight, mode, **buffers):  # pragma: no cover - abstract
-        raise NotImplementedError
+        # every concrete loss class defines _run (its spec and stored options)
+        raise TypeError(f"{type(self).__name__} is the abstract base of the row losses; use a concrete loss class")
 
     def __call__(self, input, target, weight=None):
         """The loss value: a float, or an array of the items' shape for reduction="none"."""
