@@ -277,13 +277,12 @@ PW_SIG(bce)
 
 /* The pieces of a logistic loss at logit x: L = log1p(exp(-|x|)),
  * s = sigmoid(x), sn = sigmoid(-x) = 1 - s, q = s sn, each without
- * cancellation or overflow; pos = (x >= 0). */
-#define PW_LOGISTIC(x, L, s, sn, q, pos)                                      \
+ * cancellation or overflow. */
+#define PW_LOGISTIC(x, L, s, sn, q)                                           \
     const T ex_ = FN(exp_np)(-FABS(x)), r1_ = 1 / (1 + ex_);                  \
     const T L = FN(log1p01)(ex_), er_ = ex_ * r1_;                            \
-    const int pos = x >= 0;                                                   \
-    const T s = pos ? r1_ : er_;                                              \
-    const T sn = pos ? er_ : r1_;                                             \
+    const T s = x >= 0 ? r1_ : er_;                                           \
+    const T sn = x >= 0 ? er_ : r1_;                                          \
     const T q = er_ * r1_
 
 /* The cross-entropy at logit x of the two-class target (py, my), py for
@@ -291,26 +290,30 @@ PW_SIG(bce)
  * wL = (py + my) L and c = my for x >= 0, py for x < 0.  Both softpluses
  * share L and are never subtracted, so tiny losses keep their digits; a
  * zero c is skipped, so x = +-inf with the matching hard label gives 0, not
- * 0 * inf. */
-#define PW_LOGISTIC_CE(x, py, my, wL, pos)                                    \
-    ((wL) + ((pos ? my : py) != 0 ? (pos ? my : py) * FABS(x) : (T)0))
+ * 0 * inf.  (A function, not an expression: GCC 12 stops vectorizing
+ * some of the loop variants when the nested select is written inline.) */
+FL_INLINE T FN(logistic_ce)(T x, T py, T my, T wL)
+{
+    const T c = x >= 0 ? my : py;
+    return wL + (c != 0 ? c * FABS(x) : (T)0);
+}
 
 /* BCE with logits and pos_weight p = e (1 when absent):
  * v = p y softplus(-x) + (1 - y) softplus(x). */
 PW_SIG(bce_logits)
 {
     (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
-    PW_LOGISTIC(x, L, s, sn, q, pos);
+    PW_LOGISTIC(x, L, s, sn, q);
     const T py = e * y, my = 1 - y;
     /* py + my = 1 when e = 1: exact there, and free when e is the constant
      * 1 of a call without pos_weight */
     const T wL = e == 1 ? L : (py + my) * L, wq = e == 1 ? q : (py + my) * q;
-    *v = PW_LOGISTIC_CE(x, py, my, wL, pos);
+    *v = FN(logistic_ce)(x, py, my, wL);
     /* g = my s - py sn with one select: c r1 - d er for x >= 0, its
      * negative for x < 0 (c, d = my, py or py, my) */
-    const T c = pos ? my : py, d = pos ? py : my;
+    const T c = x >= 0 ? my : py, d = x >= 0 ? py : my;
     const T t = c * r1_ - d * er_;
-    *g = pos ? t : -t;
+    *g = x >= 0 ? t : -t;
     *h = wq;
     (void)s; (void)sn;
 }
@@ -329,10 +332,11 @@ PW_SIG(bce_logits)
 FL_INLINE void FN(focal)(T x, T y, T pa, T pb, T *restrict v, T *restrict g,
                          T *restrict h, const int GAMMA2)
 {
-    PW_LOGISTIC(x, L, s, sn, q, pos);
+    PW_LOGISTIC(x, L, s, sn, q);
     const T my = 1 - y;
-    const T ce = PW_LOGISTIC_CE(x, y, my, L, pos);
+    const T ce = FN(logistic_ce)(x, y, my, L);
     const T m = s * my + sn * y;
+    const T sy = s * my - sn * y; /* s - y */
     const T gm = pb, qd = q * (1 - 2 * y); /* m' = qd */
     T M, Mr, Mrr;
     if (GAMMA2) {
@@ -343,14 +347,21 @@ FL_INLINE void FN(focal)(T x, T y, T pa, T pb, T *restrict v, T *restrict g,
         Mr = M * r; Mrr = Mr * r;
     }
     const T at = pa >= 0 ? pa * y + (1 - pa) * my : (T)1;
-    const T sy = s * my - sn * y; /* s - y */
     /* ce is infinite at a saturated wrong logit (x = +-inf), where q and so
      * M r are 0: the focal terms then vanish instead of giving 0 * inf */
     const int f = Mr != 0;
     const T t1 = f ? gm * Mr * ce : (T)0;
     const T t2 = f ? t1 * (sn - s) + gm * (gm - 1) * Mrr * ce : (T)0;
-    *v = at * ce * M;
-    *g = at * (M * sy + t1);
+    if (GAMMA2) {
+        /* the same, factored by m: v = a_t m m ce, g = a_t m (m (s - y) +
+         * 2 qd ce), with q != 0 wherever ce is finite */
+        const T atm = at * m, k = q != 0 ? qd * ce : (T)0;
+        *v = atm * m * ce;
+        *g = atm * (m * sy + 2 * k);
+    } else {
+        *v = at * ce * M;
+        *g = at * (M * sy + t1);
+    }
     *h = at * (M * q + 2 * gm * Mr * sy + t2);
 }
 
@@ -396,8 +407,7 @@ PW_SIG(soft_margin)
 {
     PW_UNUSED;
     const T z = -y * x;
-    PW_LOGISTIC(z, L, s, sn, q, pos);
-    (void)pos;
+    PW_LOGISTIC(z, L, s, sn, q);
     *v = (z > 0 ? z : (T)0) + L;
     *g = -y * s;
     *h = y * y * q;
@@ -549,6 +559,5 @@ static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
 #undef PW_CASES
 #undef PW_OFF
 #undef PW_LOGISTIC
-#undef PW_LOGISTIC_CE
 #undef PW_SIG
 #undef PW_UNUSED
