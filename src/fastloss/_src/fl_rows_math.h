@@ -1165,6 +1165,21 @@ FL_INLINE void FN(r_plain_write)(T *restrict g, T *restrict h, fl_idx n, T k1, T
 }
 
 #define FL_ROW_GROUP 8
+/* Rows of at most this many classes take rows_ce_plain's flat path: the
+ * group's shifted logits z - m are laid out contiguously (in the gradient
+ * buffer, or a scratch of FL_ROW_GROUP * RW_SMALL_C values without one)
+ * and exponentiated in one loop over the whole group, whose constants are
+ * set up once instead of once per row; the split sums then read e. */
+#define RW_SMALL_C 64
+
+/* r_sumexp_x's split sums over exponentials already computed into e */
+FL_INLINE double FN(r_split)(const T *restrict e, fl_idx n, double *k)
+{
+    double s;
+    RW_SUM2(s, *k, n, const T ec_ = e[c]; const int mx_ = ec_ == 1;
+            const T term_ = mx_ ? (T)0 : ec_; const T term2_ = mx_ ? (T)1 : (T)0;);
+    return s;
+}
 
 /* rows_ce_plain's per-row scalars, vectorized across a group of rows */
 static void FN(plain_scalars)(const double *restrict rest, const double *restrict kk,
@@ -1201,6 +1216,8 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
     const T *w = (const T *)a->w;
     T *l = (T *)a->l;
     const double gs = a->gscale;
+    const int flat = C <= RW_SMALL_C;
+    T sbuf[FL_ROW_GROUP * RW_SMALL_C];
     double total = 0;
     for (fl_idx r0 = start; r0 < end; r0 += FL_ROW_GROUP) {
         const int G = (int)RW_MIN((fl_idx)FL_ROW_GROUP, end - r0);
@@ -1214,6 +1231,7 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
         const T *x0 = (const T *)a->x + r0 * C;
         T *g0 = a->g ? (T *)a->g + r0 * C : NULL;
         T *h0 = a->h ? (T *)a->h + r0 * C : NULL;
+        T *eb = g0 ? g0 : sbuf; /* the flat path's exponentials */
         for (int j = 0; j < G; j++) {
             const fl_idx r = r0 + j;
             const T *z = x0 + j * C;
@@ -1223,7 +1241,12 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             const int ok = FN(label_ok)(y, a->ignore, C);
             if (ok <= 0) {
                 if (ok < 0 && *bad < 0) *bad = r;
-                FN(zero)(g, C);
+                if (flat) { /* exp(-inf) = 0: the row's gradient is zeroed by the flat exp */
+                    T *d = eb + j * C;
+                    for (fl_idx c = 0; c < C; c++) d[c] = -(T)INFINITY;
+                } else {
+                    FN(zero)(g, C);
+                }
                 FN(zero)(h0 ? h0 + j * C : NULL, C);
                 continue;
             }
@@ -1231,9 +1254,26 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             yv[j] = (fl_idx)y;
             A[j] = w ? (double)w[y] : 1.0;
             const T m = FN(r_max)(z, C);
-            rest[j] = FN(r_sumexp_x)(z, g, C, m, &kk[j]);
             zy[j] = (double)z[y] - (double)m;
+            if (flat) {
+                T *d = eb + j * C;
+                RW_PRAGMA(omp simd)
+                for (fl_idx c = 0; c < C; c++) d[c] = z[c] - m;
+                continue;
+            }
+            rest[j] = FN(r_sumexp_x)(z, g, C, m, &kk[j]);
             if (g) ey[j] = (double)g[y];
+        }
+        if (flat) {
+            /* the same exponentials and sums as r_sumexp_x (same bits) */
+            const fl_idx GC = (fl_idx)G * C;
+            RW_PRAGMA(omp simd)
+            for (fl_idx i = 0; i < GC; i++) eb[i] = EXPN(eb[i]);
+            for (int j = 0; j < G; j++) {
+                if (!act[j]) continue;
+                rest[j] = FN(r_split)(eb + j * C, C, &kk[j]);
+                if (g0) ey[j] = (double)eb[j * C + yv[j]];
+            }
         }
         double loss[FL_ROW_GROUP], is[FL_ROW_GROUP], om[FL_ROW_GROUP], gy[FL_ROW_GROUP], hy[FL_ROW_GROUP];
         FN(plain_scalars)(rest, kk, zy, A, ey, gs, loss, is, om, gy, hy);
