@@ -1172,13 +1172,48 @@ FL_INLINE void FN(r_plain_write)(T *restrict g, T *restrict h, fl_idx n, T k1, T
  * set up once instead of once per row; the split sums then read e. */
 #define RW_SMALL_C 64
 
-/* r_sumexp_x's split sums over exponentials already computed into e */
-FL_INLINE double FN(r_split)(const T *restrict e, fl_idx n, double *k)
+/* r_sumexp_x's split of a row of C <= RW_SMALL_C exponentials already in
+ * e: the sum of those below 1 in RW_VL float lanes (tree as RW_SUM), and
+ * the count of those equal to 1 in integer lanes (exact in any order);
+ * the tail is the last RW_VL classes with the lanes already summed masked
+ * off, or for C < RW_VL a clamped index.  No chunk loop: at C = 32 that
+ * and the second float tree cost a third of the row. */
+FL_INLINE double FN(r_split_small)(const T *restrict e, fl_idx C, double *k)
 {
-    double s;
-    RW_SUM2(s, *k, n, const T ec_ = e[c]; const int mx_ = ec_ == 1;
-            const T term_ = mx_ ? (T)0 : ec_; const T term2_ = mx_ ? (T)1 : (T)0;);
-    return s;
+    T l1[RW_VL];
+    TI l2[RW_VL];
+    for (int q = 0; q < RW_VL; q++) { l1[q] = 0; l2[q] = 0; }
+    fl_idx cb = 0;
+    for (; cb + RW_VL <= C; cb += RW_VL) {
+        RW_PRAGMA(omp simd)
+        for (int q = 0; q < RW_VL; q++) {
+            const T ec = e[cb + q];
+            const int mx = ec == 1;
+            const T t1 = mx ? (T)0 : ec;
+            l1[q] += t1;
+            l2[q] += mx;
+        }
+    }
+    if (cb < C) {
+        const fl_idx b = C >= RW_VL ? C - RW_VL : 0;
+        const int off = (int)(cb - b);
+        int vl = RW_VL;
+        RW_OPAQUE(vl);
+        RW_PRAGMA(omp simd)
+        for (int q = 0; q < vl; q++) {
+            const int in = C >= RW_VL ? q >= off : (fl_idx)q < C;
+            const fl_idx c = in ? b + q : C - 1;
+            const T ec = e[c];
+            const int mx = ec == 1;
+            const T t1 = (in && !mx) ? ec : (T)0;
+            l1[q] += t1;
+            l2[q] += in & mx;
+        }
+    }
+    TI kc = 0;
+    for (int q = 0; q < RW_VL; q++) kc += l2[q];
+    *k = (double)kc;
+    return (double)RW_TREE(l1);
 }
 
 /* rows_ce_plain's per-row scalars, vectorized across a group of rows */
@@ -1271,7 +1306,7 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             for (fl_idx i = 0; i < GC; i++) eb[i] = EXPN(eb[i]);
             for (int j = 0; j < G; j++) {
                 if (!act[j]) continue;
-                rest[j] = FN(r_split)(eb + j * C, C, &kk[j]);
+                rest[j] = FN(r_split_small)(eb + j * C, C, &kk[j]);
                 if (g0) ey[j] = (double)eb[j * C + yv[j]];
             }
         }
