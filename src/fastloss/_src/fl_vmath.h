@@ -29,13 +29,12 @@ FL_INLINE float FN(exp_np)(float x)
     float scale;
     memcpy(&scale, &bits, 4);
     const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
-    float p = 1.3814601115882397e-3f;
-    p = p * r + 8.368710987269878e-3f;
-    p = p * r + 4.166838899254799e-2f;
-    p = p * r + 1.666652113199234e-1f;
-    p = p * r + 4.999999403953552e-1f;
-    p = p * (r * r) + r + 1.0f;
-    return x < -87.3f ? 0.0f : p * scale;
+    /* P in Estrin's form (dependency depth 3, not 5) */
+    const float r2 = r * r;
+    const float p01 = 4.999999403953552e-1f + r * 1.666652113199234e-1f;
+    const float p23 = 4.166838899254799e-2f + r * 8.368710987269878e-3f;
+    const float p = p01 + r2 * (p23 + r2 * 1.3814601115882397e-3f);
+    return x < -87.3f ? 0.0f : (p * r2 + r + 1.0f) * scale;
 }
 #else
 FL_INLINE double FN(exp_np)(double x) { return exp(x); }
