@@ -26,15 +26,17 @@
  *     h_c = M p_c (1 - p_c) + pe p_c (qp - q_c) (1 - 2 p_c)   (diagonal)
  *     (H v)_c = M p_c (v_c - p.v)                             (pe = 0)
  *
- * A row costs a max pass, an exp-and-sum pass that parks e_c = exp(z_c - m)
- * in the gradient buffer (the output anyway: nothing is allocated that
- * grows with C), and a write pass that turns e into g (and h); extra sums
+ * A row costs a max pass, a pass that parks e_c = exp(z_c - m) in the
+ * gradient buffer (the output anyway: nothing is allocated that grows with
+ * C) and one that sums them (a value-only call does both in one pass, with
+ * the same sums), and a write pass that turns e into g (and h); extra sums
  * (smoothing, Poly-1, H v) are extra passes over a row that is in cache,
  * taken only when the option is on.  For integer labels the write pass is
  * label-free and the target class is rewritten from double scalars.  The
  * common case (integer labels, no smoothing / Poly-1 / H v, S = 1) runs in
  * groups of rows whose scalar math is vectorized across the group
- * (rows_ce_plain); spatial inputs run in tiles of positions (ce_tile).
+ * (rows_ce_plain; with C <= RW_SMALL_C the group's exponentials are one
+ * flat loop); spatial inputs run in tiles of positions (ce_tile).
  *
  * Digits.  The exp-sum is split at the max: rest = sum of e_c < 1 and k =
  * the number of e_c = 1, so log s = log1p(k - 1 + rest) and 1 - p at the
