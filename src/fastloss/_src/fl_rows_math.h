@@ -411,6 +411,15 @@ FL_INLINE void FN(t_dot_x)(const T *restrict e, const T *restrict v, fl_idx C, f
     TL_SUM(pm, const T u_ = e[o_ + jj] == 1 ? v[o_ + jj] : (T)0; s_[jj] += u_;);
 }
 
+/* a tile whose positions are all ignored: zero outputs, loss 0 */
+FL_INLINE double FN(t_none)(T *restrict g, T *restrict h, T *restrict l, fl_idx C, fl_idx S, fl_idx J)
+{
+    FN(t_zero)(g, C, S, J);
+    FN(t_zero)(h, C, S, J);
+    if (l) for (fl_idx jj = 0; jj < J; jj++) l[jj] = 0;
+    return 0;
+}
+
 /* the tile form of r_sm_write, with per-position coefficients */
 FL_INLINE void FN(t_sm_write)(T *restrict g, T *restrict h, const T *restrict t,
                               const T *restrict w, fl_idx C, fl_idx S, fl_idx J,
@@ -557,12 +566,7 @@ static double FN(ce_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off,
         M[jj] = ok > 0 ? A[jj] + b * a->wsum : 0.0;
         any |= ok > 0;
     }
-    if (!any) {
-        FN(t_zero)(g, C, S, J);
-        FN(t_zero)(h, C, S, J);
-        if (l) for (fl_idx jj = 0; jj < J; jj++) l[jj] = 0;
-        return 0;
-    }
+    if (!any) return FN(t_none)(g, h, l, C, S, J);
     FN(t_max)(z, C, S, J, mt);
     FN(t_sumexp_x)(z, g, C, S, J, mt, d, kt);   /* d: the sum below the max */
     double loss[FL_ROW_TILE], omp[FL_ROW_TILE], py[FL_ROW_TILE], rs[FL_ROW_TILE];
@@ -877,12 +881,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
         yv[jj] = ok > 0 ? (fl_idx)y : 0;
         any |= ok > 0;
     }
-    if (!any) {
-        FN(t_zero)(g, C, S, J);
-        FN(t_zero)(h, C, S, J);
-        if (l) for (fl_idx jj = 0; jj < J; jj++) l[jj] = 0;
-        return 0;
-    }
+    if (!any) return FN(t_none)(g, h, l, C, S, J);
     FN(t_max)(z, C, S, J, mt);
     FN(t_sumexp_x)(z, g, C, S, J, mt, rs, kt);
     FN(focal_coef) f[FL_ROW_TILE];
