@@ -664,3 +664,38 @@ def test_baseline_and_avx2_paths_agree():
         dt = F32 if key.endswith("float32") else F64
         for a, b in zip(base[key], best[key]):
             close(a, b, dt, key)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 37, 64, 65, 200])
+def test_small_and_large_class_paths(C, dt):
+    # rows_ce_plain exponentiates a group of rows in one flat loop for C <= 64 (RW_SMALL_C) and
+    # parks then sums each row for larger C; both sides of the switch, the tails of the lane sums
+    # (C not a multiple of 8, C < 8), ignored rows (their gradient must be zeroed, even in a
+    # NaN-filled out= buffer), a confident row, -inf on a non-target class and a NaN row
+    rng = np.random.default_rng(C)
+    n = 29
+    x = (rng.standard_normal((n, C)) * 3).astype(dt)
+    y = rng.integers(0, C, n)
+    y[::6] = -100
+    if C > 2:
+        y[1] = 1
+        x[1, 0] = -np.inf
+        x[3, y[3]] += 40
+    tol = 1e-5 if dt == np.float32 else 1e-12
+    out = np.full_like(x, np.nan)
+    v, g = fl.cross_entropy(x, y, return_grad=True, out=out)
+    assert g is out
+    assert v == fl.cross_entropy(x, y)                 # value-only: the same bits
+    rv, rg = R.cross_entropy(x.astype(np.float64), y)
+    assert abs(v - rv) <= tol * abs(rv)
+    np.testing.assert_allclose(g, rg, rtol=0, atol=tol)
+    assert np.all(g[::6] == 0)
+    vn = fl.cross_entropy(x, y, reduction="none")
+    rvn, _ = R.cross_entropy(x.astype(np.float64), y, reduction="none")
+    np.testing.assert_allclose(vn, rvn, rtol=tol, atol=1e-30)  # per row, relative: the confident row too
+    xn = x.copy()
+    xn[4, 0] = np.nan
+    vn, gn = fl.cross_entropy(xn, y, reduction="none", return_grad=True)
+    assert np.isnan(vn[4]) and np.isnan(gn[4]).all()
+    assert not np.isnan(np.delete(vn, 4)).any() and not np.isnan(np.delete(gn, 4, axis=0)).any()
