@@ -152,3 +152,29 @@ def first_index(mask: np.ndarray, shape: tuple):
 
 def fmt_index(name: str, idx) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in idx)}]" if len(idx) else name
+
+
+def legacy_reduction(size_average, reduce, reduction, op: str) -> str:
+    """PyTorch's legacy ``size_average``/``reduce`` arguments, as
+    ``torch.nn._reduction.legacy_get_string``: both None keeps
+    ``reduction``; otherwise each defaults to True, ``reduce=False`` gives
+    "none", else ``size_average`` picks "mean" or "sum", with PyTorch's
+    deprecation warning."""
+    if size_average is None and reduce is None:
+        return reduction
+    import warnings
+
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    for name, v in (("size_average", size_average), ("reduce", reduce)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{op}: {name} must be True, False or None, got {v!r}")
+    if size_average and reduce:
+        ret = "mean"
+    elif reduce:
+        ret = "sum"
+    else:
+        ret = "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{ret}' instead.",
+                  UserWarning, stacklevel=3)
+    return ret
