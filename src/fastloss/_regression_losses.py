@@ -193,7 +193,10 @@ def tweedie_loss(input, target, power=1.5, *, weight=None, reduction="mean", ret
     ``mu - y x`` (``poisson_nll_loss``); p = 2 :func:`gamma_nll_loss`.
     So the value is not continuous in ``power`` at 0, 1 and 2 (the
     gradient is).  Finite for raw predictions of +-50 with 1 <= p <= 2 in
-    both dtypes; zero targets are allowed for p < 2.
+    both dtypes; zero targets are allowed for p < 2.  The two terms are
+    computed in the input's dtype, so for other powers in float32 a term
+    such as ``y exp((1 - p) x)`` can overflow to inf before the difference
+    is taken (p = 3: for x below about -44).
 
     Parameters
     ----------

@@ -153,12 +153,12 @@ def _doc(obj):
 class Trimmed:
     """The trimmed mean (or sum) of a pointwise loss.
 
+    The object form of :func:`fastloss.trimmed`.
     ``fl.Trimmed(fl.HuberLoss(delta=1.0), trim=0.05)`` is a loss object
     like the others: ``loss(input, target, weight=None)`` gives the value,
     ``value_and_grad`` the value and gradient, ``grad_hess`` the gradient
     and diagonal Hessian; it also works with fastloss.torch,
-    fastloss.xgboost and fastloss.lightgbm.  This is the object form of
-    :func:`fastloss.trimmed`.
+    fastloss.xgboost and fastloss.lightgbm.
 
     %(formula)s
 
