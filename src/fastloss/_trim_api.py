@@ -141,7 +141,8 @@ _FORMULA = """With the per-element losses ``l_i`` of ``loss`` (its own reduction
     with a NaN loss or weight gets NaN, not 0, in "none" and the gradient).  The selection
     is an O(n) radix selection on the losses' bits in C (no sort); it and
     the sum are independent of the thread count, bit for bit.  With
-    ``trim=0`` the result is bit-identical to the loss's own."""
+    ``trim=0`` the gradient and Hessian are the loss's own bit for bit, and
+    the value is its own to rounding."""
 
 
 def _doc(obj):
