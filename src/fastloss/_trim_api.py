@@ -68,13 +68,14 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     nt = _threads(n_threads, op)
     x = V.as_input(input, "input", op)
     dt, shape, n = x.dtype, x.shape, x.size
+    y = V.as_operand(target, "target", op, dt, shape)
     w = None if weight is None else V.as_broadcast(weight, "weight", op, dt, shape)
     if out is not None and mode == VALUE:
         raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
     for buf, nm in ((out, "out"), (hess_out, "hess_out"), (loss_out, "loss_out")):
         if buf is not None:
             V.check_out(buf, nm, op, dt, shape)
-            V.check_no_overlap(buf, nm, op, x, w, *(b for b, m in ((out, "out"), (hess_out, "hess_out"),
+            V.check_no_overlap(buf, nm, op, x, y, w, *(b for b, m in ((out, "out"), (hess_out, "hess_out"),
                                                                    (loss_out, "loss_out")) if b is not buf))
     if loss_out is not None and reduction != "none":
         raise ValueError(f"{op}: loss_out= is for reduction='none', got reduction={reduction!r}")
@@ -82,7 +83,7 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     lo = np.empty(shape, dt) if loss_out is None else loss_out
     g = h = None
     if _plain(none_loss):
-        res = run(none_loss._spec, x, target, None, "none", mode, none_loss._params, nt, out=out,
+        res = run(none_loss._spec, x, y, None, "none", mode, none_loss._params, nt, out=out,
                   hess_out=hess_out, loss_out=lo)
         if mode == GRAD:
             g = res[1]
@@ -91,11 +92,11 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     else:
         none_loss.n_threads = nt
         if mode == VALUE:
-            lo[...] = none_loss(x, target)
+            lo[...] = none_loss(x, y)
         else:
-            _, g = none_loss.value_and_grad(x, target, out=out, loss_out=lo)
+            _, g = none_loss.value_and_grad(x, y, out=out, loss_out=lo)
             if mode == GRAD_HESS:  # a second pass: these losses' grad_hess does not return the loss
-                g, h = none_loss.grad_hess(x, target, out=(g, hess_out if hess_out is not None
+                g, h = none_loss.grad_hess(x, y, out=(g, hess_out if hess_out is not None
                                                            else np.empty(shape, dt)))
     k = int(trim * n)  # as scipy.stats.trim_mean
     k_lo = k if tails == "both" else 0
