@@ -499,3 +499,41 @@ def test_property_kernel_matches_reference(problem):
         _check_all(cfg, x, t, w, reduction, n_threads=nt)
     finally:
         _pointwise.set_parallel_threshold(old)
+
+
+# ------------------------------------------------------------------ the array contract
+
+@pytest.mark.parametrize("cfg", PRIMARY, ids=[c.id for c in PRIMARY])
+def test_array_contract(cfg):
+    """The driver's rules hold for the new losses too: dtype policy, no hidden copies, out= is returned,
+    non-contiguous and read-only inputs, inputs never modified."""
+    rng = np.random.default_rng(_seed("contract", cfg.id))
+    x, t, _ = make_data(cfg, (6, 8), F64, rng)
+    ref_v, ref_g = call_fn(cfg, x, t, None, "sum", return_grad=True)
+    # integers become float64; float16 becomes float32 (and float32 stays float32)
+    xi = np.round(x).astype(np.int64)
+    _, g = call_fn(cfg, xi, t, None, "sum", return_grad=True)
+    assert g.dtype == F64
+    _, g = call_fn(cfg, x.astype(np.float16), t, None, "sum", return_grad=True)
+    assert g.dtype == F32
+    # out= is the returned gradient; float32 in, float32 out
+    x32, t32 = x.astype(F32), t.astype(F32)
+    out = np.full(x.shape, np.nan, F32)
+    v, g = getattr(fl, cfg.name)(x32, t32, **cfg.params, return_grad=True, out=out)
+    assert g is out and isinstance(v, float)
+    # non-contiguous and read-only inputs give the contiguous results; nothing is modified
+    xs, ts = np.asfortranarray(x), t[:, ::1].copy()
+    xs.flags.writeable = False
+    ts.flags.writeable = False
+    xc, tc = x.copy(), t.copy()
+    v2, g2 = call_fn(cfg, xs, ts, None, "sum", return_grad=True)
+    assert v2 == pytest.approx(ref_v, rel=1e-15, abs=1e-300) and np.array_equal(g2, ref_g)
+    v3, g3 = call_fn(cfg, x[:, ::2], t[:, ::2], None, "none", return_grad=True)
+    v4, g4 = call_fn(cfg, np.ascontiguousarray(x[:, ::2]), np.ascontiguousarray(t[:, ::2]), None, "none",
+                     return_grad=True)
+    assert np.array_equal(v3, v4) and np.array_equal(g3, g4)
+    assert np.array_equal(x, xc) and np.array_equal(t, tc)
+    # the class keeps its parameters and shows them
+    obj = make_obj(cfg, "sum")
+    for k, val in cfg.params.items():
+        assert getattr(obj, k) == val and f"{k}={val!r}" in repr(obj)
