@@ -11,6 +11,8 @@ C-contiguous, of one float dtype and of ``n`` elements, and
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memmove
+from libc.math cimport INFINITY
 from libc.stdint cimport uint64_t, uint32_t
 
 cnp.import_array()
@@ -19,16 +21,20 @@ cdef extern from "_src/fl_trim.h" nogil:
     ctypedef Py_ssize_t fl_idx
     ctypedef struct fl_trim_plan:
         uint64_t klo, khi
+        double lo, hi
         fl_idx drop_lo_eq
         fl_idx keep_hi_eq
         int split
+        int all
     int FL_TRIM_BLOCK
     int FL_TRIM_DIGIT
     int FL_TRIM_BINS
     void fl_trim_hist_f32(const float *l, fl_idx n, fl_idx *hist)
     void fl_trim_hist_f64(const double *l, fl_idx n, fl_idx *hist)
-    fl_idx fl_trim_gather_f32(const float *l, fl_idx n, uint32_t d, uint64_t *out)
-    fl_idx fl_trim_gather_f64(const double *l, fl_idx n, uint32_t d, uint64_t *out)
+    void fl_trim_gather_f32(const float *l, fl_idx n, uint32_t d0, uint32_t d1, uint64_t *out0,
+                            uint64_t *out1, fl_idx *c0, fl_idx *c1)
+    void fl_trim_gather_f64(const double *l, fl_idx n, uint32_t d0, uint32_t d1, uint64_t *out0,
+                            uint64_t *out1, fl_idx *c0, fl_idx *c1)
     uint64_t fl_trim_select(uint64_t *keys, fl_idx m, fl_idx r, int shift, fl_idx *n_less, fl_idx *n_eq)
     void fl_trim_ties_f32(const float *l, fl_idx n, uint64_t klo, uint64_t khi, fl_idx *c_lo, fl_idx *c_hi)
     void fl_trim_ties_f64(const double *l, fl_idx n, uint64_t klo, uint64_t khi, fl_idx *c_lo, fl_idx *c_hi)
@@ -38,6 +44,8 @@ cdef extern from "_src/fl_trim.h" nogil:
                              const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan)
     uint64_t fl_trim_key_f32(float v)
     uint64_t fl_trim_key_f64(double v)
+    double fl_trim_value_f32(uint64_t k)
+    double fl_trim_value_f64(uint64_t k)
 
 BLOCK = FL_TRIM_BLOCK
 
@@ -67,58 +75,105 @@ def key(v, bint f64):
     return fl_trim_key_f64(v) if f64 else fl_trim_key_f32(v)
 
 
-cdef uint64_t _select_rank(const void *l, bint f64, fl_idx n, fl_idx r, fl_idx *hists, int nt,
-                           fl_idx *n_less, fl_idx *n_eq) except? 0:
-    """The key of rank r of the n values (hists: nt per-thread histograms
-    of the top digit over the thread chunks [t n / nt, (t + 1) n / nt))."""
-    cdef int nb_bits = 64 if f64 else 32
-    cdef int shift = nb_bits - FL_TRIM_DIGIT
-    cdef fl_idx below = 0, c, t, cnt
+cdef uint32_t _bucket(const fl_idx *tot, fl_idx r, fl_idx *below):
+    """The top digit whose bucket holds rank r; *below: the count under it."""
     cdef uint32_t d = 0
-    cdef fl_idx total_d
-    cdef fl_idx *offs = NULL
-    cdef uint64_t *buf = NULL
-    cdef uint64_t k
-    cdef fl_idx nl = 0, ne = 0
-    cdef fl_idx start
-    # the bucket of rank r
-    while True:
-        total_d = 0
-        for t in range(nt):
-            total_d += hists[t * FL_TRIM_BINS + d]
-        if below + total_d > r:
-            break
-        below += total_d
+    cdef fl_idx b = 0
+    while b + tot[d] <= r:
+        b += tot[d]
         d += 1
-    buf = <uint64_t*>malloc(max(total_d, 1) * sizeof(uint64_t))
-    offs = <fl_idx*>malloc((nt + 1) * sizeof(fl_idx))
-    if buf == NULL or offs == NULL:
-        free(buf); free(offs)
-        raise MemoryError()
+    below[0] = b
+    return d
+
+
+cdef uint64_t *_gathered(uint64_t *buf, const fl_idx *hists, int nt, uint32_t d, fl_idx *offs) noexcept nogil:
+    """Close the gaps the branch-free gather leaves (one slack slot per thread region)."""
+    cdef fl_idx t, j = 0, c
+    for t in range(nt):
+        c = hists[t * FL_TRIM_BINS + d]
+        if j != offs[t]:
+            memmove(buf + j, buf + offs[t], c * sizeof(uint64_t))
+        j += c
+    return buf
+
+
+cdef void _select_keys(const void *pl, bint f64, fl_idx n, fl_idx k_lo, fl_idx k_hi, const fl_idx *hists, int nt,
+                       fl_trim_plan *plan, fl_idx *ne_hi) except *:
+    """The boundary keys of ranks k_lo and n - 1 - k_hi (those asked for) and
+    their counts, into plan: one gather pass over the data for both."""
+    cdef int shift = (64 if f64 else 32) - FL_TRIM_DIGIT
+    cdef fl_idx *tot = <fl_idx*>calloc(FL_TRIM_BINS, sizeof(fl_idx))
+    cdef fl_idx *off0 = <fl_idx*>malloc((nt + 1) * sizeof(fl_idx))
+    cdef fl_idx *off1 = <fl_idx*>malloc((nt + 1) * sizeof(fl_idx))
+    cdef uint64_t *buf0 = NULL
+    cdef uint64_t *buf1 = NULL
+    cdef fl_idx below0 = 0, below1 = 0, nl = 0, ne = 0, t, b, start, cnt, c0, c1
+    cdef uint32_t d0 = 0, d1 = 0
+    cdef bint want0 = k_lo > 0, want1 = k_hi > 0, two
+    cdef uint64_t k
     try:
-        offs[0] = 0
+        if tot == NULL or off0 == NULL or off1 == NULL:
+            raise MemoryError()
         for t in range(nt):
-            offs[t + 1] = offs[t] + hists[t * FL_TRIM_BINS + d]
+            for b in range(FL_TRIM_BINS):
+                tot[b] += hists[t * FL_TRIM_BINS + b]
+        # target 0 is the lower boundary if asked for, else the upper one
+        if want0:
+            d0 = _bucket(tot, k_lo, &below0)
+        if want1:
+            d1 = _bucket(tot, n - 1 - k_hi, &below1)
+        if not want0:
+            d0, below0 = d1, below1
+        two = want0 and want1 and d1 != d0
+        off0[0] = 0
+        off1[0] = 0
+        for t in range(nt):  # one slack slot per thread region
+            off0[t + 1] = off0[t] + hists[t * FL_TRIM_BINS + d0] + 1
+            off1[t + 1] = off1[t] + (hists[t * FL_TRIM_BINS + d1] + 1 if two else 0)
+        buf0 = <uint64_t*>malloc(off0[nt] * sizeof(uint64_t))
+        buf1 = <uint64_t*>malloc(max(off1[nt], 1) * sizeof(uint64_t))
+        if buf0 == NULL or buf1 == NULL:
+            raise MemoryError()
         with nogil:
             if nt > 1:
                 for t in prange(nt, schedule='static', num_threads=nt):
                     start = t * n // nt
+                    cnt = (t + 1) * n // nt - start
                     if f64:
-                        fl_trim_gather_f64(<const double*>l + start, (t + 1) * n // nt - start, d, buf + offs[t])
+                        fl_trim_gather_f64(<const double*>pl + start, cnt, d0, d1, buf0 + off0[t],
+                                           (buf1 + off1[t]) if two else NULL, &c0, &c1)
                     else:
-                        fl_trim_gather_f32(<const float*>l + start, (t + 1) * n // nt - start, d, buf + offs[t])
+                        fl_trim_gather_f32(<const float*>pl + start, cnt, d0, d1, buf0 + off0[t],
+                                           (buf1 + off1[t]) if two else NULL, &c0, &c1)
             else:
                 if f64:
-                    fl_trim_gather_f64(<const double*>l, n, d, buf)
+                    fl_trim_gather_f64(<const double*>pl, n, d0, d1, buf0, buf1 if two else NULL, &c0, &c1)
                 else:
-                    fl_trim_gather_f32(<const float*>l, n, d, buf)
-            k = fl_trim_select(buf, total_d, r - below, shift, &nl, &ne)
-        n_less[0] = below + nl
-        n_eq[0] = ne
-        return k
+                    fl_trim_gather_f32(<const float*>pl, n, d0, d1, buf0, buf1 if two else NULL, &c0, &c1)
+            _gathered(buf0, hists, nt, d0, off0)
+            if two:
+                _gathered(buf1, hists, nt, d1, off1)
+            elif want0 and want1:  # both boundaries in one bucket: the selection reorders, so copy
+                free(buf1)
+                buf1 = <uint64_t*>malloc(max(tot[d0], 1) * sizeof(uint64_t))
+                if buf1 != NULL:
+                    memcpy(buf1, buf0, tot[d0] * sizeof(uint64_t))
+        if buf1 == NULL:
+            raise MemoryError()
+        if want0:
+            k = fl_trim_select(buf0, tot[d0], k_lo - below0, shift, &nl, &ne)
+            plan.klo = k
+            plan.drop_lo_eq = k_lo - (below0 + nl)
+        if want1:
+            if want0:
+                k = fl_trim_select(buf1, tot[d1], n - 1 - k_hi - below1, shift, &nl, &ne)
+            else:
+                k = fl_trim_select(buf0, tot[d0], n - 1 - k_hi - below0, shift, &nl, &ne)
+            plan.khi = k
+            plan.keep_hi_eq = (n - k_hi) - (below1 + nl)
+            ne_hi[0] = ne
     finally:
-        free(buf)
-        free(offs)
+        free(tot); free(off0); free(off1); free(buf0); free(buf1)
 
 
 cdef inline void _ties_block(const void *pl, bint f64, fl_idx n, fl_idx b, const fl_trim_plan *plan,
@@ -178,11 +233,15 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
     cdef int nan = 0
     if n < _parallel_min or nblocks < 2:
         nt = 1
+    cdef uint64_t nan_key = <uint64_t>0xFFFFFFFFFFFFFFFF if f64 else <uint64_t>0xFFFFFFFF
     plan.klo = 0
-    plan.khi = <uint64_t>0xFFFFFFFFFFFFFFFF if f64 else <uint64_t>0xFFFFFFFF
+    plan.khi = nan_key
+    plan.lo = -INFINITY
+    plan.hi = INFINITY
     plan.drop_lo_eq = 0
     plan.keep_hi_eq = n
     plan.split = 0
+    plan.all = 1
     part = <double*>malloc(max(nblocks, 1) * sizeof(double))
     nanv = <int*>calloc(max(nblocks, 1), sizeof(int))
     if part == NULL or nanv == NULL:
@@ -207,14 +266,15 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                         fl_trim_hist_f64(<const double*>pl, n, hists)
                     else:
                         fl_trim_hist_f32(<const float*>pl, n, hists)
+            _select_keys(pl, f64, n, k_lo, k_hi, hists, nt, &plan, &ne_hi)
+            plan.all = 0
+            plan.split = (k_hi > 0 and plan.keep_hi_eq < ne_hi) or plan.drop_lo_eq > 0
+            # a boundary among the NaNs: value comparisons cannot tell them apart, keys can
+            plan.split = plan.split or plan.khi == nan_key or (k_lo > 0 and plan.klo == nan_key)
             if k_lo > 0:
-                plan.klo = _select_rank(pl, f64, n, k_lo, hists, nt, &nl_lo, &ne_lo)
-                plan.drop_lo_eq = k_lo - nl_lo
-            if k_hi > 0:
-                plan.khi = _select_rank(pl, f64, n, n - 1 - k_hi, hists, nt, &nl_hi, &ne_hi)
-                plan.keep_hi_eq = (n - k_hi) - nl_hi
-                plan.split = plan.keep_hi_eq < ne_hi
-            plan.split = plan.split or plan.drop_lo_eq > 0
+                plan.lo = fl_trim_value_f64(plan.klo) if f64 else fl_trim_value_f32(plan.klo)
+            if k_hi > 0 and plan.khi != nan_key:
+                plan.hi = fl_trim_value_f64(plan.khi) if f64 else fl_trim_value_f32(plan.khi)
         if plan.split:
             tie_lo = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
             tie_hi = <fl_idx*>malloc(nblocks * sizeof(fl_idx))

@@ -9,6 +9,7 @@ the kept ones and zeroes the gradient of the dropped ones.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Optional
 
@@ -38,17 +39,27 @@ def _check_tails(tails, op) -> str:
     raise ValueError(f"{op}: tails must be one of {', '.join(repr(t) for t in TAILS)}, got {tails!r}")
 
 
+@functools.lru_cache(maxsize=None)
+def _extra_operands(cls) -> tuple:
+    """Operands a loss class's value_and_grad needs besides input and target."""
+    return tuple(p.name for p in list(inspect.signature(cls.value_and_grad).parameters.values())[3:]
+                 if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
 def _check_loss(loss, op):
-    """The loss, and a copy of it with reduction="none" (its per-element
-    values and the gradient of their sum)."""
+    """What the trimmed reduction calls: the loss itself when it is a plain
+    kernel (its spec and parameters are run with reduction="none"), else a
+    copy of it with reduction="none" (its per-element values and the
+    gradient of their sum)."""
     if isinstance(loss, type) or not isinstance(loss, _PointwiseLoss):
         raise TypeError(f"{op}: loss must be a fastloss pointwise loss object (such as "
                         f"fastloss.HuberLoss(delta=1.0)), got {loss!r}")
-    extra = [p.name for p in list(inspect.signature(loss.value_and_grad).parameters.values())[2:]
-             if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    extra = _extra_operands(type(loss))
     if extra:
         raise TypeError(f"{op}: {type(loss).__name__} needs {', '.join(extra)} besides input and target; "
                         f"only losses of (input, target) can be trimmed")
+    if _plain(loss):
+        return loss
     from ._boosting import with_reduction
 
     none = with_reduction(loss, "none")

@@ -11,21 +11,25 @@
 
 #define T float
 #define TU uint32_t
+#define TI int32_t
 #define NB 32
 #define TS f32
 #include "fl_trim_body.h"
 #undef T
 #undef TU
+#undef TI
 #undef NB
 #undef TS
 
 #define T double
 #define TU uint64_t
+#define TI int64_t
 #define NB 64
 #define TS f64
 #include "fl_trim_body.h"
 #undef T
 #undef TU
+#undef TI
 #undef NB
 #undef TS
 

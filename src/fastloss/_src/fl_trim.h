@@ -39,19 +39,26 @@
 
 typedef struct {
     uint64_t klo, khi;    /* boundary keys: kept keys are in [klo, khi] */
+    double lo, hi;        /* their values (-inf / +inf where a side is not trimmed) */
     fl_idx drop_lo_eq;    /* the first drop_lo_eq elements of key klo (index order) are dropped */
     fl_idx keep_hi_eq;    /* of key khi, only the first keep_hi_eq are kept */
-    int split;            /* 0: every element of a boundary key is kept (no counting needed) */
+    int split;            /* 0: every element of a boundary key is kept: the kept set is the
+                             value range [lo, hi] (a vector loop of comparisons); 1: the ties
+                             at a boundary are counted in index order (a scalar loop on keys) */
+    int all;              /* nothing is trimmed */
 } fl_trim_plan;
 
 /* hist[d] += number of l[0..n) whose key has top digit d */
 void fl_trim_hist_f32(const float *l, fl_idx n, fl_idx *hist);
 void fl_trim_hist_f64(const double *l, fl_idx n, fl_idx *hist);
 
-/* Append to out (a 64-bit key each) the keys of l[0..n) whose top digit is
- * d; returns how many. */
-fl_idx fl_trim_gather_f32(const float *l, fl_idx n, uint32_t d, uint64_t *out);
-fl_idx fl_trim_gather_f64(const double *l, fl_idx n, uint32_t d, uint64_t *out);
+/* Write to out0 (a 64-bit key each) the keys of l[0..n) whose top digit is
+ * d0, and to out1 those of top digit d1 (one pass; out1 may be NULL);
+ * *c0, *c1: how many.  Each out needs one slot more than it receives. */
+void fl_trim_gather_f32(const float *l, fl_idx n, uint32_t d0, uint32_t d1, uint64_t *out0, uint64_t *out1,
+                        fl_idx *c0, fl_idx *c1);
+void fl_trim_gather_f64(const double *l, fl_idx n, uint32_t d0, uint32_t d1, uint64_t *out0, uint64_t *out1,
+                        fl_idx *c0, fl_idx *c1);
 
 /* The key of rank r (0-based) among keys[0..m), all of which share the
  * bits above bit `shift`; keys is reordered and overwritten.  *n_less and
@@ -75,8 +82,10 @@ double fl_trim_apply_f32(const float *l, float *g, float *h, const float *w, flo
 double fl_trim_apply_f64(const double *l, double *g, double *h, const double *w, double *lo, fl_idx n,
                          const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan);
 
-/* The key of a value (for tests and the driver). */
+/* The key of a value (for tests and the driver), and the value of a key. */
 uint64_t fl_trim_key_f32(float v);
 uint64_t fl_trim_key_f64(double v);
+double fl_trim_value_f32(uint64_t k);
+double fl_trim_value_f64(uint64_t k);
 
 #endif /* FL_TRIM_H */
