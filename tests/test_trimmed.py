@@ -300,7 +300,8 @@ def test_losses_with_their_own_operands():
 def test_class_attributes_and_repr():
     obj = fl.Trimmed(fl.HuberLoss(delta=2.0), trim=0.1, tails="upper", reduction="sum", n_threads=1)
     assert (obj.trim, obj.tails, obj.reduction, obj.n_threads) == (0.1, "upper", "sum", 1)
-    assert repr(obj) == "Trimmed(HuberLoss(delta=2.0, reduction='mean'), trim=0.1, tails='upper', reduction='sum')"
+    assert repr(obj) == ("Trimmed(loss=HuberLoss(delta=2.0, reduction='mean'), trim=0.1, tails='upper', "
+                         "reduction='sum')")
     loss = fl.HuberLoss(delta=2.0, reduction="sum")
     fl.Trimmed(loss, 0.1).value_and_grad(np.ones(3), np.zeros(3))
     assert loss.reduction == "sum"  # the wrapped object is not modified

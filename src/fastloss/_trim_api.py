@@ -227,9 +227,11 @@ class Trimmed:
         g, h = (None, None) if out is None else _pair(out, "Trimmed")
         return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h)
 
+    def _repr_args(self):
+        return [("loss", self.loss), ("trim", self.trim), ("tails", self.tails), ("reduction", self.reduction)]
+
     def __repr__(self):
-        return (f"Trimmed({self.loss!r}, trim={self.trim!r}, tails={self.tails!r}, "
-                f"reduction={self.reduction!r})")
+        return f"Trimmed({', '.join(f'{k}={v!r}' for k, v in self._repr_args())})"
 
 
 @_doc
