@@ -32,14 +32,15 @@
 /* Keras's backend.epsilon() */
 #define PWR_KERAS_EPS ((T)1e-7)
 
-/* log(1 + t) for t >= 0 (or NaN), inf at t = inf: log(u) t / (u - 1),
- * u = 1 + t, corrects the rounding of u (Goldberg) where it matters, t < 1;
- * above 1 the rounding of u moves log(u) by under half an ulp of log 2. */
-FL_INLINE T FN(log1p_pos)(T t)
+/* log(1 + t) for t >= 0 (or NaN), inf at t = inf, given u = 1 + t and
+ * r = 1 / u (which the callers need anyway): log(u) + (t - (u - 1)) / u,
+ * the first-order correction of the rounding of u (t - (u - 1) is exact
+ * for t < 1, and its square is below the rounding); above 1 the rounding of
+ * u moves log(u) by under half an ulp of log 2 and is left alone. */
+FL_INLINE T FN(log1p_pos)(T t, T u, T r)
 {
-    const T u = 1 + t, d = u - 1, l = LOG(u);
-    const T c = t < 1 ? l * (t / d) : l;
-    return d == 0 ? t : c;
+    const T c = (t - (u - 1)) * r;
+    return LOG(u) + (t < 1 ? c : (T)0);
 }
 
 /* ---------------- deviances, log link ---------------- */
@@ -67,7 +68,7 @@ PW_SIG(tweedie)
 {
     PW_UNUSED;
     const T e1 = EXP(pa * x), e2 = EXP(pb * x), ye = y * e1;
-    *v = e2 / pb - ye / pa;
+    *v = e2 * (1 / pb) - ye * (1 / pa); /* reciprocals of loop invariants: hoisted */
     *g = e2 - ye;
     *h = pb * e2 - pa * ye;
     *bad = (i0 & (y < 0)) | (i1 & (y == 0));
@@ -105,13 +106,14 @@ PW_SIG(tweedie1)
 PW_SIG(pseudo_huber)
 {
     PW_UNUSED;
-    const T z = x - y, az = FABS(z), a = az / pa;
+    const T z = x - y, az = FABS(z), a = az * (1 / pa);
     const int big = a > PWR_BIG;
     const T s = big ? a : PWR_SQRT(1 + a * a);
-    const T r = big ? (T)1 : a / (s + 1);
-    *v = pa * az * r;
-    *g = big ? PWR_COPYSIGN(pa, z) : z / s;
-    *h = 1 / (s * s * s);
+    /* one division for both 1 / s and 1 / (s + 1) */
+    const T q = 1 / (s * (s + 1)), is = (s + 1) * q, is1 = s * q;
+    *v = big ? pa * az : pa * az * (a * is1);
+    *g = big ? PWR_COPYSIGN(pa, z) : z * is;
+    *h = big ? (T)0 : is * is * is; /* below 1e-45 (float), 1e-450 (double) when big */
 }
 
 /* a - log(1 + a) for a >= 0 (or NaN), inf at a = inf.
@@ -122,7 +124,7 @@ PW_SIG(pseudo_huber)
  * a >= 0.5: directly (at most 2.4 bits lost at a = 0.5). */
 FL_INLINE T FN(a_minus_log1p)(T a)
 {
-    const T q = a / (2 + a), q2 = q * q;
+    const T q = a / (2 + a), q2 = q * q; /* 2 q^2 / (1 - q) = q a */
     T p;
 #if T_F32
     p = (T)(1.0 / 13);
@@ -138,7 +140,7 @@ FL_INLINE T FN(a_minus_log1p)(T a)
     p = p * q2 + (T)(1.0 / 7); p = p * q2 + (T)(1.0 / 5);
     p = p * q2 + (T)(1.0 / 3);
 #endif
-    const T small = 2 * q2 / (1 - q) - 2 * q * q2 * p;
+    const T small = q * a - 2 * q * q2 * p;
     const T large = a > PWR_BIG ? a : a - LOG(1 + a);
     return a < (T)0.5 ? small : large;
 }
@@ -149,10 +151,10 @@ FL_INLINE T FN(a_minus_log1p)(T a)
 PW_SIG(fair)
 {
     PW_UNUSED;
-    const T z = x - y, a = FABS(z) / pa, u = 1 + a;
+    const T z = x - y, a = FABS(z) * (1 / pa), r = 1 / (1 + a);
     *v = pa * (pa * FN(a_minus_log1p)(a));
-    *g = a > PWR_BIG ? PWR_COPYSIGN(pa, z) : z / u;
-    *h = 1 / (u * u);
+    *g = a > PWR_BIG ? PWR_COPYSIGN(pa, z) : z * r;
+    *h = r * r;
 }
 
 /* Cauchy (Lorentzian), pa = c > 0, as scipy.optimize.least_squares'
@@ -164,14 +166,14 @@ PW_SIG(fair)
 PW_SIG(cauchy)
 {
     PW_UNUSED;
-    const T z = x - y, a = FABS(z) / pa, s = a * a;
+    const T z = x - y, a = FABS(z) * (1 / pa), s = a * a;
     const int big = a > PWR_BIG;
-    const T u = 1 + s, d = u - 1, l = LOG(big ? a : u);
-    const T lp = d == 0 ? s : l * (s / d);
+    const T u = 1 + s, w = big ? a : u, q = 1 / w; /* q: 1 / (1 + s), or 1 / a when huge */
+    const T l = LOG(w);
+    const T lp = l + (s < 1 ? (s - (u - 1)) * q : (T)0); /* log1p(s), as FN(log1p_pos) */
     *v = pa * (pa * (big ? l : (T)0.5 * lp));
-    *g = big ? pa / (z / pa) : z / u;
-    const T ia = 1 / a;
-    *h = big ? -(ia * ia) : ((1 - s) / u) / u;
+    *g = big ? PWR_COPYSIGN(pa * q, z) : z * q;
+    *h = big ? -(q * q) : ((1 - s) * q) * q;
 }
 
 /* Tukey's biweight, pa = c > 0, z = x - y, s = (z / c)^2, u = 1 - s:
@@ -223,7 +225,8 @@ PW_SIG(msle)
     PW_UNUSED;
     const T xm = x < PWR_KERAS_EPS ? PWR_KERAS_EPS : x;
     const T ym = y < PWR_KERAS_EPS ? PWR_KERAS_EPS : y;
-    const T d = FN(log1p_pos)(xm) - FN(log1p_pos)(ym), r = 1 / (1 + xm);
+    const T ux = 1 + xm, uy = 1 + ym, r = 1 / ux;
+    const T d = FN(log1p_pos)(xm, ux, r) - FN(log1p_pos)(ym, uy, 1 / uy);
     const int clamped = x < PWR_KERAS_EPS; /* NaN is not clamped */
     *v = d * d;
     *g = clamped ? (T)0 : 2 * d * r;
