@@ -43,6 +43,7 @@ def data():
     ("cauchy_loss", fl.CauchyLoss), ("tukey_biweight", fl.TukeyBiweightLoss), ("expectile", fl.ExpectileLoss),
     ("mean_absolute_percentage_error", fl.MeanAbsolutePercentageError),
     ("MeanSquaredLogarithmicError", fl.MeanSquaredLogarithmicError), ("trimmed", fl.Trimmed),
+    ("winsorized", fl.Winsorized),
 ])
 def test_names_resolve(name, cls):
     assert B.resolve_class(name, "t") is cls

@@ -668,6 +668,7 @@ GCASES += [  # the regression catalogue (fastloss._regression_losses)
     GCase("msle", "MeanSquaredLogarithmicError", {}, g_msle()),
     GCase("trimmed-huber", "Trimmed", {"loss": fl.HuberLoss(delta=1.0), "trim": 0.2}, g_distinct()),
     GCase("trimmed-upper-mse", "Trimmed", {"loss": fl.MSELoss(), "trim": 0.3, "tails": "upper"}, g_distinct()),
+    GCase("winsorized-huber", "Winsorized", {"loss": fl.HuberLoss(delta=1.0), "limit": 0.2}, g_distinct()),
 ]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 

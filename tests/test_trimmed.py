@@ -338,3 +338,140 @@ def test_property_selection(n, levels, trim, tails, dtype, parallel, weighted, s
     finally:
         _pointwise.set_parallel_threshold(old_pw)
         _trim.set_parallel_threshold(old_tr)
+
+
+# ------------------------------------------------------------------ Winsorized
+
+def _winsor_expected(loss, x, t, limit, tails, w, reduction):
+    """The winsorized result from the loss's own per-element values, by a stable argsort."""
+    none = type(loss)(**{k: getattr(loss, k) for k in _params(loss)}, reduction="none")
+    l, g = none.value_and_grad(x, t)
+    gh, h = none.grad_hess(x, t)
+    n = l.size
+    k = int(limit * n)
+    lf, order = l.ravel().astype(np.float64), np.argsort(l.ravel(), kind="stable")
+    wb = np.ones(n) if w is None else np.broadcast_to(np.asarray(w, np.float64), l.shape).ravel()
+    c, coef = lf.copy(), wb.copy()
+    for idx, b in (((order[:k] if tails == "both" else order[:0]), k), (order[n - k:] if k else order[:0], n - 1 - k)):
+        if idx.size:
+            c[idx] = lf[order[b]]
+            coef[order[b]] += wb[idx].sum()
+            coef[idx] = 0.0
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    wc = (wb * c).reshape(l.shape)
+    value = (coef * lf).reshape(l.shape) if reduction == "none" else \
+        (math.fsum(wc.ravel()) * scale if (n or reduction == "sum") else np.nan)
+    cg = (coef * scale).reshape(l.shape)
+    return value, cg * g, cg * gh, cg * h, math.fsum(np.abs(wc).ravel()) * scale
+
+
+@pytest.mark.parametrize("kind, loss, shape", [p for p in _cases() if p.values[2] in ((5,), (2, 3, 5), (8193,), ())])
+def test_winsorized_matches_a_stable_argsort(kind, loss, shape):
+    rng = np.random.default_rng(abs(hash(("w", kind, type(loss).__name__, shape))) % 2 ** 32)
+    for dt in DTYPES:
+        x, t = _data(kind, shape, dt, rng)
+        w = np.asarray(rng.uniform(0.1, 2.0, shape), dt)
+        eps = np.finfo(dt).eps
+        for limit, tails in ((0.1, "both"), (0.25, "upper"), (0.49, "both"), (0.0, "both")):
+            for reduction in ("mean", "sum", "none"):
+                ww = w if reduction != "sum" else None
+                ev, eg, egh, eh, absum = _winsor_expected(loss, x, t, limit, tails, ww, reduction)
+                obj = fl.Winsorized(loss, limit, tails, reduction)
+                v = obj(x, t, weight=ww)
+                v2, g = obj.value_and_grad(x, t, weight=ww)
+                g2, h = obj.grad_hess(x, t, weight=ww)
+                tag = f"{kind} {type(loss).__name__} {np.dtype(dt).name} {shape} {limit} {tails} {reduction}"
+                if reduction == "none":  # a boundary element's share: a sum of weights times its loss
+                    np.testing.assert_allclose(v, ev, rtol=16 * eps, atol=16 * eps * float(np.abs(ev).max(initial=0)),
+                                               err_msg=tag)
+                    np.testing.assert_array_equal(v, v2)
+                elif math.isnan(ev):
+                    assert math.isnan(v) and math.isnan(v2), tag
+                else:
+                    assert abs(v - ev) <= {F32: 2e-6, F64: 1e-14}[dt] * absum + 1e-300 and v == v2, (tag, v, ev)
+                # a boundary element's gradient is a sum of weights times its own: a few roundings
+                for got, e_ in ((g, eg), (g2, egh), (h, eh)):
+                    np.testing.assert_allclose(got, e_, rtol=16 * eps, atol=16 * eps * float(np.abs(e_).max(initial=0)),
+                                               err_msg=tag)
+
+
+def test_winsorized_against_scipy_and_reference():
+    mstats = pytest.importorskip("scipy.stats.mstats")
+    rng = np.random.default_rng(12)
+    x, t = rng.normal(0, 2, 1001), rng.normal(0, 2, 1001)
+    w = rng.uniform(0.5, 2, 1001)
+    per = fl.HuberLoss(delta=0.5, reduction="none")(x, t)
+    for limit in (0.0, 0.05, 0.2, 0.49):
+        exp_ = float(mstats.winsorize(per, limits=(limit, limit)).mean())
+        assert fl.Winsorized(fl.HuberLoss(delta=0.5), limit)(x, t) == pytest.approx(exp_, rel=1e-13)
+        exp_ = float(mstats.winsorize(per, limits=(0, limit)).mean())
+        assert fl.winsorized(fl.HuberLoss(delta=0.5), x, t, limit, tails="upper") == pytest.approx(exp_, rel=1e-13)
+    for tails in ("both", "upper"):
+        for reduction in ("mean", "sum", "none"):
+            v, g = fl.winsorized(fl.HuberLoss(delta=0.5), x, t, 0.1, tails=tails, weight=w, reduction=reduction,
+                                 return_grad=True)
+            rv, rg = RR.winsorized("huber_loss", x, t, 0.1, tails, w, reduction, delta=0.5)
+            np.testing.assert_allclose(v, rv, rtol=1e-12)
+            np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-300)
+            h = fl.Winsorized(fl.HuberLoss(delta=0.5), 0.1, tails, reduction).grad_hess(x, t, weight=w)[1]
+            np.testing.assert_allclose(h, RR.winsorized_hess("huber_loss", x, t, 0.1, tails, w, reduction, delta=0.5),
+                                       rtol=1e-12, atol=1e-300)
+
+
+def test_winsorized_reference_gradient_is_the_derivative():
+    """Central differences of the reference's winsorized mean (losses well apart: the ranks do not move)."""
+    rng = np.random.default_rng(0)
+    d = (rng.permutation(40) * 0.37 + 0.2) * np.where(rng.random(40) < 0.5, -1, 1)
+    x = rng.normal(size=40)
+    t, w = x - d, rng.uniform(0.5, 2, 40)
+    for tails in ("both", "upper"):
+        _, g = RR.winsorized("fair_loss", x, t, 0.15, tails, w, c=1.0)
+        h = RR.winsorized_hess("fair_loss", x, t, 0.15, tails, w, c=1.0)
+        e = 1e-6
+        for i in range(40):
+            xp, xm = x.copy(), x.copy()
+            xp[i] += e
+            xm[i] -= e
+            vp = RR.winsorized("fair_loss", xp, t, 0.15, tails, w, c=1.0)
+            vm = RR.winsorized("fair_loss", xm, t, 0.15, tails, w, c=1.0)
+            assert (vp[0] - vm[0]) / (2 * e) == pytest.approx(g[i], rel=1e-6, abs=1e-9)
+            assert (vp[1][i] - vm[1][i]) / (2 * e) == pytest.approx(h[i], rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_winsorized_same_bits_for_any_thread_count(dtype, parallel_trim):
+    rng = np.random.default_rng(19)
+    x = rng.integers(-20, 20, 100_003).astype(dtype) * dtype(0.5)
+    t = np.zeros(100_003, dtype)
+    w = rng.uniform(0.1, 2, 100_003).astype(dtype)
+    for tails in ("both", "upper"):
+        base = None
+        for nt in (1, 2, 3):
+            obj = fl.Winsorized(fl.MSELoss(), 0.2, tails, n_threads=nt)
+            got = (obj(x, t, weight=w),) + obj.value_and_grad(x, t, weight=w) + obj.grad_hess(x, t, weight=w)
+            if base is None:
+                base = got
+                continue
+            assert got[0] == base[0] and got[1] == base[1]
+            for a, b in zip(got[2:], base[2:]):
+                assert a.tobytes() == b.tobytes(), (tails, nt)
+
+
+def test_winsorized_errors_nan_and_repr():
+    x = np.ones(4)
+    with pytest.raises(ValueError, match=r"Winsorized: limit must be in \[0, 0\.5\), got 0\.5"):
+        fl.Winsorized(fl.MSELoss(), limit=0.5)
+    with pytest.raises(ValueError, match=r"winsorized: limit must be in \[0, 0\.5\), got -1"):
+        fl.winsorized(fl.MSELoss(), x, x, limit=-1)
+    with pytest.raises(TypeError, match=r"Winsorized: loss must be a fastloss pointwise loss object"):
+        fl.Winsorized(fl.MSELoss)
+    with pytest.raises(ValueError, match=r"Winsorized: tails must be one of"):
+        fl.Winsorized(fl.MSELoss(), tails="lower")
+    with pytest.raises(ValueError, match=r"Winsorized: target must have the same shape"):
+        fl.Winsorized(fl.MSELoss())(x, np.ones(3))
+    obj = fl.Winsorized(fl.MSELoss(), 0.2, reduction="sum")
+    assert repr(obj) == "Winsorized(loss=MSELoss(reduction='mean'), limit=0.2, tails='both', reduction='sum')"
+    xn = np.array([0.0, 1.0, np.nan, 2.0, 3.0])
+    assert math.isnan(obj(xn, np.zeros(5)))
+    v, g = fl.Winsorized(fl.MSELoss(), 0.2, reduction="none").value_and_grad(xn, np.zeros(5))
+    assert math.isnan(v[2]) and math.isnan(g[2])

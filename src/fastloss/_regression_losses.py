@@ -15,14 +15,14 @@ import math
 
 from . import _validate as V
 from ._pointwise_api import _NO_PARAMS, _PointwiseLoss, mode_of, run, spec
-from ._trim_api import Trimmed, trimmed
+from ._trim_api import Trimmed, Winsorized, trimmed, winsorized
 
 __all__ = [
     "gamma_nll_loss", "tweedie_loss", "pseudo_huber_loss", "fair_loss", "cauchy_loss",
     "tukey_biweight_loss", "expectile_loss", "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error", "trimmed",
+    "mean_squared_logarithmic_error", "trimmed", "winsorized",
     "GammaNLLLoss", "TweedieLoss", "PseudoHuberLoss", "FairLoss", "CauchyLoss", "TukeyBiweightLoss",
-    "ExpectileLoss", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Trimmed",
+    "ExpectileLoss", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Trimmed", "Winsorized",
 ]
 
 #: Keras's backend.epsilon(), used by its percentage and log losses

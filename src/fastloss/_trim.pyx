@@ -26,6 +26,7 @@ cdef extern from "_src/fl_trim.h" nogil:
         fl_idx keep_hi_eq
         int split
         int all
+        int winsor
     int FL_TRIM_BLOCK
     int FL_TRIM_DIGIT
     int FL_TRIM_BINS
@@ -39,9 +40,13 @@ cdef extern from "_src/fl_trim.h" nogil:
     void fl_trim_ties_f32(const float *l, fl_idx n, uint64_t klo, uint64_t khi, fl_idx *c_lo, fl_idx *c_hi)
     void fl_trim_ties_f64(const double *l, fl_idx n, uint64_t klo, uint64_t khi, fl_idx *c_lo, fl_idx *c_hi)
     double fl_trim_apply_f32(const float *l, float *g, float *h, const float *w, float *lo, fl_idx n,
-                             const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan)
+                             const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan,
+                             double *w_lo, double *w_hi)
     double fl_trim_apply_f64(const double *l, double *g, double *h, const double *w, double *lo, fl_idx n,
-                             const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan)
+                             const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan,
+                             double *w_lo, double *w_hi)
+    fl_idx fl_trim_find_f32(const float *l, fl_idx n, uint64_t key, fl_idx j)
+    fl_idx fl_trim_find_f64(const double *l, fl_idx n, uint64_t key, fl_idx j)
     uint64_t fl_trim_key_f32(float v)
     uint64_t fl_trim_key_f64(double v)
     double fl_trim_value_f32(uint64_t k)
@@ -188,7 +193,8 @@ cdef inline void _ties_block(const void *pl, bint f64, fl_idx n, fl_idx b, const
 
 cdef inline double _apply_block(const void *pl, void *pg, void *ph, const void *pw, void *plo, bint f64,
                                 fl_idx n, fl_idx b, const fl_trim_plan *plan, const fl_idx *tie_lo,
-                                const fl_idx *tie_hi, double gscale, int *nan) noexcept nogil:
+                                const fl_idx *tie_hi, double gscale, int *nan, double *wlo,
+                                double *whi) noexcept nogil:
     cdef fl_idx start = b * FL_TRIM_BLOCK
     cdef fl_idx cnt = min(<fl_idx>FL_TRIM_BLOCK, n - start)
     cdef fl_idx tl = tie_lo[b] if plan.split else 0
@@ -198,20 +204,51 @@ cdef inline double _apply_block(const void *pl, void *pg, void *ph, const void *
             <const double*>pl + start, (<double*>pg + start) if pg != NULL else NULL,
             (<double*>ph + start) if ph != NULL else NULL,
             (<const double*>pw + start) if pw != NULL else NULL,
-            (<double*>plo + start) if plo != NULL else NULL, cnt, plan, tl, th, gscale, nan)
+            (<double*>plo + start) if plo != NULL else NULL, cnt, plan, tl, th, gscale, nan, wlo, whi)
     return fl_trim_apply_f32(
         <const float*>pl + start, (<float*>pg + start) if pg != NULL else NULL,
         (<float*>ph + start) if ph != NULL else NULL,
         (<const float*>pw + start) if pw != NULL else NULL,
-        (<float*>plo + start) if plo != NULL else NULL, cnt, plan, tl, th, gscale, nan)
+        (<float*>plo + start) if plo != NULL else NULL, cnt, plan, tl, th, gscale, nan, wlo, whi)
 
 
-def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_threads):
+cdef fl_idx _boundary(const void *pl, bint f64, fl_idx n, uint64_t key, fl_idx j, const fl_idx *before,
+                      fl_idx nblocks):
+    """The index of the j-th element of the given key (before[b]: how many come before block b)."""
+    cdef fl_idx b = 0, start
+    while b + 1 < nblocks and before[b + 1] <= j:
+        b += 1
+    start = b * FL_TRIM_BLOCK
+    if f64:
+        return start + fl_trim_find_f64(<const double*>pl + start, min(<fl_idx>FL_TRIM_BLOCK, n - start), key,
+                                        j - before[b])
+    return start + fl_trim_find_f32(<const float*>pl + start, min(<fl_idx>FL_TRIM_BLOCK, n - start), key,
+                                    j - before[b])
+
+
+cdef inline double _get(void *p, bint f64, fl_idx i) noexcept nogil:
+    return (<double*>p)[i] if f64 else (<float*>p)[i]
+
+
+cdef inline void _set(void *p, bint f64, fl_idx i, double v) noexcept nogil:
+    if f64:
+        (<double*>p)[i] = v
+    else:
+        (<float*>p)[i] = <float>v
+
+
+def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_threads, bint winsor=False):
     """Keep all but the k_lo lowest and k_hi highest ranked values of l;
     return ``(sum, nan)``: the float64 sum of ``w_i l_i`` over the kept
     elements (blocks added in a fixed order) and whether a loss value or a
     weight is NaN.  Writes ``lo`` (may be ``l``), ``g`` and ``h`` (scaled by
-    ``gscale w_i``) where given: the kept values, 0 elsewhere."""
+    ``gscale w_i``) where given: the kept values, 0 elsewhere.
+
+    ``winsor``: a dropped element counts as the boundary value of its side
+    (``w_i l_b`` in the sum), and the boundary element ``b`` of each side
+    stands for those it replaces: with ``W_b = w_b +`` their summed weights,
+    ``lo[b] = W_b l_b`` (0 at the replaced ones), ``g[b] = gscale W_b g_b``,
+    ``h[b]`` likewise."""
     cdef bint f64 = cnp.PyArray_TYPE(<cnp.ndarray>l) == cnp.NPY_DOUBLE
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>l)
     cdef fl_idx nblocks = (n + FL_TRIM_BLOCK - 1) // FL_TRIM_BLOCK
@@ -228,6 +265,10 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
     cdef fl_idx *tie_lo = NULL
     cdef fl_idx *tie_hi = NULL
     cdef fl_idx nl_lo = 0, ne_lo = 0, nl_hi = 0, ne_hi = 0
+    cdef double *wlo = NULL
+    cdef double *whi = NULL
+    cdef fl_idx b_lo = -1, b_hi = -1
+    cdef double g_lo = 0, h_lo = 0, g_hi = 0, h_hi = 0, l_lo = 0, l_hi = 0, sum_lo = 0, sum_hi = 0, fac
     cdef fl_idx t, b, start, cnt, a0, b0, ca, cb
     cdef double total = 0.0
     cdef int nan = 0
@@ -242,10 +283,13 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
     plan.keep_hi_eq = n
     plan.split = 0
     plan.all = 1
+    plan.winsor = 0
     part = <double*>malloc(max(nblocks, 1) * sizeof(double))
     nanv = <int*>calloc(max(nblocks, 1), sizeof(int))
-    if part == NULL or nanv == NULL:
-        free(part); free(nanv)
+    wlo = <double*>calloc(max(nblocks, 1), sizeof(double))
+    whi = <double*>calloc(max(nblocks, 1), sizeof(double))
+    if part == NULL or nanv == NULL or wlo == NULL or whi == NULL:
+        free(part); free(nanv); free(wlo); free(whi)
         raise MemoryError()
     try:
         if n > 0 and (k_lo > 0 or k_hi > 0):
@@ -268,6 +312,7 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                         fl_trim_hist_f32(<const float*>pl, n, hists)
             _select_keys(pl, f64, n, k_lo, k_hi, hists, nt, &plan, &ne_hi)
             plan.all = 0
+            plan.winsor = winsor
             plan.split = (k_hi > 0 and plan.keep_hi_eq < ne_hi) or plan.drop_lo_eq > 0
             # a boundary among the NaNs: value comparisons cannot tell them apart, keys can
             plan.split = plan.split or plan.khi == nan_key or (k_lo > 0 and plan.klo == nan_key)
@@ -275,7 +320,7 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                 plan.lo = fl_trim_value_f64(plan.klo) if f64 else fl_trim_value_f32(plan.klo)
             if k_hi > 0 and plan.khi != nan_key:
                 plan.hi = fl_trim_value_f64(plan.khi) if f64 else fl_trim_value_f32(plan.khi)
-        if plan.split:
+        if plan.split or plan.winsor:  # winsorizing: the tie counts locate the boundary elements
             tie_lo = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
             tie_hi = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
             if tie_lo == NULL or tie_hi == NULL:
@@ -296,16 +341,57 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                 tie_hi[b] = b0
                 a0 += ca
                 b0 += cb
+            if plan.winsor:
+                if k_lo > 0:
+                    b_lo = _boundary(pl, f64, n, plan.klo, plan.drop_lo_eq, tie_lo, nblocks)
+                if k_hi > 0:
+                    b_hi = _boundary(pl, f64, n, plan.khi, plan.keep_hi_eq - 1,
+                                     tie_lo if plan.khi == plan.klo else tie_hi, nblocks)
+                # their own loss and gradients, before the apply pass overwrites them
+                if b_lo >= 0:
+                    l_lo = _get(<void*>pl, f64, b_lo)
+                if b_hi >= 0:
+                    l_hi = _get(<void*>pl, f64, b_hi)
+                if pg != NULL:
+                    if b_lo >= 0:
+                        g_lo = _get(pg, f64, b_lo)
+                        h_lo = _get(ph, f64, b_lo) if ph != NULL else 0.0
+                    if b_hi >= 0:
+                        g_hi = _get(pg, f64, b_hi)
+                        h_hi = _get(ph, f64, b_hi) if ph != NULL else 0.0
         with nogil:
             if nt > 1:
                 for b in prange(nblocks, schedule='static', num_threads=nt):
-                    part[b] = _apply_block(pl, pg, ph, pw, plo, f64, n, b, &plan, tie_lo, tie_hi, gscale, &nanv[b])
+                    part[b] = _apply_block(pl, pg, ph, pw, plo, f64, n, b, &plan, tie_lo, tie_hi, gscale,
+                                           &nanv[b], &wlo[b], &whi[b])
             else:
                 for b in range(nblocks):
-                    part[b] = _apply_block(pl, pg, ph, pw, plo, f64, n, b, &plan, tie_lo, tie_hi, gscale, &nanv[b])
+                    part[b] = _apply_block(pl, pg, ph, pw, plo, f64, n, b, &plan, tie_lo, tie_hi, gscale,
+                                           &nanv[b], &wlo[b], &whi[b])
             for b in range(nblocks):
                 total += part[b]
                 nan |= nanv[b]
+                sum_lo += wlo[b]
+                sum_hi += whi[b]
+        if plan.winsor:
+            # the boundary elements stand for their side's dropped ones: their weight is their own plus
+            # those elements' (in the per-element shares, the gradient and the Hessian)
+            if b_lo >= 0:
+                fac = (_get(<void*>pw, f64, b_lo) if pw != NULL else 1.0) + sum_lo + (sum_hi if b_hi == b_lo else 0.0)
+                if plo != NULL:
+                    _set(plo, f64, b_lo, fac * l_lo)
+                if pg != NULL:
+                    _set(pg, f64, b_lo, gscale * fac * g_lo)
+                if ph != NULL:
+                    _set(ph, f64, b_lo, gscale * fac * h_lo)
+            if b_hi >= 0 and b_hi != b_lo:
+                fac = (_get(<void*>pw, f64, b_hi) if pw != NULL else 1.0) + sum_hi
+                if plo != NULL:
+                    _set(plo, f64, b_hi, fac * l_hi)
+                if pg != NULL:
+                    _set(pg, f64, b_hi, gscale * fac * g_hi)
+                if ph != NULL:
+                    _set(ph, f64, b_hi, gscale * fac * h_hi)
     finally:
-        free(hists); free(part); free(nanv); free(tie_lo); free(tie_hi)
+        free(hists); free(part); free(nanv); free(tie_lo); free(tie_hi); free(wlo); free(whi)
     return total, bool(nan)

@@ -1,5 +1,5 @@
-"""The trimmed reduction of a pointwise loss: :class:`Trimmed` and
-:func:`trimmed`.
+"""The trimmed and winsorized reductions of a pointwise loss:
+:class:`Trimmed` / :func:`trimmed`, :class:`Winsorized` / :func:`winsorized`.
 
 One fused kernel pass gives every element's loss and gradient (and
 Hessian); ``fastloss._trim`` then finds the elements to drop with an O(N)
@@ -20,16 +20,16 @@ from . import _validate as V
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _PointwiseLoss, run
 
-__all__ = ["Trimmed", "trimmed"]
+__all__ = ["Trimmed", "trimmed", "Winsorized", "winsorized"]
 
 TAILS = ("both", "upper")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_trim(trim, op) -> float:
-    t = V.real(trim, "trim", op)
+def _check_trim(trim, op, name="trim") -> float:
+    t = V.real(trim, name, op)
     if not 0 <= t < 0.5:
-        raise ValueError(f"{op}: trim must be in [0, 0.5), got {trim!r}")
+        raise ValueError(f"{op}: {name} must be in [0, 0.5), got {trim!r}")
     return t
 
 
@@ -75,7 +75,7 @@ def _plain(loss) -> bool:
 
 
 def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode, n_threads, op,
-                 out=None, hess_out=None, loss_out=None):
+                 out=None, hess_out=None, loss_out=None, winsor=False):
     nt = _threads(n_threads, op)
     x = V.as_input(input, "input", op)
     dt, shape, n = x.dtype, x.shape, x.size
@@ -111,10 +111,10 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
                                                            else np.empty(shape, dt)))
     k = int(trim * n)  # as scipy.stats.trim_mean
     k_lo = k if tails == "both" else 0
-    kept = n - k_lo - k
+    kept = n if winsor else n - k_lo - k  # winsorizing keeps every element's place
     div = kept if reduction == "mean" else 0
     total, nan = _trim.trim(lo, g, h, w, lo if reduction == "none" else None, k_lo, k,
-                            1.0 / div if div else 1.0, nt)
+                            1.0 / div if div else 1.0, nt, winsor)
     if reduction == "none":
         value = lo
     elif nan:
@@ -276,3 +276,138 @@ def trimmed(loss, input, target, trim=0.05, *, tails="both", weight=None, reduct
     reduction = V.check_reduction(reduction, op, REDUCTIONS)
     return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
                         n_threads, op, out=out)
+
+
+_WINSOR_FORMULA = """With the per-element losses ``l_i`` of ``loss`` (its own reduction is
+    ignored), ``k = int(limit * n)`` and the ranks of a stable sort of the
+    losses (as :class:`Trimmed`: ties by index, -0 equals 0, NaN the
+    largest), each element of the ``k`` lowest ranks counts as the loss at
+    rank ``k`` (``l_lo``) and each of the ``k`` highest as the loss at rank
+    ``n - 1 - k`` (``l_hi``), as ``scipy.stats.mstats.winsorize(l,
+    limits=(limit, limit))`` (``tails="upper"``: only the highest, ``limits=(0,
+    limit)``).  With ``c_i`` these clipped losses and ``w`` the weights
+    (applied after the ranking):
+
+    * "mean": ``sum_i w_i c_i / n`` (every element keeps its place);
+      "sum": ``sum_i w_i c_i``.
+    * "none": each element's share of that sum as a function of its own
+      loss: ``W_i l_i`` with ``W_i = w_i`` for the unclipped elements, 0
+      for the clipped ones, and for each boundary element ``b`` (the one at
+      rank ``k``, or ``n - 1 - k``) its own weight plus the summed weights
+      of the elements clipped to it (whose value it supplies).  The shares
+      add up to the "sum", and each depends on its own input only, so the
+      per-element gradient is an elementwise one (as fastloss.torch needs).
+
+    The gradient is the derivative of the value: ``W_i g_i`` (over ``n``
+    for the mean), the loss's own gradient times those weights; the
+    diagonal Hessian likewise.  NaN is never masked (a NaN loss or weight
+    makes the value NaN and its element's outputs NaN).  The selection is
+    the same O(n) radix selection as :class:`Trimmed`'s; the results do not
+    depend on the thread count."""
+
+
+def _wdoc(obj):
+    obj.__doc__ = obj.__doc__.replace("%(formula)s", _WINSOR_FORMULA)
+    return obj
+
+
+@_wdoc
+class Winsorized(Trimmed):
+    """The winsorized mean (or sum) of a pointwise loss.
+
+    The object form of :func:`fastloss.winsorized`.
+    ``fl.Winsorized(fl.MSELoss(), limit=0.05)`` is a loss object like the
+    others (``__call__``, ``value_and_grad``, ``grad_hess``; fastloss.torch,
+    fastloss.xgboost and fastloss.lightgbm take it).
+
+    %(formula)s
+
+    Parameters
+    ----------
+    loss : fastloss pointwise loss object
+        A loss of ``(input, target)``.
+    limit : float in [0, 0.5)
+        The fraction of elements clipped at each winsorized tail.
+    tails : {"both", "upper"}
+    reduction : {"mean", "sum", "none"}
+    n_threads : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.zeros(5); y = np.array([1.0, -2.0, 0.5, 10.0, 3.0])
+    >>> value, grad = fl.Winsorized(fl.MSELoss(), limit=0.2).value_and_grad(x, y)
+    >>> value                      # losses 1, 4, 0.25, 100, 9 -> 1, 4, 1, 9, 9
+    4.8
+    >>> grad                       # 0.25 clipped to 1 (rank 1), 100 clipped to 9 (rank 3)
+    array([-0.8,  0.8,  0. ,  0. , -2.4])
+    """
+
+    def __init__(self, loss, limit=0.05, tails="both", reduction="mean", *, n_threads=None):
+        op = "Winsorized"
+        self._none = _check_loss(loss, op)
+        self._trim = _check_trim(limit, op, "limit")
+        self._tails = _check_tails(tails, op)
+        self.reduction = V.check_reduction(reduction, op, REDUCTIONS)
+        if n_threads is not None:
+            _threads(n_threads, op)
+        self.loss, self.limit, self.tails, self.n_threads = loss, limit, tails, n_threads
+
+    def _run(self, input, target, weight, mode, **bufs):
+        return _trimmed_run(self._none, self._trim, self._tails, input, target, weight, self.reduction, mode,
+                            self.n_threads, "Winsorized", winsor=True, **bufs)
+
+    def grad_hess(self, input, target, weight=None, out=None):
+        """``(grad, hess)``: the gradient and diagonal Hessian of the winsorized
+        value; ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
+        g, h = (None, None) if out is None else _pair(out, "Winsorized")
+        return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h)
+
+    def _repr_args(self):
+        return [("loss", self.loss), ("limit", self.limit), ("tails", self.tails), ("reduction", self.reduction)]
+
+    def __repr__(self):
+        return f"Winsorized({', '.join(f'{k}={v!r}' for k, v in self._repr_args())})"
+
+
+@_wdoc
+def winsorized(loss, input, target, limit=0.05, *, tails="both", weight=None, reduction="mean",
+               return_grad=False, out=None, n_threads=None):
+    """The winsorized mean (or sum) of a pointwise loss's per-element values.
+
+    %(formula)s
+
+    Parameters
+    ----------
+    loss : fastloss pointwise loss object
+        A loss of ``(input, target)``, e.g. ``fastloss.HuberLoss(delta=1.0)``
+        (its ``reduction`` is ignored).
+    input, target : array_like, same shape
+    limit : float in [0, 0.5)
+    tails : {"both", "upper"}
+    weight : array_like, optional
+    reduction : {"mean", "sum", "none"}
+    return_grad : bool
+    out : ndarray, optional
+        The gradient's buffer (with return_grad=True).
+    n_threads : int, optional
+
+    Returns
+    -------
+    value : float, or ndarray for reduction="none"
+    grad : ndarray of input's shape and dtype, with return_grad=True
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> x = np.zeros(5); y = np.array([1.0, -2.0, 0.5, 10.0, 3.0])
+    >>> fl.winsorized(fl.L1Loss(), x, y, limit=0.2, tails="upper")   # |10| counts as 3
+    1.9
+    """
+    op = "winsorized"
+    none = _check_loss(loss, op)
+    t = _check_trim(limit, op, "limit")
+    tl = _check_tails(tails, op)
+    reduction = V.check_reduction(reduction, op, REDUCTIONS)
+    return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
+                        n_threads, op, out=out, winsor=True)

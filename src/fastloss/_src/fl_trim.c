@@ -5,6 +5,12 @@
  */
 #include "fl_trim.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FL_TRIM_SIMD FL_PRAGMA(omp simd reduction(+:s, sb, sa) reduction(|:nan))
+#else
+#define FL_TRIM_SIMD
+#endif
+
 #define FL_TRIM_CAT_(a, b) a##_##b
 #define FL_TRIM_CAT(a, b) FL_TRIM_CAT_(a, b)
 #define FN(name) FL_TRIM_CAT(name, TS)

@@ -46,6 +46,8 @@ typedef struct {
                              value range [lo, hi] (a vector loop of comparisons); 1: the ties
                              at a boundary are counted in index order (a scalar loop on keys) */
     int all;              /* nothing is trimmed */
+    int winsor;           /* winsorize: a dropped element counts as the boundary value of its
+                             side (its weight summed per side), instead of 0 */
 } fl_trim_plan;
 
 /* hist[d] += number of l[0..n) whose key has top digit d */
@@ -76,11 +78,22 @@ void fl_trim_ties_f64(const double *l, fl_idx n, uint64_t klo, uint64_t khi, fl_
  * tie_hi: how many elements of key klo / khi come before this block (used
  * when plan->split).  Returns the float64 sum of w_i l_i over the kept
  * elements (summed in chunks of FL_TRIM_CHUNK in T, as the pointwise
- * driver); *nan |= 1 if a loss value or a weight is NaN. */
+ * driver); *nan |= 1 if a loss value or a weight is NaN.  Winsorizing
+ * (plan->winsor), a dropped element counts as lo or hi in the sum (w_i lo,
+ * w_i hi; lo[i] = 0: its share belongs to the boundary element) and *w_lo,
+ * *w_hi receive the summed weights of the elements below and above: the
+ * driver completes the boundary elements' lo[], g and h. */
 double fl_trim_apply_f32(const float *l, float *g, float *h, const float *w, float *lo, fl_idx n,
-                         const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan);
+                         const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan,
+                         double *w_lo, double *w_hi);
 double fl_trim_apply_f64(const double *l, double *g, double *h, const double *w, double *lo, fl_idx n,
-                         const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan);
+                         const fl_trim_plan *plan, fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan,
+                         double *w_lo, double *w_hi);
+
+/* The index of the j-th (0-based, in index order) element of l[0..n) of key
+ * `key`, or -1 (the boundary element of a winsorized side). */
+fl_idx fl_trim_find_f32(const float *l, fl_idx n, uint64_t key, fl_idx j);
+fl_idx fl_trim_find_f64(const double *l, fl_idx n, uint64_t key, fl_idx j);
 
 /* The key of a value (for tests and the driver), and the value of a key. */
 uint64_t fl_trim_key_f32(float v);

@@ -110,31 +110,55 @@ void FN(fl_trim_ties)(const T *restrict l, fl_idx n, uint64_t klo, uint64_t khi,
     *c_hi = b;
 }
 
+/* The index of the j-th (0-based, index order) element of l[0..n) whose
+ * key is `key`, or -1. */
+fl_idx FN(fl_trim_find)(const T *restrict l, fl_idx n, uint64_t key, fl_idx j)
+{
+    const TU kk = (TU)key;
+    for (fl_idx i = 0; i < n; i++)
+        if (FN(key_)(l[i]) == kk && j-- == 0)
+            return i;
+    return -1;
+}
+
 /* one chunk of the apply pass without tie counting: keep = lo <= l <= hi
  * (comparisons of values, not keys: a vector loop on any instruction set;
  * the same set, since the keys order the values and -0 == 0; a NaN loss is
- * dropped, as its key is above khi here) or, with ALL, every element */
+ * above hi here, its key being above khi) or, with ALL, every element.
+ * WINSOR: an element below lo counts as lo, one above hi as hi (their
+ * weights summed in *sb, *sa), with no gradient of its own. */
 FL_INLINE T FN(apply_chunk)(const T *restrict l, T *restrict g, T *restrict h, const T *restrict w,
-                            T *restrict lo, fl_idx n, T vlo, T vhi, T gs, int *nan_out,
-                            const int ALL, const int WW, const int WG, const int WH, const int WL)
+                            T *restrict lo, fl_idx n, T vlo, T vhi, T gs, int *nan_out, T *sb_out,
+                            T *sa_out, const int ALL, const int WINSOR, const int WW, const int WG,
+                            const int WH, const int WL)
 {
-    T s = 0;
+    T s = 0, sb = 0, sa = 0;
     int nan = 0;
-    FL_SIMD_SUM(s, nan)
+    FL_TRIM_SIMD
     for (fl_idx i = 0; i < n; i++) {
         const T li = l[i];
-        const int keep = ALL ? 1 : (li >= vlo) & (li <= vhi);
+        const int below = li < vlo, keep = ALL ? 1 : (li >= vlo) & (li <= vhi);
         const T wi = WW ? w[i] : (T)1;
         const int bad = (li != li) | (wi != wi);
         const T z = bad ? (T)NAN : (T)0; /* a dropped element: 0, or NaN that is not masked */
-        const T v = keep ? wi * li : z;
-        s += v;
+        /* a dropped element's value: 0 (trimmed) or its side's boundary value (winsorized) */
+        const T c = WINSOR ? wi * (below ? vlo : vhi) : (T)0;
+        const T alt = bad ? z : c;
+        const T v = keep ? wi * li : z; /* lo[i]: a winsorized element's share goes to its boundary */
+        s += keep ? wi * li : alt;
+        if (WINSOR) { /* the weights of each side's dropped elements, as 0/1 products: no branch */
+            const int db = (keep ^ 1) & below, da = (keep ^ 1) & (below ^ 1);
+            sb += wi * (T)db;
+            sa += wi * (T)da;
+        }
         nan |= bad;
         if (WL) lo[i] = v;
         if (WG) g[i] = keep ? gs * wi * g[i] : z;
         if (WH) h[i] = keep ? gs * wi * h[i] : z;
     }
     *nan_out |= nan;
+    *sb_out += sb;
+    *sa_out += sa;
     return s;
 }
 
@@ -142,29 +166,34 @@ FL_INLINE T FN(apply_chunk)(const T *restrict l, T *restrict g, T *restrict h, c
 FL_INLINE T FN(apply_chunk_split)(const T *restrict l, T *restrict g, T *restrict h,
                                   const T *restrict w, T *restrict lo, fl_idx n,
                                   const fl_trim_plan *plan, fl_idx *tl, fl_idx *th, T gs,
-                                  int *nan_out)
+                                  int *nan_out, T *sb_out, T *sa_out)
 {
     const TU klo = (TU)plan->klo, khi = (TU)plan->khi;
+    const T vlo = (T)plan->lo, vhi = (T)plan->hi;
     fl_idx a = *tl, b = *th;
-    T s = 0;
+    T s = 0, sb = 0, sa = 0;
     int nan = 0;
     for (fl_idx i = 0; i < n; i++) {
         const T li = l[i];
         const TU k = FN(key_)(li);
-        int keep = (k > klo) & (k < khi);
+        int below = k < klo, above = k > khi;
         if (k == klo) {
-            keep = a >= plan->drop_lo_eq;
-            if (k == khi) keep &= a < plan->keep_hi_eq;
+            below = a < plan->drop_lo_eq;
+            if (k == khi) above = a >= plan->keep_hi_eq;
             a++;
         } else if (k == khi) {
-            keep = b < plan->keep_hi_eq;
+            above = b >= plan->keep_hi_eq;
         }
         if (k == khi && k != klo) b++;
+        const int keep = !below & !above;
         const T wi = w ? w[i] : (T)1;
         const int bad = (li != li) | (wi != wi);
         const T z = bad ? (T)NAN : (T)0;
+        const T c = plan->winsor ? wi * (below ? vlo : vhi) : (T)0;
         const T v = keep ? wi * li : z;
-        s += v;
+        s += keep ? wi * li : (bad ? z : c);
+        sb += below ? wi : (T)0;
+        sa += above ? wi : (T)0;
         nan |= bad;
         if (lo) lo[i] = v;
         if (g) g[i] = keep ? gs * wi * g[i] : z;
@@ -173,36 +202,51 @@ FL_INLINE T FN(apply_chunk_split)(const T *restrict l, T *restrict g, T *restric
     *tl = a;
     *th = b;
     *nan_out |= nan;
+    *sb_out += sb;
+    *sa_out += sa;
     return s;
 }
 
+#define FL_TRIM_CHUNKS(ALL, WINSOR, WW, WG, WH, WL)                                          \
+    for (fl_idx c = 0; c < n; c += FL_TRIM_CHUNK) {                                          \
+        const fl_idx m = n - c < FL_TRIM_CHUNK ? n - c : FL_TRIM_CHUNK;                      \
+        T sb = 0, sa = 0;                                                                    \
+        total += (double)FN(apply_chunk)(l + c, WG ? g + c : NULL, WH ? h + c : NULL,        \
+                                         WW ? w + c : NULL, WL ? lo + c : NULL, m, vlo, vhi, \
+                                         gs, nan, &sb, &sa, ALL, WINSOR, WW, WG, WH, WL);    \
+        wb += (double)sb;                                                                    \
+        wa += (double)sa;                                                                    \
+    }
+
 #define FL_TRIM_CASE(WW, WG, WH, WL)                                                        \
-    for (fl_idx c = 0; c < n; c += FL_TRIM_CHUNK) {                                         \
-        const fl_idx m = n - c < FL_TRIM_CHUNK ? n - c : FL_TRIM_CHUNK;                     \
-        if (plan->all)                                                                      \
-            total += (double)FN(apply_chunk)(l + c, WG ? g + c : NULL, WH ? h + c : NULL,   \
-                                             WW ? w + c : NULL, WL ? lo + c : NULL, m, vlo, \
-                                             vhi, gs, nan, 1, WW, WG, WH, WL);              \
-        else                                                                                \
-            total += (double)FN(apply_chunk)(l + c, WG ? g + c : NULL, WH ? h + c : NULL,   \
-                                             WW ? w + c : NULL, WL ? lo + c : NULL, m, vlo, \
-                                             vhi, gs, nan, 0, WW, WG, WH, WL);              \
+    if (plan->all) {                                                                        \
+        FL_TRIM_CHUNKS(1, 0, WW, WG, WH, WL)                                                \
+    } else if (plan->winsor) {                                                              \
+        FL_TRIM_CHUNKS(0, 1, WW, WG, WH, WL)                                                \
+    } else {                                                                                \
+        FL_TRIM_CHUNKS(0, 0, WW, WG, WH, WL)                                                \
     }                                                                                       \
     break;
 
 double FN(fl_trim_apply)(const T *l, T *g, T *h, const T *w, T *lo, fl_idx n, const fl_trim_plan *plan,
-                         fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan)
+                         fl_idx tie_lo, fl_idx tie_hi, double gscale, int *nan, double *w_lo,
+                         double *w_hi)
 {
     const T gs = (T)gscale;
-    double total = 0;
+    double total = 0, wb = 0, wa = 0;
     if (plan->split) {
         fl_idx a = tie_lo, b = tie_hi;
         for (fl_idx c = 0; c < n; c += FL_TRIM_CHUNK) {
             const fl_idx m = n - c < FL_TRIM_CHUNK ? n - c : FL_TRIM_CHUNK;
+            T sb = 0, sa = 0;
             total += (double)FN(apply_chunk_split)(l + c, g ? g + c : NULL, h ? h + c : NULL,
                                                    w ? w + c : NULL, lo ? lo + c : NULL, m, plan,
-                                                   &a, &b, gs, nan);
+                                                   &a, &b, gs, nan, &sb, &sa);
+            wb += (double)sb;
+            wa += (double)sa;
         }
+        *w_lo = wb;
+        *w_hi = wa;
         return total;
     }
     const T vlo = (T)plan->lo, vhi = (T)plan->hi;
@@ -219,11 +263,14 @@ double FN(fl_trim_apply)(const T *l, T *g, T *h, const T *w, T *lo, fl_idx n, co
     case 12: FL_TRIM_CASE(1, 1, 0, 0)
     case 13: FL_TRIM_CASE(1, 1, 0, 1)
     case 14: FL_TRIM_CASE(1, 1, 1, 0)
-    default: FL_TRIM_CASE(1, 1, 1, 1)
+    default: FL_TRIM_CASE(1, 1, 1, 1) /* (h without g never happens) */
     }
+    *w_lo = wb;
+    *w_hi = wa;
     return total;
 }
 
 #undef FL_TRIM_CASE
+#undef FL_TRIM_CHUNKS
 #undef FL_TRIM_KEYS
 #undef FL_TRIM_SHIFT

@@ -34,7 +34,7 @@ __all__ = [
     "expectile_loss", "expectile_loss_hess",
     "mean_absolute_percentage_error", "mean_absolute_percentage_error_hess",
     "mean_squared_logarithmic_error", "mean_squared_logarithmic_error_hess",
-    "trimmed", "trimmed_hess", "REGRESSION",
+    "trimmed", "trimmed_hess", "winsorized", "winsorized_hess", "REGRESSION",
 ]
 
 KERAS_EPSILON = 1e-7
@@ -267,6 +267,51 @@ def trimmed(name, input, target, trim=0.05, tails="both", weight=None, reduction
 
 def trimmed_hess(name, input, target, trim=0.05, tails="both", weight=None, reduction="mean", **params):
     return _trimmed(name, input, target, trim, tails, weight, reduction, params)[2]
+
+
+def _winsorized(name, input, target, limit, tails, weight, reduction, params):
+    fn, hess = _loss_functions(name)
+    x = _f64(input)
+    l, g = fn(x, _f64(target), **params, reduction="none")
+    h = hess(x, _f64(target), **params, reduction="none")
+    shape, n = l.shape, l.size
+    l, g, h = l.ravel(), g.ravel(), h.ravel()
+    k = int(limit * n)
+    order = np.argsort(l, kind="stable")
+    w = np.ones(n) if weight is None else np.broadcast_to(_f64(weight), shape).ravel()
+    c, coef = l.copy(), w.copy()           # the clipped losses; each element's weight in the value
+    low = order[:k] if tails == "both" else order[:0]
+    high = order[n - k:] if k else order[:0]
+    if low.size:
+        b = order[k]
+        c[low] = l[b]
+        coef[b] += w[low].sum()
+        coef[low] = 0.0
+    if high.size:
+        b = order[n - 1 - k]
+        c[high] = l[b]
+        coef[b] += w[high].sum()
+        coef[high] = 0.0
+    wc = w * c
+    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    if reduction == "none":  # each element's share, as a function of its own loss
+        value = (coef * l).reshape(shape)
+    else:
+        value = _fsum(wc) * scale if (n or reduction == "sum") else float("nan")
+        if np.isnan(l).any() or np.isnan(w).any():
+            value = float("nan")
+    return value, (coef * g * scale).reshape(shape), (coef * h * scale).reshape(shape)
+
+
+def winsorized(name, input, target, limit=0.05, tails="both", weight=None, reduction="mean", **params):
+    """(value, grad) of the winsorized reduction of loss ``name``: the ``int(limit * n)`` lowest
+    (tails="both") and highest ranks of a stable sort of the per-element losses replaced by the
+    loss at the nearest kept rank; the boundary element carries the weights of those it replaces."""
+    return _winsorized(name, input, target, limit, tails, weight, reduction, params)[:2]
+
+
+def winsorized_hess(name, input, target, limit=0.05, tails="both", weight=None, reduction="mean", **params):
+    return _winsorized(name, input, target, limit, tails, weight, reduction, params)[2]
 
 
 # ------------------------------------------------------------------ table
