@@ -12,6 +12,7 @@
   plain kernels (BCELoss with its weight, BCEWithLogitsLoss with pos_weight).
 """
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ def _cases():
 
 @pytest.mark.parametrize("kind, loss, shape", _cases())
 def test_kept_set_is_a_stable_argsorts(kind, loss, shape):
-    rng = np.random.default_rng(abs(hash((kind, type(loss).__name__, shape))) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(repr((kind, type(loss).__name__, shape)).encode()))
     for dt in DTYPES:
         x, t = _data(kind, shape, dt, rng)
         w = np.asarray(rng.uniform(0.1, 2.0, shape), dt)
@@ -367,7 +368,7 @@ def _winsor_expected(loss, x, t, limit, tails, w, reduction):
 
 @pytest.mark.parametrize("kind, loss, shape", [p for p in _cases() if p.values[2] in ((5,), (2, 3, 5), (8193,), ())])
 def test_winsorized_matches_a_stable_argsort(kind, loss, shape):
-    rng = np.random.default_rng(abs(hash(("w", kind, type(loss).__name__, shape))) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(repr(("w", kind, type(loss).__name__, shape)).encode()))
     for dt in DTYPES:
         x, t = _data(kind, shape, dt, rng)
         w = np.asarray(rng.uniform(0.1, 2.0, shape), dt)
