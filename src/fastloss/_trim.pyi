@@ -18,4 +18,5 @@ def trim(
     k_hi: int,
     gscale: float,
     n_threads: int,
+    winsor: bool = ...,
 ) -> tuple[float, bool]: ...
