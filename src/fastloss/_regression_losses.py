@@ -15,7 +15,7 @@ import math
 
 from . import _validate as V
 from ._pointwise_api import _NO_PARAMS, _PointwiseLoss, mode_of, run, spec
-from ._trim_api import Trimmed, Winsorized, trimmed, winsorized
+from ._trim_api import Trimmed, Winsorized, trimmed, winsorized  # noqa: F401 (exported)
 
 __all__ = [
     "gamma_nll_loss", "tweedie_loss", "pseudo_huber_loss", "fair_loss", "cauchy_loss",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import Optional
-
 import numpy as np
 
 from . import _trim
