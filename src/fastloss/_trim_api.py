@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+
 import numpy as np
 
 from . import _trim
