@@ -9,7 +9,7 @@ a change that left the plain value+gradient call faster).  This script
 times each combination against the loss's own value+gradient call and flags
 any that is more than --limit times slower.
 
-    python bench/bench_variants.py [--n 2e6] [--threads 1] [--limit 2.5]
+    python bench/bench_variants.py [--n 2e6] [--threads 1] [--limit 2.5] [--dtype float64] [--losses a,b]
 
 Exit status 1 if a variant is flagged.  Speed is never asserted in the test
 suite (the machine is shared); run this after touching a kernel.
@@ -83,7 +83,9 @@ def main(argv=None):
     ap.add_argument("--limit", type=float, default=2.5,
                     help="flag a variant slower than this many times the loss's value+grad call")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--losses", help="only these registry cases (comma-separated)")
     args = ap.parse_args(argv)
+    only = set(args.losses.split(",")) if args.losses else None
     n, dtype = int(args.n), np.dtype(args.dtype)
     print(f"N={n:.0e} {dtype.name} threads={args.threads}; ratio = variant / the same kernel's value+grad "
           f"(flagged above {args.limit}x)")
@@ -91,7 +93,7 @@ def main(argv=None):
     for case in B.pointwise_cases():
         data = case.setup(n, dtype, np.random.default_rng(0))
         fn = getattr(fl, case.name, None)
-        if fn is None or not _is_plain_loss(fn):
+        if fn is None or not _is_plain_loss(fn) or (only is not None and case.name not in only):
             continue
         base_kw = dict(data.get("params", {}))
         times = {}
