@@ -54,6 +54,9 @@ typedef struct {
     const void *v;     /* the direction of the Hessian-vector product, or NULL */
     void *g, *h;       /* gradient (or H v) and Hessian diagonal out, or NULL */
     void *l;           /* per-item loss out (N S elements), or NULL */
+    void *gt;          /* gradient with respect to soft targets (like x), or
+                          NULL; FL_ROW_GRAD only, by ce_soft and
+                          multilabel_soft_margin */
     fl_idx C, S;       /* classes; positions per sample */
     int64_t ignore;    /* ignore_index (labels equal to it are skipped) */
     int tcode;         /* FL_LABEL_* */
