@@ -35,7 +35,7 @@ _NLL = spec("nll_loss", "nll")
 _FOCAL = spec("softmax_focal_loss", "focal", denom=_rows.DENOM_COUNT)
 _MM = spec("multi_margin_loss", "multi_margin", spatial=False, denom=_rows.DENOM_NONE)
 _MLSM = spec("multilabel_soft_margin_loss", soft="multilabel_soft_margin", soft_float=False, last_axis=True,
-             denom=_rows.DENOM_NONE)
+             denom=_rows.DENOM_NONE, elem_weight=True)
 _POLY = spec("poly1_cross_entropy", "ce", "ce_soft")
 
 _SHAPES = """Shapes: the class axis is axis 1, as in PyTorch.  input is (C,)
@@ -119,6 +119,29 @@ def _p_focal(alpha, gamma, op):
     if isinstance(alpha, np.ndarray) and alpha.ndim == 0:
         return None, (g, V.nonneg(alpha, "alpha", op), 0.0, 0, 0)
     return alpha, (g, 1.0, 0.0, 0, 0)
+
+
+def _mm_run(input, target, out, call, op="multi_margin_loss"):
+    """multi_margin_loss on the shapes PyTorch also takes: a 0-d input (one
+    class) and a (1,) target for a (C,) input, run as (1, C) and reshaped
+    back (the gradient to input's shape; reduction="none" to target's)."""
+    if np.ndim(input) > 1 or (np.ndim(input) == 1 and np.shape(target) != (1,)):
+        return call(input, target, out)
+    x = V.as_input(input, "input", op)
+    t = V.asarray(target, "target", op)
+    shape = x.shape
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if t.shape == (1,):
+        x = x.reshape(1, -1)
+    o = out
+    if type(out) is np.ndarray and out.shape == shape and out.flags.c_contiguous:
+        o = out.reshape(x.shape)
+    res = call(x, t, o)
+    if isinstance(res, tuple):  # gradients (and Hessians) have input's shape
+        return tuple(r.reshape(shape) if isinstance(r, np.ndarray) and r.size == x.size and r.shape == x.shape
+                     else r for r in res)
+    return res
 
 
 def _p_margin(p, margin, op):
@@ -308,7 +331,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     Parameters
     ----------
     input : array_like of shape (C,) or (N, C)
+        (or 0-d: one class, as PyTorch takes it)
     target : array_like of integer class labels, shape () or (N,)
+        (or (1,) for a (C,) input, as PyTorch)
     p : {1, 2}
     margin : float
     weight : array_like of shape (C,), optional
@@ -324,8 +349,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     reduction = V.legacy_reduction(size_average, reduce, reduction, "multi_margin_loss")
     mode, grads = _req(multi_margin_loss, return_grad)
     prm = _p_margin(p, margin, "multi_margin_loss")
-    return run(_MM, input, target, weight=weight, params=prm, reduction=reduction, mode=mode,
-               n_threads=n_threads, out=out, grads=grads)
+    return _mm_run(input, target, out, lambda x, t, o: run(
+        _MM, x, t, weight=weight, params=prm, reduction=reduction, mode=mode, n_threads=n_threads, out=o,
+        grads=grads))
 
 
 @_doc
@@ -346,6 +372,8 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     input : array_like of logits, (C,) or (N, C)
     target : array_like of input's shape
     weight : array_like of shape (C,), optional
+        Per class; any other shape that broadcasts to input's (such as
+        ``(N, C)``, as PyTorch accepts) weights each element (one copy).
     %(common)s
 
     Examples
@@ -530,9 +558,10 @@ class MultiMarginLoss(_RowLoss):
         self.p, self.margin, self.weight = p, margin, weight
 
     def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
-        return run(_MM, input, target, weight=self.weight if weight is None else weight, params=self._params,
-                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out)
+        return _mm_run(input, target, out, lambda x, t, o: run(
+            _MM, x, t, weight=self.weight if weight is None else weight, params=self._params,
+            reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=o, hess_out=hess_out,
+            loss_out=loss_out), op=type(self).__name__)
 
     def _repr_args(self):
         return [("p", self.p), ("margin", self.margin), ("weight", self.weight), ("reduction", self.reduction)]

@@ -369,7 +369,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
 
 def _gaussian_var(var, x, op):
     """var as an array of input's shape, and how to sum its gradient back."""
-    v = np.asarray(var)
+    v = V.asarray(var, "var", op)
     V._float_dtype(v.dtype, "var", op)
     vshape = v.shape
     if v.shape == x.shape:
@@ -397,6 +397,9 @@ def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_thre
     p = _p_gaussian(full, eps, op)
     x = V.as_input(input, "input", op)
     e, vshape, bshape = _gaussian_var(var, x, op)
+    tshape = np.shape(target)
+    if tshape != x.shape:  # a target that broadcasts to the input, as PyTorch's (N, 1) (one copy)
+        target = V.as_broadcast(target, "target", op, x.dtype, x.shape)
     if mode == GRAD and bshape is not None and "var" in grads and isinstance(out, tuple) and len(out) == len(grads) \
             and out[grads.index("var")] is not None:
         raise ValueError(f"{op}: an out= buffer for var's gradient needs var of input's shape {x.shape}, "
@@ -406,6 +409,9 @@ def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_thre
     if mode == GRAD and "var" in grads:
         k = 1 + grads.index("var")
         res = res[:k] + (_sum_to(res[k], bshape, vshape),) + res[k + 1:]
+    if mode == GRAD and "target" in grads and tshape != x.shape:
+        k = 1 + grads.index("target")
+        res = res[:k] + (_sum_to(res[k], tshape, tshape),) + res[k + 1:]
     return res
 
 
@@ -421,7 +427,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 
     Parameters
     ----------
-    input, target : array_like, same shape
+    input : array_like
+    target : array_like
+        Same shape as input, or broadcastable to it (e.g. ``(N, 1)``, as
+        PyTorch allows; one copy).
     var : array_like
         Same shape as input, one dimension fewer (PyTorch's convention for a
         variance per sample), or broadcastable to input (one copy).
@@ -481,7 +490,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 def _pos_weight(pos_weight, x, op):
     """pos_weight as a periodic operand over the last axis: (array, period)."""
-    pw = np.asarray(pos_weight)
+    pw = V.asarray(pos_weight, "pos_weight", op)
     V._float_dtype(pw.dtype, "pos_weight", op)
     c = x.shape[-1] if x.ndim else 1
     if x.size == 0:  # nothing to read; keep the period positive

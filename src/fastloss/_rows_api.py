@@ -28,8 +28,10 @@ from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
 from ._validate import (
     F32,
     REDUCTIONS,
+    as_broadcast,
     as_input,
     as_operand,
+    asarray,
     check_no_overlap,
     check_out,
     check_reduction,
@@ -51,6 +53,7 @@ class _RowSpec(NamedTuple):
     last_axis: bool = False   # classes on the last axis (multilabel)
     denom: int = _rows.DENOM_WEIGHT  # the mean of integer labels: summed weights, count, or rows
     hvp: bool = False         # has a Hessian-vector product
+    elem_weight: bool = False  # a weight that is not (C,) is broadcast to input's shape (multilabel)
 
 
 def spec(op: str, labels: str = "", soft: str = "", **kw) -> _RowSpec:
@@ -107,7 +110,7 @@ def class_weight(w, name: str, op: str, dt: np.dtype, C: int) -> Optional[np.nda
         return None
     if type(w) is np.ndarray and w.dtype is dt and w.shape == (C,) and w.flags.c_contiguous:
         return w
-    a = np.asarray(w)
+    a = asarray(w, name, op)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{op}: {name} must be a real array, got dtype {a.dtype}")
     if a.shape != (C,):
@@ -175,7 +178,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     dt, shape = x.dtype, x.shape
     C, S, items = _shape_of(x, sp)
 
-    t = target if type(target) is np.ndarray else np.asarray(target)
+    t = target if type(target) is np.ndarray else asarray(target, "target", op)
     soft = sp.soft >= 0 and t.shape == shape
     if soft:
         if sp.soft_float and t.dtype.kind != "f":
@@ -192,7 +195,13 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     else:
         as_operand(t, "target", op, dt, shape)  # raises the shape message
         raise AssertionError("unreachable")  # pragma: no cover
-    w = class_weight(weight, w_name, op, dt, C)
+    if sp.elem_weight and weight is not None and np.shape(weight) != (C,):
+        # a weight per element (PyTorch multiplies the (..., C) losses by a
+        # weight that broadcasts to them): the kernel reads it like x
+        w = as_broadcast(weight, w_name, op, dt, shape)
+        params = params[:4] + (1,)
+    else:
+        w = class_weight(weight, w_name, op, dt, C)
     wsum = float(np.sum(w, dtype=np.float64)) if w is not None else float(C)
 
     g = h = lo = vv = gt = None

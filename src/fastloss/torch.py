@@ -81,6 +81,12 @@ def _refuse_array(v, name: str, op: str) -> None:
         )
 
 
+def _detached(ops):
+    """Under no_grad nothing is differentiated: operands that require grad
+    are taken as constants (as torch.nn's losses take them)."""
+    return [o.detach() if isinstance(o, torch.Tensor) and o.requires_grad else o for o in ops]
+
+
 def _wants_target_grad(loss, target) -> bool:
     return ("target" in _optional_grad_args(loss) and isinstance(target, torch.Tensor)
             and target.requires_grad and torch.is_grad_enabled())
@@ -148,8 +154,8 @@ class _FusedLoss(torch.autograd.Function):
                 # broadcast it to the input's shape, so the kernel's gradient
                 # is per element and backward can weight it by grad_output
                 # before summing back
-                if a.ndim == arrays[0].ndim - 1 and a.shape == arrays[0].shape[:-1]:
-                    a = a[..., None]  # PyTorch's convention: one dimension fewer
+                if name != "target" and a.ndim == arrays[0].ndim - 1 and a.shape == arrays[0].shape[:-1]:
+                    a = a[..., None]  # PyTorch's convention for var: one dimension fewer
                 sum_shapes[i] = a.shape
                 try:
                     a = np.broadcast_to(a, arrays[0].shape)
@@ -259,11 +265,14 @@ def _make_function(fn):
             given["reduction"] = legacy_reduction(given.pop("size_average", None), given.pop("reduce", None),
                                                   given.get("reduction", "mean"), op)
         ops = [given.pop(n) for n in operand_names]
+        if not torch.is_grad_enabled():
+            ops = _detached(ops)
         rest = {k: _as_array(v, k, op, False) for k, v in given.items()}
         names = tuple(operand_names)
         grads = grad_names
         if _wants_target_grad(fn, ops[names.index("target")] if "target" in names else None):
-            grads = grad_names + ("target",)
+            # in operand order: backward pairs the k-th gradient with the k-th slot
+            grads = tuple(n for n in names if n in grad_names or n == "target")
         slots = tuple(i for i, n in enumerate(names) if n in grads)
         want = True if grads == grad_names else grads
 
@@ -356,13 +365,15 @@ def _make_module(cls):
         ops = [bound.arguments[n] for n in operand_names]
         for n, o in zip(operand_names, ops):
             _refuse_array(o, n, name)
+        if not torch.is_grad_enabled():
+            ops = _detached(ops)
         _refuse_array(bound.arguments.get("weight"), "weight", name)
         w = _as_array(bound.arguments.get("weight"), "weight", name, False)
         names = tuple(operand_names)
         loss = self._fl_loss()
         grads = grad_names
         if "target" in names and _wants_target_grad(loss, ops[names.index("target")]):
-            grads = grad_names + ("target",)
+            grads = tuple(n for n in names if n in grad_names or n == "target")  # in operand order
         slots = tuple(i for i, n in enumerate(names) if n in grads)
 
         if grads == grad_names:

@@ -1107,10 +1107,9 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
 }
 
 static double FN(mlsm_row)(const fl_row_args *a, const T *restrict z, const T *restrict t,
-                           T *restrict g, T *restrict h, T *restrict gt)
+                           const T *restrict w, T *restrict g, T *restrict h, T *restrict gt)
 {
     const fl_idx C = a->C;
-    const T *w = (const T *)a->w;
     const T k = (T)(a->gscale / (double)C);
     double v;
     if (w) {
@@ -1440,7 +1439,9 @@ static double FN(block_multi_margin)(const fl_row_args *a, fl_idx start, fl_idx 
     RW_LABEL_ROWS(FN(mm_row)(a, z, g, h, y))
 }
 
-/* S = 1 only (classes on the last axis; the Python layer folds the rest) */
+/* S = 1 only (classes on the last axis; the Python layer folds the rest).
+ * The weight is per class (C elements), or per element (like x) when
+ * prm.i1 = 1. */
 static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx start, fl_idx n,
                                                fl_idx *bad)
 {
@@ -1450,7 +1451,8 @@ static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx star
     double total = 0;
     for (fl_idx r = start; r < start + n; r++) {
         const fl_idx o = r * C;
-        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o,
+        const T *w = a->w ? (const T *)a->w + (a->prm.i1 ? o : 0) : NULL;
+        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o, w,
                                        a->g ? (T *)a->g + o : NULL, a->h ? (T *)a->h + o : NULL,
                                        a->gt ? (T *)a->gt + o : NULL);
         if (l) l[r] = (T)lv;
