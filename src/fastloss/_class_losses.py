@@ -203,7 +203,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     array([[-0.107201,  0.087645,  0.019556],
            [ 0.105971,  0.288058, -0.394029]])
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "cross_entropy")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "cross_entropy")
     mode, grads = _req(cross_entropy, return_grad)
     ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy")
     return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
@@ -272,7 +273,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     >>> round(fl.nll_loss(logp, np.array([0, 2])), 12)
     0.289909247626
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "nll_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "nll_loss")
     mode, grads = _req(nll_loss, return_grad)
     ii = check_ignore_index(ignore_index, "nll_loss")
     return run(_NLL, input, target, weight=weight, ignore_index=ii, reduction=reduction,
@@ -346,7 +348,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     >>> round(fl.multi_margin_loss(x, np.array([3])), 12)
     0.325
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "multi_margin_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "multi_margin_loss")
     mode, grads = _req(multi_margin_loss, return_grad)
     prm = _p_margin(p, margin, "multi_margin_loss")
     return _mm_run(input, target, out, lambda x, t, o: run(
@@ -383,7 +386,8 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     >>> round(fl.multilabel_soft_margin_loss(x, y), 12)
     0.304755560914
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "multilabel_soft_margin_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "multilabel_soft_margin_loss")
     mode, grads = _req(multilabel_soft_margin_loss, return_grad)
     return run(_MLSM, input, target, weight=weight, reduction=reduction, mode=mode,
                n_threads=n_threads, out=out, grads=grads)

@@ -201,7 +201,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     >>> grad
     array([-0.33333333,  1.33333333,  0.        ])
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "mse_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "mse_loss")
     mode, grads = _req(mse_loss, return_grad)
     return run(_MSE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
@@ -227,7 +228,8 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     >>> fl.l1_loss(np.array([0.0, 2.0, -1.0]), np.array([0.5, 0.0, -1.0]))
     0.8333333333333334
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "l1_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "l1_loss")
     mode, grads = _req(l1_loss, return_grad)
     return run(_L1, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
@@ -279,7 +281,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     >>> fl.smooth_l1_loss(np.array([0.0, 3.0]), np.array([0.5, 0.0]), beta=1.0)
     1.3125
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     mode, grads = _req(smooth_l1_loss, return_grad)
     p = _p_smooth_l1(beta, "smooth_l1_loss")
     return run(_SMOOTH_L1, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
@@ -361,7 +364,8 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
     >>> round(fl.poisson_nll_loss(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
     0.85914091423
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "poisson_nll_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "poisson_nll_loss")
     mode, grads = _req(poisson_nll_loss, return_grad)
     sp, p = _p_poisson(log_input, full, eps, "poisson_nll_loss")
     return run(sp, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
@@ -483,7 +487,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     >>> round(fl.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1.0, 0.0])), 12)
     0.164252033486
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
     mode, grads = _req(binary_cross_entropy, return_grad)
     return run(_BCE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
@@ -547,7 +552,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     >>> round(fl.binary_cross_entropy_with_logits(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
     0.220094849281
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
     mode, grads = _req(binary_cross_entropy_with_logits, return_grad)
     return _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=out, grads=grads)
 
@@ -656,7 +662,8 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
     >>> round(fl.soft_margin_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
     1.300502497612
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "soft_margin_loss")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "soft_margin_loss")
     mode, grads = _req(soft_margin_loss, return_grad)
     return run(_SOFT_MARGIN, input, target, weight, reduction, mode, _NO_PARAMS, n_threads,
                out=out, grads=grads)
@@ -692,7 +699,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     >>> round(fl.kl_div(np.log(q), p, reduction="batchmean"), 12)
     0.143841036226
     """
-    reduction = V.legacy_reduction(size_average, reduce, reduction, "kl_div")
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "kl_div")
     mode, grads = _req(kl_div, return_grad)
     sp = _KL_LOG if V.boolean(log_target, "log_target", "kl_div") else _KL
     return run(sp, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
