@@ -242,6 +242,19 @@ def test_numpy_api_target_gradient():
     assert np.array_equal(gq4, gq)
 
 
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("w", [[0.0, 0.0, 0.0], [1.0, -1.0, 0.0]], ids=["zeros", "sum0"])
+def test_weighted_mean_of_zero_summed_weights(name, w):
+    """PyTorch's sum(w l) / sum(w) with sum(w) = 0: NaN or inf, value and gradient alike."""
+    x, t, w = np.array([0.5, -1.0, 2.0]), np.array([0.0, 0.5, 1.0]), np.array(w)
+    X = _t(x, True)
+    ref = getattr(F, name)(X, _t(t), weight=_t(w))
+    ref.backward()
+    v, g = getattr(fl, name)(x, t, weight=w, return_grad=True)
+    np.testing.assert_array_equal(v, ref.item())
+    np.testing.assert_array_equal(g, X.grad.numpy())
+
+
 def test_numpy_api_target_gradient_errors():
     x = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"hinge_loss: return_grad names the operands to differentiate, each "

@@ -8,6 +8,7 @@ here, once.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -144,11 +145,15 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
 
     # the mean's divisor: elements, the summed weights (mse, l1), or the
     # batch size for "batchmean"
-    if reduction == "mean":
-        div = float(np.sum(w, dtype=np.float64)) if sp.wmean and w is not None else n
+    wdiv = reduction == "mean" and sp.wmean and w is not None
+    if wdiv:
+        div = float(np.sum(w, dtype=np.float64))
+    elif reduction == "mean":
+        div = n
     else:
         div = (shape[0] if shape else 1) if reduction == "batchmean" else 0
-    gscale = 1.0 / div if div else 1.0
+    # summed weights of 0 divide as PyTorch's sum(w l) / sum(w) does: inf/NaN
+    gscale = 1.0 / div if div else (math.inf if wdiv else 1.0)
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
                                 g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt)
@@ -159,8 +164,10 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         value = lo
     elif reduction == "sum":
         value = total
+    elif div:
+        value = total / div
     else:
-        value = total / div if div else float("nan")
+        value = float("nan") if not wdiv or total == 0 or total != total else math.copysign(math.inf, total)
     if mode == VALUE:
         return value
     if mode == GRAD:

@@ -472,7 +472,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     PyTorch.  An input outside [0, 1] is a ValueError.  The gradient is the
     exact derivative of that value (a clamped log contributes 0); PyTorch's
     backward clamps ``p (1 - p)`` at 1e-12 instead, so the two differ only
-    where ``p`` or ``1 - p`` is below 1e-12.  Prefer
+    where ``p`` or ``1 - p`` is below 1e-12.  The target's gradient
+    (``return_grad=("input", "target")``) is ``log(1 - p) - log(p)`` of the
+    same clamped logs (PyTorch's is ``-logit(p)``, unclamped: they differ
+    only where a log is below -100).  Prefer
     :func:`binary_cross_entropy_with_logits` for numerical stability.
 
     Parameters
@@ -682,7 +685,10 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     (the loss is linear in input).  ``reduction="batchmean"`` divides the
     sum by ``input.shape[0]`` and is the true KL divergence per sample;
     "mean" divides by the number of elements, as PyTorch does (PyTorch warns
-    that this is not the KL divergence).
+    that this is not the KL divergence).  The target's gradient
+    (``return_grad=("input", "target")``) is ``log t + 1 - input``
+    (``exp(t) (t - input + 1)`` with log_target); at ``t = 0`` it is -inf,
+    the limit from above, where PyTorch's autograd gives NaN.
 
     Parameters
     ----------
