@@ -785,6 +785,7 @@ def data_kl(rng, shape, dtype, log_target):
     return x.astype(dtype), t.astype(dtype)
 
 
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 @pytest.mark.parametrize("name", list(REF_CASES))
 def test_reference_vs_torch(name):
     refname, params, tfn, data = REF_CASES[name]
