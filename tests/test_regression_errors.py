@@ -152,7 +152,7 @@ def test_trimmed_bad_arguments():
         with pytest.raises(ValueError, match=rf"Trimmed: trim must be in \[0, 0\.5\), got {trim!r}"):
             fl.Trimmed(fl.MSELoss(), trim=trim)
         with pytest.raises(ValueError, match=r"trimmed: trim must be in \[0, 0\.5\)"):
-            fl.trimmed(fl.MSELoss(), x, x, trim=trim)
+            fl.trimmed(x, x, fl.MSELoss(), trim=trim)
     with pytest.raises(ValueError, match=r"Trimmed: trim must not be NaN"):
         fl.Trimmed(fl.MSELoss(), trim=np.nan)
     with pytest.raises(TypeError, match=r"Trimmed: trim must be a real number, got str"):
@@ -166,14 +166,14 @@ def test_trimmed_bad_arguments():
     with pytest.raises(TypeError, match=r"Trimmed: loss must be a fastloss pointwise loss object"):
         fl.Trimmed(fl.mse_loss)
     with pytest.raises(TypeError, match=r"trimmed: loss must be a fastloss pointwise loss object .*CrossEntropyLoss"):
-        fl.trimmed(fl.CrossEntropyLoss(), np.ones((2, 3)), np.zeros(2))
+        fl.trimmed(np.ones((2, 3)), np.zeros(2), fl.CrossEntropyLoss())
     with pytest.raises(TypeError, match=r"Trimmed: GaussianNLLLoss needs var besides input and target"):
         fl.Trimmed(fl.GaussianNLLLoss())
     with pytest.raises(ValueError, match=r"Trimmed: n_threads must be a positive integer or None, got 0"):
         fl.Trimmed(fl.MSELoss(), n_threads=0)
     t = fl.Trimmed(fl.MSELoss(), 0.25)
     with pytest.raises(ValueError, match=r"trimmed: out= is the gradient.s buffer"):
-        fl.trimmed(fl.MSELoss(), x, x, out=np.empty(4))
+        fl.trimmed(x, x, fl.MSELoss(), out=np.empty(4))
     with pytest.raises(ValueError, match=r"Trimmed: target must have the same shape as input"):
         t(x, np.ones(5))
     with pytest.raises(ValueError, match=r"Trimmed: out must have shape \(4,\)"):

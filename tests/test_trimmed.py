@@ -47,6 +47,8 @@ def _expected(loss, x, t, trim, tails, w, reduction):
     keep = keep.reshape(l.shape)
     wb = np.ones(l.shape) if w is None else np.broadcast_to(np.asarray(w, np.float64), l.shape)
     m = int(keep.sum())
+    if w is not None and isinstance(loss, _WMEAN):  # PyTorch's weighted mean: over the summed (kept) weights
+        m = math.fsum(np.where(keep, wb, 0.0).ravel())
     wl = np.where(keep, wb * l, 0.0)
     scale = 1.0 / m if (reduction == "mean" and m) else 1.0
     if reduction == "none":
@@ -56,6 +58,9 @@ def _expected(loss, x, t, trim, tails, w, reduction):
     absum = math.fsum(np.abs(wl).ravel()) * scale
     return value, (np.where(keep, wb * g * scale, 0.0), np.where(keep, wb * gh * scale, 0.0)), \
         np.where(keep, wb * h * scale, 0.0), keep, absum
+
+
+_WMEAN = (fl.MSELoss, fl.L1Loss)
 
 
 def _params(loss):
@@ -97,6 +102,11 @@ def _check(loss, x, t, trim, tails, w, reduction, n_threads=None):
     v2, g = obj.value_and_grad(x, t, weight=w)
     g2, h = obj.grad_hess(x, t, weight=w)
     eps = np.finfo(dt).eps
+    if w is not None and reduction == "mean" and isinstance(loss, _WMEAN) and keep.any():
+        # the divisor, the kept weights' sum, is the total less the dropped ones: its rounding is
+        # relative to the total
+        wb = np.broadcast_to(np.asarray(w, np.float64), x.shape)
+        eps = eps * (1 + float(wb.sum() / wb[keep].sum()))
     if reduction == "none":
         for got in (v, v2):
             assert got.dtype == dt and got.shape == x.shape
@@ -106,7 +116,7 @@ def _check(loss, x, t, trim, tails, w, reduction, n_threads=None):
         if math.isnan(ev):
             assert math.isnan(v), tag
         else:  # summed in float32 chunks for float32 data, as the losses' own reductions
-            rt = {F32: 2e-6, F64: 1e-14}[dt]
+            rt = {F32: 2e-6, F64: 1e-14}[dt] * float(eps / np.finfo(dt).eps)
             assert abs(v - ev) <= rt * absum + 1e-300, f"{tag}: {v!r} != {ev!r}"
     for got, exp_, nm in ((g, eg[0], "grad"), (g2, eg[1], "grad (grad_hess)"), (h, eh, "hess")):
         assert got.dtype == dt and got.shape == x.shape, tag
@@ -148,7 +158,7 @@ def test_against_the_reference_and_scipy():
         tt = np.abs(t) + 0.1 if name == "gamma_nll_loss" else t
         for tails in ("both", "upper"):
             for reduction in ("mean", "sum", "none"):
-                v, g = fl.trimmed(loss, x, tt, 0.1, tails=tails, weight=w, reduction=reduction, return_grad=True)
+                v, g = fl.trimmed(x, tt, loss, 0.1, tails=tails, weight=w, reduction=reduction, return_grad=True)
                 rv, rg = RR.trimmed(name, x, tt, 0.1, tails, w, reduction, **params)
                 h = fl.Trimmed(loss, 0.1, tails, reduction).grad_hess(x, tt, weight=w)[1]
                 np.testing.assert_allclose(v, rv, rtol=1e-12)
@@ -212,11 +222,11 @@ def test_keys_order_values():
 
 def test_negative_zero_ties_with_zero():
     x = np.array([0.0, -0.0, 0.0, -0.0, 1.0, 2.0])
-    v, g = fl.trimmed(fl.L1Loss(), x, np.zeros(6), 0.34, tails="upper", reduction="none", return_grad=True)
+    v, g = fl.trimmed(x, np.zeros(6), fl.L1Loss(), 0.34, tails="upper", reduction="none", return_grad=True)
     # the two largest (2 then 1) are dropped; the four zeros (of either sign) are kept
     np.testing.assert_array_equal(v, [0, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(g, [0, 0, 0, 0, 0, 0])
-    _, g = fl.trimmed(fl.MSELoss(), np.array([1.0, -1.0, 1.0, 3.0]), np.zeros(4), 0.25, return_grad=True)
+    _, g = fl.trimmed(np.array([1.0, -1.0, 1.0, 3.0]), np.zeros(4), fl.MSELoss(), 0.25, return_grad=True)
     # losses 1, 1, 1, 9: stable ranks 0, 1, 2, 3; drop rank 0 (the first 1) and rank 3 (the 9)
     np.testing.assert_array_equal(g, [0.0, -1.0, 1.0, 0.0])
 
@@ -233,20 +243,20 @@ def test_nan_is_never_masked():
         assert math.isnan(none[2])
     w = np.array([1.0, np.nan, 1.0, 1.0, 1.0])
     x = np.array([0.0, 5.0, 1.0, 2.0, 3.0])  # the NaN weight sits on the largest loss, which is dropped
-    assert math.isnan(fl.trimmed(fl.MSELoss(), x, t, 0.2, tails="upper", weight=w))
-    assert fl.trimmed(fl.MSELoss(), x, t, 0.2, tails="upper", weight=np.ones(5)) == pytest.approx(14 / 4)
+    assert math.isnan(fl.trimmed(x, t, fl.MSELoss(), 0.2, tails="upper", weight=w))
+    assert fl.trimmed(x, t, fl.MSELoss(), 0.2, tails="upper", weight=np.ones(5)) == pytest.approx(14 / 4)
 
 
 def test_infinite_and_negative_losses_rank():
     x = np.array([np.inf, 1.0, -2.0, 0.5, -np.inf])
     t = np.zeros(5)
-    v, g = fl.trimmed(fl.GammaNLLLoss(), np.array([-3.0, 0.0, 1.0, 2.0, 50.0]), np.ones(5), 0.2,
+    v, g = fl.trimmed(np.array([-3.0, 0.0, 1.0, 2.0, 50.0]), np.ones(5), fl.GammaNLLLoss(), 0.2,
                       reduction="none", return_grad=True)
     ref = np.array([-3.0, 0.0, 1.0, 2.0, 50.0]) + np.exp(-np.array([-3.0, 0.0, 1.0, 2.0, 50.0]))
     keep = np.zeros(5, bool)
     keep[np.argsort(ref, kind="stable")[1:4]] = True
     np.testing.assert_allclose(v, np.where(keep, ref, 0), rtol=1e-15)
-    v = fl.trimmed(fl.L1Loss(), x, t, 0.2, reduction="none")
+    v = fl.trimmed(x, t, fl.L1Loss(), 0.2, reduction="none")
     # losses inf, 1, 2, 0.5, inf: 0.5 is the lowest rank, and of the two infs the later one the highest
     np.testing.assert_array_equal(v, [np.inf, 1.0, 2.0, 0.0, 0.0])
 
@@ -264,7 +274,7 @@ def test_out_and_loss_out_buffers():
     h_out = np.full((4, 5), np.nan)
     g3, h3 = obj.grad_hess(x, t, out=(g_out, h_out))
     assert g3 is g_out and h3 is h_out
-    v4, g4 = fl.trimmed(fl.HuberLoss(), x, t, 0.1, return_grad=True, out=np.empty((4, 5)))
+    v4, g4 = fl.trimmed(x, t, fl.HuberLoss(), 0.1, return_grad=True, out=np.empty((4, 5)))
     assert v4 == pytest.approx(fl.Trimmed(fl.HuberLoss(), 0.1)(x, t), rel=1e-15)
 
 
@@ -301,7 +311,7 @@ def test_losses_with_their_own_operands():
 def test_class_attributes_and_repr():
     obj = fl.Trimmed(fl.HuberLoss(delta=2.0), trim=0.1, tails="upper", reduction="sum", n_threads=1)
     assert (obj.trim, obj.tails, obj.reduction, obj.n_threads) == (0.1, "upper", "sum", 1)
-    assert repr(obj) == ("Trimmed(loss=HuberLoss(delta=2.0, reduction='mean'), trim=0.1, tails='upper', "
+    assert repr(obj) == ("Trimmed(loss=HuberLoss(reduction='mean', delta=2.0), trim=0.1, tails='upper', "
                          "reduction='sum')")
     loss = fl.HuberLoss(delta=2.0, reduction="sum")
     fl.Trimmed(loss, 0.1).value_and_grad(np.ones(3), np.zeros(3))
@@ -311,12 +321,12 @@ def test_class_attributes_and_repr():
 def test_empty_and_tiny_inputs():
     for dt in DTYPES:
         e = np.zeros((2, 0), dt)
-        v, g = fl.trimmed(fl.MSELoss(), e, e, 0.2, return_grad=True)
+        v, g = fl.trimmed(e, e, fl.MSELoss(), 0.2, return_grad=True)
         assert math.isnan(v) and g.shape == (2, 0) and g.dtype == dt
-        assert fl.trimmed(fl.MSELoss(), e, e, 0.2, reduction="sum") == 0.0
+        assert fl.trimmed(e, e, fl.MSELoss(), 0.2, reduction="sum") == 0.0
         one = np.array([2.0], dt)
-        assert fl.trimmed(fl.MSELoss(), one, np.zeros(1, dt), 0.49) == 4.0  # int(0.49) = 0: nothing dropped
-        assert fl.trimmed(fl.MSELoss(), dt(2.0), dt(0.0), 0.3) == 4.0  # 0-d
+        assert fl.trimmed(one, np.zeros(1, dt), fl.MSELoss(), 0.49) == 4.0  # int(0.49) = 0: nothing dropped
+        assert fl.trimmed(dt(2.0), dt(0.0), fl.MSELoss(), 0.3) == 4.0  # 0-d
 
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -358,7 +368,8 @@ def _winsor_expected(loss, x, t, limit, tails, w, reduction):
             c[idx] = lf[order[b]]
             coef[order[b]] += wb[idx].sum()
             coef[idx] = 0.0
-    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    div = math.fsum(wb) if (w is not None and isinstance(loss, _WMEAN)) else n
+    scale = 1.0 / div if (reduction == "mean" and div) else 1.0
     wc = (wb * c).reshape(l.shape)
     value = (coef * lf).reshape(l.shape) if reduction == "none" else \
         (math.fsum(wc.ravel()) * scale if (n or reduction == "sum") else np.nan)
@@ -406,10 +417,10 @@ def test_winsorized_against_scipy_and_reference():
         exp_ = float(mstats.winsorize(per, limits=(limit, limit)).mean())
         assert fl.Winsorized(fl.HuberLoss(delta=0.5), limit)(x, t) == pytest.approx(exp_, rel=1e-13)
         exp_ = float(mstats.winsorize(per, limits=(0, limit)).mean())
-        assert fl.winsorized(fl.HuberLoss(delta=0.5), x, t, limit, tails="upper") == pytest.approx(exp_, rel=1e-13)
+        assert fl.winsorized(x, t, fl.HuberLoss(delta=0.5), limit, tails="upper") == pytest.approx(exp_, rel=1e-13)
     for tails in ("both", "upper"):
         for reduction in ("mean", "sum", "none"):
-            v, g = fl.winsorized(fl.HuberLoss(delta=0.5), x, t, 0.1, tails=tails, weight=w, reduction=reduction,
+            v, g = fl.winsorized(x, t, fl.HuberLoss(delta=0.5), 0.1, tails=tails, weight=w, reduction=reduction,
                                  return_grad=True)
             rv, rg = RR.winsorized("huber_loss", x, t, 0.1, tails, w, reduction, delta=0.5)
             np.testing.assert_allclose(v, rv, rtol=1e-12)
@@ -463,7 +474,7 @@ def test_winsorized_errors_nan_and_repr():
     with pytest.raises(ValueError, match=r"Winsorized: limit must be in \[0, 0\.5\), got 0\.5"):
         fl.Winsorized(fl.MSELoss(), limit=0.5)
     with pytest.raises(ValueError, match=r"winsorized: limit must be in \[0, 0\.5\), got -1"):
-        fl.winsorized(fl.MSELoss(), x, x, limit=-1)
+        fl.winsorized(x, x, fl.MSELoss(), limit=-1)
     with pytest.raises(TypeError, match=r"Winsorized: loss must be a fastloss pointwise loss object"):
         fl.Winsorized(fl.MSELoss)
     with pytest.raises(ValueError, match=r"Winsorized: tails must be one of"):

@@ -443,7 +443,7 @@ class _ScaleLoss(_PointwiseLoss):
     _param = "c"
 
     def __init__(self, value, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
         self._params = _p_scale(value, self._param, type(self).__name__)
         setattr(self, self._param, value)
 
@@ -459,7 +459,7 @@ class GammaNLLLoss(_PointwiseLoss):
     _spec = _GAMMA
 
     def __init__(self, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
 
 
 class TweedieLoss(_PointwiseLoss):
@@ -469,7 +469,7 @@ class TweedieLoss(_PointwiseLoss):
     _spec = _TWEEDIE_NONNEG
 
     def __init__(self, power=1.5, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
         self._spec, self._params = _p_tweedie(power, "TweedieLoss")
         self.power = power
 
@@ -527,7 +527,7 @@ class ExpectileLoss(_PointwiseLoss):
     _spec = _EXPECTILE
 
     def __init__(self, tau=0.5, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
         self._params = _p_tau(tau, "ExpectileLoss")
         self.tau = tau
 
@@ -542,7 +542,7 @@ class MeanAbsolutePercentageError(_PointwiseLoss):
     _spec = _MAPE
 
     def __init__(self, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
 
 
 class MeanSquaredLogarithmicError(_PointwiseLoss):
@@ -552,4 +552,4 @@ class MeanSquaredLogarithmicError(_PointwiseLoss):
     _spec = _MSLE
 
     def __init__(self, reduction="mean", *, n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)

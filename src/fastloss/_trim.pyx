@@ -237,7 +237,8 @@ cdef inline void _set(void *p, bint f64, fl_idx i, double v) noexcept nogil:
         (<float*>p)[i] = <float>v
 
 
-def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_threads, bint winsor=False):
+def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_threads, bint winsor=False,
+         wsum=None):
     """Keep all but the k_lo lowest and k_hi highest ranked values of l;
     return ``(sum, nan)``: the float64 sum of ``w_i l_i`` over the kept
     elements (blocks added in a fixed order) and whether a loss value or a
@@ -248,7 +249,13 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
     (``w_i l_b`` in the sum), and the boundary element ``b`` of each side
     stands for those it replaces: with ``W_b = w_b +`` their summed weights,
     ``lo[b] = W_b l_b`` (0 at the replaced ones), ``g[b] = gscale W_b g_b``,
-    ``h[b]`` likewise."""
+    ``h[b]`` likewise.
+
+    ``wsum`` (the summed weights, for a loss whose weighted mean divides by
+    them: mse, l1): the mean's divisor is then the summed weights of the
+    kept elements (all of them when winsorizing), found by a first pass, and
+    ``gscale`` is ignored.  Returns ``(sum, nan, divisor)`` (divisor 0
+    without ``wsum``)."""
     cdef bint f64 = cnp.PyArray_TYPE(<cnp.ndarray>l) == cnp.NPY_DOUBLE
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>l)
     cdef fl_idx nblocks = (n + FL_TRIM_BLOCK - 1) // FL_TRIM_BLOCK
@@ -268,6 +275,8 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
     cdef double *wlo = NULL
     cdef double *whi = NULL
     cdef fl_idx b_lo = -1, b_hi = -1
+    cdef double wdiv = 0, dropped = 0
+    cdef bint use_wsum = wsum is not None and pw != NULL
     cdef double g_lo = 0, h_lo = 0, g_hi = 0, h_hi = 0, l_lo = 0, l_hi = 0, sum_lo = 0, sum_hi = 0, fac
     cdef fl_idx t, b, start, cnt, a0, b0, ca, cb
     cdef double total = 0.0
@@ -359,6 +368,25 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                     if b_hi >= 0:
                         g_hi = _get(pg, f64, b_hi)
                         h_hi = _get(ph, f64, b_hi) if ph != NULL else 0.0
+        if use_wsum:
+            # the divisor of a weighted mean: the summed weights of the kept elements
+            wdiv = wsum
+            if not plan.all and not plan.winsor:
+                with nogil:
+                    if nt > 1:
+                        for b in prange(nblocks, schedule='static', num_threads=nt):
+                            _apply_block(pl, NULL, NULL, pw, NULL, f64, n, b, &plan, tie_lo, tie_hi, 1.0,
+                                         &nanv[b], &wlo[b], &whi[b])
+                    else:
+                        for b in range(nblocks):
+                            _apply_block(pl, NULL, NULL, pw, NULL, f64, n, b, &plan, tie_lo, tie_hi, 1.0,
+                                         &nanv[b], &wlo[b], &whi[b])
+                for b in range(nblocks):
+                    dropped += wlo[b] + whi[b]
+                    wlo[b] = 0
+                    whi[b] = 0
+                wdiv = wsum - dropped
+            gscale = 1.0 / wdiv if wdiv != 0 else INFINITY
         with nogil:
             if nt > 1:
                 for b in prange(nblocks, schedule='static', num_threads=nt):
@@ -394,4 +422,4 @@ def trim(l, g, h, w, lo, Py_ssize_t k_lo, Py_ssize_t k_hi, double gscale, int n_
                     _set(ph, f64, b_hi, gscale * fac * h_hi)
     finally:
         free(hists); free(part); free(nanv); free(tie_lo); free(tie_hi); free(wlo); free(whi)
-    return total, bool(nan)
+    return total, bool(nan), wdiv

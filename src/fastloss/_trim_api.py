@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import inspect
 
 import numpy as np
@@ -92,7 +93,10 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     # the per-element loss: the caller's buffer for "none" (trimmed in place), else a temporary
     lo = np.empty(shape, dt) if loss_out is None else loss_out
     g = h = None
-    if _plain(none_loss):
+    plain = _plain(none_loss)
+    # mse and l1 divide a weighted mean by the summed weights (PyTorch's): then by the kept ones'
+    wdiv = reduction == "mean" and plain and none_loss._spec.wmean and w is not None
+    if plain:
         res = run(none_loss._spec, x, y, None, "none", mode, none_loss._params, nt, out=out,
                   hess_out=hess_out, loss_out=lo)
         if mode == GRAD:
@@ -112,14 +116,18 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     k_lo = k if tails == "both" else 0
     kept = n if winsor else n - k_lo - k  # winsorizing keeps every element's place
     div = kept if reduction == "mean" else 0
-    total, nan = _trim.trim(lo, g, h, w, lo if reduction == "none" else None, k_lo, k,
-                            1.0 / div if div else 1.0, nt, winsor)
+    total, nan, wd = _trim.trim(lo, g, h, w, lo if reduction == "none" else None, k_lo, k,
+                                1.0 / div if div else 1.0, nt, winsor,
+                                float(np.sum(w, dtype=np.float64)) if wdiv else None)
     if reduction == "none":
         value = lo
     elif nan:
         value = float("nan")
     elif reduction == "sum":
         value = total
+    elif wdiv:  # as the loss's own weighted mean: inf/NaN over weights summing to 0
+        value = total / wd if wd else (float("nan") if total == 0 or total != total
+                                        else math.copysign(math.inf, total))
     else:
         value = total / div if div else float("nan")
     if mode == VALUE:
@@ -141,7 +149,9 @@ _FORMULA = """With the per-element losses ``l_i`` of ``loss`` (its own reduction
     number kept and ``w`` the weights (applied after the ranking, which is
     by the unweighted loss):
 
-    * "mean": ``sum_kept w_i l_i / m``; "sum": ``sum_kept w_i l_i``;
+    * "mean": ``sum_kept w_i l_i / m`` (for ``MSELoss`` and ``L1Loss``,
+      whose weighted mean divides by the summed weights as PyTorch's, by
+      ``sum_kept w_i`` instead); "sum": ``sum_kept w_i l_i``;
     * "none": ``w_i l_i`` where kept, 0 where dropped.
 
     The gradient (and the diagonal Hessian) is the loss's own on the kept
@@ -234,7 +244,7 @@ class Trimmed:
 
 
 @_doc
-def trimmed(loss, input, target, trim=0.05, *, tails="both", weight=None, reduction="mean", return_grad=False,
+def trimmed(input, target, loss, trim=0.05, *, tails="both", weight=None, reduction="mean", return_grad=False,
             out=None, n_threads=None):
     """The trimmed mean (or sum) of a pointwise loss's per-element values.
 
@@ -242,10 +252,10 @@ def trimmed(loss, input, target, trim=0.05, *, tails="both", weight=None, reduct
 
     Parameters
     ----------
+    input, target : array_like, same shape
     loss : fastloss pointwise loss object
         A loss of ``(input, target)``, e.g. ``fastloss.HuberLoss(delta=1.0)``
         (its ``reduction`` is ignored).
-    input, target : array_like, same shape
     trim : float in [0, 0.5)
     tails : {"both", "upper"}
     weight : array_like, optional
@@ -265,7 +275,7 @@ def trimmed(loss, input, target, trim=0.05, *, tails="both", weight=None, reduct
     --------
     >>> import numpy as np, fastloss as fl
     >>> x = np.zeros(5); y = np.array([1.0, -2.0, 0.5, 10.0, 3.0])
-    >>> fl.trimmed(fl.L1Loss(), x, y, trim=0.2, tails="upper")   # the outlier 10 dropped
+    >>> fl.trimmed(x, y, fl.L1Loss(), trim=0.2, tails="upper")   # the outlier 10 dropped
     1.625
     """
     op = "trimmed"
@@ -287,7 +297,8 @@ _WINSOR_FORMULA = """With the per-element losses ``l_i`` of ``loss`` (its own re
     limit)``).  With ``c_i`` these clipped losses and ``w`` the weights
     (applied after the ranking):
 
-    * "mean": ``sum_i w_i c_i / n`` (every element keeps its place);
+    * "mean": ``sum_i w_i c_i / n`` (every element keeps its place; for
+      ``MSELoss`` and ``L1Loss`` over ``sum_i w_i``, as their own mean);
       "sum": ``sum_i w_i c_i``.
     * "none": each element's share of that sum as a function of its own
       loss: ``W_i l_i`` with ``W_i = w_i`` for the unclipped elements, 0
@@ -370,7 +381,7 @@ class Winsorized(Trimmed):
 
 
 @_wdoc
-def winsorized(loss, input, target, limit=0.05, *, tails="both", weight=None, reduction="mean",
+def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, reduction="mean",
                return_grad=False, out=None, n_threads=None):
     """The winsorized mean (or sum) of a pointwise loss's per-element values.
 
@@ -378,10 +389,10 @@ def winsorized(loss, input, target, limit=0.05, *, tails="both", weight=None, re
 
     Parameters
     ----------
+    input, target : array_like, same shape
     loss : fastloss pointwise loss object
         A loss of ``(input, target)``, e.g. ``fastloss.HuberLoss(delta=1.0)``
         (its ``reduction`` is ignored).
-    input, target : array_like, same shape
     limit : float in [0, 0.5)
     tails : {"both", "upper"}
     weight : array_like, optional
@@ -400,7 +411,7 @@ def winsorized(loss, input, target, limit=0.05, *, tails="both", weight=None, re
     --------
     >>> import numpy as np, fastloss as fl
     >>> x = np.zeros(5); y = np.array([1.0, -2.0, 0.5, 10.0, 3.0])
-    >>> fl.winsorized(fl.L1Loss(), x, y, limit=0.2, tails="upper")   # |10| counts as 3
+    >>> fl.winsorized(x, y, fl.L1Loss(), limit=0.2, tails="upper")   # |10| counts as 3
     1.9
     """
     op = "winsorized"

@@ -146,7 +146,7 @@ FL_INLINE T FN(apply_chunk)(const T *restrict l, T *restrict g, T *restrict h, c
         const T alt = bad ? z : c;
         const T v = keep ? wi * li : z; /* lo[i]: a winsorized element's share goes to its boundary */
         s += keep ? wi * li : alt;
-        if (WINSOR) { /* the weights of each side's dropped elements, as 0/1 products: no branch */
+        if (!ALL) { /* the weights of each side's dropped elements, as 0/1 products: no branch */
             const int db = (keep ^ 1) & below, da = (keep ^ 1) & (below ^ 1);
             sb += wi * (T)db;
             sa += wi * (T)da;

@@ -226,6 +226,10 @@ def mean_squared_logarithmic_error_hess(input, target, weight=None, reduction="m
 
 # ------------------------------------------------------------------ trimmed
 
+# losses whose weighted mean divides by the summed weights (as PyTorch's mse_loss and l1_loss)
+_WEIGHT_MEAN = ("mse_loss", "l1_loss")
+
+
 def _loss_functions(name):
     from . import pointwise
 
@@ -246,6 +250,8 @@ def _trimmed(name, input, target, trim, tails, weight, reduction, params):
     keep = keep.reshape(l.shape)
     w = np.ones(l.shape) if weight is None else np.broadcast_to(_f64(weight), l.shape)
     m = int(keep.sum())
+    if weight is not None and name in _WEIGHT_MEAN:  # their weighted mean divides by the summed weights
+        m = _fsum(np.where(keep, w, 0.0))
     wl = np.where(keep, w * l, 0.0)
     if reduction == "none":
         value, scale = wl, 1.0
@@ -293,7 +299,8 @@ def _winsorized(name, input, target, limit, tails, weight, reduction, params):
         coef[b] += w[high].sum()
         coef[high] = 0.0
     wc = w * c
-    scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    div = _fsum(w) if (weight is not None and name in _WEIGHT_MEAN) else n
+    scale = 1.0 / div if (reduction == "mean" and div) else 1.0
     if reduction == "none":  # each element's share, as a function of its own loss
         value = (coef * l).reshape(shape)
     else:
