@@ -1115,12 +1115,14 @@ ROWS_BENCHED = ("cross_entropy",)
 
 def family_losses() -> dict:
     """{family: (every fastloss function of the family, the ones it benches)}."""
-    from fastloss import _class_losses, _pointwise_losses
+    from fastloss import _class_losses, _pointwise_losses, _regression_losses
 
     def fns(mod):
         return [n for n in mod.__all__ if n[0].islower()]
 
-    return {"pointwise": (fns(_pointwise_losses), [c.name for c in pointwise_cases()]),
+    pw = [c.name for c in pointwise_cases()]
+    # the regression catalogue runs on the pointwise driver; "Cls.grad_hess" rows are cases of their own
+    return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
             "rows": (fns(_class_losses), list(ROWS_BENCHED))}
 
 
