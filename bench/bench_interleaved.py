@@ -8,7 +8,7 @@ each implementation once (``--calls`` calls, best kept) one after the
 other, and the ratios are taken round by round: their median (and range)
 is the figure, alongside the load average before and after.
 
-    python bench/bench_interleaved.py --losses gamma_nll_loss,GammaNLLLoss.grad_hess \\
+    python bench/bench_interleaved.py --losses gamma_nll_loss,gamma_nll_loss.grad_hess \\
         --n 1e7 --dtype float32 --threads 1,2 --rounds 9
 
 The cases, inputs and rival calls are those of ``fastloss.bench``'s

@@ -69,7 +69,7 @@ def _group(label):
 
 def _is_plain_loss(fn):
     """A loss function of (input, target, ...): the pointwise cases this script can vary
-    (not the "Cls.grad_hess" rows, nor fastloss.trimmed, whose first argument is a loss)."""
+    (not the "fn.grad_hess" rows, nor fastloss.trimmed, whose first argument is a loss)."""
     try:
         return next(iter(inspect.signature(fn).parameters)) == "input"
     except (TypeError, ValueError, StopIteration):

@@ -338,9 +338,10 @@ def _positive_targets(n, dtype, rng):
     return {"args": (x, t.astype(dtype))}
 
 
-def _grad_hess_case(cls_name, setup, params, sklearn, sklearn_note) -> Case:
-    """``cls_name.grad_hess`` (the Newton / gradient-boosting call) against
-    scikit-learn's ``gradient_hessian`` with preallocated outputs."""
+def _grad_hess_case(fn_name, cls_name, setup, params, sklearn, sklearn_note) -> Case:
+    """``cls_name.grad_hess`` (the Newton / gradient-boosting call), the row
+    ``fn_name.grad_hess``, against scikit-learn's ``gradient_hessian`` with
+    preallocated outputs."""
     params = dict(params)
 
     def setup_with_params(n, dtype, rng):
@@ -372,7 +373,7 @@ def _grad_hess_case(cls_name, setup, params, sklearn, sklearn_note) -> Case:
                                             n_threads=n_threads)
 
     impls = {"fastloss": fastloss_prep(False), "fastloss_out": fastloss_prep(True), "sklearn": sklearn_prep}
-    return Case(f"{cls_name}.grad_hess", "pointwise", setup_with_params, impls, 4,
+    return Case(f"{fn_name}.grad_hess", "pointwise", setup_with_params, impls, 4,
                 {"sklearn": f"{sklearn_note}.gradient_hessian"})
 
 
@@ -451,11 +452,12 @@ def _regression_cases() -> list:
     return [
         pointwise_case("gamma_nll_loss", _gamma_data, torch=_t_gamma, torch_composed=True,
                        sklearn=lambda sk: sk.HalfGammaLoss(), sklearn_note="HalfGammaLoss"),
-        _grad_hess_case("GammaNLLLoss", _gamma_data, {}, lambda sk: sk.HalfGammaLoss(), "HalfGammaLoss"),
+        _grad_hess_case("gamma_nll_loss", "GammaNLLLoss", _gamma_data, {}, lambda sk: sk.HalfGammaLoss(),
+                        "HalfGammaLoss"),
         pointwise_case("tweedie_loss", _tweedie_data, {"power": 1.5}, torch=_t_tweedie, torch_composed=True,
                        sklearn=lambda sk, power: sk.HalfTweedieLoss(power=power),
                        sklearn_note="HalfTweedieLoss(power=1.5)"),
-        _grad_hess_case("TweedieLoss", _tweedie_data, {"power": 1.5},
+        _grad_hess_case("tweedie_loss", "TweedieLoss", _tweedie_data, {"power": 1.5},
                         lambda sk, power: sk.HalfTweedieLoss(power=power), "HalfTweedieLoss(power=1.5)"),
         pointwise_case("pseudo_huber_loss", _regression, {"delta": 1.0}, torch=_t_pseudo_huber, torch_composed=True),
         pointwise_case("fair_loss", _regression, {"c": 1.0}, torch=_t_fair, torch_composed=True),
@@ -509,7 +511,7 @@ def pointwise_cases() -> list:
                        torch=lambda torch, F, x, t: F.kl_div(x, t, reduction="mean")),
     ]
     cases += _regression_cases()
-    # Losses this build of fastloss does not have (yet) are left out ("Cls.grad_hess" rows by their class).
+    # Losses this build of fastloss does not have (yet) are left out ("fn.grad_hess" rows by their function).
     return [c for c in cases if hasattr(fl, c.name.split(".")[0])]
 
 
@@ -1121,7 +1123,7 @@ def family_losses() -> dict:
         return [n for n in mod.__all__ if n[0].islower()]
 
     pw = [c.name for c in pointwise_cases()]
-    # the regression catalogue runs on the pointwise driver; "Cls.grad_hess" rows are cases of their own
+    # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
     return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
             "rows": (fns(_class_losses), list(ROWS_BENCHED))}
 
