@@ -1,0 +1,353 @@
+/* fl_overlap_lovasz_math.h -- the Lovasz hinge and Lovasz-softmax losses
+ * (Berman, Rannen Triki, Blaschko, CVPR 2018); see fl_overlap.h.
+ *
+ * Included by fl_overlap_body.h once per (dtype, instruction set).  No
+ * include guard, on purpose.
+ *
+ * One task is a set (an image, or the batch) and a class.  It writes the
+ * errors of the set's pixels that are not ignored as sortable keys (the
+ * float's bits, made unsigned-monotone and complemented for a descending
+ * order) next to their position (31 bits) and foreground flag (bit 31),
+ * sorts them with a stable LSD radix sort (11-bit digits; a digit that
+ * every key shares is skipped, as the high digits of errors in [0, 1]
+ * are), then walks the sorted errors once: with gts foreground pixels, after
+ * r + 1 of them cf foreground and cb background,
+ *   J_r = 1 - (gts - cf) / (gts + cb),   w_r = J_r - J_{r-1}  (lovasz_grad)
+ * and the loss is sum_r e_r w_r (hinge: relu(e_r) w_r).  w_r is also the
+ * derivative of the loss with respect to the r-th largest error, so the
+ * walk writes the subgradient at each pixel: w_r de/dp (softmax, e =
+ * |fg - p|, de/dp = sign(p - fg)) or w_r de/dx (hinge, e = 1 - x (2 fg - 1),
+ * 0 where e <= 0 as relu's derivative).  The sort is stable, so tied
+ * errors keep the pixels' order: the same subgradient as a stable argsort.
+ */
+
+#if T_F32
+#define LV_KT uint32_t
+FL_INLINE uint32_t FN(lv_key)(float v)
+{
+    uint32_t u;
+    v += 0.0f; /* -0 -> +0 */
+    memcpy(&u, &v, 4);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ~u;
+}
+FL_INLINE float FN(lv_val)(uint32_t k)
+{
+    uint32_t u = ~k;
+    u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+#else
+#define LV_KT uint64_t
+FL_INLINE uint64_t FN(lv_key)(double v)
+{
+    uint64_t u;
+    v += 0.0;
+    memcpy(&u, &v, 8);
+    u = (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+    return ~u;
+}
+FL_INLINE double FN(lv_val)(uint64_t k)
+{
+    uint64_t u = ~k;
+    u = (u & 0x8000000000000000ull) ? (u & 0x7fffffffffffffffull) : ~u;
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+#endif
+
+#define LV_BITS 11
+#define LV_R (1 << LV_BITS)
+#define LV_PASSES ((int)((sizeof(LV_KT) * 8 + LV_BITS - 1) / LV_BITS))
+#define LV_FG 0x80000000u
+
+/* Stable ascending LSD radix sort of (k, ix), n elements; k2/ix2 are the
+ * second buffers and h holds LV_PASSES * LV_R counters.  Returns 1 if the
+ * result is in (k2, ix2), 0 if in (k, ix). */
+static int FN(lv_sort)(LV_KT *restrict k, uint32_t *restrict ix, LV_KT *restrict k2,
+                       uint32_t *restrict ix2, uint32_t *restrict h, fl_idx n)
+{
+    memset(h, 0, sizeof(uint32_t) * LV_PASSES * LV_R);
+    for (fl_idx i = 0; i < n; i++) {
+        const LV_KT v = k[i];
+        for (int p = 0; p < LV_PASSES; p++) h[p * LV_R + (int)((v >> (p * LV_BITS)) & (LV_R - 1))]++;
+    }
+    int swapped = 0;
+    LV_KT *ka = k, *kb = k2;
+    uint32_t *ia = ix, *ib = ix2;
+    for (int p = 0; p < LV_PASSES; p++) {
+        uint32_t *hp = h + p * LV_R;
+        const LV_KT d0 = (ka[0] >> (p * LV_BITS)) & (LV_R - 1);
+        if (hp[d0] == (uint32_t)n) continue; /* every key has this digit */
+        uint32_t s = 0;
+        for (int d = 0; d < LV_R; d++) {
+            const uint32_t c = hp[d];
+            hp[d] = s;
+            s += c;
+        }
+        for (fl_idx i = 0; i < n; i++) {
+            const LV_KT v = ka[i];
+            const uint32_t at = hp[(int)((v >> (p * LV_BITS)) & (LV_R - 1))]++;
+            kb[at] = v;
+            ib[at] = ia[i];
+        }
+        LV_KT *tk = ka; ka = kb; kb = tk;
+        uint32_t *ti = ia; ia = ib; ib = ti;
+        swapped ^= 1;
+    }
+    return swapped;
+}
+
+/* The scratch of one task: counters, then keys and indices twice. */
+typedef struct {
+    uint32_t *h;
+    LV_KT *k, *k2;
+    uint32_t *ix, *ix2;
+} FN(lv_scr);
+
+FL_INLINE FN(lv_scr) FN(lv_layout)(void *scratch, fl_idx n)
+{
+    FN(lv_scr) s;
+    char *p = (char *)scratch;
+    s.h = (uint32_t *)p;
+    p += sizeof(uint32_t) * LV_PASSES * LV_R;
+    s.k = (LV_KT *)p;
+    p += sizeof(LV_KT) * (size_t)n;
+    s.k2 = (LV_KT *)p;
+    p += sizeof(LV_KT) * (size_t)n;
+    s.ix = (uint32_t *)p;
+    p += sizeof(uint32_t) * (size_t)n;
+    s.ix2 = (uint32_t *)p;
+    return s;
+}
+
+/* Sort the m keys of s and leave the result in s.k / s.ix. */
+FL_INLINE void FN(lv_sort_scr)(FN(lv_scr) *s, fl_idx m)
+{
+    if (m > 1 && FN(lv_sort)(s->k, s->ix, s->k2, s->ix2, s->h, m)) {
+        LV_KT *tk = s->k; s->k = s->k2; s->k2 = tk;
+        uint32_t *ti = s->ix; s->ix = s->ix2; s->ix2 = ti;
+    }
+}
+
+/* softmax(x)_c at pixel s of image n, computed on its own (value-only calls) */
+FL_INLINE T FN(lv_prob_at)(const T *x, fl_idx C, fl_idx S, fl_idx n, fl_idx c, fl_idx s)
+{
+    const T *xp = x + n * C * S + s;
+    T m = xp[0];
+    for (fl_idx k = 1; k < C; k++) m = xp[k * S] > m ? xp[k * S] : m;
+    T z = 0;
+    for (fl_idx k = 0; k < C; k++) z += EXP(xp[k * S] - m);
+    return EXP(xp[c * S] - m) / z;
+}
+
+static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, void *scratch, double gscale,
+                                 int *counted, fl_idx *bad)
+{
+    const fl_idx C = a->C, S = a->S;
+    const fl_idx n0 = a->per_image ? set : 0, n1 = a->per_image ? set + 1 : a->N;
+    const T *x = (const T *)a->x;
+    T *g = (T *)a->g;
+    *counted = 0;
+    if (a->classes_mode == 2 && !a->sel[c]) {
+        if (g)
+            for (fl_idx n = n0; n < n1; n++) memset(g + (n * C + c) * S, 0, sizeof(T) * (size_t)S);
+        return 0;
+    }
+    FN(lv_scr) sc = FN(lv_layout)(scratch, (n1 - n0) * S);
+    fl_idx m = 0, gts = 0;
+    for (fl_idx n = n0; n < n1; n++) {
+        const fl_idx base = (n * C + c) * S;
+        for (fl_idx s = 0; s < S; s++) {
+            const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + s);
+            if (a->has_ignore && y == a->ignore) continue;
+            if (y < 0 || y >= (int64_t)C) {
+                if (*bad < 0 || n * S + s < *bad) *bad = n * S + s;
+                continue;
+            }
+            const T p = !a->from_logits ? x[base + s] : g ? g[base + s] : FN(lv_prob_at)(x, C, S, n, c, s);
+            const int fg = y == (int64_t)c;
+            sc.k[m] = FN(lv_key)(FABS((T)fg - p));
+            sc.ix[m] = (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u);
+            gts += fg;
+            m++;
+        }
+    }
+    if (*bad >= 0) return NAN;
+    if (a->classes_mode == 0 && gts == 0) {
+        if (g)
+            for (fl_idx n = n0; n < n1; n++) memset(g + (n * C + c) * S, 0, sizeof(T) * (size_t)S);
+        return 0;
+    }
+    *counted = 1;
+    FN(lv_sort_scr)(&sc, m);
+    double loss = 0, jprev = 0;
+    fl_idx cf = 0, cb = 0;
+    for (fl_idx r = 0; r < m; r++) {
+        const uint32_t u = sc.ix[r];
+        const int fg = (u & LV_FG) != 0;
+        const T e = FN(lv_val)(sc.k[r]);
+        cf += fg;
+        cb += !fg;
+        const double jr = 1.0 - (double)(gts - cf) / (double)(gts + cb);
+        const double w = jr - jprev;
+        jprev = jr;
+        loss += (double)e * w;
+        if (g) {
+            const fl_idx pos = (fl_idx)(u & ~LV_FG) + c * S;
+            const T p = a->from_logits ? g[pos] : x[pos];
+            const T d = p - (T)fg;
+            g[pos] = (T)(gscale * w) * (d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0));
+        }
+    }
+    return loss;
+}
+
+static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, void *scratch, double gscale,
+                               int *counted, fl_idx *bad)
+{
+    (void)c;
+    const fl_idx S = a->S;
+    const fl_idx i0 = (a->per_image ? set : 0) * S, i1 = (a->per_image ? set + 1 : a->N) * S;
+    const T *x = (const T *)a->x, *t = (const T *)a->t;
+    T *g = (T *)a->g;
+    const T ig = (T)a->ignore;
+    FN(lv_scr) sc = FN(lv_layout)(scratch, i1 - i0);
+    fl_idx m = 0, gts = 0;
+    *counted = 1;
+    for (fl_idx i = i0; i < i1; i++) {
+        const T tv = t[i];
+        if (a->has_ignore && tv == ig) {
+            if (g) g[i] = 0;
+            continue;
+        }
+        if (!(tv == 0 || tv == 1)) {
+            if (*bad < 0 || i < *bad) *bad = i;
+            continue;
+        }
+        const int fg = tv == 1;
+        sc.k[m] = FN(lv_key)(1 - x[i] * (fg ? (T)1 : (T)-1));
+        sc.ix[m] = (uint32_t)i | (fg ? LV_FG : 0u);
+        gts += fg;
+        m++;
+    }
+    if (*bad >= 0) return NAN;
+    FN(lv_sort_scr)(&sc, m);
+    double loss = 0, jprev = 0;
+    fl_idx cf = 0, cb = 0;
+    for (fl_idx r = 0; r < m; r++) {
+        const uint32_t u = sc.ix[r];
+        const int fg = (u & LV_FG) != 0;
+        const T e = FN(lv_val)(sc.k[r]);
+        cf += fg;
+        cb += !fg;
+        const double jr = 1.0 - (double)(gts - cf) / (double)(gts + cb);
+        const double w = jr - jprev;
+        jprev = jr;
+        loss += (double)(e <= 0 ? 0 : e) * w;   /* relu, NaN kept */
+        if (g) g[u & ~LV_FG] = e > 0 ? (T)(gscale * w) * (fg ? (T)-1 : (T)1) : (T)0;
+    }
+    return loss;
+}
+
+/* g = softmax(x) for the pixels [s0, s0 + ns) of image n (gradient calls
+ * park the probabilities in the gradient buffer); checks the labels. */
+static fl_idx FN(lovasz_prob)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns)
+{
+    const fl_idx C = a->C, S = a->S;
+    const T *x = (const T *)a->x + n * C * S;
+    T *g = (T *)a->g + n * C * S;
+    fl_idx bad = -1;
+    for (fl_idx s = s0; s < s0 + ns; s++) {
+        const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + s);
+        if (!(a->has_ignore && y == a->ignore) && (y < 0 || y >= (int64_t)C)) {
+            bad = n * S + s;
+            break;
+        }
+    }
+    T m[FL_OV_TILE], z[FL_OV_TILE];
+    for (fl_idx j0 = s0; j0 < s0 + ns; j0 += FL_OV_TILE) {
+        const fl_idx J = j0 + FL_OV_TILE < s0 + ns ? FL_OV_TILE : s0 + ns - j0;
+        for (fl_idx jj = 0; jj < J; jj++) m[jj] = x[j0 + jj];
+        for (fl_idx c = 1; c < C; c++) {
+            const T *restrict xc = x + c * S + j0;
+            OV_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) m[jj] = xc[jj] > m[jj] ? xc[jj] : m[jj];
+        }
+        for (fl_idx jj = 0; jj < J; jj++) z[jj] = 0;
+        for (fl_idx c = 0; c < C; c++) {
+            const T *restrict xc = x + c * S + j0;
+            T *restrict gc = g + c * S + j0;
+            OV_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const T v = FN(exp_np)(xc[jj] - m[jj]);
+                gc[jj] = v;
+                z[jj] += v;
+            }
+        }
+        for (fl_idx jj = 0; jj < J; jj++) z[jj] = 1 / z[jj];
+        for (fl_idx c = 0; c < C; c++) {
+            T *restrict gc = g + c * S + j0;
+            OV_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) gc[jj] *= z[jj];
+        }
+    }
+    return bad;
+}
+
+/* g (dL/dp) -> dL/dx through the softmax, times the set's scale; 0 at
+ * ignored pixels. */
+static void FN(lovasz_back)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns, const double *scale,
+                            void *scratch)
+{
+    const fl_idx C = a->C, S = a->S;
+    const T f = (T)scale[a->per_image ? n : 0];
+    const T *x = (const T *)a->x + n * C * S;
+    T *g = (T *)a->g + n * C * S;
+    T *e = (T *)scratch;
+    T yok[FL_OV_TILE], rz[FL_OV_TILE], pg[FL_OV_TILE];
+    for (fl_idx j0 = s0; j0 < s0 + ns; j0 += FL_OV_TILE) {
+        const fl_idx J = j0 + FL_OV_TILE < s0 + ns ? FL_OV_TILE : s0 + ns - j0;
+        for (fl_idx jj = 0; jj < J; jj++) {
+            const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + j0 + jj);
+            yok[jj] = (a->has_ignore && y == a->ignore) ? (T)0 : (T)1;
+        }
+        if (!a->from_logits) {
+            for (fl_idx c = 0; c < C; c++) {
+                T *restrict gc = g + c * S + j0;
+                for (fl_idx jj = 0; jj < J; jj++) gc[jj] = yok[jj] != 0 ? gc[jj] * f : (T)0;
+            }
+            continue;
+        }
+        FN(ov_tile_softmax)(x + j0, C, S, J, e, rz, NULL);
+        for (fl_idx jj = 0; jj < J; jj++) pg[jj] = 0;
+        for (fl_idx c = 0; c < C; c++) {
+            T *restrict ec = e + c * FL_OV_TILE;
+            const T *restrict gc = g + c * S + j0;
+            OV_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const T p = ec[jj] * rz[jj];
+                ec[jj] = p;
+                pg[jj] += p * gc[jj];
+            }
+        }
+        for (fl_idx c = 0; c < C; c++) {
+            const T *restrict ec = e + c * FL_OV_TILE;
+            T *restrict gc = g + c * S + j0;
+            OV_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const T d = ec[jj] * (gc[jj] - pg[jj]) * f;
+                gc[jj] = yok[jj] != 0 ? d : (T)0;
+            }
+        }
+    }
+}
+
+#undef LV_KT
+#undef LV_BITS
+#undef LV_R
+#undef LV_PASSES
+#undef LV_FG
