@@ -875,16 +875,18 @@ def test_fastloss_errors_pass_through():
 
 def _fastloss_losses():
     """(name, kind) of every loss fastloss exports, by the rule fastloss.torch
-    documents: a class with value_and_grad and grad_hess, or a function with
-    input and return_grad parameters."""
+    documents: a class with value_and_grad, or a function with a return_grad
+    parameter and input (or the operands its _grad_args names) among its
+    parameters."""
     out = []
     for name in fl.__all__:
         obj = getattr(fl, name, None)
-        if inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess"):
+        if inspect.isclass(obj) and hasattr(obj, "value_and_grad"):
             out.append((name, "module"))
         elif inspect.isfunction(obj):
             params = inspect.signature(obj).parameters
-            if "input" in params and "return_grad" in params:
+            ops = getattr(obj, "_grad_args", ("input",))
+            if "return_grad" in params and ("input" in params or all(a in params for a in ops)):
                 out.append((name, "function"))
     return out
 
