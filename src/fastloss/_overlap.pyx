@@ -56,7 +56,8 @@ cdef extern from "_src/fl_overlap.h" nogil:
         int per_image, classes_mode
         const unsigned char *sel
     size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64)
-    ctypedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns) noexcept nogil
+    ctypedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns,
+                                        void *scratch) noexcept nogil
     ctypedef double (*fl_lovasz_task_fn)(const fl_lovasz_args *a, fl_idx st, fl_idx c, void *scratch,
                                          double gscale, int *counted, fl_idx *bad) noexcept nogil
     ctypedef void (*fl_lovasz_back_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns,
@@ -261,7 +262,7 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     a.sel = <const unsigned char*>_ptr(sel)
     if ntasks == 0:
         return losses, bad
-    scr = <char*>malloc(nt * ssz)
+    scr = <char*>malloc((nt if nt > ntb else ntb) * ssz)
     tl = <double*>malloc(ntasks * sizeof(double))
     tc = <int*>malloc(ntasks * sizeof(int))
     tbad = <fl_idx*>malloc(ntasks * sizeof(fl_idx))
@@ -273,9 +274,10 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
         with nogil:
             if softmax and g is not None and from_logits:
                 for b in prange(nblocks, schedule='static', num_threads=ntb):
+                    tid = threadid()
                     n = b // bpi
                     s0 = (b % bpi) * bp
-                    badv[b] = tb.lovasz_prob(&a, n, s0, min(bp, S - s0))
+                    badv[b] = tb.lovasz_prob(&a, n, s0, min(bp, S - s0), scr + tid * ssz)
                 for b in range(nblocks):
                     if bad < 0 and badv[b] >= 0:
                         bad = badv[b]

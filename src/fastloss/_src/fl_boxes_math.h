@@ -138,37 +138,29 @@ FL_INLINE T FN(bx_pair)(const T *restrict b, const T *restrict q, T *restrict gb
 
 #define BX_CHUNK 256
 
+/* Value-only calls compute the gradient too, into a chunk-sized sink:
+ * the same inlined code as the gradient calls, so the value has the same
+ * bits with and without the gradient (GCC contracts 1 - I / U into an FMA
+ * only where I / U is not needed again). */
 FL_INLINE double FN(box_block_)(const fl_box_args *a, fl_idx start, fl_idx n, const int KIND)
 {
     const T *restrict b1 = (const T *)a->b1 + 4 * start, *restrict b2 = (const T *)a->b2 + 4 * start;
     T *restrict g1 = a->g1 ? (T *)a->g1 + 4 * start : NULL, *restrict g2 = a->g2 ? (T *)a->g2 + 4 * start : NULL;
     T *restrict l = a->l ? (T *)a->l + start : NULL;
     const T eps = (T)a->eps, gs = (T)a->gscale;
+    T sink1[4 * BX_CHUNK], sink2[4 * BX_CHUNK], lsink[BX_CHUNK];
     double total = 0;
     for (fl_idx i0 = 0; i0 < n; i0 += BX_CHUNK) {
-        const fl_idx i1 = i0 + BX_CHUNK < n ? i0 + BX_CHUNK : n;
+        const fl_idx m = i0 + BX_CHUNK < n ? BX_CHUNK : n - i0;
+        const T *restrict c1 = b1 + 4 * i0, *restrict c2 = b2 + 4 * i0;
+        T *restrict o1 = g1 ? g1 + 4 * i0 : sink1, *restrict o2 = g2 ? g2 + 4 * i0 : sink2;
+        T *restrict lo = l ? l + i0 : lsink;
         T s = 0;
-        if (g1 && l) {
-            OV_PRAGMA(omp simd reduction(+:s))
-            for (fl_idx i = i0; i < i1; i++) {
-                const T v = FN(bx_pair)(b1 + 4 * i, b2 + 4 * i, g1 + 4 * i, g2 + 4 * i, eps, gs, KIND, 1);
-                l[i] = v;
-                s += v;
-            }
-        } else if (g1) {
-            OV_PRAGMA(omp simd reduction(+:s))
-            for (fl_idx i = i0; i < i1; i++)
-                s += FN(bx_pair)(b1 + 4 * i, b2 + 4 * i, g1 + 4 * i, g2 + 4 * i, eps, gs, KIND, 1);
-        } else if (l) {
-            OV_PRAGMA(omp simd reduction(+:s))
-            for (fl_idx i = i0; i < i1; i++) {
-                const T v = FN(bx_pair)(b1 + 4 * i, b2 + 4 * i, NULL, NULL, eps, gs, KIND, 0);
-                l[i] = v;
-                s += v;
-            }
-        } else {
-            OV_PRAGMA(omp simd reduction(+:s))
-            for (fl_idx i = i0; i < i1; i++) s += FN(bx_pair)(b1 + 4 * i, b2 + 4 * i, NULL, NULL, eps, gs, KIND, 0);
+        OV_PRAGMA(omp simd reduction(+:s))
+        for (fl_idx i = 0; i < m; i++) {
+            const T v = FN(bx_pair)(c1 + 4 * i, c2 + 4 * i, o1 + 4 * i, o2 + 4 * i, eps, gs, KIND, 1);
+            lo[i] = v;
+            s += v;
         }
         total += (double)s;
     }

@@ -63,7 +63,7 @@ size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64)
     const size_t kt = f64 ? 8 : 4, passes = (kt * 8 + 10) / 11;
     const size_t task = sizeof(uint32_t) * passes * 2048 + (size_t)n * (2 * kt + 2 * sizeof(uint32_t));
     const size_t tile = (size_t)C * FL_OV_TILE * (f64 ? 8 : 4);
-    return (task > tile ? task : tile) + 64;
+    return task + tile + 64;
 }
 
 /* ------------------------------------------------------------ coefficients

@@ -124,13 +124,14 @@ typedef struct {
 } fl_lovasz_args;
 
 /* The bytes of scratch one thread needs for tasks of up to n elements
- * (keys, indices and the radix sort's second buffer; at least C tiles for
- * the back-propagation).  Indices are 31 bits (the fg flag is the 32nd):
+ * (keys, indices and the radix sort's second buffer, then C tiles of the
+ * softmax).  Indices are 31 bits (the fg flag is the 32nd):
  * the caller keeps N C S < 2^31. */
 size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64);
 /* Softmax pass (gradient calls): g = softmax(x) over the classes for the
  * pixels [s0, s0 + ns) of image n; returns the first bad label, or -1. */
-typedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns);
+typedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns,
+                                   void *scratch);
 /* One task: the set `set` and class c (c = 0 for the hinge).  Sorts the
  * errors, returns the task's loss and sets *counted (1 if the task counts
  * in its set's mean over classes); with g, replaces the set's channel of g

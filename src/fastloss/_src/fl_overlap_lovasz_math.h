@@ -108,6 +108,12 @@ typedef struct {
     uint32_t *ix, *ix2;
 } FN(lv_scr);
 
+/* bytes of the task part of the scratch (a multiple of 8) */
+FL_INLINE size_t FN(lv_task_bytes)(fl_idx n)
+{
+    return sizeof(uint32_t) * LV_PASSES * LV_R + (size_t)n * (2 * sizeof(LV_KT) + 2 * sizeof(uint32_t));
+}
+
 FL_INLINE FN(lv_scr) FN(lv_layout)(void *scratch, fl_idx n)
 {
     FN(lv_scr) s;
@@ -133,17 +139,6 @@ FL_INLINE void FN(lv_sort_scr)(FN(lv_scr) *s, fl_idx m)
     }
 }
 
-/* softmax(x)_c at pixel s of image n, computed on its own (value-only calls) */
-FL_INLINE T FN(lv_prob_at)(const T *x, fl_idx C, fl_idx S, fl_idx n, fl_idx c, fl_idx s)
-{
-    const T *xp = x + n * C * S + s;
-    T m = xp[0];
-    for (fl_idx k = 1; k < C; k++) m = xp[k * S] > m ? xp[k * S] : m;
-    T z = 0;
-    for (fl_idx k = 0; k < C; k++) z += EXP(xp[k * S] - m);
-    return EXP(xp[c * S] - m) / z;
-}
-
 static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, void *scratch, double gscale,
                                  int *counted, fl_idx *bad)
 {
@@ -158,22 +153,33 @@ static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, 
         return 0;
     }
     FN(lv_scr) sc = FN(lv_layout)(scratch, (n1 - n0) * S);
+    /* value-only calls from logits: the softmax of each tile in the
+     * scratch's tail, by the very routine lovasz_prob parks in g with, so
+     * the value has the same bits with and without the gradient */
+    const int tiles = a->from_logits && !g;
+    T *e = (T *)((char *)scratch + FN(lv_task_bytes)((n1 - n0) * S));
+    T rz[FL_OV_TILE];
     fl_idx m = 0, gts = 0;
     for (fl_idx n = n0; n < n1; n++) {
         const fl_idx base = (n * C + c) * S;
-        for (fl_idx s = 0; s < S; s++) {
-            const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + s);
-            if (a->has_ignore && y == a->ignore) continue;
-            if (y < 0 || y >= (int64_t)C) {
-                if (*bad < 0 || n * S + s < *bad) *bad = n * S + s;
-                continue;
+        for (fl_idx j0 = 0; j0 < S; j0 += FL_OV_TILE) {
+            const fl_idx J = j0 + FL_OV_TILE < S ? FL_OV_TILE : S - j0;
+            if (tiles) FN(ov_tile_softmax)(x + n * C * S + j0, C, S, J, e, rz, NULL);
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const fl_idx s = j0 + jj;
+                const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + s);
+                if (a->has_ignore && y == a->ignore) continue;
+                if (y < 0 || y >= (int64_t)C) {
+                    if (*bad < 0 || n * S + s < *bad) *bad = n * S + s;
+                    continue;
+                }
+                const T p = !a->from_logits ? x[base + s] : g ? g[base + s] : e[c * FL_OV_TILE + jj] * rz[jj];
+                const int fg = y == (int64_t)c;
+                sc.k[m] = FN(lv_key)(FABS((T)fg - p));
+                sc.ix[m] = (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u);
+                gts += fg;
+                m++;
             }
-            const T p = !a->from_logits ? x[base + s] : g ? g[base + s] : FN(lv_prob_at)(x, C, S, n, c, s);
-            const int fg = y == (int64_t)c;
-            sc.k[m] = FN(lv_key)(FABS((T)fg - p));
-            sc.ix[m] = (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u);
-            gts += fg;
-            m++;
         }
     }
     if (*bad >= 0) return NAN;
@@ -254,12 +260,15 @@ static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, vo
 }
 
 /* g = softmax(x) for the pixels [s0, s0 + ns) of image n (gradient calls
- * park the probabilities in the gradient buffer); checks the labels. */
-static fl_idx FN(lovasz_prob)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns)
+ * park the probabilities in the gradient buffer); checks the labels.
+ * scratch holds C tiles. */
+static fl_idx FN(lovasz_prob)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns, void *scratch)
 {
     const fl_idx C = a->C, S = a->S;
     const T *x = (const T *)a->x + n * C * S;
     T *g = (T *)a->g + n * C * S;
+    T *e = (T *)scratch;
+    T rz[FL_OV_TILE];
     fl_idx bad = -1;
     for (fl_idx s = s0; s < s0 + ns; s++) {
         const int64_t y = FN(ov_label)(a->t, a->tcode, n * S + s);
@@ -268,31 +277,14 @@ static fl_idx FN(lovasz_prob)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_i
             break;
         }
     }
-    T m[FL_OV_TILE], z[FL_OV_TILE];
     for (fl_idx j0 = s0; j0 < s0 + ns; j0 += FL_OV_TILE) {
         const fl_idx J = j0 + FL_OV_TILE < s0 + ns ? FL_OV_TILE : s0 + ns - j0;
-        for (fl_idx jj = 0; jj < J; jj++) m[jj] = x[j0 + jj];
-        for (fl_idx c = 1; c < C; c++) {
-            const T *restrict xc = x + c * S + j0;
-            OV_PRAGMA(omp simd)
-            for (fl_idx jj = 0; jj < J; jj++) m[jj] = xc[jj] > m[jj] ? xc[jj] : m[jj];
-        }
-        for (fl_idx jj = 0; jj < J; jj++) z[jj] = 0;
+        FN(ov_tile_softmax)(x + j0, C, S, J, e, rz, NULL);
         for (fl_idx c = 0; c < C; c++) {
-            const T *restrict xc = x + c * S + j0;
+            const T *restrict ec = e + c * FL_OV_TILE;
             T *restrict gc = g + c * S + j0;
             OV_PRAGMA(omp simd)
-            for (fl_idx jj = 0; jj < J; jj++) {
-                const T v = FN(exp_np)(xc[jj] - m[jj]);
-                gc[jj] = v;
-                z[jj] += v;
-            }
-        }
-        for (fl_idx jj = 0; jj < J; jj++) z[jj] = 1 / z[jj];
-        for (fl_idx c = 0; c < C; c++) {
-            T *restrict gc = g + c * S + j0;
-            OV_PRAGMA(omp simd)
-            for (fl_idx jj = 0; jj < J; jj++) gc[jj] *= z[jj];
+            for (fl_idx jj = 0; jj < J; jj++) gc[jj] = ec[jj] * rz[jj];
         }
     }
     return bad;
