@@ -64,12 +64,12 @@ def check_ignore(ignore_index, op: str):
 
 def _labels(t, op: str, shape: tuple, items: tuple) -> np.ndarray:
     """Integer class labels of exactly ``items``, read in place when int64/int32/uint8."""
-    if t.dtype.kind not in "iub":
-        raise TypeError(f"{op}: mode='multiclass' needs integer class labels of shape {items} as target, "
-                        f"got dtype {t.dtype}")
     if t.shape != items:
         raise ValueError(f"{op}: mode='multiclass' expects target of shape {items} (class labels) for input "
                          f"of shape {shape}, got target of shape {t.shape}")
+    if t.dtype.kind not in "iub":
+        raise TypeError(f"{op}: mode='multiclass' needs integer class labels of shape {items} as target, "
+                        f"got dtype {t.dtype}")
     if t.dtype.kind == "b":
         t = t.view(np.uint8)
     if t.dtype in _TCODES:
@@ -217,7 +217,7 @@ def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, 
 
 
 def _bad_target(op, t, bad, mode, C):
-    val = t.reshape(-1)[int(bad)]
+    val = t.reshape(-1)[int(bad)].item()
     where = _where(t.shape, bad)
     if mode == "multiclass":
         raise ValueError(f"{op}: Target {int(val)} is out of bounds ({where} = {int(val)}, n_classes = {C})")
@@ -262,7 +262,7 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
     if bad >= 0:
         if softmax:
             _bad_target(op, t, bad, "multiclass", C)
-        val = t.reshape(-1)[int(bad)]
+        val = t.reshape(-1)[int(bad)].item()
         raise ValueError(f"{op}: target must hold 0 and 1 (a binary mask) or ignore_index, got "
                          f"{_where(t.shape, bad)} = {val!r}")
     value = _reduce(losses, reduction, per_image, dt)
