@@ -153,7 +153,7 @@ def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_
     >>> import numpy as np, fastloss as fl
     >>> b1 = np.array([[0.0, 0.0, 2.0, 2.0]]); b2 = np.array([[1.0, 1.0, 4.0, 3.0]])
     >>> fl.complete_box_iou_loss(b1, b2).round(6)
-    array([0.949564])
+    array([1.019165])
     """
     return run_boxes("complete_box_iou_loss", "ciou", boxes1, boxes2, reduction, eps, return_grad, out,
                      n_threads)
