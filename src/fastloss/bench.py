@@ -818,9 +818,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows", file=sys.stderr)
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap",
+              file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     raw = {}
@@ -838,6 +839,14 @@ def main_bench(args) -> int:
         if quick:
             rargs += ["--shapes", "8192x1000,65536x32"]
         bench_rows.main(rargs)
+    if "overlap" in families:
+        from fastloss import bench_overlap
+
+        print("\n== set overlap (segmentation, boxes): fastloss vs smp / torchvision formulas in PyTorch ==")
+        oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+        if args.losses:
+            oargs += ["--losses", args.losses]
+        bench_overlap.main(oargs)
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")
