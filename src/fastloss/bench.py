@@ -843,10 +843,13 @@ def main_bench(args) -> int:
         from fastloss import bench_overlap
 
         print("\n== set overlap (segmentation, boxes): fastloss vs smp / torchvision formulas in PyTorch ==")
-        oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+        oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads),
+                 "--min-time", str(args.min_time)]
         if args.losses:
             oargs += ["--losses", args.losses]
-        bench_overlap.main(oargs)
+        rc = bench_overlap.main(oargs)
+        if rc:
+            return rc
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")

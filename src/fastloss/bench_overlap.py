@@ -128,7 +128,8 @@ def seg_data(seed=0):
     return x, y, m
 
 
-def box_data(n=N_BOXES, seed=0):
+def box_data(n=None, seed=0):
+    n = N_BOXES if n is None else n
     rng = np.random.default_rng(seed)
     b1 = rng.uniform(0, 100, (n, 4)).astype(np.float32)
     b1[:, 2:] = b1[:, :2] + rng.uniform(1, 30, (n, 2))
@@ -224,6 +225,7 @@ def main(argv=None):
     p.add_argument("--threads", default=",".join(map(str, sorted({1, allt}))))
     p.add_argument("--losses", default=",".join(list(SEG_CASES) + list(BOX_CASES)))
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--min-time", type=float, default=0.05, help="each repeat lasts at least this many seconds")
     a = p.parse_args(argv)
     losses = [s.strip() for s in a.losses.split(",") if s.strip()]
     unknown = [s for s in losses if s not in SEG_CASES and s not in BOX_CASES]
@@ -247,7 +249,7 @@ def main(argv=None):
                     fns = {k: f for k in IMPLS if (f := prepare_seg(name, k, seg, nt)) is not None}
                 else:
                     fns = {k: f for k in IMPLS if (f := prepare_box(name, k, box, nt)) is not None}
-                t = _interleaved(fns, a.repeat)
+                t = _interleaved(fns, a.repeat, a.min_time)
                 ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
                 print(f"{name:22} {nt:>3} | {ms['fastloss']:9.2f} {ms['fastloss_out']:9.2f} {ms['torch']:9.2f} | "
                       f"{ms['torch'] / ms['fastloss']:8.2f} {ms['torch'] / ms['fastloss_out']:9.2f}", flush=True)
