@@ -16,14 +16,15 @@
  * a product with 0).
  */
 
-/* p = sigmoid(x), its complement and log(1 + exp(-|x|)), without overflow */
-FL_INLINE void FN(ov_sigmoid)(T x, T *restrict p, T *restrict pq, T *restrict e_out)
-{
-    const T e = FN(exp_np)(-FABS(x)), r = 1 / (1 + e);
-    *p = x >= 0 ? r : e * r;
-    *pq = e * r * r;             /* p (1 - p) */
-    *e_out = e;
-}
+/* p = sigmoid(x) (x itself for probabilities), p (1 - p) (1 for
+ * probabilities) and e = exp(-|x|), without overflow.  A macro, not a
+ * function with pointer outputs: variables whose address is taken inside
+ * an omp simd loop become per-lane arrays, and the loop stays scalar. */
+#define OV_SIGMOID(LOGITS, xv, p, pq, e)                                     \
+    const T e = (LOGITS) ? FN(exp_np)(-FABS(xv)) : (T)0;                    \
+    const T r_##p = 1 / (1 + e);                                            \
+    const T p = (LOGITS) ? ((xv) >= 0 ? r_##p : e * r_##p) : (xv);          \
+    const T pq = (LOGITS) ? e * r_##p * r_##p : (T)1
 
 /* log(1 + e) for e in [0, 1] from log alone (Goldberg's correction of the
  * rounding of 1 + e): vector logf exists where vector log1pf does not. */
@@ -70,8 +71,7 @@ FL_INLINE fl_idx FN(seg_sums_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_
                 const T xv = xr[j], tv = tr[j];
                 const int ok = IGN ? tv != ig : 1;
                 b |= ok & ((tv < 0) | (tv > 1));
-                T p = xv, pq, e = 0;
-                if (LOGITS) FN(ov_sigmoid)(xv, &p, &pq, &e);
+                OV_SIGMOID(LOGITS, xv, p, pq, e);
                 const T mn = tv < p ? tv : p;
                 sp += ok ? p : 0;
                 st += ok ? tv : 0;
@@ -119,8 +119,7 @@ FL_INLINE void FN(seg_grad_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_id
         for (fl_idx j = s0; j < s0 + ns; j++) {
             const T xv = xr[j], tv = tr[j];
             const int ok = IGN ? tv != ig : 1;
-            T p = xv, pq = 1, e;
-            if (LOGITS) FN(ov_sigmoid)(xv, &p, &pq, &e);
+            OV_SIGMOID(LOGITS, xv, p, pq, e);
             T d = (ca + cb * FN(ov_dmin)(p, tv)) * pq;
             if (CE) d += cc * (p - tv);
             gr[j] = ok ? d : 0;
@@ -313,3 +312,5 @@ static void FN(seg_grad)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, v
         if (ign) FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 1); else FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 0);
     }
 }
+
+#undef OV_SIGMOID
