@@ -421,3 +421,17 @@ def test_hypothesis_boxes(coords, name):
     close(g1, rg1, F64, "g1", rtol=1e-7, atol=1e-9)
     close(g2, rg2, F64, "g2", rtol=1e-7, atol=1e-9)
     assert np.all(np.isfinite(g1)) and np.all(np.isfinite(g2))
+
+
+def test_degenerate_shapes():
+    for fn in (fl.dice_loss, fl.bce_dice_loss, fl.lovasz_hinge_loss):
+        v, g = fn(np.zeros((0, 3)), np.zeros((0, 3)), return_grad=True)
+        assert v == 0.0 and g.shape == (0, 3)
+        v = fn(np.zeros((0, 3)), np.zeros((0, 3)), per_image=True)
+        assert np.isnan(v)  # the mean of no images, as PyTorch's mean of an empty tensor
+        assert fn(np.zeros((0, 3)), np.zeros((0, 3)), per_image=True, reduction="none").shape == (0,)
+    v, g = fl.dice_loss(np.zeros((2, 3, 0)), np.zeros((2, 0), int), "multiclass", return_grad=True)
+    assert v == 0.0 and g.shape == (2, 3, 0)
+    v, g = fl.lovasz_softmax_loss(np.zeros((2, 1, 5)), np.zeros((2, 5), int), return_grad=True)
+    assert v == 0.0 and np.all(g == 0)  # one class: p = 1 everywhere, no error
+    both(fl.dice_loss, R.dice_loss, np.linspace(-2, 2, 5), np.array([1, 0, 1, 0, 1.0]), F64)

@@ -322,8 +322,8 @@ _LOVASZ_COMMON = """reduction : {"mean", "sum", "none"}
     The errors of each set are sorted in C by a stable radix sort (ties
     keep the pixels' order, as a stable argsort does), in parallel over the
     sets and classes; each thread keeps 16 bytes per element of a set
-    (float32; 24 for float64) of scratch for the keys, positions and the
-    sort's second buffer.  Inputs have fewer than 2**31 elements."""
+    (float32; 32 for float64) of scratch for the keys with their positions
+    and the sort's second buffer.  Inputs have fewer than 2**31 elements."""
 
 
 def _ldoc(fn):

@@ -60,8 +60,10 @@ fl_idx fl_ov_block_pixels(fl_idx C, fl_idx S)
 
 size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64)
 {
-    const size_t kt = f64 ? 8 : 4, passes = (kt * 8 + 10) / 11;
-    const size_t task = sizeof(uint32_t) * passes * 2048 + (size_t)n * (2 * kt + 2 * sizeof(uint32_t));
+    /* as lv_task_bytes: 8-bit digit counters, then the elements twice
+     * (8 bytes each for float, 16 for double) */
+    const size_t passes = f64 ? 8 : 4, el = f64 ? 16 : 8;
+    const size_t task = sizeof(uint32_t) * passes * 256 + 2 * el * (size_t)n;
     const size_t tile = (size_t)C * FL_OV_TILE * (f64 ? 8 : 4);
     return task + tile + 64;
 }

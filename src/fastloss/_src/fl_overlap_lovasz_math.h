@@ -8,9 +8,8 @@
  * errors of the set's pixels that are not ignored as sortable keys (the
  * float's bits, made unsigned-monotone and complemented for a descending
  * order) next to their position (31 bits) and foreground flag (bit 31),
- * sorts them with a stable LSD radix sort (11-bit digits; a digit that
- * every key shares is skipped, as the high digits of errors in [0, 1]
- * are), then walks the sorted errors once: with gts foreground pixels, after
+ * sorts them with a stable LSD radix sort (8-bit digits; a digit that
+ * every key shares is skipped), then walks the sorted errors once: with gts foreground pixels, after
  * r + 1 of them cf foreground and cb background,
  *   J_r = 1 - (gts - cf) / (gts + cb),   w_r = J_r - J_{r-1}  (lovasz_grad)
  * and the loss is sum_r e_r w_r (hinge: relu(e_r) w_r).  w_r is also the
@@ -22,7 +21,13 @@
  */
 
 #if T_F32
-#define LV_KT uint32_t
+/* float: one uint64 per element, the key in the high 32 bits and the
+ * position and foreground flag in the low 32: the sort moves 8 bytes */
+typedef uint64_t FN(lv_el);
+#define LV_KEYBITS 32
+#define LV_KEY(el) ((el) >> 32)
+#define LV_IX(el) ((uint32_t)(el))
+#define LV_MAKE(k, ix) (((uint64_t)(k) << 32) | (uint64_t)(ix))
 FL_INLINE uint32_t FN(lv_key)(float v)
 {
     uint32_t u;
@@ -31,16 +36,21 @@ FL_INLINE uint32_t FN(lv_key)(float v)
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     return ~u;
 }
-FL_INLINE float FN(lv_val)(uint32_t k)
+FL_INLINE float FN(lv_val)(uint64_t k)
 {
-    uint32_t u = ~k;
+    uint32_t u = ~(uint32_t)k;
     u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
     float v;
     memcpy(&v, &u, 4);
     return v;
 }
 #else
-#define LV_KT uint64_t
+typedef struct { uint64_t k; uint64_t ix; } FN(lv_el);
+#define LV_KEYBITS 64
+#define LV_KEY(el) ((el).k)
+#define LV_IX(el) ((uint32_t)(el).ix)
+FL_INLINE FN(lv_el) FN(lv_make)(uint64_t k, uint32_t ix) { FN(lv_el) e = {k, ix}; return e; }
+#define LV_MAKE(k, ix) FN(lv_make)((k), (ix))
 FL_INLINE uint64_t FN(lv_key)(double v)
 {
     uint64_t u;
@@ -59,29 +69,29 @@ FL_INLINE double FN(lv_val)(uint64_t k)
 }
 #endif
 
-#define LV_BITS 11
+/* 8-bit digits: 256 buckets keep the scatter's write streams in L1 (11-bit
+ * digits, 2048 buckets, ran 2-3x slower here). */
+#define LV_BITS 8
 #define LV_R (1 << LV_BITS)
-#define LV_PASSES ((int)((sizeof(LV_KT) * 8 + LV_BITS - 1) / LV_BITS))
+#define LV_PASSES (LV_KEYBITS / LV_BITS)
 #define LV_FG 0x80000000u
 
-/* Stable ascending LSD radix sort of (k, ix), n elements; k2/ix2 are the
- * second buffers and h holds LV_PASSES * LV_R counters.  Returns 1 if the
- * result is in (k2, ix2), 0 if in (k, ix). */
-static int FN(lv_sort)(LV_KT *restrict k, uint32_t *restrict ix, LV_KT *restrict k2,
-                       uint32_t *restrict ix2, uint32_t *restrict h, fl_idx n)
+/* Stable ascending LSD radix sort of n elements by key; b is the second
+ * buffer, h holds LV_PASSES * LV_R counters.  Returns 1 if the result is
+ * in b, 0 if in a.  A digit that every key shares is skipped. */
+static int FN(lv_sort)(FN(lv_el) *restrict a, FN(lv_el) *restrict b, uint32_t *restrict h, fl_idx n)
 {
     memset(h, 0, sizeof(uint32_t) * LV_PASSES * LV_R);
     for (fl_idx i = 0; i < n; i++) {
-        const LV_KT v = k[i];
-        for (int p = 0; p < LV_PASSES; p++) h[p * LV_R + (int)((v >> (p * LV_BITS)) & (LV_R - 1))]++;
+        const uint64_t k = LV_KEY(a[i]);
+        for (int p = 0; p < LV_PASSES; p++) h[p * LV_R + (int)((k >> (p * LV_BITS)) & (LV_R - 1))]++;
     }
     int swapped = 0;
-    LV_KT *ka = k, *kb = k2;
-    uint32_t *ia = ix, *ib = ix2;
+    FN(lv_el) *src = a, *dst = b;
     for (int p = 0; p < LV_PASSES; p++) {
         uint32_t *hp = h + p * LV_R;
-        const LV_KT d0 = (ka[0] >> (p * LV_BITS)) & (LV_R - 1);
-        if (hp[d0] == (uint32_t)n) continue; /* every key has this digit */
+        const int sh = p * LV_BITS;
+        if (hp[(int)((LV_KEY(src[0]) >> sh) & (LV_R - 1))] == (uint32_t)n) continue;
         uint32_t s = 0;
         for (int d = 0; d < LV_R; d++) {
             const uint32_t c = hp[d];
@@ -89,30 +99,26 @@ static int FN(lv_sort)(LV_KT *restrict k, uint32_t *restrict ix, LV_KT *restrict
             s += c;
         }
         for (fl_idx i = 0; i < n; i++) {
-            const LV_KT v = ka[i];
-            const uint32_t at = hp[(int)((v >> (p * LV_BITS)) & (LV_R - 1))]++;
-            kb[at] = v;
-            ib[at] = ia[i];
+            const FN(lv_el) e = src[i];
+            dst[hp[(int)((LV_KEY(e) >> sh) & (LV_R - 1))]++] = e;
         }
-        LV_KT *tk = ka; ka = kb; kb = tk;
-        uint32_t *ti = ia; ia = ib; ib = ti;
+        FN(lv_el) *t = src; src = dst; dst = t;
         swapped ^= 1;
     }
     return swapped;
 }
 
-/* The scratch of one task: counters, then keys and indices twice. */
-typedef struct {
-    uint32_t *h;
-    LV_KT *k, *k2;
-    uint32_t *ix, *ix2;
-} FN(lv_scr);
-
-/* bytes of the task part of the scratch (a multiple of 8) */
+/* bytes of the task part of the scratch (a multiple of 8): the counters,
+ * then the elements twice */
 FL_INLINE size_t FN(lv_task_bytes)(fl_idx n)
 {
-    return sizeof(uint32_t) * LV_PASSES * LV_R + (size_t)n * (2 * sizeof(LV_KT) + 2 * sizeof(uint32_t));
+    return sizeof(uint32_t) * LV_PASSES * LV_R + 2 * sizeof(FN(lv_el)) * (size_t)n;
 }
+
+typedef struct {
+    uint32_t *h;
+    FN(lv_el) *el, *el2;
+} FN(lv_scr);
 
 FL_INLINE FN(lv_scr) FN(lv_layout)(void *scratch, fl_idx n)
 {
@@ -120,22 +126,16 @@ FL_INLINE FN(lv_scr) FN(lv_layout)(void *scratch, fl_idx n)
     char *p = (char *)scratch;
     s.h = (uint32_t *)p;
     p += sizeof(uint32_t) * LV_PASSES * LV_R;
-    s.k = (LV_KT *)p;
-    p += sizeof(LV_KT) * (size_t)n;
-    s.k2 = (LV_KT *)p;
-    p += sizeof(LV_KT) * (size_t)n;
-    s.ix = (uint32_t *)p;
-    p += sizeof(uint32_t) * (size_t)n;
-    s.ix2 = (uint32_t *)p;
+    s.el = (FN(lv_el) *)p;
+    s.el2 = s.el + n;
     return s;
 }
 
-/* Sort the m keys of s and leave the result in s.k / s.ix. */
+/* Sort the m elements of s and leave the result in s.el. */
 FL_INLINE void FN(lv_sort_scr)(FN(lv_scr) *s, fl_idx m)
 {
-    if (m > 1 && FN(lv_sort)(s->k, s->ix, s->k2, s->ix2, s->h, m)) {
-        LV_KT *tk = s->k; s->k = s->k2; s->k2 = tk;
-        uint32_t *ti = s->ix; s->ix = s->ix2; s->ix2 = ti;
+    if (m > 1 && FN(lv_sort)(s->el, s->el2, s->h, m)) {
+        FN(lv_el) *t = s->el; s->el = s->el2; s->el2 = t;
     }
 }
 
@@ -175,8 +175,7 @@ static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, 
                 }
                 const T p = !a->from_logits ? x[base + s] : g ? g[base + s] : e[c * FL_OV_TILE + jj] * rz[jj];
                 const int fg = y == (int64_t)c;
-                sc.k[m] = FN(lv_key)(FABS((T)fg - p));
-                sc.ix[m] = (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u);
+                sc.el[m] = LV_MAKE(FN(lv_key)(FABS((T)fg - p)), (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u));
                 gts += fg;
                 m++;
             }
@@ -192,10 +191,11 @@ static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, 
     FN(lv_sort_scr)(&sc, m);
     double loss = 0, jprev = 0;
     fl_idx cf = 0, cb = 0;
+    const int logits = a->from_logits;
     for (fl_idx r = 0; r < m; r++) {
-        const uint32_t u = sc.ix[r];
+        const uint32_t u = LV_IX(sc.el[r]);
         const int fg = (u & LV_FG) != 0;
-        const T e = FN(lv_val)(sc.k[r]);
+        const T e = FN(lv_val)(LV_KEY(sc.el[r]));
         cf += fg;
         cb += !fg;
         const double jr = 1.0 - (double)(gts - cf) / (double)(gts + cb);
@@ -204,8 +204,13 @@ static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, 
         loss += (double)e * w;
         if (g) {
             const fl_idx pos = (fl_idx)(u & ~LV_FG) + c * S;
-            const T p = a->from_logits ? g[pos] : x[pos];
-            const T d = p - (T)fg;
+            /* de/dp = sign(p - fg): a softmax p is in [0, 1], so it is -1
+             * for the foreground and +1 for the rest where e > 0, with no
+             * read at the (random) position; probabilities given as input
+             * may lie outside [0, 1]: read them */
+            T d;
+            if (logits) d = e > 0 ? (fg ? (T)-1 : (T)1) : (e == 0 ? (T)0 : e);
+            else d = x[pos] - (T)fg;
             g[pos] = (T)(gscale * w) * (d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0));
         }
     }
@@ -235,8 +240,7 @@ static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, vo
             continue;
         }
         const int fg = tv == 1;
-        sc.k[m] = FN(lv_key)(1 - x[i] * (fg ? (T)1 : (T)-1));
-        sc.ix[m] = (uint32_t)i | (fg ? LV_FG : 0u);
+        sc.el[m] = LV_MAKE(FN(lv_key)(1 - x[i] * (fg ? (T)1 : (T)-1)), (uint32_t)i | (fg ? LV_FG : 0u));
         gts += fg;
         m++;
     }
@@ -245,9 +249,9 @@ static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, vo
     double loss = 0, jprev = 0;
     fl_idx cf = 0, cb = 0;
     for (fl_idx r = 0; r < m; r++) {
-        const uint32_t u = sc.ix[r];
+        const uint32_t u = LV_IX(sc.el[r]);
         const int fg = (u & LV_FG) != 0;
-        const T e = FN(lv_val)(sc.k[r]);
+        const T e = FN(lv_val)(LV_KEY(sc.el[r]));
         cf += fg;
         cb += !fg;
         const double jr = 1.0 - (double)(gts - cf) / (double)(gts + cb);
@@ -338,7 +342,10 @@ static void FN(lovasz_back)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx
     }
 }
 
-#undef LV_KT
+#undef LV_KEYBITS
+#undef LV_KEY
+#undef LV_IX
+#undef LV_MAKE
 #undef LV_BITS
 #undef LV_R
 #undef LV_PASSES
