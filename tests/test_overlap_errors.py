@@ -126,6 +126,12 @@ B = np.array([[0.0, 0.0, 1.0, 1.0]])
     (lambda: fl.BoxIoULoss(eps=-1.0), ValueError, r"BoxIoULoss: eps must be >= 0, got -1.0"),
     (lambda: fl.DiceLoss("multiclass", reduction="x"), ValueError, r"DiceLoss: reduction must be one of"),
     (lambda: fl.DiceLoss("multiclass", bogus=1), TypeError, r"DiceLoss: unexpected argument 'bogus'"),
+    (lambda: fl.DiceLoss("multi"), ValueError, r"DiceLoss: mode must be one of"),
+    (lambda: fl.TverskyLoss("binary", gamma=-1.0), ValueError, r"TverskyLoss: gamma must be > 0, got -1.0"),
+    (lambda: fl.BCEDiceLoss(mode="multiclass"), ValueError,
+     r"BCEDiceLoss: mode must be one of 'binary', 'multilabel', got 'multiclass'"),
+    (lambda: fl.LovaszHingeLoss(per_image="yes"), TypeError, r"LovaszHingeLoss: per_image must be True or False"),
+    (lambda: fl.CEDiceLoss(smooth=-1), ValueError, r"CEDiceLoss: smooth must be >= 0, got -1"),
     (lambda: fl.CompleteBoxIoULoss().value_and_grad(B, B, loss_out=np.empty(2)), ValueError,
      r"complete_box_iou_loss: loss_out must have shape \(1,\)"),
 ])

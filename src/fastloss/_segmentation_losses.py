@@ -435,7 +435,7 @@ class _SegLoss(_OverlapLoss):
             bound[k] = v
         self._opts = {n: bound.get(n, sig.parameters[n].default) for n in names}
         self.weight = weight
-        # check the options once, on a tiny call's validation path
+        _check_opts(self._opts, type(self).__name__)
         for k, v in self._opts.items():
             setattr(self, k, v)
 
@@ -447,6 +447,26 @@ class _SegLoss(_OverlapLoss):
 
     def _repr_args(self):
         return list(self._opts.items()) + [("reduction", self.reduction)]
+
+
+def _check_opts(opts, op):
+    """The constructor's options, checked as a call would check them."""
+    from ._overlap_api import check_ignore
+
+    checks = {
+        "mode": lambda v: check_mode(v, op, ("binary", "multilabel") if "bce_weight" in opts else
+                                     ("binary", "multiclass", "multilabel")),
+        "smooth": lambda v: V.nonneg(v, "smooth", op), "eps": lambda v: V.positive(v, "eps", op),
+        "alpha": lambda v: V.nonneg(v, "alpha", op), "beta": lambda v: V.nonneg(v, "beta", op),
+        "gamma": lambda v: V.positive(v, "gamma", op), "ignore_index": lambda v: check_ignore(v, op),
+        "bce_weight": lambda v: V.nonneg(v, "bce_weight", op), "ce_weight": lambda v: V.nonneg(v, "ce_weight", op),
+        "dice_weight": lambda v: V.nonneg(v, "dice_weight", op),
+    }
+    for k in ("log_loss", "from_logits", "per_image"):
+        checks[k] = (lambda name: lambda v: V.boolean(v, name, op))(k)
+    for k, v in opts.items():
+        if k in checks:
+            checks[k](v)
 
 
 def _kwonly(fn):
