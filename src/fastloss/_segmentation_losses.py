@@ -347,7 +347,9 @@ def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, redu
 
     Parameters
     ----------
-    input : array_like of logits ``(N, d1, ..., dk)`` (or ``(N, 1, ...)``)
+    input : array_like of logits ``(N, d1, ..., dk)``
+        Any shape with the batch first; each image's elements form one set
+        (smp's ``mode="multilabel"`` is this on ``(N, C, H, W)``).
     target : array_like of 0 and 1, the input's shape
     per_image : bool
         smp's default is False (the whole batch is one set).
