@@ -141,10 +141,20 @@ def test_error(call, exc, msg):
 
 
 def test_bad_target_leaves_out_untouched_for_lovasz_and_seg():
-    buf = np.full(X.shape, 7.0)
-    with pytest.raises(ValueError):
-        fl.dice_loss(X, np.full((2, 4, 4), 3), "multiclass", return_grad=True, out=buf)
-    assert np.all(buf == 7.0)
+    y = Y.copy()
+    y[1, 3, 3] = 3
+    t = M.copy()
+    t[1, 2, 3, 3] = 0.5
+    for call in (lambda o: fl.dice_loss(X, y, "multiclass", return_grad=True, out=o),
+                 lambda o: fl.ce_dice_loss(X, y, return_grad=True, out=o),
+                 lambda o: fl.lovasz_softmax_loss(X, y, return_grad=True, out=o),
+                 lambda o: fl.lovasz_softmax_loss(X, y, per_image=True, return_grad=True, out=o),
+                 lambda o: fl.lovasz_hinge_loss(X, t, per_image=True, return_grad=True, out=o),
+                 lambda o: fl.dice_loss(X, t * 3, "multilabel", return_grad=True, out=o)):
+        buf = np.full(X.shape, 7.0)
+        with pytest.raises(ValueError):
+            call(buf)
+        assert np.all(buf == 7.0)
 
 
 def test_ignore_index_makes_out_of_range_labels_legal():

@@ -56,6 +56,7 @@ cdef extern from "_src/fl_overlap.h" nogil:
         int per_image, classes_mode
         const unsigned char *sel
     size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64)
+    ctypedef fl_idx (*fl_lovasz_check_fn)(const fl_lovasz_args *a, int hinge, fl_idx i0, fl_idx n) noexcept nogil
     ctypedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns,
                                         void *scratch) noexcept nogil
     ctypedef double (*fl_lovasz_task_fn)(const fl_lovasz_args *a, fl_idx st, fl_idx c, void *scratch,
@@ -73,6 +74,7 @@ cdef extern from "_src/fl_overlap.h" nogil:
     ctypedef struct fl_ov_table:
         fl_seg_sums_fn seg_sums
         fl_seg_grad_fn seg_grad
+        fl_lovasz_check_fn lovasz_check
         fl_lovasz_prob_fn lovasz_prob
         fl_lovasz_task_fn lovasz_hinge
         fl_lovasz_task_fn lovasz_softmax
@@ -133,7 +135,7 @@ cdef inline void* _ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef int _nthreads(int n_threads, Py_ssize_t work, Py_ssize_t tasks) noexcept:
+cdef int _nthreads(int n_threads, Py_ssize_t work, Py_ssize_t tasks) noexcept nogil:
     cdef int nt = n_threads
     if nt <= 0:
         nt = omp_get_max_threads()
@@ -270,7 +272,24 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     if scr == NULL or tl == NULL or tc == NULL or tbad == NULL or badv == NULL:
         free(scr); free(tl); free(tc); free(tbad); free(badv)
         raise MemoryError()
+    cdef fl_idx items = N * S
+    cdef fl_idx cper = 65536
+    cdef fl_idx ncb = (items + cper - 1) // cper
+    cdef int ntc = _nthreads(n_threads, items, ncb)
+    cdef fl_idx *cbad = <fl_idx*>malloc((ncb + 1) * sizeof(fl_idx))
+    if cbad == NULL:
+        free(scr); free(tl); free(tc); free(tbad); free(badv)
+        raise MemoryError()
     try:
+        with nogil:
+            # every target first: a bad one leaves out= untouched
+            for b in prange(ncb, schedule='static', num_threads=ntc):
+                cbad[b] = tb.lovasz_check(&a, not softmax, b * cper, min(cper, items - b * cper))
+            for b in range(ncb):
+                if bad < 0 and cbad[b] >= 0:
+                    bad = cbad[b]
+        if bad >= 0:
+            return losses, bad
         with nogil:
             if softmax and g is not None and from_logits:
                 for b in prange(nblocks, schedule='static', num_threads=ntb):
@@ -316,7 +335,7 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
                     s0 = (b % bpi) * bp
                     tb.lovasz_back(&a, n, s0, min(bp, S - s0), psc, scr + tid * ssz)
     finally:
-        free(scr); free(tl); free(tc); free(tbad); free(badv)
+        free(scr); free(tl); free(tc); free(tbad); free(badv); free(cbad)
     return losses, bad
 
 

@@ -128,6 +128,9 @@ typedef struct {
  * softmax).  Indices are 31 bits (the fg flag is the 32nd):
  * the caller keeps N C S < 2^31. */
 size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64);
+/* The first bad target among items [i0, i0 + n) (labels, or the hinge's
+ * 0/1 targets), or -1; the driver runs it before anything is written. */
+typedef fl_idx (*fl_lovasz_check_fn)(const fl_lovasz_args *a, int hinge, fl_idx i0, fl_idx n);
 /* Softmax pass (gradient calls): g = softmax(x) over the classes for the
  * pixels [s0, s0 + ns) of image n; returns the first bad label, or -1. */
 typedef fl_idx (*fl_lovasz_prob_fn)(const fl_lovasz_args *a, fl_idx n, fl_idx s0, fl_idx ns,
@@ -166,6 +169,7 @@ typedef double (*fl_box_block_fn)(const fl_box_args *a, fl_idx start, fl_idx n);
 typedef struct {
     fl_seg_sums_fn seg_sums;
     fl_seg_grad_fn seg_grad;
+    fl_lovasz_check_fn lovasz_check;
     fl_lovasz_prob_fn lovasz_prob;
     fl_lovasz_task_fn lovasz_hinge;
     fl_lovasz_task_fn lovasz_softmax;

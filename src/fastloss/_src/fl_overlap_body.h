@@ -18,6 +18,6 @@
 
 static const fl_ov_table FN(ov_table) = {
     FN(seg_sums), FN(seg_grad),
-    FN(lovasz_prob), FN(lovasz_hinge), FN(lovasz_softmax), FN(lovasz_back),
+    FN(lovasz_check), FN(lovasz_prob), FN(lovasz_hinge), FN(lovasz_softmax), FN(lovasz_back),
     {FN(box_iou), FN(box_giou), FN(box_diou), FN(box_ciou)},
 };

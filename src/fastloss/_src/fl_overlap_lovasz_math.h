@@ -263,6 +263,28 @@ static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, vo
     return loss;
 }
 
+/* The targets of items [i0, i0 + n) (pixels, or elements for the hinge):
+ * the first that is bad (a label outside [0, C), or a hinge target other
+ * than 0 and 1, that is not ignored), or -1.  Run over the whole target
+ * before anything is written, so that a bad target leaves out= as it was. */
+static fl_idx FN(lovasz_check)(const fl_lovasz_args *a, int hinge, fl_idx i0, fl_idx n)
+{
+    if (hinge) {
+        const T *t = (const T *)a->t;
+        const T ig = (T)a->ignore;
+        for (fl_idx i = i0; i < i0 + n; i++) {
+            const T tv = t[i];
+            if (!(a->has_ignore && tv == ig) && !(tv == 0 || tv == 1)) return i;
+        }
+        return -1;
+    }
+    for (fl_idx i = i0; i < i0 + n; i++) {
+        const int64_t y = FN(ov_label)(a->t, a->tcode, i);
+        if (!(a->has_ignore && y == a->ignore) && (y < 0 || y >= (int64_t)a->C)) return i;
+    }
+    return -1;
+}
+
 /* g = softmax(x) for the pixels [s0, s0 + ns) of image n (gradient calls
  * park the probabilities in the gradient buffer); checks the labels.
  * scratch holds C tiles. */
