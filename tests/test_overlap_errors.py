@@ -166,3 +166,11 @@ def test_ignore_index_makes_out_of_range_labels_legal():
     t[0, 0, 0] = 255
     fl.lovasz_hinge_loss(X[:, 0], t, ignore_index=255)
     fl.bce_dice_loss(X[:, 0], t, ignore_index=255)
+
+
+def test_misaligned_labels_are_copied():
+    buf = np.zeros(2 * 16 * 8 + 1, np.uint8)
+    y = np.frombuffer(buf.data, np.int64, offset=1, count=32).reshape(2, 4, 4)
+    assert not y.flags.aligned
+    assert fl.dice_loss(X, y, "multiclass") == fl.dice_loss(X, Y, "multiclass")
+    assert fl.lovasz_softmax_loss(X, y) == fl.lovasz_softmax_loss(X, Y)

@@ -72,9 +72,10 @@ def _labels(t, op: str, shape: tuple, items: tuple) -> np.ndarray:
                         f"got dtype {t.dtype}")
     if t.dtype.kind == "b":
         t = t.view(np.uint8)
-    if t.dtype in _TCODES:
-        return np.ascontiguousarray(t)
-    return np.ascontiguousarray(t, dtype=np.int64)
+    t = np.ascontiguousarray(t) if t.dtype in _TCODES else np.ascontiguousarray(t, dtype=np.int64)
+    if not t.flags.aligned:  # a misaligned buffer (np.frombuffer at an odd offset): one copy
+        t = t.copy()
+    return t
 
 
 def _dense_target(t, op: str, dt, shape: tuple, mode: str) -> np.ndarray:
