@@ -34,7 +34,6 @@ from ._validate import (
     check_reduction,
     nonneg,
     positive,
-    real,
 )
 
 MODES = ("binary", "multiclass", "multilabel")
