@@ -28,3 +28,26 @@ def test_bench_overlap_cli(tiny, capsys):
     assert "dice_loss" in out and "complete_box_iou_loss" in out and "tversky_loss" not in out
     assert main(["bench", "--family", "overlap", "--losses", "nope"]) == 2
     assert "unknown loss(es) nope" in capsys.readouterr().err
+
+
+def test_bench_torch_versions_compute_the_same_losses(tiny):
+    """The benchmark's torch rivals compute what fastloss computes (same value
+    and gradient), so the ratios compare like with like."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    seg = bench_overlap.seg_data()
+    for name in bench_overlap.SEG_CASES:
+        v, g = bench_overlap.prepare_seg(name, "fastloss", seg, 1)()
+        x = torch.from_numpy(seg[0].astype(np.float64)).requires_grad_(True)
+        ref = bench_overlap.SEG_CASES[name][1](torch, x, torch.from_numpy(seg[1]),
+                                              torch.from_numpy(seg[2].astype(np.float64)))
+        ref.backward()
+        assert v == pytest.approx(ref.item(), rel=2e-6), name
+        np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-4, atol=1e-6 * np.abs(x.grad.numpy()).max())
+    b1, b2 = bench_overlap.box_data()
+    for name, kind in bench_overlap.BOX_CASES.items():
+        v = bench_overlap.prepare_box(name, "fastloss", (b1, b2), 1)()[0]
+        ref = bench_overlap._tv_boxes(torch, kind, torch.from_numpy(b1.astype(np.float64)),
+                                      torch.from_numpy(b2.astype(np.float64)))
+        assert v == pytest.approx(ref.item(), rel=1e-5), name
