@@ -9,8 +9,9 @@
  * float's bits, made unsigned-monotone and complemented for a descending
  * order) next to their position (31 bits) and foreground flag (bit 31),
  * sorts them with a stable LSD radix sort (8-bit digits; a digit that
- * every key shares is skipped), then walks the sorted errors once: with gts foreground pixels, after
- * r + 1 of them cf foreground and cb background,
+ * every key shares is skipped), then walks the sorted errors once: with
+ * gts foreground pixels, after r + 1 of them cf foreground and cb
+ * background,
  *   J_r = 1 - (gts - cf) / (gts + cb),   w_r = J_r - J_{r-1}  (lovasz_grad)
  * and the loss is sum_r e_r w_r (hinge: relu(e_r) w_r).  w_r is also the
  * derivative of the loss with respect to the r-th largest error, so the
