@@ -446,3 +446,21 @@ def test_adapter_signatures_and_weight():
     a = flt.DiceLoss("multiclass")(x, t, weight=w)
     b = flt.dice_loss(x, t, "multiclass", weight=w)
     assert a.item() == b.item() == fl.dice_loss(x.detach().numpy(), t.numpy(), "multiclass", weight=w.numpy())
+
+
+def test_adapter_float32():
+    x, t = _operands("labels")
+    x32 = x.detach().float().requires_grad_(True)
+    out = flt.CEDiceLoss()(x32, t)
+    assert out.dtype == torch.float32
+    out.backward()
+    assert x32.grad.dtype == torch.float32
+    v, g = fl.ce_dice_loss(x32.detach().numpy(), t.numpy(), return_grad=True)
+    assert out.item() == pytest.approx(v, rel=1e-7)
+    np.testing.assert_array_equal(x32.grad.numpy(), g)
+    b1, b2 = _boxes(8, dtype=np.float32)
+    t1, t2 = torch.tensor(b1, requires_grad=True), torch.tensor(b2, requires_grad=True)
+    flt.generalized_box_iou_loss(t1, t2, "sum").backward()
+    _, g1, g2 = fl.generalized_box_iou_loss(b1, b2, "sum", return_grad=True)
+    np.testing.assert_array_equal(t1.grad.numpy(), g1)
+    np.testing.assert_array_equal(t2.grad.numpy(), g2)
