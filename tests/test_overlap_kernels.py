@@ -435,3 +435,22 @@ def test_degenerate_shapes():
     v, g = fl.lovasz_softmax_loss(np.zeros((2, 1, 5)), np.zeros((2, 5), int), return_grad=True)
     assert v == 0.0 and np.all(g == 0)  # one class: p = 1 everywhere, no error
     both(fl.dice_loss, R.dice_loss, np.linspace(-2, 2, 5), np.array([1, 0, 1, 0, 1.0]), F64)
+
+
+def test_layouts_and_read_only_inputs():
+    x, y = seg_data("multiclass", (3, 4, 6, 5))
+    xf = np.asfortranarray(x)
+    yv = np.ascontiguousarray(y.transpose(0, 2, 1)).transpose(0, 2, 1)   # a strided view
+    ro = x.copy()
+    ro.flags.writeable = False
+    ref = fl.dice_loss(x, y, "multiclass", return_grad=True)
+    for a, b in ((xf, y), (x, yv), (ro, y), (x[:, ::-1][:, ::-1], y)):
+        v, g = fl.dice_loss(a, b, "multiclass", return_grad=True)
+        assert v == ref[0] and np.array_equal(g, ref[1])
+    b1, b2 = box_data(12)
+    ref = fl.complete_box_iou_loss(b1, b2, return_grad=True)
+    r = fl.complete_box_iou_loss(np.asfortranarray(b1), b2[::-1][::-1], return_grad=True)
+    for a, b in zip(ref, r):
+        np.testing.assert_array_equal(a, b)
+    lv = fl.lovasz_softmax_loss(xf, yv, return_grad=True)
+    assert lv[0] == fl.lovasz_softmax_loss(x, y)
