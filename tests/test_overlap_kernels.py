@@ -454,3 +454,23 @@ def test_layouts_and_read_only_inputs():
         np.testing.assert_array_equal(a, b)
     lv = fl.lovasz_softmax_loss(xf, yv, return_grad=True)
     assert lv[0] == fl.lovasz_softmax_loss(x, y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 12), st.integers(0, 2 ** 31 - 1), st.booleans(),
+       st.sampled_from(["present", "all", [0]]), st.booleans(), st.booleans())
+def test_hypothesis_lovasz_softmax(N, C, S, seed, per_image, classes, ignore, from_logits):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, S)) * 2
+    if not from_logits:
+        x = rng.dirichlet(np.ones(C), size=(N, S)).transpose(0, 2, 1)
+    y = rng.integers(0, C, (N, S))
+    kw = {"per_image": per_image, "classes": classes, "from_logits": from_logits}
+    if ignore:
+        y[rng.random(y.shape) < 0.3] = 99
+        kw["ignore_index"] = 99
+    v, g = fl.lovasz_softmax_loss(x, y, return_grad=True, **kw)
+    rv, rg = R.lovasz_softmax_loss(x, y, **kw)
+    close(v, rv, F64, "value")
+    close(g, rg, F64, "grad", rtol=1e-10, atol=1e-13)
+    assert fl.lovasz_softmax_loss(x, y, **kw) == v
