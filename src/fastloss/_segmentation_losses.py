@@ -384,6 +384,11 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
     Difference from segmentation_models_pytorch: smp always applies a
     softmax; here ``from_logits=False`` takes probabilities as they are.
 
+    A gradient call parks the probabilities in the gradient buffer (which
+    it returns); a value-only call stores none and recomputes each pixel's
+    softmax for every class (C times the exponentials), so that it
+    allocates nothing of the input's size and gives the same bits.
+
     Parameters
     ----------
     input : array_like ``(N, C, d1, ..., dk)``
