@@ -78,16 +78,19 @@ FL_INLINE double FN(lv_val)(uint64_t k)
 #define LV_PASSES ((LV_KEYBITS + LV_BITS - 1) / LV_BITS)
 #define LV_FG 0x80000000u
 
+/* Count the digits of key k into the LV_PASSES histograms h (done as the
+ * keys are written, which saves the sort a pass over them). */
+FL_INLINE void FN(lv_count)(uint32_t *restrict h, uint64_t k)
+{
+    for (int p = 0; p < LV_PASSES; p++) h[p * LV_R + (int)((k >> (p * LV_BITS)) & (LV_R - 1))]++;
+}
+
 /* Stable ascending LSD radix sort of n elements by key; b is the second
- * buffer, h holds LV_PASSES * LV_R counters.  Returns 1 if the result is
- * in b, 0 if in a.  A digit that every key shares is skipped. */
+ * buffer, h the LV_PASSES * LV_R digit counts of the keys (lv_count).
+ * Returns 1 if the result is in b, 0 if in a.  A digit that every key
+ * shares is skipped. */
 static int FN(lv_sort)(FN(lv_el) *restrict a, FN(lv_el) *restrict b, uint32_t *restrict h, fl_idx n)
 {
-    memset(h, 0, sizeof(uint32_t) * LV_PASSES * LV_R);
-    for (fl_idx i = 0; i < n; i++) {
-        const uint64_t k = LV_KEY(a[i]);
-        for (int p = 0; p < LV_PASSES; p++) h[p * LV_R + (int)((k >> (p * LV_BITS)) & (LV_R - 1))]++;
-    }
     int swapped = 0;
     FN(lv_el) *src = a, *dst = b;
     for (int p = 0; p < LV_PASSES; p++) {
@@ -127,6 +130,7 @@ FL_INLINE FN(lv_scr) FN(lv_layout)(void *scratch, fl_idx n)
     FN(lv_scr) s;
     char *p = (char *)scratch;
     s.h = (uint32_t *)p;
+    memset(s.h, 0, sizeof(uint32_t) * LV_PASSES * LV_R);
     p += sizeof(uint32_t) * LV_PASSES * LV_R;
     s.el = (FN(lv_el) *)p;
     s.el2 = s.el + n;
@@ -177,7 +181,9 @@ static double FN(lovasz_softmax)(const fl_lovasz_args *a, fl_idx set, fl_idx c, 
                 }
                 const T p = !a->from_logits ? x[base + s] : g ? g[base + s] : e[c * FL_OV_TILE + jj] * rz[jj];
                 const int fg = y == (int64_t)c;
-                sc.el[m] = LV_MAKE(FN(lv_key)(FABS((T)fg - p)), (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u));
+                const uint64_t key = FN(lv_key)(FABS((T)fg - p));
+                sc.el[m] = LV_MAKE(key, (uint32_t)(base + s - c * S) | (fg ? LV_FG : 0u));
+                FN(lv_count)(sc.h, key);
                 gts += fg;
                 m++;
             }
@@ -242,7 +248,9 @@ static double FN(lovasz_hinge)(const fl_lovasz_args *a, fl_idx set, fl_idx c, vo
             continue;
         }
         const int fg = tv == 1;
-        sc.el[m] = LV_MAKE(FN(lv_key)(1 - x[i] * (fg ? (T)1 : (T)-1)), (uint32_t)i | (fg ? LV_FG : 0u));
+        const uint64_t key = FN(lv_key)(1 - x[i] * (fg ? (T)1 : (T)-1));
+        sc.el[m] = LV_MAKE(key, (uint32_t)i | (fg ? LV_FG : 0u));
+        FN(lv_count)(sc.h, key);
         gts += fg;
         m++;
     }
