@@ -374,6 +374,9 @@ def test_classes_api():
     assert fl.DiceLoss("multiclass", weight=w)(x, t) == fl.dice_loss(x, t, "multiclass", weight=w)
     assert fl.DiceLoss("multiclass")(x, t, weight=w) == fl.dice_loss(x, t, "multiclass", weight=w)
     assert "TverskyLoss(mode='multiclass'" in repr(loss)
+    # positional weight and reduction after the options, as the signature says
+    pos = fl.DiceLoss("multiclass", None, False, True, 0.0, None, 1e-7, True, w, "sum")
+    assert pos(x, t) == fl.dice_loss(x, t, "multiclass", per_image=True, weight=w, reduction="sum")
     assert fl.LovaszSoftmaxLoss(per_image=True)(x, t) == fl.lovasz_softmax_loss(x, t, per_image=True)
     b1, b2 = box_data(6)
     assert np.array_equal(fl.GeneralizedBoxIoULoss()(b1, b2), fl.generalized_box_iou_loss(b1, b2))

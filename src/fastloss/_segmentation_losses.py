@@ -482,6 +482,38 @@ def _kwonly(fn):
     return [p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY]
 
 
+def _init_signature(fn, has_weight):
+    """``(self, <fn's parameters after input, target>, [weight=None,] reduction="mean", *, n_threads=None)``."""
+    import inspect
+
+    P = inspect.Parameter
+    sig = inspect.signature(fn)
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [p for p in list(sig.parameters.values())[2:] if p.kind is P.POSITIONAL_OR_KEYWORD]
+    if has_weight:
+        params.append(P("weight", P.POSITIONAL_OR_KEYWORD, default=None))
+    params += [P("reduction", P.POSITIONAL_OR_KEYWORD, default="mean"), P("n_threads", P.KEYWORD_ONLY, default=None)]
+    return inspect.Signature(params)
+
+
+def _with_init(cls, fn, has_weight):
+    sig = _init_signature(fn, has_weight)
+
+    def __init__(self, *args, **kw):
+        try:
+            bound = sig.bind(self, *args, **kw)
+        except TypeError as exc:
+            raise TypeError(f"{cls.__name__}: {exc}") from None
+        opts = dict(bound.arguments)
+        del opts["self"]
+        _SegLoss.__init__(self, **opts)
+
+    __init__.__signature__ = sig
+    __init__.__doc__ = f"Options as :func:`{fn.__name__}`."
+    cls.__init__ = __init__
+    return cls
+
+
 def _seg_class(name, fn, doc):
     def __call__(self, input, target, weight=None):
         """The loss value: a float, or an array for reduction="none"."""
@@ -491,9 +523,9 @@ def _seg_class(name, fn, doc):
         """``(value, grad)`` in one call; ``out`` is an optional gradient buffer."""
         return self._run(input, target, weight, True, out)
 
-    return type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
-                                    "value_and_grad": value_and_grad, "__doc__": doc,
-                                    "__module__": __name__})
+    return _with_init(type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
+                                               "value_and_grad": value_and_grad, "__doc__": doc,
+                                               "__module__": __name__}), fn, True)
 
 
 def _lovasz_class(name, fn, doc):
@@ -505,9 +537,9 @@ def _lovasz_class(name, fn, doc):
         """``(value, grad)`` in one call; ``out`` is an optional gradient buffer."""
         return self._run(input, target, None, True, out)
 
-    return type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
-                                    "value_and_grad": value_and_grad, "__doc__": doc,
-                                    "__module__": __name__})
+    return _with_init(type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
+                                               "value_and_grad": value_and_grad, "__doc__": doc,
+                                               "__module__": __name__}), fn, False)
 
 
 def _cdoc(fn, extra=""):
