@@ -477,3 +477,29 @@ def test_hypothesis_lovasz_softmax(N, C, S, seed, per_image, classes, ignore, fr
     close(v, rv, F64, "value")
     close(g, rg, F64, "grad", rtol=1e-10, atol=1e-13)
     assert fl.lovasz_softmax_loss(x, y, **kw) == v
+
+
+@pytest.mark.parametrize("max_groups", [1, 3, 7])
+def test_grouped_partial_sums(max_groups, overlap_parallel):
+    """Blocks summed in groups (the partials stay small for many classes):
+    still the reference's value, and the same bits for any thread count."""
+    old = _overlap.set_max_groups(max_groups)
+    try:
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((3, 40, 30, 31))     # 40 classes: blocks of 512 pixels, 2 per image
+        y = rng.integers(0, 40, (3, 30, 31))
+        for per_image in (False, True):
+            kw = dict(mode="multiclass", per_image=per_image, smooth=0.5)
+            v, g = fl.dice_loss(x, y, return_grad=True, n_threads=1, **kw)
+            rv, rg = R.dice_loss(x, y, **kw)
+            close(v, rv, F64, "value")
+            close(g, rg, F64, "grad")
+            for nt in (2, 3):
+                v2, g2 = fl.dice_loss(x, y, return_grad=True, n_threads=nt, **kw)
+                assert v2 == v and np.array_equal(g2, g)
+            y2 = y.copy()
+            y2[2, 29, 30] = 40
+            with pytest.raises(ValueError, match=r"target\[2, 29, 30\] = 40"):
+                fl.dice_loss(x, y2, **kw)
+    finally:
+        _overlap.set_max_groups(old)

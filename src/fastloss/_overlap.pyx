@@ -106,6 +106,8 @@ BOX_KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3}
 # box pair costs several exps or divisions: a team pays for itself about
 # where the row kernels' does).
 cdef Py_ssize_t _parallel_min = 32768
+# At most about this many partial sums (of C x 5 doubles each) per call.
+cdef Py_ssize_t _MAX_GROUPS = 1024
 
 
 def set_parallel_threshold(Py_ssize_t n):
@@ -113,6 +115,14 @@ def set_parallel_threshold(Py_ssize_t n):
     global _parallel_min
     old = _parallel_min
     _parallel_min = n
+    return old
+
+
+def set_max_groups(Py_ssize_t n):
+    """Keep at most about ``n`` partial sums per call (for tests)."""
+    global _MAX_GROUPS
+    old = _MAX_GROUPS
+    _MAX_GROUPS = max(1, n)
     return old
 
 
@@ -161,8 +171,18 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     cdef fl_idx bp = fl_ov_block_pixels(C, S)
     cdef fl_idx bpi = (S + bp - 1) // bp if S > 0 else 0
     cdef fl_idx nblocks = N * bpi
+    # The sums keep one partial per group of consecutive blocks of an image,
+    # at most about _MAX_GROUPS groups (plus one per image), so that the
+    # partials stay small for many classes; the grouping depends on the
+    # shape only, and a group adds its blocks in order: the same bits for
+    # any thread count.
+    cdef fl_idx G = (nblocks + _MAX_GROUPS - 1) // _MAX_GROUPS if nblocks > 0 else 1
+    cdef fl_idx gpi = (bpi + G - 1) // G
+    cdef fl_idx ngroups = N * gpi
     cdef fl_idx nsets = N if per_image else 1
     cdef int nt = _nthreads(n_threads, N * C * S, nblocks)
+    cdef int ntg = _nthreads(n_threads, N * C * S, ngroups)
+    cdef fl_idx blk, b0, b1
     cdef size_t tsz = (<size_t>C) * FL_OV_TILE * (8 if f64 else 4)
     cdef Py_ssize_t b, n, s0, k, st, tid
     cdef fl_idx bad = -1
@@ -184,24 +204,30 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     prm.log_loss = log_loss; prm.overlap_w = overlap_w; prm.ce_w = ce_w
     prm.set_scale = 1.0 / nsets if (mean and nsets > 0) else 1.0
     if nblocks > 0:
-        part = <double*>calloc(nblocks * C * K, sizeof(double))
-        badv = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
-        scr = <char*>malloc(nt * tsz + 64)
+        part = <double*>calloc(ngroups * C * K, sizeof(double))
+        badv = <fl_idx*>malloc(ngroups * sizeof(fl_idx))
+        scr = <char*>malloc((nt if nt > ntg else ntg) * tsz + 64)
         if part == NULL or badv == NULL or scr == NULL:
             free(part); free(badv); free(scr)
             raise MemoryError()
     try:
         with nogil:
             if nblocks > 0:
-                for b in prange(nblocks, schedule='static', num_threads=nt):
+                for b in prange(ngroups, schedule='static', num_threads=ntg):
                     tid = threadid()
-                    n = b // bpi
-                    s0 = (b % bpi) * bp
-                    badv[b] = tb.seg_sums(&a, n, s0, min(bp, S - s0), part + b * C * K, scr + tid * tsz)
-                for b in range(nblocks):
+                    n = b // gpi
+                    b0 = (b % gpi) * G
+                    b1 = min(b0 + G, bpi)
+                    badv[b] = -1
+                    for blk in range(b0, b1):
+                        s0 = blk * bp
+                        k = tb.seg_sums(&a, n, s0, min(bp, S - s0), part + b * C * K, scr + tid * tsz)
+                        if badv[b] < 0 and k >= 0:
+                            badv[b] = k
+                for b in range(ngroups):
                     if bad < 0 and badv[b] >= 0:
                         bad = badv[b]
-                    st = (b // bpi) if per_image else 0
+                    st = (b // gpi) if per_image else 0
                     for k in range(C * K):
                         ps[st * C * K + k] += part[b * C * K + k]
         if bad >= 0:
