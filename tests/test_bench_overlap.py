@@ -27,6 +27,10 @@ def test_bench_overlap_cli(tiny, capsys):
     out = capsys.readouterr().out
     assert "dice_loss" in out and "complete_box_iou_loss" in out and "tversky_loss" not in out
     assert main(["bench", "--family", "overlap", "--losses", "nope"]) == 2
+    assert "'nope' is not a fastloss loss function" in capsys.readouterr().err
+    assert main(["bench", "--family", "overlap", "--losses", "jaccard_loss"]) == 2
+    assert "does not time jaccard_loss" in capsys.readouterr().err
+    assert bench_overlap.main(["--losses", "nope"]) == 2
     assert "unknown loss(es) nope" in capsys.readouterr().err
 
 

@@ -954,8 +954,8 @@ def main_bench(args) -> int:
         print("\n== set overlap (segmentation, boxes): fastloss vs smp / torchvision formulas in PyTorch ==")
         oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads),
                  "--min-time", str(args.min_time)]
-        if args.losses:
-            oargs += ["--losses", args.losses]
+        if picked is not None:
+            oargs += ["--losses", ",".join(picked["overlap"])]
         rc = bench_overlap.main(oargs)
         if rc:
             return rc
@@ -980,15 +980,19 @@ def family_losses() -> dict:
     def fns(mod):
         return [n for n in mod.__all__ if n[0].islower()]
 
+    from fastloss import _box_losses, _segmentation_losses, bench_overlap
+
     return {"pointwise": (fns(_pointwise_losses), [c.name for c in pointwise_cases()]),
-            "rows": (fns(_class_losses), list(ROWS_BENCHED))}
+            "rows": (fns(_class_losses), list(ROWS_BENCHED)),
+            "overlap": (fns(_segmentation_losses) + fns(_box_losses),
+                        list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES))}
 
 
 def _pick_losses(text, families):
     """({family: [names]}, error message or None) for --losses."""
     names = [s.strip() for s in text.split(",") if s.strip()]
     table = family_losses()
-    picked = {f: [] for f in ("pointwise", "rows")}
+    picked = {f: [] for f in ("pointwise", "rows", "overlap")}
     for name in names:
         fam = next((f for f, (every, _) in table.items() if name in every), None)
         if fam is None:
