@@ -440,7 +440,8 @@ def test_adapter_ciou_matches_torchvision_autograd():
 
 
 def test_adapter_signatures_and_weight():
-    assert "weight" not in str(__import__("inspect").signature(flt.LovaszHingeLoss.forward))
+    assert "weight" not in str(__import__("inspect").signature(flt.BoxIoULoss.forward))
+    assert "weight" in str(__import__("inspect").signature(flt.LovaszSoftmaxLoss.forward))
     x, t = _operands("labels")
     w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     a = flt.DiceLoss("multiclass")(x, t, weight=w)

@@ -60,6 +60,7 @@ def lovasz(
     per_image: bool,
     classes_mode: int,
     sel: Optional[NDArray[np.uint8]],
+    w: Optional[NDArray[np.float64]],
     mean: bool,
     n_threads: int,
 ) -> tuple[NDArray[np.float64], int]: ...

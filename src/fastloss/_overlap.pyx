@@ -248,7 +248,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
 
 def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
            bint from_logits, bint has_ignore, long long ignore, bint per_image, int classes_mode, sel,
-           bint mean, int n_threads):
+           w, bint mean, int n_threads):
     """The Lovasz hinge (softmax=False; x is (N, S), C = 1) or Lovasz-softmax.
 
     Returns ``(losses, bad)``: the float64 loss of each set and the flat
@@ -280,8 +280,9 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     cdef cnp.ndarray scale = np.zeros(nsets, np.float64)
     cdef double *pl = <double*>cnp.PyArray_DATA(losses)
     cdef double *psc = <double*>cnp.PyArray_DATA(scale)
-    cdef double acc
+    cdef double acc, wsum
     cdef int cnt
+    cdef const double *pw = <const double*>_ptr(w)
     a.x = _ptr(x); a.t = _ptr(t); a.g = _ptr(g)
     a.N = N; a.C = C; a.S = S
     a.tcode = tcode; a.from_logits = from_logits
@@ -333,7 +334,8 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
                 tid = threadid()
                 tbad[k] = -1
                 if softmax:
-                    tl[k] = tb.lovasz_softmax(&a, k // ncls, k % ncls, scr + tid * ssz, gs, &tc[k], &tbad[k])
+                    tl[k] = tb.lovasz_softmax(&a, k // ncls, k % ncls, scr + tid * ssz,
+                                              pw[k % ncls] if pw != NULL else 1.0, &tc[k], &tbad[k])
                 else:
                     tl[k] = tb.lovasz_hinge(&a, k, 0, scr + tid * ssz, gs, &tc[k], &tbad[k])
             for k in range(ntasks):
@@ -343,14 +345,18 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
             return losses, bad
         for st in range(nsets):
             acc = 0.0
+            wsum = 0.0
             cnt = 0
             for k in range(ncls):
                 if tc[st * ncls + k]:
-                    acc += tl[st * ncls + k]
+                    # the weighted mean over the classes that count (each
+                    # task already weighed its gradient by w_c)
+                    acc += tl[st * ncls + k] * (pw[k] if pw != NULL else 1.0)
+                    wsum += pw[k] if pw != NULL else 1.0
                     cnt += 1
             if softmax:
-                pl[st] = acc / cnt if cnt > 0 else 0.0
-                psc[st] = set_scale / cnt if cnt > 0 else 0.0
+                pl[st] = acc / wsum if cnt > 0 else 0.0
+                psc[st] = set_scale / wsum if cnt > 0 else 0.0
             else:
                 pl[st] = acc
         if softmax and g is not None:

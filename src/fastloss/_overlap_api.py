@@ -228,7 +228,7 @@ def _bad_target(op, t, bad, mode, C):
 # ------------------------------------------------------------------ Lovasz
 
 def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None, classes="present",
-               from_logits=True, reduction="mean", return_grad=False, out=None, n_threads=None):
+               from_logits=True, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     nt = _threads(n_threads, op)
@@ -248,7 +248,12 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
             cmode, sel = 2, check_classes(classes, op, C)
         t = _labels(t, op, shape, shape[:1] + shape[2:])
         tcode = _TCODES[t.dtype]
+        w = class_weights(weight, op, C)
     else:
+        if weight is not None:
+            raise ValueError(f"{op}: weight (per-class weights) is not supported by the binary Lovasz hinge "
+                             f"(one class)")
+        w = None
         N, C, S = seg_shape(x, op, "binary")
         cmode, sel = 1, None
         t = _dense_target(t, op, dt, shape, "binary")
@@ -257,7 +262,7 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
         raise ValueError(f"{op}: input has {N * C * S} elements; the Lovasz sort indexes at most 2**31 - 1")
     g = _grad_out(out, op, dt, shape, return_grad, (x, t))
     losses, bad = _overlap.lovasz(softmax, dt is not F32, x, t, tcode, g, N, C, S, from_logits,
-                                  ii is not None, ii if ii is not None else 0, per_image, cmode, sel,
+                                  ii is not None, ii if ii is not None else 0, per_image, cmode, sel, w,
                                   reduction == "mean", nt)
     if bad >= 0:
         if softmax:

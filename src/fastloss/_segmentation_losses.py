@@ -332,7 +332,7 @@ def _ldoc(fn):
 
 
 @_ldoc
-def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, reduction="mean",
+def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, weight=None, reduction="mean",
                       return_grad=False, out=None, n_threads=None):
     """Lovasz hinge loss (Berman et al., 2018), as segmentation_models_pytorch's
     ``LovaszLoss(mode="binary")``.
@@ -354,6 +354,9 @@ def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, redu
     per_image : bool
         smp's default is False (the whole batch is one set).
     ignore_index : int, optional
+    weight : None
+        Per-class weights do not apply to the hinge's one class: only None
+        is accepted (the parameter is there for the common signature).
     %(common)s
 
     Examples
@@ -365,13 +368,13 @@ def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, redu
     0.25
     """
     return run_lovasz("lovasz_hinge_loss", input, target, softmax=False, per_image=per_image,
-                      ignore_index=ignore_index, reduction=reduction, return_grad=return_grad, out=out,
-                      n_threads=n_threads)
+                      ignore_index=ignore_index, weight=weight, reduction=reduction, return_grad=return_grad,
+                      out=out, n_threads=n_threads)
 
 
 @_ldoc
 def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignore_index=None, from_logits=True,
-                        *, reduction="mean", return_grad=False, out=None, n_threads=None):
+                        *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
     """Lovasz-softmax loss (Berman et al., 2018), as segmentation_models_pytorch's
     ``LovaszLoss(mode="multiclass")``.
 
@@ -379,7 +382,7 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
     pixels that are not ignored, sorted decreasingly, and the class's loss
     ``sum_r e_(r) w_r`` (``w`` the ``lovasz_grad`` of the sorted
     foreground flags); the set's loss is the mean over the classes that
-    count (0 if none does).
+    count (0 if none does), weighted by ``weight`` if given.
 
     Difference from segmentation_models_pytorch: smp always applies a
     softmax; here ``from_logits=False`` takes probabilities as they are.
@@ -400,6 +403,9 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
     per_image : bool
     ignore_index : int, optional
     from_logits : bool
+    weight : array_like of shape (C,), optional
+        Per-class weights of the mean over the classes that count:
+        ``sum_c w_c l_c / sum_c w_c`` (not in smp).
     %(common)s
 
     Examples
@@ -411,8 +417,8 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
     0.274581
     """
     return run_lovasz("lovasz_softmax_loss", input, target, softmax=True, per_image=per_image,
-                      ignore_index=ignore_index, classes=classes, from_logits=from_logits, reduction=reduction,
-                      return_grad=return_grad, out=out, n_threads=n_threads)
+                      ignore_index=ignore_index, classes=classes, from_logits=from_logits, weight=weight,
+                      reduction=reduction, return_grad=return_grad, out=out, n_threads=n_threads)
 
 
 for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss, lovasz_hinge_loss,
@@ -528,20 +534,6 @@ def _seg_class(name, fn, doc):
                                                "__module__": __name__}), fn, True)
 
 
-def _lovasz_class(name, fn, doc):
-    def __call__(self, input, target):
-        """The loss value: a float, or an array for reduction="none"."""
-        return self._run(input, target, None, False, None)
-
-    def value_and_grad(self, input, target, out=None):
-        """``(value, grad)`` in one call; ``out`` is an optional gradient buffer."""
-        return self._run(input, target, None, True, out)
-
-    return _with_init(type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
-                                               "value_and_grad": value_and_grad, "__doc__": doc,
-                                               "__module__": __name__}), fn, False)
-
-
 def _cdoc(fn, extra=""):
     return (f"The object form of :func:`{fn.__name__}`: the constructor takes its parameters "
             f"(positionally in the same order, or by name){extra}, then ``reduction`` and keyword-only "
@@ -566,7 +558,7 @@ BCEDiceLoss = _seg_class("BCEDiceLoss", bce_dice_loss, _cdoc(bce_dice_loss, _W))
 CEDiceLoss = _seg_class("CEDiceLoss", ce_dice_loss, _cdoc(ce_dice_loss, _W).replace(
     "x = np.array([[[2.0, -1.0], [0.5, -3.0]]]); t = np.array([[[1.0, 0.0], [1.0, 0.0]]])",
     "x = np.zeros((1, 3, 2, 2)); t = np.array([[[0, 1], [2, 1]]])").replace("(1, 2, 2)", "(1, 3, 2, 2)"))
-LovaszHingeLoss = _lovasz_class("LovaszHingeLoss", lovasz_hinge_loss, _cdoc(lovasz_hinge_loss))
-LovaszSoftmaxLoss = _lovasz_class("LovaszSoftmaxLoss", lovasz_softmax_loss, _cdoc(lovasz_softmax_loss).replace(
+LovaszHingeLoss = _seg_class("LovaszHingeLoss", lovasz_hinge_loss, _cdoc(lovasz_hinge_loss))
+LovaszSoftmaxLoss = _seg_class("LovaszSoftmaxLoss", lovasz_softmax_loss, _cdoc(lovasz_softmax_loss, _W).replace(
     "x = np.array([[[2.0, -1.0], [0.5, -3.0]]]); t = np.array([[[1.0, 0.0], [1.0, 0.0]]])",
     "x = np.zeros((1, 3, 2, 2)); t = np.array([[[0, 1], [2, 1]]])").replace("(1, 2, 2)", "(1, 3, 2, 2)"))

@@ -189,7 +189,7 @@ def _reduce_sets(losses, reduction, per_image):
     return float(losses.sum()) if reduction == "sum" else float(losses.mean())
 
 
-def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, reduction="mean"):
+def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, weight=None, reduction="mean"):
     x = np.asarray(input, np.float64)
     N = x.shape[0]
     X = x.reshape(N, -1)
@@ -219,7 +219,7 @@ def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, redu
 
 
 def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignore_index=None, from_logits=True,
-                        *, reduction="mean"):
+                        *, weight=None, reduction="mean"):
     x = np.asarray(input, np.float64)
     N, C = x.shape[:2]
     X = x.reshape(N, C, -1)
@@ -252,9 +252,12 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
         if not per_class:
             losses.append(0.0)
             continue
-        losses.append(float(np.mean(per_class)))
+        wc = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+        counted = [c for c, _ in grads]
+        wsum = float(sum(wc[c] for c in counted))
+        losses.append(float(sum(wc[c] * l for c, l in zip(counted, per_class)) / wsum))
         for c, g in grads:
-            dLdP[nidx[ok], c, sidx[ok]] = scale * g / len(per_class)
+            dLdP[nidx[ok], c, sidx[ok]] = scale * g * wc[c] / wsum
     if from_logits:
         G = P * (dLdP - (P * dLdP).sum(axis=1, keepdims=True))
     else:
