@@ -138,6 +138,9 @@ B = np.array([[0.0, 0.0, 1.0, 1.0]])
      r"BCEDiceLoss: mode must be one of 'binary', 'multilabel', got 'multiclass'"),
     (lambda: fl.LovaszHingeLoss(per_image="yes"), TypeError, r"LovaszHingeLoss: per_image must be True or False"),
     (lambda: fl.CEDiceLoss(smooth=-1), ValueError, r"CEDiceLoss: smooth must be >= 0, got -1"),
+    (lambda: fl.CompleteBoxIoULoss("mean").value_and_grad(B, B, loss_out=np.empty(1)), ValueError,
+     r"complete_box_iou_loss: loss_out is the buffer of the per-pair losses of reduction='none', "
+     r"got reduction='mean'"),
     (lambda: fl.CompleteBoxIoULoss().value_and_grad(B, B, loss_out=np.empty(2)), ValueError,
      r"complete_box_iou_loss: loss_out must have shape \(1,\)"),
 ])

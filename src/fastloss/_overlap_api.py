@@ -308,6 +308,9 @@ def run_boxes(op, kind, boxes1, boxes2, reduction="none", eps=1e-7, return_grad=
             g2 = check_out(out[1], "out[1]", op, dt, shape)
             check_no_overlap(g1, "out[0]", op, b1, b2, g2)
             check_no_overlap(g2, "out[1]", op, b1, b2)
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out is the buffer of the per-pair losses of reduction='none', "
+                         f"got reduction={reduction!r}")
     lo = None
     if reduction == "none":
         if loss_out is None:
