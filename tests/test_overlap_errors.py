@@ -93,6 +93,8 @@ B = np.array([[0.0, 0.0, 1.0, 1.0]])
      r"lovasz_hinge_loss: weight \(per-class weights\) is not supported by the binary Lovasz hinge \(one class\)"),
     (lambda: fl.lovasz_softmax_loss(X, Y, weight=[1.0, 2.0]), ValueError,
      r"lovasz_softmax_loss: weight must be a 1-D array of n_classes = 3 elements, got shape \(2,\)"),
+    (lambda: fl.dice_loss(X, np.full((2, 4, 4), 2 ** 63 + 5, np.uint64), "multiclass"), ValueError,
+     r"dice_loss: Target 9223372036854775813 is out of bounds \(target\[0, 0, 0\] = 9223372036854775813"),
     (lambda: fl.lovasz_softmax_loss(X, np.full((2, 4, 4), 5)), ValueError,
      r"lovasz_softmax_loss: Target 5 is out of bounds \(target\[0, 0, 0\] = 5, n_classes = 3\)"),
     (lambda: fl.lovasz_softmax_loss(X, np.full((2, 4, 4), 5), ignore_index=4), ValueError,

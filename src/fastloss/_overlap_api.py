@@ -71,6 +71,10 @@ def _labels(t, op: str, shape: tuple, items: tuple) -> np.ndarray:
                         f"got dtype {t.dtype}")
     if t.dtype.kind == "b":
         t = t.view(np.uint8)
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and int(t.max()) >= 2 ** 63:
+        i = int(np.argmax(t.reshape(-1) >= 2 ** 63))  # beyond int64: refused with its real value
+        raise ValueError(f"{op}: Target {int(t.reshape(-1)[i])} is out of bounds ({_where(t.shape, i)} = "
+                         f"{int(t.reshape(-1)[i])}, n_classes = {shape[1]})")
     t = np.ascontiguousarray(t) if t.dtype in _TCODES else np.ascontiguousarray(t, dtype=np.int64)
     if not t.flags.aligned:  # a misaligned buffer (np.frombuffer at an odd offset): one copy
         t = t.copy()
