@@ -18,7 +18,7 @@ cdef extern from "_src/fl_summary.h" nogil:
     ctypedef Py_ssize_t fl_idx
     ctypedef struct fl_summary:
         double nan, posinf, neginf, min, max, n, s1, s2, s3, s4
-        double nonint, in01, is01, ispm1, npos, bs1, bs2, r1, r2, br
+        double nonint, in01, is01, ispm1, npos, bs1, bs2, r1, r2, br, ba1, bar
         double rmin, rmax, onehot
     ctypedef struct fl_sum_args:
         const void *a
@@ -44,8 +44,9 @@ def summarize(cnp.ndarray a, b=None, *, Py_ssize_t row=0, bint row_exp=False, bi
     """The summary of ``a`` (of ``a - b`` if ``b`` is given) as a dict of
     floats: counts ``nan posinf neginf n nonint in01 is01 ispm1 npos``,
     ``min max``, the power sums ``s1..s4`` of ``v - shift`` over the finite
-    values (with ``b``: ``bs1 bs2`` of ``b - shift_b``, ``r1 r2`` of
-    ``e = |v - shift| - shift_r`` and ``br`` of their product), and with
+    values; with ``b`` also ``bs1 bs2`` (sums of ``x = b - shift_b`` and
+    ``x^2``), ``r1 r2`` (of ``e = |v - shift| - shift_r`` and ``e^2``),
+    ``br`` (of ``x e``), ``ba1 bar`` (of ``|x|`` and ``|x| e``); with
     ``row`` the range ``rmin rmax`` of the sums over rows of ``row``
     elements (of ``exp(v)`` with ``row_exp``) and ``onehot``, the rows of
     0/1 values that hold exactly one 1."""

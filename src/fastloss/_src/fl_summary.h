@@ -32,6 +32,7 @@ typedef struct {
     double bs1, bs2;              /* sums of (b - shift_b), squared */
     double r1, r2;                /* sums of e = |v - shift| - shift_r, e^2 */
     double br;                    /* sum of (b - shift_b) * e */
+    double ba1, bar;              /* sums of |b - shift_b| and of its product with e */
     /* with rows (row > 0 elements each, contiguous): */
     double rmin, rmax;            /* the smallest and largest row sum */
     double onehot;                /* rows of 0/1 values with exactly one 1 */

@@ -46,8 +46,8 @@ FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x,
     o->s1 += s1; o->s2 += s2; o->s3 += s3; o->s4 += s4;
     if (!has_b) return;
     const double shb = p->shift_b, shr = p->shift_r;
-    double bs1 = 0, bs2 = 0, r1 = 0, r2 = 0, br = 0;
-#pragma omp simd reduction(+:bs1, bs2, r1, r2, br)
+    double bs1 = 0, bs2 = 0, r1 = 0, r2 = 0, br = 0, ba1 = 0, bar = 0;
+#pragma omp simd reduction(+:bs1, bs2, r1, r2, br, ba1, bar)
     for (fl_idx i = 0; i < n; i++) {
         const int fin = fabs(v[i]) < INFINITY;
         const double xb = fin ? x[i] - shb : 0.0;
@@ -57,8 +57,11 @@ FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x,
         r1 += e;
         r2 += e * e;
         br += xb * e;
+        ba1 += fabs(xb);
+        bar += fabs(xb) * e;
     }
     o->bs1 += bs1; o->bs2 += bs2; o->r1 += r1; o->r2 += r2; o->br += br;
+    o->ba1 += ba1; o->bar += bar;
 }
 
 FL_INLINE void FN(sum_elems)(const T *restrict a, const T *restrict b, fl_idx n,
