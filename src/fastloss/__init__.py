@@ -17,5 +17,8 @@ from ._pointwise_losses import *  # noqa: F401,F403
 from ._pointwise_losses import __all__ as _pw_all
 from ._class_losses import *  # noqa: F401,F403
 from ._class_losses import __all__ as _cl_all
+from ._suggest import suggest
+from ._diagnose import LossWarning, diagnose
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+__all__ += ["suggest", "diagnose", "LossWarning"]

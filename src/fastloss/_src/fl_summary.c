@@ -66,8 +66,8 @@ void fl_summary_block(const fl_sum_args *p, int f64, fl_idx start, fl_idx n, fl_
         const TYPE *lab = (const TYPE *)labels;                            \
         for (fl_idx i = 0; i < n; i++) {                                   \
             int64_t v = (int64_t)lab[i];                                   \
-            if (v >= 0 && v < C) counts[v]++;                              \
-            else if (v == ignore) ig++;                                    \
+            if (v == ignore) ig++;                                         \
+            else if (v >= 0 && v < C) counts[v]++;                         \
             else bad++;                                                    \
         }                                                                  \
     } while (0)
