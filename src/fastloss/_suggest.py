@@ -618,7 +618,7 @@ def suggest(target, input=None, task: Optional[str] = None, *, n_threads: Option
     >>> rng = np.random.default_rng(0)
     >>> pred = rng.normal(size=20000); y = pred + rng.standard_t(2, size=20000)
     >>> fl.suggest(y, pred).best
-    HuberLoss(delta=1.5, reduction='mean')
+    HuberLoss(delta=1.64, reduction='mean')
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"suggest: task must be one of {', '.join(repr(t) for t in TASKS)}, got {task!r}")

@@ -1,11 +1,12 @@
 /* fl_summary.c -- the summary-statistics pass (see fl_summary.h).
  *
- * The element loop is written once (FL_INLINE sum_elems) and specialized by
- * constant flags (with or without b, moments or not), so each variant
- * compiles to its own loop without tests inside.  Everything is computed in
- * double.  An integer test must not convert NaN or a huge value to an
- * integer (undefined in C): only |v| < 2^52 is converted, and every larger
- * double is an integer anyway.
+ * Each block is read in chunks of FL_SUM_CHUNK values, converted to double
+ * into a small buffer, then summarized by short loops that vectorize with
+ * their own reductions (fl_summary_body.h); the with/without-b and
+ * moments/no-moments variants are specialized by constant flags.  The
+ * integer test rounds |v| < 2^52 by adding and subtracting 2^52 (no
+ * conversion to an integer type, which is undefined for NaN and huge
+ * values); every larger double is an integer anyway.
  */
 #include "fl_summary.h"
 

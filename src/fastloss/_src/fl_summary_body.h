@@ -9,7 +9,7 @@ FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x,
 {
     int64_t nan = 0, pinf = 0, ninf = 0, cnt = 0, nonint = 0, in01 = 0, is01 = 0, ispm1 = 0, npos = 0;
     double mn = o->min, mx = o->max;
-    const double M = 6755399441055744.0;   /* 1.5 * 2^52: (t + M) - M rounds t, |t| < 2^51 */
+    const double M = 4503599627370496.0;   /* 2^52: (t + M) - M rounds t in [0, 2^52) */
 #pragma omp simd reduction(+:nan, pinf, ninf, cnt, nonint, in01, is01, ispm1, npos) reduction(min:mn) reduction(max:mx)
     for (fl_idx i = 0; i < n; i++) {
         const double w = v[i];
@@ -20,7 +20,7 @@ FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x,
         mn = w < mn ? w : mn;                   /* NaN compares false: skipped */
         mx = w > mx ? w : mx;
         cnt += aw < INFINITY;                   /* finite */
-        const double t = aw < 2251799813685248.0 ? w : 0.0;   /* 2^51; NaN, inf -> 0 */
+        const double t = aw < M ? aw : 0.0;     /* NaN, inf -> 0; from 2^52 on, every double is an integer */
         nonint += t != (t + M) - M;
         in01 += (w >= 0.0) & (w <= 1.0);
         is01 += (w == 0.0) | (w == 1.0);
