@@ -1,37 +1,44 @@
 /* fl_summary_body.h -- the summary pass for one dtype T (stamped by
  * fl_stamp.h; see fl_summary.h for the fields).  No include guard. */
 
-/* One chunk of at most FL_SUM_CHUNK values, already in double: three short
- * loops over L1-resident data, each vectorized with its own reductions. */
-FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x, fl_idx n,
-                             const fl_sum_args *p, fl_summary *o,
-                             const int has_b, const int moments)
+/* Counts and range of one chunk of at most FL_SUM_CHUNK values, in T's own
+ * lanes (8 floats or 4 doubles to an AVX2 vector), with integer counters of
+ * T's width (a chunk is short enough for int32). */
+FL_INLINE void FN(count_chunk)(const T *restrict v, fl_idx n, fl_summary *o)
 {
-    int64_t nan = 0, pinf = 0, ninf = 0, cnt = 0, nonint = 0, in01 = 0, is01 = 0, ispm1 = 0, npos = 0;
-    double mn = o->min, mx = o->max;
-    const double M = 4503599627370496.0;   /* 2^52: (t + M) - M rounds t in [0, 2^52) */
+    TI nan = 0, pinf = 0, ninf = 0, cnt = 0, nonint = 0, in01 = 0, is01 = 0, ispm1 = 0, npos = 0;
+    T mn = (T)o->min, mx = (T)o->max;
+    /* (t + M) - M rounds t in [0, M); from M on, every value of T is an integer */
+    const T M = T_F32 ? (T)8388608.0 : (T)4503599627370496.0;   /* 2^23, 2^52 */
+    const T inf = (T)INFINITY, one = 1, zero = 0;
 #pragma omp simd reduction(+:nan, pinf, ninf, cnt, nonint, in01, is01, ispm1, npos) reduction(min:mn) reduction(max:mx)
     for (fl_idx i = 0; i < n; i++) {
-        const double w = v[i];
-        const double aw = fabs(w);
+        const T w = v[i];
+        const T aw = FABS(w);
         nan += w != w;
-        pinf += w == INFINITY;
-        ninf += w == -INFINITY;
+        pinf += w == inf;
+        ninf += w == -inf;
         mn = w < mn ? w : mn;                   /* NaN compares false: skipped */
         mx = w > mx ? w : mx;
-        cnt += aw < INFINITY;                   /* finite */
-        const double t = aw < M ? aw : 0.0;     /* NaN, inf -> 0; from 2^52 on, every double is an integer */
+        cnt += aw < inf;                        /* finite */
+        const T t = aw < M ? aw : zero;         /* NaN, inf -> 0 */
         nonint += t != (t + M) - M;
-        in01 += (w >= 0.0) & (w <= 1.0);
-        is01 += (w == 0.0) | (w == 1.0);
-        ispm1 += (w == 1.0) | (w == -1.0);
-        npos += w > 0.0;
+        in01 += (w >= zero) & (w <= one);
+        is01 += (w == zero) | (w == one);
+        ispm1 += (w == one) | (w == -one);
+        npos += w > zero;
     }
     o->nan += (double)nan; o->posinf += (double)pinf; o->neginf += (double)ninf;
-    o->min = mn; o->max = mx;
+    o->min = (double)mn; o->max = (double)mx;
     o->n += (double)cnt; o->nonint += (double)nonint;
     o->in01 += (double)in01; o->is01 += (double)is01; o->ispm1 += (double)ispm1; o->npos += (double)npos;
-    if (!moments) return;
+}
+
+/* The moments (and, with b, the residual-input sums) of one chunk, from
+ * values already converted to double. */
+FL_INLINE void FN(moment_chunk)(const double *restrict v, const double *restrict x, fl_idx n,
+                                const fl_sum_args *p, fl_summary *o, const int has_b)
+{
     const double sh = p->shift;
     double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
 #pragma omp simd reduction(+:s1, s2, s3, s4)
@@ -64,22 +71,27 @@ FL_INLINE void FN(sum_chunk)(const double *restrict v, const double *restrict x,
     o->ba1 += ba1; o->bar += bar;
 }
 
+/* A run of values in chunks: counts in T, moments in double.  With b the
+ * values are the residuals a - b, formed in T (as a loss kernel forms them). */
 FL_INLINE void FN(sum_elems)(const T *restrict a, const T *restrict b, fl_idx n,
                              const fl_sum_args *p, fl_summary *o,
                              const int has_b, const int moments)
 {
+    T vt[FL_SUM_CHUNK];
     double v[FL_SUM_CHUNK], x[FL_SUM_CHUNK];
     for (fl_idx c = 0; c < n; c += FL_SUM_CHUNK) {
         const fl_idx m = n - c < FL_SUM_CHUNK ? n - c : FL_SUM_CHUNK;
+        const T *src = a + c;
         if (has_b) {
-            for (fl_idx i = 0; i < m; i++) {
-                x[i] = (double)b[c + i];
-                v[i] = (double)a[c + i] - x[i];
-            }
-        } else {
-            for (fl_idx i = 0; i < m; i++) v[i] = (double)a[c + i];
+            for (fl_idx i = 0; i < m; i++) vt[i] = a[c + i] - b[c + i];
+            src = vt;
         }
-        FN(sum_chunk)(v, x, m, p, o, has_b, moments);
+        FN(count_chunk)(src, m, o);
+        if (!moments) continue;
+        for (fl_idx i = 0; i < m; i++) v[i] = (double)src[i];
+        if (has_b)
+            for (fl_idx i = 0; i < m; i++) x[i] = (double)b[c + i];
+        FN(moment_chunk)(v, x, m, p, o, has_b);
     }
 }
 
