@@ -61,6 +61,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 
 from . import _summary
+from ._config import _threads
 
 __all__ = ["suggest", "Recommendation", "Suggestions", "TASKS"]
 
@@ -125,8 +126,6 @@ def summarize(a: np.ndarray, prefix: str, f: Figures, *, row: int = 0, row_exp: 
     ``f[prefix + name]``: ``n nan inf min max integral binary pm1 unit npos``,
     with ``moments`` also ``mean var skew kurtosis``, with ``row`` also
     ``row_sum_min row_sum_max onehot_rows``."""
-    from ._config import _threads
-
     x = _float_view(a)
     shift = float(x.flat[0]) if x.size and moments and math.isfinite(float(x.flat[0])) else 0.0
     s = _summary.summarize(x, row=row if x.size else 0, row_exp=row_exp, moments=moments, shift=shift,
@@ -183,8 +182,6 @@ def _residual_figures(f: Figures, t: np.ndarray, x: np.ndarray, n_threads):
     """Residuals r = target - input: robust scale, tail and heteroscedasticity
     figures (a fixed-seed sample for the median and MAD; one kernel pass for
     the moments and the correlation of |r| with the input)."""
-    from ._config import _threads
-
     tf, xf = _float_view(t), _float_view(x)
     if tf.dtype != xf.dtype:
         tf, xf = tf.astype(np.float64), xf.astype(np.float64)
@@ -617,8 +614,8 @@ def suggest(target, input=None, task: Optional[str] = None, *, n_threads: Option
     'positives are 2 % of targets (1:49): above 10:1, the focal loss down-weights the many easy examples'
     >>> rng = np.random.default_rng(0)
     >>> pred = rng.normal(size=20000); y = pred + rng.standard_t(2, size=20000)
-    >>> fl.suggest(y, pred).best
-    HuberLoss(delta=1.64, reduction='mean')
+    >>> fl.suggest(y, pred)[0].call()
+    'HuberLoss(delta=1.64)'
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"suggest: task must be one of {', '.join(repr(t) for t in TASKS)}, got {task!r}")
