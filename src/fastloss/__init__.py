@@ -22,3 +22,8 @@ from ._diagnose import LossWarning, diagnose
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
+
+from ._check import install as _install_check  # check=True on every loss call
+
+_install_check(globals())
+del _install_check
