@@ -1,7 +1,7 @@
 """Timing of fastloss.suggest and fastloss.diagnose (and of a loss called
 with check=True) at large sizes, against one plain pass over the same data.
 
-    python -m fastloss.bench_guide                 # N = 1e7, float32, 1 and all threads
+    python -m fastloss bench --family guide        # N = 1e7 (1e6 with --quick)
     python -m fastloss.bench_guide --n 1e6 --repeat 9
 
 Each configuration's calls are interleaved round by round (a busy moment
@@ -12,6 +12,7 @@ and the loss's own fused value-and-gradient call.  No speed is asserted.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 
@@ -38,7 +39,12 @@ def _cases(n: int, rng):
                                                                        n_threads=nt)),
         ("cross_entropy value+grad (N/10, 10)", lambda nt: fl.cross_entropy(logits, labels, return_grad=True,
                                                                            n_threads=nt)),
-    ]
+    ] + ([] if "check" not in inspect.signature(fl.mse_loss).parameters else [
+        ("mse_loss value+grad, check=True", lambda nt: fl.mse_loss(x, y_reg, return_grad=True, n_threads=nt,
+                                                                    check=True)),
+        ("cross_entropy value+grad, check=True", lambda nt: fl.cross_entropy(logits, labels, return_grad=True,
+                                                                            n_threads=nt, check=True)),
+    ])
 
 
 def main(argv=None) -> int:
