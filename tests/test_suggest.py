@@ -380,3 +380,11 @@ def test_a_large_target_is_sampled_deterministically():
     assert a[0].loss.delta == b[0].loss.delta
     for k in ("resid_scale", "resid_kurtosis", "outlier_frac", "hetero_corr"):
         assert a.figures[k] == b.figures[k]
+
+
+def test_the_guide_benchmark_runs(capsys):
+    from fastloss import bench_guide
+
+    assert bench_guide.main(["--n", "2e4", "--repeat", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "suggest(target, input) regression" in out and "mse_loss value+grad, check=True" in out

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "
-                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both")
+                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
+                        "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6)")
     _plot_parser(sub)
     return p
 

@@ -919,9 +919,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "guide")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows", file=sys.stderr)
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, guide",
+              file=sys.stderr)
         return 2
     picked = None
     if args.losses:
@@ -947,6 +948,12 @@ def main_bench(args) -> int:
         if quick:
             rargs += ["--shapes", "8192x1000,65536x32"]
         bench_rows.main(rargs)
+    if "guide" in families:
+        from fastloss import bench_guide
+
+        print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
+        bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+                         + (["--n", "1e6"] if quick else []))
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")
