@@ -14,7 +14,8 @@ more first statement, ``if check: <run the checks>``: the default call pays
 one test of a local variable.  The new function keeps the original's
 defaults, docstring, attributes (``_grad_args``, ...), file and line
 numbers; a method's ``super()`` keeps working (its ``__class__`` cell is
-passed in).  A function this cannot rewrite (no source, ``**kwargs``, a
+passed in); the check function is imported inside the ``if``, so the
+default path has no closure or global lookup more than the original.  A function this cannot rewrite (no source, ``**kwargs``, a
 parameter already named ``check``, a private name that a class body would
 mangle) gets a plain wrapper instead, and ``rewritten`` records which is
 which (a test asserts that every public loss got the rewrite).
@@ -80,7 +81,8 @@ def _rewrite(fn, op):
     fdef.decorator_list = []
     a.kwonlyargs.append(ast.arg(arg="check"))
     a.kw_defaults.append(ast.Constant(value=False))
-    stmt = ast.parse(f"if check:\n    __fl_check.check_call({op!r}, input, target, locals())").body[0]
+    stmt = ast.parse(f"if check:\n    from fastloss._check import check_call as __fl_check_call\n"
+                     f"    __fl_check_call({op!r}, input, target, locals())").body[0]
     body = fdef.body
     at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
         and isinstance(body[0].value.value, str) else 0
@@ -88,26 +90,31 @@ def _rewrite(fn, op):
     for n in ast.walk(stmt):
         ast.copy_location(n, stmt)
     body.insert(at, stmt)
-    # a factory whose parameters are this module (its check_call is looked up
-    # when a check runs) and the original's free variables (a method's __class__ cell for super()), so nothing is
-    # added to the module's namespace
+    # compiled in the module's namespace; a function with free variables (a
+    # method's __class__ cell, for super()) inside a factory that supplies them
     free = fn.__code__.co_freevars
-    factory = ast.FunctionDef(
-        name="__fl_factory",
-        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=v) for v in ("__fl_check",) + free],
-                           kwonlyargs=[], kw_defaults=[], defaults=[]),
-        body=[fdef, ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load()))], decorator_list=[], returns=None,
-        **({"type_params": []} if sys.version_info >= (3, 12) else {}))
-    for n in (factory, *ast.walk(factory.args), factory.body[1], factory.body[1].value):
-        ast.copy_location(n, fdef)
-    module = ast.Module(body=[factory], type_ignores=[])
+    if free:
+        factory = ast.FunctionDef(
+            name="__fl_factory",
+            args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=v) for v in free], kwonlyargs=[], kw_defaults=[],
+                               defaults=[]),
+            body=[fdef, ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load()))], decorator_list=[], returns=None,
+            **({"type_params": []} if sys.version_info >= (3, 12) else {}))
+        for n in (factory, *ast.walk(factory.args), factory.body[1], factory.body[1].value):
+            ast.copy_location(n, fdef)
+        top = factory
+    else:
+        top = fdef
+    module = ast.Module(body=[top], type_ignores=[])
     ast.fix_missing_locations(module)
     ast.increment_lineno(module, fn.__code__.co_firstlineno - 1)
     code = compile(module, inspect.getsourcefile(fn) or "<fastloss>", "exec")
     ns: dict = {}
-    exec(code, fn.__globals__, ns)
-    cells = [c.cell_contents for c in (fn.__closure__ or ())]
-    new = ns["__fl_factory"](sys.modules[__name__], *cells)
+    exec(code, fn.__globals__, ns)      # defines the function in ns, not in the module
+    if free:
+        new = ns["__fl_factory"](*[c.cell_contents for c in fn.__closure__])
+    else:
+        new = ns[fdef.name]
     new.__doc__ = fn.__doc__
     new.__dict__.update(fn.__dict__)
     new.__qualname__ = fn.__qualname__
