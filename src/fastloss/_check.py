@@ -32,10 +32,9 @@ import sys
 import textwrap
 import warnings
 
-from ._diagnose import EXPECT, LossWarning, figures, resolve, run_checks
+from ._diagnose import EXPECT, OPTIONS, LossWarning, expectation, figures, resolve, run_checks
 
 METHODS = ("__call__", "value_and_grad", "grad_hess")
-_PARAMS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight")
 
 #: qualified name -> "rewrite" or "wrapper", for every callable given check=
 rewritten: dict = {}
@@ -50,9 +49,10 @@ def check_call(op, input, target, scope) -> None:
         name, e, p = resolve(obj)
     else:
         name, e, p = op, EXPECT[op], {}
-    for k in _PARAMS:
+    for k in OPTIONS:
         if scope.get(k) is not None:
             p[k] = scope[k]
+    name, e = expectation(name, e, p)
     f = figures(name, e, input, target, p, n_threads=scope.get("n_threads") or getattr(obj, "n_threads", None))
     for finding in run_checks(name, e, f, p):
         warnings.warn(LossWarning(finding), stacklevel=3)
@@ -81,8 +81,9 @@ def _rewrite(fn, op):
     fdef.decorator_list = []
     a.kwonlyargs.append(ast.arg(arg="check"))
     a.kw_defaults.append(ast.Constant(value=False))
+    operands = [p.arg for p in a.posonlyargs + a.args if p.arg != "self"][:2]
     stmt = ast.parse(f"if check:\n    from fastloss._check import check_call as __fl_check_call\n"
-                     f"    __fl_check_call({op!r}, input, target, locals())").body[0]
+                     f"    __fl_check_call({op!r}, {operands[0]}, {operands[1]}, locals())").body[0]
     body = fdef.body
     at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
         and isinstance(body[0].value.value, str) else 0
@@ -130,7 +131,8 @@ def _wrapper(fn, op):
         if check:
             b = sig.bind(*args, **kwargs)
             b.apply_defaults()
-            sys.modules[__name__].check_call(op, b.arguments["input"], b.arguments["target"], dict(b.arguments))
+            operands = [v for k, v in b.arguments.items() if k != "self"][:2]
+            sys.modules[__name__].check_call(op, *operands, dict(b.arguments))
         return fn(*args, **kwargs)
 
     params = list(sig.parameters.values())
