@@ -1,8 +1,10 @@
 """check=True on every loss call: the keyword is on every public loss
-function and loss-class method (keyword-only, default False), was added by
-recompiling the function (no wrapper on the default path), warns the
-findings of diagnose at the caller's line, and changes no result."""
+function and loss-class method (keyword-only, the last, default False), is
+an ordinary parameter passed to the driver (no wrapper, no recompiled
+code), runs the checks once per call, warns the findings of diagnose at
+the caller's line, and changes no result."""
 import inspect
+import sys
 import warnings
 
 import numpy as np
@@ -13,6 +15,7 @@ from fastloss import _check
 from fastloss import _diagnose as D
 
 RNG = np.random.default_rng(11)
+METHODS = ("__call__", "value_and_grad", "grad_hess")
 
 
 def _functions():
@@ -23,7 +26,7 @@ def _methods():
     out = []
     for e in D.EXPECT.values():
         cls = getattr(fl, e.cls)
-        for m in _check.METHODS:
+        for m in METHODS:
             if hasattr(cls, m):                  # grad_hess only where a diagonal Hessian is defined
                 out.append((e.cls, m))
     return out
@@ -38,25 +41,27 @@ def test_every_loss_function_takes_check(name):
 
 @pytest.mark.parametrize("cls,method", _methods())
 def test_every_loss_method_takes_check(cls, method):
-    p = inspect.signature(getattr(getattr(fl, cls), method)).parameters["check"]
+    params = inspect.signature(getattr(getattr(fl, cls), method)).parameters
+    p = params["check"]
     assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False
+    assert list(params)[-1] == "check"
 
 
-def test_every_one_was_recompiled_not_wrapped():
-    assert _check.rewritten and set(_check.rewritten.values()) == {"rewrite"}, \
-        {k: v for k, v in _check.rewritten.items() if v != "rewrite"}
-    for name in _functions():
-        fn = getattr(fl, name)
-        assert not hasattr(fn, "__wrapped__")
-        assert fn.__code__.co_filename.endswith(".py") and "_check" not in fn.__code__.co_filename
+@pytest.mark.parametrize("name", _functions())
+def test_check_is_a_parameter_of_the_source_not_a_rewrite(name):
+    """The function in the package is the one its module defines, compiled
+    from its file, with check=False in its own signature and passed on."""
+    fn = getattr(fl, name)
+    assert not hasattr(fn, "__wrapped__") and fn is getattr(sys.modules[fn.__module__], name)
+    assert fn.__code__.co_filename == inspect.getsourcefile(sys.modules[fn.__module__])
+    src = inspect.getsource(fn)
+    assert "check=False" in src and "check=check" in src
+    assert not hasattr(_check, "install")
 
 
-def test_the_recompiled_function_keeps_its_identity():
+def test_a_loss_keeps_its_source_lines_in_tracebacks():
     fn = fl.gaussian_nll_loss
-    assert fn.__name__ == "gaussian_nll_loss" and fn.__module__ == "fastloss._pointwise_losses"
     assert fn._grad_args == ("input", "var") and "Gaussian negative log-likelihood" in fn.__doc__
-    import fastloss._pointwise_losses as P
-    assert P.gaussian_nll_loss is fn
     src_line = inspect.getsourcelines(fn)[1]
     try:
         fl.mse_loss(np.zeros(3), np.zeros(4))
@@ -164,7 +169,7 @@ def _same(a, b):
 
 def test_check_false_runs_no_check(monkeypatch):
     calls = []
-    monkeypatch.setattr(_check, "check_call", lambda op, *a: calls.append(op))
+    monkeypatch.setattr(_check, "check_call", lambda op, *a, **k: calls.append(op))
     logits = RNG.normal(size=(50, 3))
     labels = RNG.integers(0, 3, 50)
     fl.cross_entropy(logits, labels)
@@ -194,16 +199,32 @@ def test_clean_calls_give_no_warning_and_the_same_bits(name):
         _same(loss.value_and_grad(x, t, *extra, check=True), loss.value_and_grad(x, t, *extra))
 
 
-def test_a_function_that_cannot_be_recompiled_gets_a_wrapper():
-    def odd(input, target, **kwargs):
-        return float(np.sum(input))
+@pytest.mark.parametrize("name", _functions())
+def test_the_checks_run_once_per_call_in_the_driver(name, monkeypatch):
+    """Every form of every loss reaches its driver's one ``if check:`` once
+    (a class's call through its function, a trimmed loss through the
+    pointwise driver: still once)."""
+    from test_diagnose import _clean, _instance
 
-    w = _check.with_check(odd, "mse_loss")
-    assert _check.rewritten[odd.__qualname__] == "wrapper"
-    assert list(inspect.signature(w).parameters)[-2:] == ["check", "kwargs"]
-    assert w(np.ones(3), np.zeros(3)) == 3.0
-    with pytest.warns(fl.LossWarning, match="target is 0/1"):
-        w(np.linspace(0, 1, 20), np.r_[np.ones(5), np.zeros(15)], check=True)
+    x, t, extra = _clean(name, np.random.default_rng(5), 64)
+    calls = []
+    monkeypatch.setattr(_check, "check_call", lambda op, *a, **k: calls.append((op, k.get("loss"))))
+    want = name
+    obj, obj_extra = _instance(name, extra)
+    forms = [lambda c: getattr(fl, name)(x, t, *extra, check=c),
+             lambda c: getattr(fl, name)(x, t, *extra, return_grad=True, check=c),
+             lambda c: obj(x, t, *obj_extra, check=c),
+             lambda c: obj.value_and_grad(x, t, *obj_extra, check=c)]
+    if hasattr(obj, "grad_hess"):
+        forms.append(lambda c: obj.grad_hess(x, t, *obj_extra, check=c))
+    for form in forms:
+        calls.clear()
+        form(False)
+        assert calls == []
+        form(True)
+        assert len(calls) == 1 and calls[0][0] == want, calls
+        if D.EXPECT[name].input == "loss":
+            assert calls[0][1] is not None                 # the loss trimmed is what is checked
 
 
 def test_fastloss_torch_functions_pass_check_through():
@@ -212,7 +233,13 @@ def test_fastloss_torch_functions_pass_check_through():
 
     x = torch.tensor(RNG.normal(size=100), requires_grad=True)
     y = torch.tensor((RNG.random(100) < 0.3).astype(float))
-    with pytest.warns(fl.LossWarning, match="mse_loss: target is 0/1"):
+    with pytest.warns(fl.LossWarning, match="mse_loss: target is 0/1") as rec:
         v = flt.mse_loss(x, y, check=True)
+    assert [r.filename for r in rec] == [__file__]          # through torch.autograd: still the caller's line
     v.backward()
     assert x.grad is not None
+    p = inspect.signature(flt.dice_loss).parameters["check"]
+    assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False
+    with pytest.warns(fl.LossWarning, match="dice_loss: every input value is in") as rec:
+        flt.dice_loss(torch.rand(2, 8, 8, requires_grad=True), (torch.rand(2, 8, 8) < 0.3).double(), check=True)
+    assert [r.filename for r in rec] == [__file__]

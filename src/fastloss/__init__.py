@@ -30,8 +30,3 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] +
 __all__ += list(_rg_all)
 __all__ += list(_seg_all) + list(_box_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
-
-from ._check import install as _install_check  # check=True on every loss call
-
-_install_check(globals())
-del _install_check

@@ -144,13 +144,15 @@ def _softmax_kinds(p):
 
 
 def _tweedie_kinds(p):
-    """The Tweedie deviance's support depends on its power (the call checks it)."""
-    power = p.get("power", 1.5)
+    """The Tweedie deviance's support depends on its power: that of the
+    kernel spec the power selects (the call checks it)."""
+    from ._regression_losses import _p_tweedie
+
     try:
-        power = float(power)
+        sp = _p_tweedie(p.get("power", 1.5), "diagnose")[0]
     except (TypeError, ValueError):
         return "real", "nonneg"
-    return "real", ("real" if power <= 0 else "nonneg" if power < 2 else "positive")
+    return "real", sp.target_kind or "real"
 
 
 _SEG = ("logit", "mask", _seg_kinds)
