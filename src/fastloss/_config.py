@@ -76,7 +76,8 @@ def show_config(file=None) -> dict:
 
     Reports the version, whether OpenMP is on, the default thread count,
     the SIMD path chosen at run time (``FASTLOSS_FORCE_BASELINE=1`` forces
-    the baseline) and the build flags.
+    the baseline), the build flags and the block cache of the returned
+    arrays (:func:`set_cache_limit`, ``FASTLOSS_CACHE_BYTES``).
 
     Examples
     --------
@@ -85,7 +86,7 @@ def show_config(file=None) -> dict:
     >>> sorted(k for k in cfg if k in ("openmp", "simd_path", "version"))
     ['openmp', 'simd_path', 'version']
     """
-    from . import __version__
+    from . import __version__, _cache
 
     try:
         from . import _build_info as bi
@@ -108,6 +109,7 @@ def show_config(file=None) -> dict:
         "cflags": cflags,
         "ldflags": ldflags,
         "block_size": _pointwise.BLOCK,
+        "cache": _cache.describe(),
     }
     if file is not False:
         out = file if file is not None else sys.stdout

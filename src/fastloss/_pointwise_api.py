@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from . import _pointwise
+from ._alloc import empty
 from ._config import _threads
 from ._validate import (
     F32,
@@ -66,13 +67,13 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
 
     g = h = lo = g2 = None
     if mode != VALUE:
-        g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
+        g = empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if mode == GRAD_HESS:
-            h = np.empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
+            h = empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
         if extra_out is not None:
             g2 = extra_out
     if reduction == "none":
-        lo = np.empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
+        lo = empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
     if out is not None or hess_out is not None or loss_out is not None:
         if mode == VALUE and out is not None:
             raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
+from ._alloc import empty
 from ._pointwise_api import (
     GRAD,
     GRAD_HESS,
@@ -360,7 +361,7 @@ def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_thre
     p = _p_gaussian(full, eps, op)
     x = V.as_input(input, "input", op)
     e, vshape, bshape = _gaussian_var(var, x, op)
-    g2 = np.empty(x.shape, x.dtype) if mode == GRAD else None
+    g2 = empty(x.shape, x.dtype) if mode == GRAD else None
     res = run(_GAUSSIAN, x, target, weight, reduction, mode, p, n_threads, out=out, hess_out=hess_out,
               loss_out=loss_out, extra=e, extra_period=x.size, extra_out=g2)
     if mode == GRAD:
