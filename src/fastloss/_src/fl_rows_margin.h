@@ -106,8 +106,8 @@ static double FN(mm_row)(const fl_row_args *a, const T *restrict z, T *restrict 
  * gives 0, not 0 * inf). */
 
 FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T *restrict w,
-                               T *restrict g, T *restrict h, fl_idx n, T k,
-                               const int WW, const int WG, const int WH)
+                               T *restrict g, T *restrict h, T *restrict gt, fl_idx n, T k,
+                               const int WW, const int WG, const int WH, const int WT)
 {
     double total = 0;
     for (fl_idx c0 = 0; c0 < n; c0 += FL_ROW_CHUNK) {
@@ -128,6 +128,8 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
             sv += v;
             if (WG) g[c] = k * wc * (my * s - y * sn);
             if (WH) h[c] = k * wc * (ex * r1 * r1);
+            /* d/dy = softplus(-z) - softplus(z) = -z */
+            if (WT) gt[c] = k * wc * -x;
         }
         total += (double)sv;
     }
@@ -135,20 +137,21 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
 }
 
 static double FN(mlsm_row)(const fl_row_args *a, const T *restrict z, const T *restrict t,
-                           T *restrict g, T *restrict h)
+                           const T *restrict w, T *restrict g, T *restrict h, T *restrict gt)
 {
     const fl_idx C = a->C;
-    const T *w = (const T *)a->w;
     const T k = (T)(a->gscale / (double)C);
     double v;
     if (w) {
-        if (h) v = FN(mlsm_pass)(z, t, w, g, h, C, k, 1, 1, 1);
-        else if (g) v = FN(mlsm_pass)(z, t, w, g, NULL, C, k, 1, 1, 0);
-        else v = FN(mlsm_pass)(z, t, w, NULL, NULL, C, k, 1, 0, 0);
+        if (h) v = FN(mlsm_pass)(z, t, w, g, h, NULL, C, k, 1, 1, 1, 0);
+        else if (gt) v = FN(mlsm_pass)(z, t, w, g, NULL, gt, C, k, 1, 1, 0, 1);
+        else if (g) v = FN(mlsm_pass)(z, t, w, g, NULL, NULL, C, k, 1, 1, 0, 0);
+        else v = FN(mlsm_pass)(z, t, w, NULL, NULL, NULL, C, k, 1, 0, 0, 0);
     } else {
-        if (h) v = FN(mlsm_pass)(z, t, NULL, g, h, C, k, 0, 1, 1);
-        else if (g) v = FN(mlsm_pass)(z, t, NULL, g, NULL, C, k, 0, 1, 0);
-        else v = FN(mlsm_pass)(z, t, NULL, NULL, NULL, C, k, 0, 0, 0);
+        if (h) v = FN(mlsm_pass)(z, t, NULL, g, h, NULL, C, k, 0, 1, 1, 0);
+        else if (gt) v = FN(mlsm_pass)(z, t, NULL, g, NULL, gt, C, k, 0, 1, 0, 1);
+        else if (g) v = FN(mlsm_pass)(z, t, NULL, g, NULL, NULL, C, k, 0, 1, 0, 0);
+        else v = FN(mlsm_pass)(z, t, NULL, NULL, NULL, NULL, C, k, 0, 0, 0, 0);
     }
     return v / (double)C;
 }
@@ -170,7 +173,9 @@ static double FN(block_multi_margin)(const fl_row_args *a, fl_idx start, fl_idx 
     RW_LABEL_ROWS(FN(mm_row)(a, z, g, h, y))
 }
 
-/* S = 1 only (classes on the last axis; the Python layer folds the rest) */
+/* S = 1 only (classes on the last axis; the Python layer folds the rest).
+ * The weight is per class (C elements), or per element (like x) when
+ * prm.i1 = 1. */
 static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx start, fl_idx n,
                                                fl_idx *bad)
 {
@@ -180,8 +185,10 @@ static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx star
     double total = 0;
     for (fl_idx r = start; r < start + n; r++) {
         const fl_idx o = r * C;
-        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o,
-                                       a->g ? (T *)a->g + o : NULL, a->h ? (T *)a->h + o : NULL);
+        const T *w = a->w ? (const T *)a->w + (a->prm.i1 ? o : 0) : NULL;
+        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o, w,
+                                       a->g ? (T *)a->g + o : NULL, a->h ? (T *)a->h + o : NULL,
+                                       a->gt ? (T *)a->gt + o : NULL);
         if (l) l[r] = (T)lv;
         total += lv;
     }
