@@ -215,7 +215,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
                                  f"input's shape {shape} (class probabilities or multilabel targets), "
                                  f"got target of shape {t.shape}")
             t_out = bufs.get("target")
-            gt = np.empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
+            gt = empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
             if t_out is not None:
                 check_no_overlap(gt, "out (target)", op, x, t, w, *(b for b in (out, loss_out) if b is not None))
     if mode != VALUE:

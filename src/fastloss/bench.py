@@ -870,7 +870,7 @@ How to read: times are the best (minimum) over repeats of the mean time per call
   torch, sklearn      PyTorch forward + backward; sklearn._loss loss_gradient (one more array out)
   X/fl                X's time / fastloss cached time: >1 means fastloss is that many times faster
   %stream             bytes the fused call moves / out= time, against the STREAM add bandwidth
-  --wide adds the NumPy reference, fresh/out, cached/out, GB/s and the bandwidth floor (bench/README.md).""",
+  --wide adds numpy, fresh/out, cached/out, GB/s and the bandwidth floor (bench/README.md).""",
               file=out)
         return
     print(f"""
