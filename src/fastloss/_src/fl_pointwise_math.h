@@ -473,6 +473,10 @@ PW_SIG(kl_div_log)
     *gy = et * (y - x + 1);
 }
 
+/* ---------------- the regression catalogue (deviances, robust, Keras) ---------------- */
+
+#include "fl_pointwise_regression_math.h"
+
 /* ---------------- the shared math, for the accuracy tests ---------------- */
 
 /* y = f(x) over n elements, f = exp_np (x <= 0) or log1p01 (x in [0, 1]),
