@@ -98,6 +98,9 @@ def test_every_output_array_of_a_call_comes_from_the_cache():
     t = np.zeros(BIG // 16, np.int64)
     lr, gr = fl.cross_entropy(xr, t, reduction="none", return_grad=True)
     assert get_handler_name(gr) == CACHE  # the row driver's gradient
+    if hasattr(fl, "trimmed"):           # the trimmed/winsorized driver's per-element loss
+        lt, gt = fl.trimmed(x, y, fl.MSELoss(), trim=0.1, reduction="none", return_grad=True)
+        assert get_handler_name(lt) == CACHE and get_handler_name(gt) == CACHE
     assert _disjoint([g, h, lo, g2, gr, *gv[1:]])
 
 
