@@ -1124,9 +1124,9 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows", "overlap")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap",
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap, guide",
               file=sys.stderr)
         return 2
     picked = None
@@ -1164,6 +1164,12 @@ def main_bench(args) -> int:
         rc = bench_overlap.main(oargs)
         if rc:
             return rc
+    if "guide" in families:
+        from fastloss import bench_guide
+
+        print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
+        bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+                         + (["--n", "1e6"] if quick else []))
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")
