@@ -271,7 +271,10 @@ def _make_module(cls):
 
 
 def _is_loss_class(obj) -> bool:
-    return inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess")
+    # a loss class has value_and_grad, and grad_hess or the _grad_args it
+    # differentiates (the embedding losses, whose operands are not "input")
+    return inspect.isclass(obj) and hasattr(obj, "value_and_grad") and (
+        hasattr(obj, "grad_hess") or hasattr(obj, "_grad_args"))
 
 
 def _is_loss_function(name: str, obj) -> bool:
@@ -281,7 +284,7 @@ def _is_loss_function(name: str, obj) -> bool:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return False
-    return "return_grad" in params and "input" in params
+    return "return_grad" in params and ("input" in params or hasattr(obj, "_grad_args"))
 
 
 def _populate():

@@ -66,7 +66,9 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(squared_hinge, 0, 0)         \
     X(soft_margin, 0, 0)           \
     X(kl_div, 0, 0)                \
-    X(kl_div_log, 0, 0)
+    X(kl_div_log, 0, 0)            \
+    X(margin_ranking, 1, 1)        \
+    X(hinge_embedding, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

@@ -434,6 +434,37 @@ PW_SIG(kl_div_log)
     *g = -et; *h = 0;
 }
 
+/* ---------------- embeddings (elementwise) ---------------- */
+
+/* PyTorch's margin_ranking_loss: max(0, -y (x1 - x2) + margin) with
+ * x1 = x, x2 = e, pa = margin; d/dx1 = -y, d/dx2 = y where the term is
+ * >= 0 (clamp_min passes the gradient at 0, as PyTorch's); h = 0.  bad
+ * for a (non-NaN) y other than -1 and 1. */
+PW_SIG(margin_ranking)
+{
+    (void)pb; (void)pc; (void)i0; (void)i1;
+    const T z = pa - y * (x - e);
+    *v = z < 0 ? (T)0 : z;
+    const T gx = z >= 0 ? -y : (z < 0 ? (T)0 : z);
+    *g = gx; *g2 = -gx; *h = 0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
+/* PyTorch's hinge_embedding_loss: x for y = 1, max(0, margin - x) for
+ * y = -1 (pa = margin); h = 0; bad for a (non-NaN) y other than -1 and 1,
+ * and a NaN y gives NaN. */
+PW_SIG(hinge_embedding)
+{
+    (void)e; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    const T z = pa - x;
+    const T neg = z < 0 ? (T)0 : z;
+    const T gneg = z >= 0 ? (T)-1 : (z < 0 ? (T)0 : z);
+    *v = y == 1 ? x : (y == -1 ? neg : y * x);
+    *g = y == 1 ? (T)1 : (y == -1 ? gneg : y);
+    *h = 0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
 /* ---------------- the shared loop ---------------- */
 
 /* One chunk (<= FL_PW_CHUNK elements), summed in T.  The W* flags are
