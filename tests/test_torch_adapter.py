@@ -629,12 +629,52 @@ GCASES = [
     GCase("multi_margin-p2", "MultiMarginLoss", {"p": 2, "weight": _W5}, d_labels((4, 5))),
     GCase("multilabel_soft_margin", "MultiLabelSoftMarginLoss", {"weight": _W5}, d_multilabel((4, 5))),
 ]
+
+
+def g_feat(n_ops, shape=(4, 3), target=None):
+    """Rows of features for the embedding losses, all differentiable; a
+    per-row target (+-1 or 0/1) or, for "elementwise", +-1 of the inputs' shape."""
+    def data(rng):
+        arrays = [rng.normal(0, 1, shape) for _ in range(n_ops)]
+        if target == "sign":
+            arrays.append(np.where(rng.random(shape[:-1]) < 0.5, -1.0, 1.0))
+        elif target == "binary":
+            arrays.append(rng.integers(0, 2, shape[:-1]).astype(np.float64))
+        elif target == "elementwise":
+            arrays.append(np.where(rng.random(shape) < 0.5, -1.0, 1.0))
+        return arrays, tuple(range(n_ops))
+    return data
+
+
+def g_batch(N=12, D=4, K=3):
+    """A batch of embeddings with K classes of N/K rows each."""
+    def data(rng):
+        return [rng.normal(0, 1, (N, D)), np.arange(N) % K], (0,)
+    return data
+
+
+GCASES += [
+    GCase("triplet-swap", "TripletMarginLoss", {"margin": 0.5, "swap": True}, g_feat(3)),
+    GCase("triplet-p3", "TripletMarginLoss", {"p": 3.0}, g_feat(3)),
+    GCase("triplet_distance-cosine", "TripletMarginWithDistanceLoss", {"distance": "cosine", "margin": 0.5},
+          g_feat(3)),
+    GCase("cosine_embedding", "CosineEmbeddingLoss", {"margin": 0.1}, g_feat(2, target="sign")),
+    GCase("margin_ranking", "MarginRankingLoss", {"margin": 0.1}, g_feat(2, target="elementwise")),
+    GCase("hinge_embedding", "HingeEmbeddingLoss", {"margin": 0.75}, g_hinge()),
+    GCase("contrastive", "ContrastiveLoss", {"margin": 2.0}, g_feat(2, target="binary")),
+    GCase("cosine_distance", "CosineDistanceLoss", {}, g_feat(2)),
+    GCase("batch_hard", "BatchHardTripletLoss", {"margin": 0.5}, g_batch()),
+    GCase("batch_all", "BatchAllTripletLoss", {"margin": 0.5}, g_batch()),
+    GCase("nt_xent", "NTXentLoss", {"temperature": 0.5}, g_batch()),
+]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("case", GCASES, ids=lambda c: c.id)
 def test_gradcheck(case, reduction):
+    if reduction not in getattr(getattr(fl, case.module), "_reductions", (reduction,)):
+        pytest.skip(f"{case.module} has no reduction={reduction!r}")
     rng = np.random.default_rng(_seed("gradcheck", case.id))
     arrays, diff = case.data(rng)
     ops = _operands(arrays, diff, torch.float64)
@@ -875,16 +915,17 @@ def test_fastloss_errors_pass_through():
 
 def _fastloss_losses():
     """(name, kind) of every loss fastloss exports, by the rule fastloss.torch
-    documents: a class with value_and_grad and grad_hess, or a function with
-    input and return_grad parameters."""
+    documents: a class with value_and_grad and grad_hess (or _grad_args), or a
+    function with return_grad and input (or _grad_args) parameters."""
     out = []
     for name in fl.__all__:
         obj = getattr(fl, name, None)
-        if inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess"):
+        if inspect.isclass(obj) and hasattr(obj, "value_and_grad") and (
+                hasattr(obj, "grad_hess") or hasattr(obj, "_grad_args")):
             out.append((name, "module"))
         elif inspect.isfunction(obj):
             params = inspect.signature(obj).parameters
-            if "input" in params and "return_grad" in params:
+            if ("input" in params or hasattr(obj, "_grad_args")) and "return_grad" in params:
                 out.append((name, "function"))
     return out
 
