@@ -248,8 +248,8 @@ BATCH = [
 def test_batch_match_reference(case, reduction, dt):
     name, fn, ref_fn, kw = case
     rng = np.random.default_rng(abs(hash(name)) % 2**32)
-    E, lab = _batch(rng, 70, 6, 7, dt)  # N = 70: two tiles of the symmetric pass, one partial
-    w = rng.uniform(0.5, 2, 70).astype(dt)
+    E, lab = _batch(rng, 66, 6, 11, dt)  # N = 66: two tiles of the symmetric pass, one partial
+    w = rng.uniform(0.5, 2, 66).astype(dt)
     res = fn(E, lab, **kw, weight=w, reduction=reduction, return_grad=True)
     ref = ref_fn(E.astype(F64), lab, **kw, weight=w.astype(F64), reduction=reduction)
     rtol = 1e-11 if dt == F64 else 1e-4  # distances from the Gram matrix
@@ -397,7 +397,7 @@ def test_batch_vs_formulas_in_torch(which, dt):
     np.testing.assert_allclose(g, Et.grad.numpy(), rtol=rtol, atol=rtol * Et.grad.abs().max().item())
 
 
-@pytest.mark.parametrize("dt", [F32, F64])
+@pytest.mark.parametrize("dt", [F64])  # float32 is compared with the formula in torch above
 def test_ntxent_matches_optax(dt):
     jax = pytest.importorskip("jax")
     optax = pytest.importorskip("optax")

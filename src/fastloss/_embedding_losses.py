@@ -169,7 +169,7 @@ def _bad_sign(op):
         m = ((y == y) & (y != 1) & (y != -1)).ravel()
         idx = V.first_index(m, y.shape)
         val = y.reshape(y.shape)[idx] if idx else y.reshape(())[()]
-        raise ValueError(f"{op}: target must contain only -1 and 1, got {V.fmt_index('target', idx)} = {val!r}")
+        raise ValueError(f"{op}: target must contain only -1 and 1, got {V.fmt_index('target', idx)} = {val}")
     return on_bad
 
 
@@ -321,7 +321,8 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
 
     ``l = 1 - cos`` for target 1, ``max(0, cos - margin)`` for target -1,
     with PyTorch's ``cos = x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12))``
-    (the 1e-12 inside the squared norms keeps a zero vector finite).  A
+    (the 1e-12, a float32 constant in PyTorch and here, keeps a zero vector
+    finite).  A
     target other than -1 or 1 is a ValueError (PyTorch gives such rows a
     loss of 0); a NaN target gives NaN.
 

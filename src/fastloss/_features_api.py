@@ -103,7 +103,7 @@ def _bad_target(sp, t, bad, rows):
     val = t.reshape(-1)[int(bad)]
     where = f"target[{', '.join(str(int(i)) for i in idx)}]" if idx else "target"
     want = "-1 and 1" if sp.target == "sign" else "0 and 1"
-    raise ValueError(f"{sp.op}: target must contain only {want}, got {where} = {val!r}")
+    raise ValueError(f"{sp.op}: target must contain only {want}, got {where} = {val}")
 
 
 def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 0.0, 0, 0),
