@@ -445,7 +445,7 @@ PW_SIG(margin_ranking)
     (void)pb; (void)pc; (void)i0; (void)i1;
     const T z = pa - y * (x - e);
     *v = z < 0 ? (T)0 : z;
-    const T gx = z >= 0 ? -y : (z < 0 ? (T)0 : z);
+    const T gx = z < 0 ? (T)0 : -y; /* NaN z: the value is NaN, g is -y */
     *g = gx; *g2 = -gx; *h = 0;
     *bad = (y == y) & (y != 1) & (y != -1);
 }
@@ -458,9 +458,12 @@ PW_SIG(hinge_embedding)
     (void)e; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
     const T z = pa - x;
     const T neg = z < 0 ? (T)0 : z;
-    const T gneg = z >= 0 ? (T)-1 : (z < 0 ? (T)0 : z);
-    *v = y == 1 ? x : (y == -1 ? neg : y * x);
-    *g = y == 1 ? (T)1 : (y == -1 ? gneg : y);
+    const T gneg = z < 0 ? (T)0 : (T)-1;
+    const int pos = y == 1;
+    /* single-level selects: nested ones kept this loop scalar */
+    const T vv = pos ? x : neg, gg = pos ? (T)1 : gneg;
+    *v = y == y ? vv : y;
+    *g = y == y ? gg : y;
     *h = 0;
     *bad = (y == y) & (y != 1) & (y != -1);
 }
