@@ -260,8 +260,8 @@ FL_INLINE double FN(con_row)(const T *restrict x, const T *restrict y, T *restri
     return v;
 }
 
-/* PyTorch's cosine_embedding_loss: cos = x.y / sqrt((|x|^2 + 1e-12)
- * (|y|^2 + 1e-12)); l = 1 - cos for t = 1, max(0, cos - margin) for
+/* PyTorch's cosine_embedding_loss: cos = x.y / sqrt((|x|^2 + 1e-12f)
+ * (|y|^2 + 1e-12f)); l = 1 - cos for t = 1, max(0, cos - margin) for
  * t = -1.  bad: t not in {-1, 1}. */
 FL_INLINE double FN(cemb_row)(const T *restrict x, const T *restrict y, T *restrict gx, T *restrict gy,
                               fl_idx D, T t, const fl_params *prm, double kw, int *bad, const int WG)
@@ -270,7 +270,9 @@ FL_INLINE double FN(cemb_row)(const T *restrict x, const T *restrict y, T *restr
     FT_SUMS(s, 3, D,
             const T t0 = x[j] * y[j]; const T t1 = x[j] * x[j]; const T t2 = y[j] * y[j];
             const T t3 = 0; const T t4 = 0; const T t5 = 0;);
-    const double m1 = s[1] + 1e-12, m2 = s[2] + 1e-12, den = sqrt(m1 * m2);
+    /* PyTorch's EPSILON is the float 1e-12f (9.99999996e-13 in double) */
+    const double e12 = (double)1e-12f;
+    const double m1 = s[1] + e12, m2 = s[2] + e12, den = sqrt(m1 * m2);
     const double cosv = s[0] / den, z = cosv - prm->pa;
     const double tt = (double)t;
     *bad = (tt == tt) & (tt != 1) & (tt != -1);

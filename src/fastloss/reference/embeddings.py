@@ -144,12 +144,13 @@ def _check_target(t, allowed, op):
 
 def cosine_embedding_loss(input1, input2, target, margin=0.0, weight=None, reduction="mean"):
     """1 - cos for t = 1, max(0, cos - margin) for t = -1, with PyTorch's
-    cos = x.y / sqrt((|x|^2 + 1e-12)(|y|^2 + 1e-12))."""
+    cos = x.y / sqrt((|x|^2 + 1e-12)(|y|^2 + 1e-12)), 1e-12 rounded to float32."""
     (x, y), shape = _rows(input1, input2)
     t = _f64(target).reshape(-1)
     _check_target(t, (-1, 1), "cosine_embedding_loss")
-    m1 = np.sum(x * x, axis=1) + 1e-12
-    m2 = np.sum(y * y, axis=1) + 1e-12
+    e12 = float(np.float32(1e-12))  # PyTorch's EPSILON is a float
+    m1 = np.sum(x * x, axis=1) + e12
+    m2 = np.sum(y * y, axis=1) + e12
     den = np.sqrt(m1 * m2)
     cos = np.sum(x * y, axis=1) / den
     dcos_x = y / den[:, None] - (cos / m1)[:, None] * x
