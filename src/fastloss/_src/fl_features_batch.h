@@ -432,45 +432,68 @@ static double FN(bt_ntxent_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, fl
 /* B = W + W^T over tile pairs (I, J), I <= J, numbered in row-major
  * order; column j scaled by inv[j] for the cosine (i0); the partial row
  * sums of B's tile (I, J) go to part[2 TILE q + ...], those of (J, I) to
- * part[2 TILE q + TILE + ...]. */
+ * part[2 TILE q + TILE + ...].  Both tiles are copied to local buffers row
+ * by row (a tile's 64 rows are 64 pages: walking a column of S directly
+ * missed the TLB on every element), added and transposed there, and
+ * written back row by row. */
 static double FN(bt_sym)(const fl_bt_args *A, fl_idx start, fl_idx n, fl_idx *bad)
 {
     (void)bad;
-    const fl_idx N = A->N, TL = FL_BT_TILE;
+    enum { TL = FL_BT_TILE };
+    const fl_idx N = A->N;
     const fl_idx nb = (N + TL - 1) / TL;
     const int cos_ = A->prm.i0 == FL_BT_COSINE;
     const double *inv = A->inv;
     T *S = (T *)A->s;
+    T a[TL * TL], b[TL * TL], sr[TL], sc[TL];
     fl_idx I = 0, q = start;
     while (q >= nb - I) { q -= nb - I; I++; }
     fl_idx J = I + q;
     for (fl_idx it = 0; it < n; it++) {
         const fl_idx pq = start + it;
-        const fl_idx r0 = I * TL, r1 = r0 + TL < N ? r0 + TL : N;
-        const fl_idx c0 = J * TL, c1 = c0 + TL < N ? c0 + TL : N;
-        double rs[FL_BT_TILE], cs[FL_BT_TILE];
-        for (fl_idx k = 0; k < TL; k++) rs[k] = cs[k] = 0;
-        for (fl_idx r = r0; r < r1; r++) {
-            const T sr = cos_ ? (T)inv[r] : (T)1;
-            const fl_idx cstart = I == J ? r : c0;
-            T rsum = 0;
-            for (fl_idx c = cstart; c < c1; c++) {
-                const T sc = cos_ ? (T)inv[c] : (T)1;
-                const T b = S[r * N + c] + S[c * N + r];
-                const T brc = b * sc, bcr = b * sr;
-                S[r * N + c] = brc;
-                S[c * N + r] = bcr;
-                rsum += brc;
-                if (c != r) cs[c - c0] += (double)bcr;
-            }
-            rs[r - r0] += (double)rsum;
+        const fl_idx r0 = I * TL, nr = r0 + TL < N ? TL : N - r0;
+        const fl_idx c0 = J * TL, nc = c0 + TL < N ? TL : N - c0;
+        for (fl_idx k = 0; k < TL; k++) {
+            sr[k] = (cos_ && k < nr) ? (T)inv[r0 + k] : (T)1;
+            sc[k] = (cos_ && k < nc) ? (T)inv[c0 + k] : (T)1;
         }
-        if (A->part) {
-            double *pt = A->part + 2 * TL * pq;
-            if (I == J) /* the diagonal tile: the row sums are rs + cs */
-                for (fl_idx k = 0; k < TL; k++) { pt[k] = rs[k] + cs[k]; pt[TL + k] = 0; }
-            else
-                for (fl_idx k = 0; k < TL; k++) { pt[k] = rs[k]; pt[TL + k] = cs[k]; }
+        for (fl_idx k = 0; k < nr; k++) memcpy(a + k * TL, S + (r0 + k) * N + c0, (size_t)nc * sizeof(T));
+        if (I != J)
+            for (fl_idx l = 0; l < nc; l++) memcpy(b + l * TL, S + (c0 + l) * N + r0, (size_t)nr * sizeof(T));
+        const T *bt = I == J ? a : b; /* the transposed partner: the tile itself on the diagonal */
+        /* b2[l][k] = sum[k][l] * sr[k] first (it reads a before a is overwritten) */
+        T *b2 = I == J ? b : b;
+        for (fl_idx l = 0; l < nc; l++)
+            for (fl_idx k = 0; k < nr; k++) b2[l * TL + k] = a[k * TL + l] + bt[l * TL + k];
+        /* now b2 holds the sums transposed: b2[l][k] = W_kl + W_lk (tile coordinates) */
+        double *pt = A->part ? A->part + 2 * TL * pq : NULL;
+        for (fl_idx k = 0; k < nr; k++) {
+            T rs = 0;
+            FT_PRAGMA(omp simd reduction(+:rs))
+            for (fl_idx l = 0; l < nc; l++) {
+                const T v = b2[l * TL + k] * sc[l];
+                a[k * TL + l] = v;
+                rs += v;
+            }
+            memcpy(S + (r0 + k) * N + c0, a + k * TL, (size_t)nc * sizeof(T));
+            if (pt) pt[k] = (double)rs;
+        }
+        if (I != J) {
+            for (fl_idx l = 0; l < nc; l++) {
+                T cs = 0;
+                FT_PRAGMA(omp simd reduction(+:cs))
+                for (fl_idx k = 0; k < nr; k++) {
+                    const T v = b2[l * TL + k] * sr[k];
+                    b2[l * TL + k] = v;
+                    cs += v;
+                }
+                memcpy(S + (c0 + l) * N + r0, b2 + l * TL, (size_t)nr * sizeof(T));
+                if (pt) pt[TL + l] = (double)cs;
+            }
+        }
+        if (pt) {
+            for (fl_idx k = nr; k < TL; k++) pt[k] = 0;
+            for (fl_idx l = (I == J ? 0 : nc); l < TL; l++) pt[TL + l] = 0;
         }
         if (++J == nb) { I++; J = I; }
     }
