@@ -477,3 +477,18 @@ def test_property_batch(N, D, K, seed, which):
     np.testing.assert_allclose(g, rg, rtol=1e-8, atol=1e-11)
     if which < 2:  # distances are translation invariant: the gradient sums to 0
         np.testing.assert_allclose(g.sum(axis=0), 0, atol=1e-10)
+
+
+def test_batch_hard_blocks_of_rows(monkeypatch):
+    """Batch-hard computes and mines S a block of rows at a time: any block
+    size gives the same bits."""
+    from fastloss import _features_api
+
+    rng = np.random.default_rng(25)
+    E, lab = _batch(rng, 150, 7, 9, F32)
+    ref = fl.batch_hard_triplet_loss(E, lab, 0.5, return_grad=True)
+    for nbytes in (1, 4 * 150 * 7, 4 * 150 * 64):  # 1, 7 and 64 rows a block
+        monkeypatch.setattr(_features_api, "_HARD_BLOCK_BYTES", nbytes)
+        res = fl.batch_hard_triplet_loss(E, lab, 0.5, return_grad=True)
+        assert res[0] == ref[0]
+        np.testing.assert_array_equal(res[1], ref[1])

@@ -47,6 +47,9 @@ def batch(
     w: Optional[NDArray[np.floating]],
     sq: NDArray[np.float64],
     inv: NDArray[np.float64],
+    nt_: NDArray[np.floating],
+    cstart: NDArray[np.int64],
+    cmem: NDArray[np.int64],
     loss: NDArray[np.float64],
     cnt: NDArray[np.float64],
     pidx: Optional[NDArray[np.int64]],
@@ -63,4 +66,6 @@ def batch(
     gscale: float,
     mode: int,
     n_threads: int,
+    r0: int = 0,
+    r1: int = -1,
 ) -> None: ...

@@ -38,10 +38,14 @@ cdef extern from "_src/fl_features.h" nogil:
     ctypedef struct fl_bt_args:
         const void *e
         void *s
+        fl_idx s0
         const int32_t *lab
         const void *w
         double *sq
         double *inv
+        void *nt
+        const int64_t *cstart
+        const int64_t *cmem
         double *loss
         double *cnt
         int64_t *pidx
@@ -192,12 +196,13 @@ def run(int loss_id, bint f64, a, b, c, t, w, ga, gb, gc, l, Py_ssize_t R, Py_ss
     return total, bad
 
 
-def batch(int pass_id, bint f64, e, s, lab, w, sq, inv, loss, cnt, pidx, nidx, coef, part, g,
-          Py_ssize_t N, Py_ssize_t D, double pa, double pb, int i0, int i1, double gscale, int mode,
-          int n_threads):
+def batch(int pass_id, bint f64, e, s, lab, w, sq, inv, nt_, cstart, cmem, loss, cnt, pidx, nidx, coef, part,
+          g, Py_ssize_t N, Py_ssize_t D, double pa, double pb, int i0, int i1, double gscale, int mode,
+          int n_threads, Py_ssize_t r0=0, Py_ssize_t r1=-1):
     """Run one pass of an in-batch loss (see fl_features.h) over its items,
     in parallel blocks.  The passes write per-item results only, so the
-    blocking changes no bit of them."""
+    blocking changes no bit of them.  A row pass may run over the anchors
+    [r0, r1) only, with ``s`` holding just those rows of S."""
     cdef fl_bt_args A
     cdef fl_bt_block_fn fn = fl_bt_get(pass_id, f64)
     cdef fl_idx items, per, nblocks, k, nb
@@ -208,8 +213,11 @@ def batch(int pass_id, bint f64, e, s, lab, w, sq, inv, loss, cnt, pidx, nidx, c
     cdef int nt
     if fn == NULL:
         raise ValueError(f"unknown in-batch pass id {pass_id}")
-    A.e = _ptr(e); A.s = _ptr(s); A.lab = <const int32_t*>_ptr(lab); A.w = _ptr(w)
-    A.sq = <double*>_ptr(sq); A.inv = <double*>_ptr(inv)
+    if r1 < 0:
+        r1 = N
+    A.e = _ptr(e); A.s = _ptr(s); A.s0 = r0; A.lab = <const int32_t*>_ptr(lab); A.w = _ptr(w)
+    A.sq = <double*>_ptr(sq); A.inv = <double*>_ptr(inv); A.nt = _ptr(nt_)
+    A.cstart = <const int64_t*>_ptr(cstart); A.cmem = <const int64_t*>_ptr(cmem)
     A.loss = <double*>_ptr(loss); A.cnt = <double*>_ptr(cnt)
     A.pidx = <int64_t*>_ptr(pidx); A.nidx = <int64_t*>_ptr(nidx)
     A.coef = <double*>_ptr(coef); A.part = <double*>_ptr(part); A.g = _ptr(g)
@@ -224,9 +232,12 @@ def batch(int pass_id, bint f64, e, s, lab, w, sq, inv, loss, cnt, pidx, nidx, c
     elif pass_id == _SYM:
         nb = (N + FL_BT_TILE - 1) // FL_BT_TILE
         items, per, work = nb * (nb + 1) // 2, 1, N * N
-    else:  # a row pass over the N x N matrix
-        items, per, work = N, max(1, FL_FT_BLOCK // max(N, 1)), N * N
-    nblocks = (items + per - 1) // per
+    else:  # a row pass over the N x N matrix, or rows [r0, r1) of it
+        items, per, work = r1, max(1, FL_FT_BLOCK // max(N, 1)), (r1 - r0) * N
+    nblocks = (items - r0 + per - 1) // per if items > r0 else 0
+    if pass_id == _NORMS or pass_id == _FINAL or pass_id == _SCATTER or pass_id == _SYM:
+        r0 = 0
+        nblocks = (items + per - 1) // per
     nt = _nthreads(n_threads, work, nblocks)
     if nblocks > 16:
         badv = <fl_idx*>malloc(nblocks * sizeof(fl_idx))
@@ -237,11 +248,11 @@ def batch(int pass_id, bint f64, e, s, lab, w, sq, inv, loss, cnt, pidx, nidx, c
             if nt > 1:
                 for k in prange(nblocks, schedule='static', num_threads=nt):
                     badv[k] = -1
-                    fn(&A, k * per, min(per, items - k * per), &badv[k])
+                    fn(&A, r0 + k * per, min(per, items - r0 - k * per), &badv[k])
             else:
                 for k in range(nblocks):
                     badv[k] = -1
-                    fn(&A, k * per, min(per, items - k * per), &badv[k])
+                    fn(&A, r0 + k * per, min(per, items - r0 - k * per), &badv[k])
             for k in range(nblocks):
                 if badv[k] == -2:
                     nomem = 1

@@ -91,11 +91,18 @@ typedef double (*fl_ft_block_fn)(const fl_ft_args *a, fl_idx start, fl_idx n, fl
 
 typedef struct {
     const void *e;        /* embeddings, N x D of T */
-    void *s;              /* N x N of T (see fl_bt_*: Gram, then dL/dS) */
+    void *s;              /* N x N of T (see fl_bt_*: Gram, then dL/dS); for
+                             hard_mine only the rows from s0 on (a block) */
+    fl_idx s0;            /* the row of S that s holds first (0: all of S) */
     const int32_t *lab;   /* N label codes, 0 .. K-1 */
     const void *w;        /* per-anchor weight (N of T), or NULL */
     double *sq;           /* N: squared norms |e_i|^2 (norms pass) */
     double *inv;          /* N: 1 / max(|e_i|, eps) (norms pass) */
+    void *nt;             /* 2 N of T: sq and inv rounded to T (norms pass),
+                             for the vector loops over a row of S */
+    const int64_t *cstart;/* K + 1: class k's rows are cmem[cstart[k] ..
+                             cstart[k + 1]) */
+    const int64_t *cmem;  /* N: the rows, grouped by class, ascending */
     double *loss;         /* N: per-anchor loss (weighted) */
     double *cnt;          /* N: per-anchor count of the mean's terms */
     int64_t *pidx, *nidx; /* N: batch-hard's mined positive / negative (-1: none) */

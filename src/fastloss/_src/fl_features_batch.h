@@ -3,7 +3,8 @@
  * Included at the end of fl_features_math.h, in the same stamping context
  * (T, FN, EXP, LOG, FT_SUMS, ...).  No include guard, on purpose.
  *
- * On entry S = E E^T (NumPy's matmul).  Distances come from it:
+ * On entry S = E E^T (NumPy's matmul; batch-hard gets it in blocks of
+ * rows, computed and mined while they are in cache).  Distances come from it:
  *   euclidean          d_ij = sqrt(max(|e_i|^2 + |e_j|^2 - 2 S_ij, 0))
  *   squared_euclidean  d_ij = max(|e_i|^2 + |e_j|^2 - 2 S_ij, 0)
  *   cosine             d_ij = 1 - u_i.u_j, u = e / max(|e|, eps)
@@ -63,6 +64,10 @@ static double FN(bt_norms)(const fl_bt_args *A, fl_idx start, fl_idx n, fl_idx *
         const double nr = sqrt(s[0]);
         A->sq[r] = s[0];
         A->inv[r] = 1.0 / (nr > eps ? nr : (nr == nr ? eps : nr));
+        if (A->nt) {
+            ((T *)A->nt)[r] = (T)A->sq[r];
+            ((T *)A->nt)[A->N + r] = (T)A->inv[r];
+        }
     }
     return 0;
 }
@@ -103,61 +108,60 @@ FL_INLINE double FN(bt_pair)(const fl_bt_args *A, fl_idx ia, fl_idx ib, double c
 }
 
 /* Per anchor i: the hardest positive (largest distance, first index on a
- * tie) and hardest negative (smallest), found from S; then their exact
- * distances from the embeddings, the loss max(0, margin + d_p - d_n) (or
- * softplus(d_p - d_n) with i1 = soft), count 1 if the anchor has both, and
- * the coefficients of the scatter.  A row with NaN gets a NaN loss and
- * NaN coefficients. */
+ * tie) and hardest negative (smallest), found from S in one vector pass
+ * (each lane keeps its first best index, the lanes are merged by value,
+ * then index); then their exact distances from the embeddings, the loss
+ * max(0, margin + d_p - d_n) (or softplus(d_p - d_n) with i1 = soft),
+ * count 1 if the anchor has both, and the coefficients of the scatter.  A
+ * row with NaN gets a NaN loss and NaN coefficients. */
 FL_INLINE double FN(hard_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, const int KD)
 {
     const fl_idx N = A->N;
     const int32_t *lab = A->lab;
     const T *w = (const T *)A->w;
-    const double *sq = A->sq, *inv = A->inv;
+    /* the key orders the distances of row i: sq_j - 2 S_ij, or -S_ij inv_j */
+    const T *kq = (const T *)A->nt + (KD == FL_BT_COSINE ? N : 0);
+#define BT_KEY(j) (KD == FL_BT_COSINE ? -S[j] * kq[j] : kq[j] - 2 * S[j])
     for (fl_idx i = start; i < start + n; i++) {
-        const T *S = (const T *)A->s + i * N;
+        const T *S = (const T *)A->s + (i - A->s0) * N;
         const int32_t li = lab[i];
-        /* the key orders the distances of row i: sq_j - 2 S_ij, or -S_ij inv_j */
-        double mx[FT_VL], mn[FT_VL];
+        T mx[FT_VL], mn[FT_VL];
+        TI ix[FT_VL], iy[FT_VL];
         int nan_[FT_VL], np_[FT_VL], nn_[FT_VL];
         for (int k = 0; k < FT_VL; k++) {
-            mx[k] = -INFINITY; mn[k] = INFINITY; nan_[k] = np_[k] = nn_[k] = 0;
+            mx[k] = -INFINITY; mn[k] = INFINITY; ix[k] = iy[k] = -1; nan_[k] = np_[k] = nn_[k] = 0;
         }
         fl_idx j0 = 0;
         for (; j0 + FT_VL <= N; j0 += FT_VL) {
             FT_PRAGMA(omp simd)
             for (int k = 0; k < FT_VL; k++) {
                 const fl_idx j = j0 + k;
-                const double key = KD == FL_BT_COSINE ? -(double)S[j] * inv[j] : sq[j] - 2.0 * (double)S[j];
+                const T key = BT_KEY(j);
                 const int ps = BT_IS_POS(j), ng = BT_IS_NEG(j);
-                mx[k] = (ps && key > mx[k]) ? key : mx[k];
-                mn[k] = (ng && key < mn[k]) ? key : mn[k];
+                const int up = ps & (key > mx[k]), dn = ng & (key < mn[k]);
+                mx[k] = up ? key : mx[k];
+                ix[k] = up ? (TI)j : ix[k];
+                mn[k] = dn ? key : mn[k];
+                iy[k] = dn ? (TI)j : iy[k];
                 nan_[k] |= key != key;
                 np_[k] += ps;
                 nn_[k] += ng;
             }
         }
-        double kmx = -INFINITY, kmn = INFINITY;
+        T kmx = -INFINITY, kmn = INFINITY;
+        fl_idx p = -1, q = -1;
         int isnan_ = 0, cp = 0, cn = 0;
         for (int k = 0; k < FT_VL; k++) {
-            kmx = mx[k] > kmx ? mx[k] : kmx;
-            kmn = mn[k] < kmn ? mn[k] : kmn;
             isnan_ |= nan_[k]; cp += np_[k]; cn += nn_[k];
+            if (ix[k] >= 0 && (mx[k] > kmx || (mx[k] == kmx && ix[k] < p))) { kmx = mx[k]; p = ix[k]; }
+            if (iy[k] >= 0 && (mn[k] < kmn || (mn[k] == kmn && iy[k] < q))) { kmn = mn[k]; q = iy[k]; }
         }
-        for (fl_idx j = j0; j < N; j++) {
-            const double key = KD == FL_BT_COSINE ? -(double)S[j] * inv[j] : sq[j] - 2.0 * (double)S[j];
+        for (fl_idx j = j0; j < N; j++) { /* the tail: larger indices win only if strictly better */
+            const T key = BT_KEY(j);
             const int ps = BT_IS_POS(j), ng = BT_IS_NEG(j);
-            kmx = (ps && key > kmx) ? key : kmx;
-            kmn = (ng && key < kmn) ? key : kmn;
+            if (ps && (key > kmx || p < 0)) { kmx = key; p = j; }
+            if (ng && (key < kmn || q < 0)) { kmn = key; q = j; }
             isnan_ |= key != key; cp += ps; cn += ng;
-        }
-        fl_idx p = -1, q = -1;
-        if (!isnan_ && cp > 0 && cn > 0) {
-            for (fl_idx j = 0; j < N && (p < 0 || q < 0); j++) {
-                const double key = KD == FL_BT_COSINE ? -(double)S[j] * inv[j] : sq[j] - 2.0 * (double)S[j];
-                if (p < 0 && BT_IS_POS(j) && key == kmx) p = j;
-                if (q < 0 && BT_IS_NEG(j) && key == kmn) q = j;
-            }
         }
         double *c = A->coef ? A->coef + 8 * i : NULL;
         if (isnan_) {
@@ -167,7 +171,7 @@ FL_INLINE double FN(hard_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, cons
             if (c) for (int k = 0; k < 8; k++) c[k] = NAN;
             continue;
         }
-        if (p < 0 || q < 0) {
+        if (cp == 0 || cn == 0) {
             A->loss[i] = 0; A->cnt[i] = 0;
             A->pidx[i] = A->nidx[i] = -1;
             continue;
@@ -197,6 +201,7 @@ FL_INLINE double FN(hard_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, cons
             }
         }
     }
+#undef BT_KEY
     return 0;
 }
 
@@ -255,34 +260,39 @@ static double FN(bt_hard_scatter)(const fl_bt_args *A, fl_idx start, fl_idx n, f
  * where it is > 0, count the number of those (pytorch-metric-learning's
  * AvgNonZeroReducer divides by their total).  dL/dd_ip is the number of
  * negatives active with p, dL/dd_in minus the number of positives active
- * with n.  O(N + P N) per anchor for P positives.  Scratch: 2 N of T. */
+ * with n.  O(N + P N) per anchor for P positives (the class lists give
+ * the positives without a scan).  Scratch: 2 N of T. */
 FL_INLINE double FN(all_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, T *dd, T *cn, const int KD)
 {
     const fl_idx N = A->N;
     const int32_t *lab = A->lab;
     const T *w = (const T *)A->w;
-    const double *sq = A->sq, *inv = A->inv;
+    const T *sq = (const T *)A->nt, *iv = (const T *)A->nt + N;
     const T margin = (T)A->prm.pa;
     const int WG = A->mode == FL_FT_GRAD;
     for (fl_idx i = start; i < start + n; i++) {
         T *S = (T *)A->s + i * N;
         const int32_t li = lab[i];
-        const double sqi = sq[i], invi = inv[i];
+        const T sqi = sq[i], ivi = iv[i];
         int isnan_ = 0;
+        FT_PRAGMA(omp simd reduction(|:isnan_))
         for (fl_idx j = 0; j < N; j++) {
-            const T d = (T)FN(bt_dist)(sqi, sq[j], (double)S[j], invi, inv[j], KD);
+            const T qd = sqi + sq[j] - 2 * S[j], qc = qd < 0 ? (T)0 : qd;
+            const T d = KD == FL_BT_COSINE ? 1 - S[j] * ivi * iv[j] : (KD == FL_BT_EUCLIDEAN ? FT_SQRT(qc) : qc);
             dd[j] = d;
             cn[j] = 0;
             isnan_ |= (d != d) & (j != i);
         }
         double loss = 0, count = 0;
-        for (fl_idx p = 0; p < N && !isnan_; p++) {
-            if (!BT_IS_POS(p)) continue;
+        const int64_t *mem = A->cmem + A->cstart[li], *mend = A->cmem + A->cstart[li + 1];
+        for (; mem < mend && !isnan_; mem++) {
+            const fl_idx p = (fl_idx)*mem;
+            if (p == i) continue;
             const T h = dd[p] + margin;
             T c_ = 0, s_ = 0;
             FT_PRAGMA(omp simd reduction(+:c_, s_))
             for (fl_idx j = 0; j < N; j++) {
-                const int act = BT_IS_NEG(j) && dd[j] < h;
+                const int act = BT_IS_NEG(j) & (dd[j] < h);
                 const T one = act ? (T)1 : (T)0, dj = act ? dd[j] : (T)0;
                 c_ += one;
                 s_ += dj;
@@ -291,16 +301,21 @@ FL_INLINE double FN(all_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, T *dd
             /* cnt (d_ip + margin) - sum of the active d_in */
             loss += (double)c_ * ((double)dd[p] + (double)margin) - (double)s_;
             count += (double)c_;
-            if (WG) S[p] = c_; /* parked: dL/dd_ip, before the scale below */
+            if (WG) S[p] = c_; /* parked: dL/dd_ip, turned into W below */
         }
         const double wi = w ? (double)w[i] : 1.0;
         A->loss[i] = isnan_ ? NAN : wi * loss;
         A->cnt[i] = count;
         if (WG) {
+            const T wt = isnan_ ? (T)NAN : (T)wi;
+            FT_PRAGMA(omp simd)
             for (fl_idx j = 0; j < N; j++) {
-                const double coef = BT_IS_POS(j) ? (double)S[j] : (BT_IS_NEG(j) ? -(double)cn[j] : 0.0);
-                const double wv = isnan_ ? NAN : wi * coef * FN(bt_wfac)((double)dd[j], KD);
-                S[j] = coef == 0 && !isnan_ ? (T)0 : (T)wv;
+                const int ps = BT_IS_POS(j), ng = BT_IS_NEG(j);
+                const T coef = ps ? S[j] : (ng ? -cn[j] : (T)0);
+                const T d = dd[j];
+                /* dL/dd into W: / d (0 at d = 0) for the euclidean, negated for the cosine */
+                const T f = KD == FL_BT_EUCLIDEAN ? (d > 0 ? 1 / d : (T)0) : (KD == FL_BT_COSINE ? (T)-1 : (T)1);
+                S[j] = (ps | ng) ? wt * coef * f : (isnan_ ? wt : (T)0);
             }
         }
     }
@@ -330,46 +345,48 @@ static double FN(bt_all_rows)(const fl_bt_args *A, fl_idx start, fl_idx n, fl_id
  * summed over p (pytorch-metric-learning's NTXentLoss and optax's ntxent;
  * the mean divides by the number of positive pairs).  Gradient, with
  * sig_p = sigmoid(L - s_p) and A = sum_p sig_p:
- *   dL/dcos_ip = -sig_p / tau,  dL/dcos_in = A exp(s_n - L) / tau. */
+ *   dL/dcos_ip = -sig_p / tau,  dL/dcos_in = A exp(s_n - L) / tau.
+ * A row costs a max pass, an exp pass (which parks exp(s_n - m) in the
+ * row in gradient mode), the positives from the class list, and a write
+ * pass: one exp per element. */
 FL_INLINE double FN(ntx_rows)(const fl_bt_args *A, fl_idx start, fl_idx n)
 {
     const fl_idx N = A->N;
     const int32_t *lab = A->lab;
     const T *w = (const T *)A->w;
-    const double *inv = A->inv;
-    const double tau = A->prm.pa, itau = 1.0 / tau;
+    const T *iv = (const T *)A->nt + N;
+    const double itau = 1.0 / A->prm.pa;
     const int WG = A->mode == FL_FT_GRAD;
     for (fl_idx i = start; i < start + n; i++) {
         T *S = (T *)A->s + i * N;
         const int32_t li = lab[i];
-        const T ci = (T)(inv[i] * itau);
-        /* sweep 1: the negatives' max, the positives' count, NaN */
+        const T ci = (T)(A->inv[i] * itau);
+        const int64_t *m0 = A->cmem + A->cstart[li], *m1 = A->cmem + A->cstart[li + 1];
+        const fl_idx cp = (fl_idx)(m1 - m0) - 1;
+        /* sweep 1: the negatives' max and NaN */
         T mx[FT_VL];
-        int nan_[FT_VL], np_[FT_VL];
-        for (int k = 0; k < FT_VL; k++) { mx[k] = -INFINITY; nan_[k] = np_[k] = 0; }
+        int nan_[FT_VL];
+        for (int k = 0; k < FT_VL; k++) { mx[k] = -INFINITY; nan_[k] = 0; }
         fl_idx j0 = 0;
         for (; j0 + FT_VL <= N; j0 += FT_VL) {
             FT_PRAGMA(omp simd)
             for (int k = 0; k < FT_VL; k++) {
                 const fl_idx j = j0 + k;
-                const T s = S[j] * ci * (T)inv[j];
-                const int ng = BT_IS_NEG(j);
-                mx[k] = (ng && s > mx[k]) ? s : mx[k];
-                nan_[k] |= (s != s) & (j != i);
-                np_[k] += BT_IS_POS(j);
+                const T s = S[j] * ci * iv[j];
+                mx[k] = (BT_IS_NEG(j) & (s > mx[k])) ? s : mx[k];
+                nan_[k] |= s != s;
             }
         }
         T m = -INFINITY;
-        int isnan_ = 0, cp = 0;
-        for (int k = 0; k < FT_VL; k++) { m = mx[k] > m ? mx[k] : m; isnan_ |= nan_[k]; cp += np_[k]; }
+        int isnan_ = 0;
+        for (int k = 0; k < FT_VL; k++) { m = mx[k] > m ? mx[k] : m; isnan_ |= nan_[k]; }
         for (fl_idx j = j0; j < N; j++) {
-            const T s = S[j] * ci * (T)inv[j];
+            const T s = S[j] * ci * iv[j];
             m = (BT_IS_NEG(j) && s > m) ? s : m;
-            isnan_ |= (s != s) & (j != i);
-            cp += BT_IS_POS(j);
+            isnan_ |= s != s;
         }
         const double wi = w ? (double)w[i] : 1.0;
-        A->cnt[i] = cp;
+        A->cnt[i] = (double)cp;
         if (isnan_ || cp == 0) {
             A->loss[i] = isnan_ ? NAN : 0.0;
             if (WG) {
@@ -378,28 +395,38 @@ FL_INLINE double FN(ntx_rows)(const fl_bt_args *A, fl_idx start, fl_idx n)
             }
             continue;
         }
-        /* sweep 2: Z = sum over negatives of exp(s - m); L = m + log Z */
-        double L = -INFINITY;
-        if (m > -INFINITY) {
-            double Z = 0;
+        /* sweep 2: Z = sum over negatives of exp(s - m), parked in the row */
+        double L = -INFINITY, Z = 0;
+        const int neg = m > -INFINITY;
+        if (neg) {
             for (fl_idx c0 = 0; c0 < N; c0 += FL_FT_CHUNK) {
                 const fl_idx c1 = c0 + FL_FT_CHUNK < N ? c0 + FL_FT_CHUNK : N;
                 T z = 0;
-                FT_PRAGMA(omp simd reduction(+:z))
-                for (fl_idx j = c0; j < c1; j++) {
-                    const T s = S[j] * ci * (T)inv[j];
-                    const T e = FN(exp_np)(s - m);
-                    z += BT_IS_NEG(j) ? e : (T)0;
+                if (WG) {
+                    FT_PRAGMA(omp simd reduction(+:z))
+                    for (fl_idx j = c0; j < c1; j++) {
+                        const T e = FN(exp_np)(S[j] * ci * iv[j] - m);
+                        const int ng = BT_IS_NEG(j);
+                        z += ng ? e : (T)0;
+                        S[j] = ng ? e : S[j];
+                    }
+                } else {
+                    FT_PRAGMA(omp simd reduction(+:z))
+                    for (fl_idx j = c0; j < c1; j++) {
+                        const T e = FN(exp_np)(S[j] * ci * iv[j] - m);
+                        z += BT_IS_NEG(j) ? e : (T)0;
+                    }
                 }
                 Z += (double)z;
             }
             L = (double)m + log(Z);
         }
-        /* sweep 3: the positives, in double */
+        /* sweep 3: the positives from the class list, in double */
         double loss = 0, asum = 0;
-        for (fl_idx j = 0; j < N; j++) {
-            if (!BT_IS_POS(j)) continue;
-            const double x = L - (double)S[j] * (double)ci * inv[j];
+        for (const int64_t *p = m0; p < m1; p++) {
+            const fl_idx j = (fl_idx)*p;
+            if (j == i) continue;
+            const double x = L - (double)S[j] * (double)ci * (double)iv[j];
             const double ex = exp(-fabs(x));
             loss += (x > 0 ? x : 0.0) + log1p(ex); /* softplus(x); x = -inf: 0 */
             const double sg = x >= 0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex);
@@ -407,15 +434,13 @@ FL_INLINE double FN(ntx_rows)(const fl_bt_args *A, fl_idx start, fl_idx n)
             if (WG) S[j] = (T)(-wi * sg * itau);
         }
         A->loss[i] = wi * loss;
-        /* sweep 4: the negatives' dL/dcos; the positives' stay, self is 0 */
+        /* sweep 4: the negatives' dL/dcos from the parked exponentials;
+         * the positives stay, self is 0 */
         if (WG) {
-            const T an = (T)(wi * asum * itau), Lt = (T)L;
+            const T an = neg ? (T)(wi * asum * itau / Z) : (T)0;
             FT_PRAGMA(omp simd)
-            for (fl_idx j = 0; j < N; j++) {
-                const T s = S[j] * ci * (T)inv[j];
-                const T e = an * FN(exp_np)(s - Lt);
-                S[j] = BT_IS_NEG(j) ? e : (j == i ? (T)0 : S[j]);
-            }
+            for (fl_idx j = 0; j < N; j++)
+                S[j] = BT_IS_NEG(j) ? an * S[j] : (j == i ? (T)0 : S[j]);
         }
     }
     return 0;

@@ -38,6 +38,13 @@
  * register each.) */
 #include "fl_vmath.h"
 
+#undef FT_SQRT
+#if T_F32
+#define FT_SQRT sqrtf
+#else
+#define FT_SQRT sqrt
+#endif
+
 #define FT_VL 8
 #define FT_TREE(l) (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])))
 
