@@ -104,12 +104,14 @@ _BATCH_COMMON = """weight : array_like of shape (N,), optional
     Notes
     -----
     embeddings has shape (N, D), float32 or float64 (kept); labels has
-    shape (N,) of any integer dtype.  Memory: one N x N matrix of the
-    embeddings' dtype (the Gram matrix, overwritten in place by the
-    gradient's coefficients) and O(N + N D) besides.  The value does not
-    depend on the thread count; distances come from the Gram matrix, so
-    near-ties in the mining may resolve differently than a difference-based
-    computation would."""
+    shape (N,) of any integer dtype.  The similarities and distances come
+    from the Gram matrix E E^T, a NumPy matmul: batch-all and NT-Xent keep
+    one N x N matrix of the embeddings' dtype (overwritten in place by the
+    gradient's coefficients, which one more matmul turns into the
+    gradient); batch-hard computes and mines it a block of rows at a time
+    (about 4 MB) and needs no second matmul.  Besides, O(N + N D).  The
+    value does not depend on the thread count; near-ties in the mining may
+    resolve differently than a difference-based computation would."""
 
 
 def _doc(fn):
