@@ -199,6 +199,36 @@ def d_multilabel(shape=(11, 6)):
     return data
 
 
+def g_feat(n_ops, shape=(4, 3), target=None):
+    """Rows of features for the embedding losses, all differentiable; a
+    per-row target (+-1 or 0/1) or, for "elementwise", +-1 of the inputs' shape."""
+    def data(rng):
+        arrays = [rng.normal(0, 1, shape) for _ in range(n_ops)]
+        if target == "sign":
+            arrays.append(np.where(rng.random(shape[:-1]) < 0.5, -1.0, 1.0))
+        elif target == "binary":
+            arrays.append(rng.integers(0, 2, shape[:-1]).astype(np.float64))
+        elif target == "elementwise":
+            arrays.append(np.where(rng.random(shape) < 0.5, -1.0, 1.0))
+        return arrays, tuple(range(n_ops))
+    return data
+
+
+def g_hinge_emb(shape, margin=0.75):
+    """Distances (input) at least 0.1 from the margin, the hinge of target -1."""
+    def data(rng):
+        x = margin + np.where(rng.random(shape) < 0.5, -1, 1) * rng.uniform(0.1, 0.7, shape)
+        return [x, np.where(rng.random(shape) < 0.5, -1.0, 1.0)], (0,)
+    return data
+
+
+def g_batch(N=12, D=4, K=3):
+    """A batch of embeddings with K classes of N/K rows each."""
+    def data(rng):
+        return [rng.normal(0, 1, (N, D)), np.arange(N) % K], (0,)
+    return data
+
+
 # ------------------------------------------------------------ the table
 
 class Case(NamedTuple):
@@ -314,6 +344,27 @@ _ROW_CASES = [
 ]
 
 CASES += [c for c in _ROW_CASES if c.module in flt.__all__]
+
+# the embedding losses: one gradient per differentiable operand, a per-row
+# value for reduction="none" (grad_output broadcast over the features)
+_EMB_CASES = [
+    Case("triplet", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss, F.triplet_margin_loss,
+         {"margin": 1.5}, g_feat(3, (9, 5))),
+    Case("triplet-p1-swap", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss,
+         F.triplet_margin_loss, {"p": 1.0, "swap": True, "margin": 2.0}, g_feat(3, (9, 5))),
+    Case("triplet-unbatched", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss,
+         F.triplet_margin_loss, {"margin": 3.0}, g_feat(3, (6,))),
+    Case("triplet_distance", "TripletMarginWithDistanceLoss", "triplet_margin_with_distance_loss",
+         nn.TripletMarginWithDistanceLoss, F.triplet_margin_with_distance_loss, {"margin": 1.5, "swap": True},
+         g_feat(3, (9, 5))),
+    Case("cosine_embedding", "CosineEmbeddingLoss", "cosine_embedding_loss", nn.CosineEmbeddingLoss,
+         F.cosine_embedding_loss, {"margin": -0.3}, g_feat(2, (9, 5), target="sign")),
+    Case("margin_ranking", "MarginRankingLoss", "margin_ranking_loss", nn.MarginRankingLoss,
+         F.margin_ranking_loss, {"margin": 0.2}, g_feat(2, (9, 5), target="elementwise")),
+    Case("hinge_embedding", "HingeEmbeddingLoss", "hinge_embedding_loss", nn.HingeEmbeddingLoss,
+         F.hinge_embedding_loss, {"margin": 0.75}, g_hinge_emb((9, 5))),
+]
+CASES += [c for c in _EMB_CASES if c.module in flt.__all__]
 
 PARAMS = [pytest.param(c, r, id=f"{c.id}-{r}") for c in CASES for r in c.reductions]
 
@@ -629,28 +680,6 @@ GCASES = [
     GCase("multi_margin-p2", "MultiMarginLoss", {"p": 2, "weight": _W5}, d_labels((4, 5))),
     GCase("multilabel_soft_margin", "MultiLabelSoftMarginLoss", {"weight": _W5}, d_multilabel((4, 5))),
 ]
-
-
-def g_feat(n_ops, shape=(4, 3), target=None):
-    """Rows of features for the embedding losses, all differentiable; a
-    per-row target (+-1 or 0/1) or, for "elementwise", +-1 of the inputs' shape."""
-    def data(rng):
-        arrays = [rng.normal(0, 1, shape) for _ in range(n_ops)]
-        if target == "sign":
-            arrays.append(np.where(rng.random(shape[:-1]) < 0.5, -1.0, 1.0))
-        elif target == "binary":
-            arrays.append(rng.integers(0, 2, shape[:-1]).astype(np.float64))
-        elif target == "elementwise":
-            arrays.append(np.where(rng.random(shape) < 0.5, -1.0, 1.0))
-        return arrays, tuple(range(n_ops))
-    return data
-
-
-def g_batch(N=12, D=4, K=3):
-    """A batch of embeddings with K classes of N/K rows each."""
-    def data(rng):
-        return [rng.normal(0, 1, (N, D)), np.arange(N) % K], (0,)
-    return data
 
 
 GCASES += [
