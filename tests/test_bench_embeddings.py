@@ -30,3 +30,12 @@ def test_cli_family(capsys):
     assert cli.main(["bench", "--family", "bogus"]) == 2
     assert "pointwise, rows, embeddings" in capsys.readouterr().err
     assert BE.main(["--cases", "nope"]) == 2
+
+
+def test_cli_runs_the_family(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(BE, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["bench", "--family", "embeddings", "--threads", "1", "--dtypes", "float32",
+                     "--repeat", "2"]) == 0
+    assert seen == [["--dtypes", "float32", "--repeat", "2", "--threads", "1"]]
+    assert "embedding losses" in capsys.readouterr().out
