@@ -108,8 +108,10 @@ _BATCH_COMMON = """weight : array_like of shape (N,), optional
     from the Gram matrix E E^T, a NumPy matmul: batch-all and NT-Xent keep
     one N x N matrix of the embeddings' dtype (overwritten in place by the
     gradient's coefficients, which one more matmul turns into the
-    gradient); batch-hard computes and mines it a block of rows at a time
-    (about 4 MB) and needs no second matmul.  Besides, O(N + N D).  The
+    gradient); batch-hard needs no second matmul, and on one thread it
+    computes and mines S a block of rows at a time (about 4 MB; on more
+    threads in one matmul, as BLAS's threads and fastloss's do not
+    alternate well).  Besides, O(N + N D).  The
     value does not depend on the thread count; near-ties in the mining may
     resolve differently than a difference-based computation would."""
 

@@ -249,7 +249,7 @@ def run_batch(kind: str, embeddings, labels, *, margin=0.0, temperature=1.0, dis
         a.update(kw)
         _features.batch(_PASS[name], f64, E, S if s is None else s, codes, w, sq, inv, ntv, cstart, cmem, loss,
                         cnt, a["pidx"], a["nidx"], a["coef"], a["part"], g, N, D, pa, NORMALIZE_EPS, kd,
-                        int(soft), kw.get("gscale", 1.0), mode, nt, r0, r1)
+                        int(soft), kw.get("gscale", 1.0), mode, kw.get("threads", nt), r0, r1)
 
     bt("norms")
     pidx = nidx = coef = None
@@ -257,7 +257,11 @@ def run_batch(kind: str, embeddings, labels, *, margin=0.0, temperature=1.0, dis
         pidx = np.empty(N, np.int64)
         nidx = np.empty(N, np.int64)
         coef = np.empty(8 * N) if mode == GRAD else None
-        B = max(1, min(N, _HARD_BLOCK_BYTES // (N * E.itemsize)))
+        # On one thread, blocks of rows of S mined while in cache.  On more,
+        # one matmul: BLAS's threads spin for a while after each call, and
+        # alternating them block by block with fastloss's OpenMP team made
+        # the call several times slower on 2 cores.
+        B = max(1, min(N, _HARD_BLOCK_BYTES // (N * E.itemsize))) if nt == 1 else N
         Sb = np.empty((B, N), dt)
         Et = E.copy().T
         for r0 in range(0, N, B):
