@@ -179,6 +179,16 @@ def test_elementwise_pairs():
     _raises(ValueError, f"^{op}: out= holds the gradients", fl.hinge_embedding_loss, x, t, out=g)
     _raises(TypeError, f"^{op}: margin must be a real number, got NoneType", fl.hinge_embedding_loss, x, t, None)
     _raises(TypeError, "^MarginRankingLoss: margin must be a real number", fl.MarginRankingLoss, "0")
+    _raises(ValueError, "^MarginRankingLoss: loss_out is the buffer of the per-element losses of "
+            "reduction='none', got reduction='mean'", fl.MarginRankingLoss().value_and_grad, x, x, t,
+            loss_out=np.empty(5))
+    _raises(ValueError, "^HingeEmbeddingLoss: loss_out is the buffer", fl.HingeEmbeddingLoss().value_and_grad,
+            x, t, loss_out=np.empty(5))
+    lo = np.empty(5)
+    _raises(ValueError, r"^MarginRankingLoss: out\[1\] must not share memory",
+            fl.MarginRankingLoss(reduction="none").value_and_grad, x, x + 1, t, out=(g, lo), loss_out=lo)
+    _raises(ValueError, r"^TripletMarginLoss: loss_out must have shape \(4,\)",
+            fl.TripletMarginLoss(reduction="none").value_and_grad, *T3, loss_out=np.empty(5))
 
 
 # ------------------------------------------------------------------ in-batch

@@ -145,6 +145,33 @@ def test_rows_out_buffers(case):
         np.testing.assert_array_equal(a, b)
 
 
+_CLASSES = {"triplet": lambda kw: fl.TripletMarginLoss(kw["margin"], kw["p"], swap=kw["swap"], reduction="none"),
+            "twd": lambda kw: fl.TripletMarginWithDistanceLoss(**kw, reduction="none"),
+            "cosine_embedding": lambda kw: fl.CosineEmbeddingLoss(**kw, reduction="none"),
+            "contrastive": lambda kw: fl.ContrastiveLoss(**kw, reduction="none"),
+            "cosine_distance": lambda kw: fl.CosineDistanceLoss(**kw, reduction="none")}
+
+
+@pytest.mark.parametrize("case", ROW_CASES, ids=lambda c: c[0])
+def test_rows_class_loss_out(case):
+    """The classes' value_and_grad takes loss_out= for reduction="none" (and
+    refuses it for another reduction), as the other drivers' classes do."""
+    name, fn, _, data = case
+    rng = np.random.default_rng(26)
+    args, kw = data(rng, F64, (8, 5))
+    loss = _CLASSES[name.split("-")[0]](kw)
+    lo = np.full(8, np.nan)
+    res = loss.value_and_grad(*args, loss_out=lo)
+    assert res[0] is lo
+    ref = fn(*args, **kw, reduction="none", return_grad=True)
+    for a, b in zip(res, ref):
+        np.testing.assert_array_equal(a, b)
+    loss.reduction = "sum"
+    with pytest.raises(ValueError, match=r"loss_out is the buffer of the per-row losses of reduction='none', "
+                                         r"got reduction='sum'"):
+        loss.value_and_grad(*args, loss_out=lo)
+
+
 def test_rows_dtypes_and_layouts():
     rng = np.random.default_rng(14)
     a, p, n = _rows(rng, (6, 8), 3, F64)

@@ -356,7 +356,14 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
 _grads(cosine_embedding_loss, _PAIR)
 
 
-def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, out, n_threads, op):
+def _no_loss_out(loss_out, reduction, op):
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out is the buffer of the per-element losses of reduction='none', "
+                         f"got reduction={reduction!r}")
+
+
+def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, out, n_threads, op, loss_out=None):
+    _no_loss_out(loss_out, reduction, op)
     bufs = _pair_buffers(out, _PAIR, op, mode)
     x = V.as_input(input1, "input1", op)
     s2 = input2.shape if isinstance(input2, np.ndarray) else np.shape(input2)
@@ -370,9 +377,10 @@ def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, o
     g1 = None if bufs is None else V.check_out(bufs[0], "out[0]", op, x.dtype, x.shape)
     if bufs is not None:
         V.check_no_overlap(g2, "out[1]", op, x, e, target if isinstance(target, np.ndarray) else None,
-                           weight if isinstance(weight, np.ndarray) else None, g1)
+                           weight if isinstance(weight, np.ndarray) else None, g1,
+                           loss_out if isinstance(loss_out, np.ndarray) else None)
     return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, out=g1, extra=e,
-                  extra_period=max(x.size, 1), extra_out=g2)
+                  extra_period=max(x.size, 1), extra_out=g2, loss_out=loss_out)
 
 
 @_doc
@@ -718,8 +726,8 @@ def _class_doc(fn_name, call, extra=""):
     return f"""The object form of :func:`fastloss.{fn_name}`, named as in ``torch.nn``.
 
     ``loss({call}, weight=None)`` gives the value;
-    ``loss.value_and_grad({call}, weight=None, out=None)`` the value and
-    the gradients of {', '.join(getattr(globals()[fn_name], '_grad_args'))} in one pass.
+    ``loss.value_and_grad({call}, weight=None, out=None, loss_out=None)``
+    the value and the gradients of {', '.join(getattr(globals()[fn_name], '_grad_args'))} in one pass.
     See :func:`fastloss.{fn_name}` for the formula, shapes and dtypes.{extra}
     """
 
@@ -746,17 +754,17 @@ class TripletMarginLoss(_FeatureLoss):
         self._kernel, self._params = _triplet_params(margin, p, eps, swap, op)
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
-    def _run(self, anchor, positive, negative, weight, mode, out=None):
+    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None):
         op = type(self).__name__
         return run_rows(_TRIPLET_SPECS[self._kernel]["triplet_margin_loss"], (anchor, positive, negative),
                         weight=weight, params=self._params, reduction=self.reduction, mode=mode, out=out,
-                        n_threads=self.n_threads, op=op)
+                        n_threads=self.n_threads, op=op, loss_out=loss_out)
 
     def __call__(self, anchor, positive, negative, weight=None):
         return self._run(anchor, positive, negative, weight, VALUE)
 
-    def value_and_grad(self, anchor, positive, negative, weight=None, out=None):
-        return self._run(anchor, positive, negative, weight, GRAD, out)
+    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None):
+        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out)
 
     def _repr_args(self):
         return [("margin", self.margin), ("p", self.p), ("eps", self.eps), ("swap", self.swap),
@@ -783,17 +791,17 @@ class TripletMarginWithDistanceLoss(_FeatureLoss):
         self._kernel, self._params, self.distance = _distance_params(distance_function, distance, margin, swap, op)
         self.margin, self.swap = margin, swap
 
-    def _run(self, anchor, positive, negative, weight, mode, out=None):
+    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None):
         return run_rows(_TRIPLET_SPECS[self._kernel]["triplet_margin_with_distance_loss"],
                         (anchor, positive, negative), weight=weight, params=self._params,
                         reduction=self.reduction, mode=mode, out=out, n_threads=self.n_threads,
-                        op=type(self).__name__)
+                        op=type(self).__name__, loss_out=loss_out)
 
     def __call__(self, anchor, positive, negative, weight=None):
         return self._run(anchor, positive, negative, weight, VALUE)
 
-    def value_and_grad(self, anchor, positive, negative, weight=None, out=None):
-        return self._run(anchor, positive, negative, weight, GRAD, out)
+    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None):
+        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out)
 
     def _repr_args(self):
         return [("distance", self.distance), ("margin", self.margin), ("swap", self.swap),
@@ -817,15 +825,15 @@ class CosineEmbeddingLoss(_FeatureLoss):
         super().__init__(V.legacy_reduction(size_average, reduce, reduction, op), n_threads)
         self.margin = V.real(margin, "margin", op)
 
-    def _run(self, input1, input2, target, weight, mode, out=None):
+    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None):
         return run_rows(_COSINE_EMBEDDING, (input1, input2), target, weight, (self.margin, 0.0, 0.0, 0, 0),
-                        self.reduction, mode, out, self.n_threads, op=type(self).__name__)
+                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
 
     def __call__(self, input1, input2, target, weight=None):
         return self._run(input1, input2, target, weight, VALUE)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None):
-        return self._run(input1, input2, target, weight, GRAD, out)
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
+        return self._run(input1, input2, target, weight, GRAD, out, loss_out)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -852,9 +860,9 @@ class MarginRankingLoss(_FeatureLoss):
         return _elementwise_pair(input1, input2, target, (self.margin, 0.0, 0.0, 0, 0), weight, self.reduction,
                                  VALUE, None, self.n_threads, type(self).__name__)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None):
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
         return _elementwise_pair(input1, input2, target, (self.margin, 0.0, 0.0, 0, 0), weight, self.reduction,
-                                 GRAD, out, self.n_threads, type(self).__name__)
+                                 GRAD, out, self.n_threads, type(self).__name__, loss_out=loss_out)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -881,9 +889,11 @@ class HingeEmbeddingLoss(_FeatureLoss):
         return pw_run(_HINGE_EMBEDDING, input, target, weight, self.reduction, VALUE, (self.margin, 0.0, 0.0, 0, 0),
                       self.n_threads)
 
-    def value_and_grad(self, input, target, weight=None, out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+        op = type(self).__name__
+        _no_loss_out(loss_out, self.reduction, op)
         return pw_run(_HINGE_EMBEDDING, input, target, weight, self.reduction, GRAD, (self.margin, 0.0, 0.0, 0, 0),
-                      self.n_threads, out=_single_out(out, type(self).__name__, GRAD))
+                      self.n_threads, out=_single_out(out, op, GRAD), loss_out=loss_out)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -908,15 +918,15 @@ class ContrastiveLoss(_FeatureLoss):
         self._kernel, self._params = _contrastive_params(margin, p, eps, similar_label, op)
         self.margin, self.p, self.eps, self.similar_label = margin, p, eps, similar_label
 
-    def _run(self, input1, input2, target, weight, mode, out=None):
+    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None):
         return run_rows(_CONTRASTIVE[self._kernel], (input1, input2), target, weight, self._params, self.reduction,
-                        mode, out, self.n_threads, op=type(self).__name__)
+                        mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
 
     def __call__(self, input1, input2, target, weight=None):
         return self._run(input1, input2, target, weight, VALUE)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None):
-        return self._run(input1, input2, target, weight, GRAD, out)
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
+        return self._run(input1, input2, target, weight, GRAD, out, loss_out)
 
     def _repr_args(self):
         return [("margin", self.margin), ("p", self.p), ("eps", self.eps), ("similar_label", self.similar_label),
@@ -940,15 +950,15 @@ class CosineDistanceLoss(_FeatureLoss):
         super().__init__(reduction, n_threads)
         self.eps = V.nonneg(eps, "eps", op)
 
-    def _run(self, input, target, weight, mode, out=None):
+    def _run(self, input, target, weight, mode, out=None, loss_out=None):
         return run_rows(_COSINE_DISTANCE, (input, target), None, weight, (0.0, self.eps, 0.0, 0, 0),
-                        self.reduction, mode, out, self.n_threads, op=type(self).__name__)
+                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
 
     def __call__(self, input, target, weight=None):
         return self._run(input, target, weight, VALUE)
 
-    def value_and_grad(self, input, target, weight=None, out=None):
-        return self._run(input, target, weight, GRAD, out)
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+        return self._run(input, target, weight, GRAD, out, loss_out)
 
     def _repr_args(self):
         return [("eps", self.eps), ("reduction", self.reduction)]

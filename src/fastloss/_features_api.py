@@ -110,18 +110,21 @@ def _bad_target(sp, t, bad, rows):
 
 
 def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 0.0, 0, 0),
-             reduction="mean", mode=VALUE, out=None, n_threads=None, op=None):
+             reduction="mean", mode=VALUE, out=None, n_threads=None, op=None, loss_out=None):
     """Validate, run the fused row kernel once, and shape the result.
 
     mode VALUE -> value; mode GRAD -> (value, g_1, ..., g_k), one gradient
     per operand in argument order.  value is a float for "mean"/"sum" and
-    an array of the rows' shape for "none"; the gradient is that of the
-    returned value (of the sum for "none").
+    an array of the rows' shape for "none" (in ``loss_out`` if given);
+    the gradient is that of the returned value (of the sum for "none").
     """
     op = op or sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     _no_out_without_grad(out, mode, op)
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out is the buffer of the per-row losses of reduction='none', "
+                         f"got reduction={reduction!r}")
     nt = _threads(n_threads, op)
     xs, dt, shape = _operands(sp, arrays, op)
     rows = shape[:-1]
@@ -140,7 +143,13 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
         if bufs is not None:
             for i in range(len(xs)):
                 check_no_overlap(grads[i], f"out[{i}]", op, *xs, t, w, *grads[i + 1:len(xs)])
-    lo = np.empty(rows, dt) if reduction == "none" else None
+    lo = None
+    if reduction == "none":
+        if loss_out is None:
+            lo = np.empty(rows, dt)
+        else:
+            lo = check_out(loss_out, "loss_out", op, dt, rows)
+            check_no_overlap(lo, "loss_out", op, *xs, t, w, *grads[:len(xs)])
     gscale = 1.0 / R if reduction == "mean" and R else 1.0
     pa, pb, pc, i0, i1 = params
     xa, xb = xs[0], xs[1]
