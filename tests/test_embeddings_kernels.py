@@ -146,7 +146,8 @@ def test_rows_out_buffers(case):
 
 
 _CLASSES = {"triplet": lambda kw: fl.TripletMarginLoss(kw["margin"], kw["p"], swap=kw["swap"], reduction="none"),
-            "twd": lambda kw: fl.TripletMarginWithDistanceLoss(**kw, reduction="none"),
+            "twd": lambda kw: fl.TripletMarginWithDistanceLoss(distance_function=kw["distance"], margin=kw["margin"],
+                                                               swap=kw["swap"], reduction="none"),
             "cosine_embedding": lambda kw: fl.CosineEmbeddingLoss(**kw, reduction="none"),
             "contrastive": lambda kw: fl.ContrastiveLoss(**kw, reduction="none"),
             "cosine_distance": lambda kw: fl.CosineDistanceLoss(**kw, reduction="none")}

@@ -177,7 +177,7 @@ def test_triplet_with_distance(dt, reduction, swap):
         _compare(res, ref, dt, f"{name} swap={swap} {reduction}")
         ref_m = _torch_run(lambda a, b, c: nn.TripletMarginWithDistanceLoss(
             distance_function=dfn, margin=0.8, swap=swap, reduction=reduction)(a, b, c), arrs, 3, reduction)
-        _compare(fl.TripletMarginWithDistanceLoss(distance=name, margin=0.8, swap=swap,
+        _compare(fl.TripletMarginWithDistanceLoss(distance_function=name, margin=0.8, swap=swap,
                                                   reduction=reduction).value_and_grad(*arrs), ref_m, dt, name)
     # torch's keyword for the named distances, and its default
     _close(fl.triplet_margin_with_distance_loss(*arrs, distance_function="cosine"),

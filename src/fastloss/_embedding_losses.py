@@ -177,7 +177,7 @@ def _bad_sign(op):
     return on_bad
 
 
-_MARGIN_RANKING = pw_spec("margin_ranking_loss", "margin_ranking", _bad_sign("margin_ranking_loss"))
+_MARGIN_RANKING = pw_spec("margin_ranking_loss", "margin_ranking", _bad_sign("margin_ranking_loss"), "input2")
 _HINGE_EMBEDDING = pw_spec("hinge_embedding_loss", "hinge_embedding", _bad_sign("hinge_embedding_loss"))
 
 
@@ -200,10 +200,10 @@ def _distance_params(distance_function, distance, margin, swap, op):
                 f"fastloss fuses named distances in its kernel and cannot call a Python function, "
                 f"got {distance_function!r}")
         df = check_distance(distance_function, op)
-        if distance != "euclidean" and distance != df:
+        if distance is not None and distance != df:
             raise ValueError(f"{op}: distance_function={df!r} and distance={distance!r} disagree; give one of them")
         distance = df
-    distance = check_distance(distance, op)
+    distance = check_distance("euclidean" if distance is None else distance, op)
     m = _margin_pos(margin, op)
     sw = V.boolean(swap, "swap", op)
     kernel, eps = _NAMED[distance]
@@ -268,7 +268,7 @@ _grads(triplet_margin_loss, _TRIPLET)
 
 @_doc
 def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0,
-                                      swap=False, reduction="mean", distance="euclidean", weight=None,
+                                      swap=False, reduction="mean", distance=None, weight=None,
                                       return_grad=False, out=None, n_threads=None):
     """Triplet loss over a named distance, as
     ``torch.nn.functional.triplet_margin_with_distance_loss``.
@@ -285,19 +285,22 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
       large but finite gradient).
 
     PyTorch's ``distance_function`` is a Python callable; fastloss fuses
-    the distance into its kernel, so it takes a name instead.  For code
-    written against PyTorch, ``distance_function`` accepts None (the
-    default euclidean distance) or one of the same names; a callable is a
-    TypeError.  margin must be > 0, as PyTorch checks.
+    the distance into its kernel, so it takes a name instead:
+    ``distance_function`` accepts None (the default euclidean distance,
+    as PyTorch's None) or one of the names, and so does ``distance=``
+    (keyword-only, a shorthand; give one of them).  A callable is a
+    TypeError.  The class takes the name through ``distance_function=``
+    only (its constructor is ``torch.nn``'s).  margin must be > 0, as
+    PyTorch checks.
 
     Parameters
     ----------
     anchor, positive, negative : array_like, same shape (..., D)
-    distance_function : None or str
+    distance_function : None or {"euclidean", "squared_euclidean", "cosine"}
     margin : float > 0
     swap : bool
     reduction : {"mean", "sum", "none"}
-    distance : {"euclidean", "squared_euclidean", "cosine"}
+    distance : None or {"euclidean", "squared_euclidean", "cosine"}
     %(common)s
 
     Examples
@@ -379,8 +382,12 @@ def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, o
         V.check_no_overlap(g2, "out[1]", op, x, e, target if isinstance(target, np.ndarray) else None,
                            weight if isinstance(weight, np.ndarray) else None, g1,
                            loss_out if isinstance(loss_out, np.ndarray) else None)
-    return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, out=g1, extra=e,
-                  extra_period=max(x.size, 1), extra_out=g2, loss_out=loss_out)
+    if mode == GRAD:  # both buffers given: the pointwise driver writes input2's gradient as its extra's
+        out = (np.empty(x.shape, x.dtype) if g1 is None else g1, g2)
+        return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, out=out, extra=e,
+                      extra_period=max(x.size, 1), loss_out=loss_out, grads=("input", "input2"))
+    return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, extra=e,
+                  extra_period=max(x.size, 1), loss_out=loss_out)
 
 
 @_doc
@@ -777,18 +784,18 @@ class TripletMarginWithDistanceLoss(_FeatureLoss):
     Examples
     --------
     >>> import numpy as np, fastloss as fl
-    >>> loss = fl.TripletMarginWithDistanceLoss(distance="squared_euclidean", margin=1.0)
+    >>> loss = fl.TripletMarginWithDistanceLoss(distance_function="squared_euclidean", margin=1.0)
     >>> loss(np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([0.0, 1.5]))
     0.0
     """)
     _grad_args = _TRIPLET
     _class_axis = -1
 
-    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean", distance="euclidean",
-                 n_threads=None):
+    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean", n_threads=None):
         op = type(self).__name__
         super().__init__(reduction, n_threads)
-        self._kernel, self._params, self.distance = _distance_params(distance_function, distance, margin, swap, op)
+        self._kernel, self._params, self.distance = _distance_params(distance_function, None, margin, swap, op)
+        self.distance_function = distance_function
         self.margin, self.swap = margin, swap
 
     def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None):
