@@ -686,8 +686,8 @@ GCASES = [
 GCASES += [
     GCase("triplet-swap", "TripletMarginLoss", {"margin": 0.5, "swap": True}, g_feat(3)),
     GCase("triplet-p3", "TripletMarginLoss", {"p": 3.0}, g_feat(3)),
-    GCase("triplet_distance-cosine", "TripletMarginWithDistanceLoss", {"distance_function": "cosine", "margin": 0.5},
-          g_feat(3)),
+    GCase("triplet_distance-cosine", "TripletMarginWithDistanceLoss",
+          {"distance_function": "cosine", "margin": 0.5}, g_feat(3)),
     GCase("cosine_embedding", "CosineEmbeddingLoss", {"margin": 0.1}, g_feat(2, target="sign")),
     GCase("margin_ranking", "MarginRankingLoss", {"margin": 0.1}, g_feat(2, target="elementwise")),
     GCase("hinge_embedding", "HingeEmbeddingLoss", {"margin": 0.75}, g_hinge()),
