@@ -31,9 +31,26 @@ NOT_IN_TORCH = {
     "softmax_focal_loss", "poly1_cross_entropy",
     "LogCoshLoss", "QuantileLoss", "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftmaxFocalLoss",
     "Poly1CrossEntropyLoss",
+    # the regression catalogue (fastloss._regression_losses) and the trimmed/winsorized reductions
+    "gamma_nll_loss", "tweedie_loss", "pseudo_huber_loss", "fair_loss", "cauchy_loss", "tukey_biweight_loss",
+    "expectile_loss", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "trimmed", "winsorized",
+    "GammaNLLLoss", "TweedieLoss", "PseudoHuberLoss", "FairLoss", "CauchyLoss", "TukeyBiweightLoss",
+    "ExpectileLoss", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Trimmed", "Winsorized",
+    # the set-overlap losses (segmentation_models_pytorch's definitions)
+    "dice_loss", "jaccard_loss", "tversky_loss", "bce_dice_loss", "ce_dice_loss", "lovasz_hinge_loss",
+    "lovasz_softmax_loss", "DiceLoss", "JaccardLoss", "TverskyLoss", "BCEDiceLoss", "CEDiceLoss",
+    "LovaszHingeLoss", "LovaszSoftmaxLoss",
+    # the embedding losses PyTorch lacks
     "contrastive_loss", "cosine_distance_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss",
     "ContrastiveLoss", "CosineDistanceLoss", "BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss",
 }
+# losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
+# classes (reduction="none", eps=1e-7, *, n_threads=None)
+TORCHVISION_FORM = {
+    "box_iou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss",
+    "BoxIoULoss", "GeneralizedBoxIoULoss", "DistanceBoxIoULoss", "CompleteBoxIoULoss",
+}
+NOT_IN_TORCH |= TORCHVISION_FORM
 # non-torch losses whose operands are not (input, target): a pair with a
 # per-row target, and the in-batch losses' embeddings and labels
 OPERANDS = {"contrastive_loss": ["input1", "input2", "target"], "batch_hard_triplet_loss": ["embeddings", "labels"],
@@ -111,6 +128,11 @@ def test_function_signature(name):
         if not any(p.name == "weight" for p in _params(twin)):
             assert "weight" in names, f"{name}: PyTorch has no weight=; fastloss's goes keyword-only"
         return
+    if name in TORCHVISION_FORM:
+        assert [(p.name, p.default) for p in ours[:4]] == [
+            ("boxes1", P.empty), ("boxes2", P.empty), ("reduction", "none"), ("eps", 1e-7)], name
+        assert [p.name for p in ours[4:]] == list(EXTRAS) and all(p.kind is P.KEYWORD_ONLY for p in ours[4:])
+        return
     # the non-torch form
     lead = OPERANDS.get(name, ["input", "target"])
     assert [p.name for p in ours[:len(lead)]] == lead, name
@@ -139,7 +161,7 @@ def test_class_signature(name):
     assert ours[-1].name == "n_threads" and ours[-1].kind is P.KEYWORD_ONLY, name
     assert all(p.kind is P.POSITIONAL_OR_KEYWORD for p in ours[:-1]), name
     red = [p for p in ours if p.name == "reduction"]
-    assert red and red[0].default == "mean", name
+    assert red and red[0].default == ("none" if name in TORCHVISION_FORM else "mean"), name
 
 
 @pytest.mark.parametrize("name", _functions(flt))

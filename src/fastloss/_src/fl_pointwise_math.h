@@ -463,6 +463,10 @@ PW_SIG(kl_div_log)
     *gy = et * (y - x + 1);
 }
 
+/* ---------------- the regression catalogue (deviances, robust, Keras) ---------------- */
+
+#include "fl_pointwise_regression_math.h"
+
 /* ---------------- embeddings (elementwise) ---------------- */
 
 /* PyTorch's margin_ranking_loss: max(0, -y (x1 - x2) + margin) with
