@@ -25,8 +25,16 @@ from ._box_losses import *  # noqa: F401,F403
 from ._box_losses import __all__ as _box_all
 from ._embedding_losses import *  # noqa: F401,F403
 from ._embedding_losses import __all__ as _emb_all
+from ._suggest import suggest
+from ._diagnose import LossWarning, diagnose
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
 __all__ += list(_rg_all)
 __all__ += list(_seg_all) + list(_box_all)
 __all__ += list(_emb_all)
+__all__ += ["suggest", "diagnose", "LossWarning"]
+
+from ._check import install as _install_check  # check=True on every loss call
+
+_install_check(globals())
+del _install_check

@@ -1073,10 +1073,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "embeddings")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide", "embeddings")]
     if bad:
         print(f"python -m fastloss bench: unknown family {', '.join(bad)}; "
-              f"choose pointwise, rows, overlap, embeddings",
+              f"choose pointwise, rows, overlap, guide, embeddings",
               file=sys.stderr)
         return 2
     picked = None
@@ -1114,6 +1114,12 @@ def main_bench(args) -> int:
         rc = bench_overlap.main(oargs)
         if rc:
             return rc
+    if "guide" in families:
+        from fastloss import bench_guide
+
+        print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
+        bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+                         + (["--n", "1e6"] if quick else []))
     if "embeddings" in families:
         from fastloss import bench_embeddings
 
