@@ -89,6 +89,8 @@ extensions = [
     ext("_trim", ["fl_trim.c"]),
     ext("_overlap", ["fl_overlap.c"]),
     ext("_summary", ["fl_summary.c"]),
+    ext("_alloc", ["fl_alloc.c"]),
+    ext("_features", ["fl_features.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.
