@@ -105,6 +105,11 @@ def _calls():
         (fl.Winsorized(fl.L1Loss()).value_and_grad, (x, y01), {}, "regression_on_classes"),
         (fl.Trimmed(fl.HuberLoss()).grad_hess, (x, y01), {}, "regression_on_classes"),
         (fl.mean_absolute_percentage_error, (x, np.where(y01 > 0, 0.0, 2.0)), {}, "zero_targets"),
+        (fl.triplet_margin_loss, (np.ones((8, 8)), sl[0, 0], sl[1, 0]), {}, "collapsed_embeddings"),
+        (fl.ContrastiveLoss().value_and_grad, (x.reshape(50, 4), x[::-1].reshape(50, 4), np.zeros(50)), {},
+         "constant_target"),
+        (fl.batch_all_triplet_loss, (x.reshape(50, 4), np.r_[np.arange(30), np.repeat(np.arange(30, 40), 2)]), {},
+         "batch_labels"),
         (fl.cross_entropy, (probs, labels), {}, "probabilities_as_logits"),
         (fl.CrossEntropyLoss(), (probs, labels), {}, "probabilities_as_logits"),
         (fl.CrossEntropyLoss().value_and_grad, (probs, labels), {}, "probabilities_as_logits"),
@@ -134,6 +139,21 @@ def test_check_true_warns_at_the_callers_line(k):
         warnings.simplefilter("error")
         want = fn(*args, **kw)                       # the default: no check, no warning
     _same(got, want)
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: fl.cosine_embedding_loss(r.normal(size=(20, 4)), r.normal(size=(20, 4)), r.integers(0, 2, 20) * 1.0,
+                                       check=True),
+    lambda r: fl.MarginRankingLoss().value_and_grad(r.normal(size=20), r.normal(size=20), r.integers(0, 2, 20) * 1.0,
+                                                    check=True),
+    lambda r: fl.ContrastiveLoss()(r.normal(size=(20, 4)), r.normal(size=(20, 4)), np.arange(20.0) % 3, check=True),
+    lambda r: fl.batch_hard_triplet_loss(r.normal(size=(20, 4)), np.arange(20), check=True),
+], ids=["cosine_embedding_01", "margin_ranking_01", "contrastive_labels", "batch_hard_distinct"])
+def test_embedding_mistakes_warn_then_the_call_raises(call):
+    with pytest.warns(fl.LossWarning) as rec:
+        with pytest.raises(ValueError):
+            call(np.random.default_rng(0))
+    assert [r.filename for r in rec] == [__file__]
 
 
 def test_check_true_warns_before_the_call_raises():

@@ -33,6 +33,24 @@ def _clean(name, rng, n=N):
     logits = rng.normal(size=(n, C)) * 2
     labels = rng.integers(0, C, n)
     x = rng.normal(size=n) * 2
+    rows = max(n // 8, 8)
+    if e.args[:2] == ("anchor", "positive"):  # triplets: positives near the anchors
+        a = rng.normal(size=(rows, 8))
+        return a, a + 0.3 * rng.normal(size=a.shape), (rng.normal(size=a.shape),)
+    if e.args == ("input1", "input2", "target"):
+        flags = rng.random(rows) < 0.5
+        if name == "margin_ranking_loss":
+            return rng.normal(size=rows), rng.normal(size=rows), (np.where(flags, 1.0, -1.0),)
+        x1 = rng.normal(size=(rows, 8))
+        x2 = np.where(flags[:, None], x1 + 0.3 * rng.normal(size=x1.shape), rng.normal(size=x1.shape))
+        return x1, x2, ((flags * 1.0 if e.target == "pair_flags" else np.where(flags, 1.0, -1.0)),)
+    if name == "hinge_embedding_loss":      # distances, -1/1
+        return np.abs(rng.normal(size=rows)) * 2, np.where(rng.random(rows) < 0.5, 1.0, -1.0), ()
+    if e.input == "embeddings" and e.target == "embeddings":
+        t = rng.normal(size=(rows, 8))
+        return t + 0.3 * rng.normal(size=t.shape), t, ()
+    if e.target == "row_labels":            # P classes x K = 2 samples
+        return rng.normal(size=(rows, 8)), rng.permutation(np.repeat(np.arange(rows // 2), 2)), ()
     if e.input == "loss":                   # trimmed / winsorized: a loss of (input, target) wrapped
         return x, x + rng.normal(size=n), (fl.HuberLoss(),)
     if e.input == "boxes":
@@ -125,6 +143,23 @@ def test_no_false_alarm_on_multiclass_segmentation(name, from_logits):
         assert fl.diagnose(name, p if not from_logits else x[:, 0], m, from_logits=from_logits).ok
 
 
+def test_the_operands_of_pairs_and_triplets_are_named_by_their_roles():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(32, 4))
+    n = a.copy()
+    n[1, 1] = np.nan
+    d = fl.diagnose(fl.TripletMarginLoss(), a, a + 1, n, warn=False)
+    assert d.codes == ["nan_input"] and d[0].message == "negative has 1 NaN value of 128"
+    t = np.where(rng.random(32) < 0.5, 1.0, -1.0)
+    d = fl.diagnose("cosine_embedding_loss", a, a, (t + 1) / 2, warn=False)
+    assert d.codes == ["zero_one_for_pm1"]
+    assert fl.diagnose(fl.nt_xent_loss, a).ok                  # labels=None: the pairs (i, i + N/2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fl.nt_xent_loss(a, check=True)
+        fl.NTXentLoss()(a, np.arange(32) % 16, check=True)
+
+
 def test_masks_with_an_ignore_index_and_tweedie_powers_are_not_alarms():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 8, 8))
@@ -176,7 +211,23 @@ def _cases():
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
     xywh[:, :2] += 60                                           # w < x for most boxes
     pos = rng.gamma(2.0, 1.0, N)
+    emb = rng.normal(size=(64, 8))
+    flags = (rng.random(64) < 0.5).astype(float)
+    emb_nan = emb.copy()
+    emb_nan[3, 2] = np.nan
     return [
+        ("collapsed_embeddings", "triplet_margin_loss", np.ones((64, 8)), emb, {}, (emb,)),
+        ("collapsed_embeddings", "batch_hard_triplet_loss", np.tile(emb[0], (64, 1)), np.arange(64) % 8, {}),
+        ("nan_input", "triplet_margin_loss", emb, emb, {}, (emb_nan,)),     # the negative's NaN
+        ("nan_input", "contrastive_loss", emb, emb_nan, {}, (flags,)),
+        ("zero_one_for_pm1", "cosine_embedding_loss", emb, emb, {}, (flags,)),
+        ("zero_one_for_pm1", "margin_ranking_loss", emb[:, 0], emb[:, 1], {}, (flags,)),
+        ("zero_one_for_pm1", "hinge_embedding_loss", np.abs(emb[:, 0]), flags, {}),
+        ("not_pair_flags", "contrastive_loss", emb, emb, {}, (rng.integers(0, 5, 64).astype(float),)),
+        ("not_pair_flags", "contrastive_loss", emb, emb, {}, (2 * flags - 1,)),
+        ("batch_labels", "batch_hard_triplet_loss", emb, np.arange(64), {}),
+        ("batch_labels", "batch_all_triplet_loss", emb, np.zeros(64, np.int64), {}),
+        ("batch_labels", "nt_xent_loss", emb, np.r_[np.arange(40), np.repeat(np.arange(40, 52), 2)], {}),
         ("probabilities_as_logits", "dice_loss", 1 / (1 + np.exp(-sx)), mask, {}),
         ("probabilities_as_logits", "ce_dice_loss", np.exp(sl) / np.exp(sl).sum(1, keepdims=True), slab, {}),
         ("probabilities_as_logits", "lovasz_hinge_loss", 1 / (1 + np.exp(-sx)), mask, {}),
@@ -246,8 +297,8 @@ CASES = _cases()
 
 @pytest.mark.parametrize("k", range(len(CASES)), ids=lambda k: f"{CASES[k][0]}-{CASES[k][1]}-{k}")
 def test_each_check_fires_on_data_built_for_it(k):
-    code, name, x, t, kw = CASES[k]
-    d = fl.diagnose(name, x, t, warn=False, **kw)
+    code, name, x, t, kw, *more = CASES[k]
+    d = fl.diagnose(name, x, t, *(more[0] if more else ()), warn=False, **kw)
     assert code in d.codes, (code, d)
     f = d[d.codes.index(code)]
     op = D.resolve(kw["loss"])[0] if "loss" in kw else name     # a trimmed loss is checked as the one it wraps

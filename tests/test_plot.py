@@ -96,6 +96,21 @@ def test_the_pictures_of_losses_of_many_variables_are_the_kernels_values():
     assert v[-1] == fl.Trimmed(fl.MSELoss(), trim=0.1)(xs, np.zeros(20))
 
 
+def test_the_embedding_pictures_are_the_kernels_values():
+    fig = plot.figure("triplet_margin_loss")
+    gap, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "margin=1"][0].get_data()
+    np.testing.assert_allclose(v, np.maximum(0, 1 + gap), atol=1e-5)        # d(a, p) - d(a, n) on the axis
+    j = int(np.argmin(np.abs(gap - 1.0)))
+    a, p, n = np.zeros((1, 2)), np.array([[2 + gap[j] / 2, 0.0]]), np.array([[0.0, 2 - gap[j] / 2]])
+    assert v[j] == fl.triplet_margin_loss(a, p, n)
+    fig = plot.figure("hinge_embedding_loss")                 # no Hessian: two panels
+    assert [ax.get_title() for ax in fig.axes] == ["value", "gradient d/d input"]
+    fig = plot.figure("batch_hard_triplet_loss")
+    sep, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "margin=1.0"][0].get_data()
+    E, lab = plot._two_classes(sep[10])
+    assert v[10] == fl.batch_hard_triplet_loss(E, lab, margin=1.0)
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match=r"^plot: no picture of 'hubber'; the losses drawn are: "):
         plot.figure("hubber")

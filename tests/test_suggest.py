@@ -195,6 +195,12 @@ def _trigger(rule):
         return (RNG.random((10_000, 3)) < p).astype(float), None, None
     if task == "distribution":
         return _softmax(RNG.normal(size=(1000, 6))), None, None
+    if task == "ranking":
+        if "metric_labels" in when:
+            return RNG.permutation(np.repeat(np.arange(16), 4)), RNG.normal(size=(64, 8)), "ranking"
+        if "target_binary" in when and when["target_binary"][2] is True:
+            return _binary(0.3, 500), None, "ranking"
+        return np.where(_binary(0.4, 500) > 0, 1.0, -1.0), None, "ranking"
     if task == "detection":
         if when.get("boxes", (0, 0, False))[2] is True:
             return _box_pair()[1], None, "detection"
@@ -240,6 +246,13 @@ def _run_recommendation(loss, t, x):
         x = RNG.normal(size=(t.shape[0], int(t.max()) + 1) + t.shape[1:])
     if "BoxIoU" in name:
         x = _box_pair(t.shape[0])[0]
+    if name in ("BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss"):
+        assert np.isfinite(loss(x, t))
+        return
+    if name in ("ContrastiveLoss", "CosineEmbeddingLoss", "MarginRankingLoss"):
+        shape = t.shape if name == "MarginRankingLoss" else t.shape + (8,)
+        assert np.isfinite(loss(RNG.normal(size=shape), RNG.normal(size=shape), t))
+        return
     if name == "GaussianNLLLoss":
         v = loss(x, t, np.ones_like(x))
     else:
@@ -329,6 +342,20 @@ def test_segmentation_masks_and_labels():
     # a 0/1 target of two dimensions is still multilabel, and a binary vector binary
     assert fl.suggest((rng.random((100, 3)) < 0.4).astype(float)).task == "multilabel"
     assert fl.suggest((rng.random(100) < 0.4).astype(float)).task == "binary"
+
+
+def test_ranking_targets_get_the_metric_learning_and_pair_losses():
+    rng = np.random.default_rng(0)
+    lab = rng.permutation(np.repeat(np.arange(10), 3))
+    s = fl.suggest(lab, rng.normal(size=(30, 16)), task="ranking")
+    assert [r.name for r in s] == ["BatchHardTripletLoss", "NTXentLoss", "BatchAllTripletLoss"]
+    assert s[0].reason.startswith("10 classes among 30 embeddings, 3..3 per class")
+    assert len(fl.suggest(np.arange(30), task="ranking")) == 0          # no class twice: no triplet, no pair
+    assert [r.name for r in fl.suggest(_binary(0.2, 300), task="ranking")] == ["ContrastiveLoss"]
+    pm = np.where(_binary(0.5, 300) > 0, 1.0, -1.0)
+    assert [r.name for r in fl.suggest(pm, task="ranking")] == ["MarginRankingLoss", "CosineEmbeddingLoss"]
+    # not inferred: class labels without task="ranking" stay a classification
+    assert fl.suggest(lab, rng.normal(size=(30, 16))).task == "multiclass"
 
 
 def test_detection_boxes_get_the_iou_losses():
@@ -440,7 +467,7 @@ def test_errors():
 
 
 def test_no_rule_for_a_task_says_so():
-    s = fl.suggest(_binary(0.3, 100), task="ranking")
+    s = fl.suggest(RNG.normal(size=100), task="ranking")          # graded scores: no rule of this build
     assert len(s) == 0 and s.best is None
     assert "no recommendation" in repr(s) and "no recommendation" in s._repr_html_()
 

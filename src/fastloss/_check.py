@@ -7,7 +7,8 @@ Every public loss function, and the ``__call__``, ``value_and_grad`` and
 ``check=False`` (the last keyword-only parameter) and pass it on to their
 driver's call path -- ``_pointwise_api.run``, ``_rows_api.run``,
 ``_overlap_api.run_seg`` / ``run_lovasz`` / ``run_boxes``,
-``_trim_api._trimmed_run`` -- as they pass ``n_threads``.  Each driver has
+``_trim_api._trimmed_run``, ``_features_api.run_rows`` / ``run_batch`` --
+as they pass ``n_threads``.  Each driver has
 one ``if check: _check.check_call(...)`` before its kernel, with the
 options it knows (weights, ``ignore_index``, a segmentation ``mode``, ...);
 the default call pays that one test.
@@ -23,19 +24,21 @@ import warnings
 from ._diagnose import LossWarning, expectation, figures, resolve, run_checks
 
 
-def check_call(op: str, input, target, *, n_threads=None, target_kind=None, **options) -> None:
+def check_call(op: str, input, target, *, others=None, n_threads=None, target_kind=None, **options) -> None:
     """Run diagnose's checks for a call of the loss ``op`` (its function's
-    name) on ``input`` and ``target`` with ``options`` (those the checks
-    read: ``weight``, ``ignore_index``, ``mode``, ``from_logits``, ``loss``;
-    None means not given), and warn each finding at the caller's line.
-    ``target_kind`` overrides the target's kind where the driver knows it
-    better than the options do (a Tweedie power's support, from its spec)."""
+    name) on ``input`` and ``target`` (the operands in those roles; the
+    loss's other operands by name in ``others``, counted for NaN) with
+    ``options`` (those the checks read: ``weight``, ``ignore_index``,
+    ``mode``, ``from_logits``, ``loss``; None means not given), and warn
+    each finding at the caller's line.  ``target_kind`` overrides the
+    target's kind where the driver knows it better than the options do (a
+    Tweedie power's support, from its spec)."""
     name, e, p = resolve(op)
     p.update({k: v for k, v in options.items() if v is not None})
     name, e = expectation(name, e, p)
     if target_kind:
         e = e._replace(target=target_kind)
-    findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads), p)
+    findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads, others=others), p)
     if findings:
         level = _caller_stacklevel()
         for finding in findings:

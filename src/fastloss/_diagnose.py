@@ -124,10 +124,21 @@ class Diagnosis(list):
 class Expect(NamedTuple):
     cls: str      # the nn-style class's name
     input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_prob | rows_logprob
-    #               | boxes | loss (those of the wrapped loss: trimmed, winsorized)
+    #               | boxes | embeddings (rows of features) | loss (those of the wrapped loss: trimmed, winsorized)
     target: str   # real | count | positive | nonneg | nonzero | binary | pm1 | prob | labels | labels_or_probs
-    #               | multilabel | mask (0/1 or probabilities) | mask01 (0/1 only) | boxes | loss
+    #               | multilabel | mask (0/1 or probabilities) | mask01 (0/1 only) | boxes | embeddings
+    #               | pair_flags (1 similar, 0 dissimilar) | row_labels (a class per row) | loss
     vary: Optional[Callable] = None   # (params) -> (input, target): kinds that depend on the options
+    args: tuple = ("input", "target")  # the loss's array operands, in order: the first is checked as the
+    #                                    input, "target" (or "labels", else the second) as the target, the
+    #                                    others for NaN only
+
+
+def roles(e: Expect):
+    """(index of the target among e.args, the other operands' indices)."""
+    names = e.args
+    t = next((i for i, n in enumerate(names) if n in ("target", "labels")), 1)
+    return t, [i for i in range(1, len(names)) if i != t]
 
 
 def _seg_kinds(p):
@@ -156,8 +167,11 @@ def _tweedie_kinds(p):
 
 
 _SEG = ("logit", "mask", _seg_kinds)
-_BOX = ("boxes", "boxes")
+_BOX = ("boxes", "boxes", None, ("boxes1", "boxes2"))
 _WRAPPED = ("loss", "loss")
+_TRIPLET = ("embeddings", "embeddings", None, ("anchor", "positive", "negative"))
+_PAIR = ("input1", "input2", "target")
+_BATCH = ("embeddings", "row_labels", None, ("embeddings", "labels"))
 
 #: What each public loss expects of its input and target.  A loss added to
 #: fastloss adds a row (tests/test_diagnose.py checks that every public
@@ -208,6 +222,17 @@ EXPECT = {
     "generalized_box_iou_loss": Expect("GeneralizedBoxIoULoss", *_BOX),
     "distance_box_iou_loss": Expect("DistanceBoxIoULoss", *_BOX),
     "complete_box_iou_loss": Expect("CompleteBoxIoULoss", *_BOX),
+    # rows of features: triplets, pairs, in-batch metric learning
+    "triplet_margin_loss": Expect("TripletMarginLoss", *_TRIPLET),
+    "triplet_margin_with_distance_loss": Expect("TripletMarginWithDistanceLoss", *_TRIPLET),
+    "cosine_embedding_loss": Expect("CosineEmbeddingLoss", "embeddings", "pm1", None, _PAIR),
+    "margin_ranking_loss": Expect("MarginRankingLoss", "real", "pm1", None, _PAIR),
+    "hinge_embedding_loss": Expect("HingeEmbeddingLoss", "real", "pm1"),
+    "contrastive_loss": Expect("ContrastiveLoss", "embeddings", "pair_flags", None, _PAIR),
+    "cosine_distance_loss": Expect("CosineDistanceLoss", "embeddings", "embeddings"),
+    "batch_hard_triplet_loss": Expect("BatchHardTripletLoss", *_BATCH),
+    "batch_all_triplet_loss": Expect("BatchAllTripletLoss", *_BATCH),
+    "nt_xent_loss": Expect("NTXentLoss", *_BATCH),
 }
 _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 #: Public functions that are not losses of (input, target), and why they
@@ -215,7 +240,7 @@ _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value"}
 #: The options of a loss object that the checks read.
 OPTIONS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight", "mode", "from_logits", "power",
-           "loss")
+           "loss", "similar_label")
 
 
 def resolve(loss):
@@ -257,7 +282,7 @@ def expectation(name, e: Expect, params):
         return expectation(name, e, params)
     if e.vary is not None:
         i, t = e.vary(params)
-        e = Expect(e.cls, i, t)
+        e = e._replace(input=i, target=t, vary=None)
     return name, e
 
 
@@ -272,12 +297,16 @@ def _nan_target(f, e, p):
 
 
 def _nan_input(f, e, p):
-    if f.get("input_nan"):
-        return (f"{f.input_name} has {f.input_nan} NaN value{'s' if f.input_nan > 1 else ''} of {f.input_n}",
-                "the model's output is NaN: look for a diverged step (lower the learning rate) or NaN features")
+    for name, k, n in [(f.input_name, f.get("input_nan"), f.get("input_n"))] + f.get("others_nan", []):
+        if k:
+            return (f"{name} has {k} NaN value{'s' if k > 1 else ''} of {n}",
+                    "the model's output is NaN: look for a diverged step (lower the learning rate) or NaN "
+                    "features")
 
 
 def _constant_target(f, e, p):
+    if e.target == "row_labels":
+        return None      # _batch_labels says what a batch of one class means
     if f.get("labels"):
         if f.get("n_labelled", 0) >= MIN_N and f.get("n_present") == 1:
             return (f"every label is class {f.only_class} ({f.n_labelled} labels)",
@@ -479,6 +508,44 @@ def _box_units(f, e, p):
                     "height, or divide the others)")
 
 
+def _collapsed(f, e, p):
+    if e.input != "embeddings" or not f.get("input_collapsed"):
+        return None
+    return (f"every one of the {f.input_rows} rows of {f.input_name} is the same vector: collapsed embeddings",
+            "the model maps everything to one point (a dead layer, a learning rate too high, or a loss "
+            "without negatives): check its output before the loss")
+
+
+def _pair_flags(f, e, p):
+    if e.target != "pair_flags" or not f.get("target_n") or f.get("target_binary"):
+        return None
+    sim = p.get("similar_label", 1)
+    if f.get("target_pm1"):
+        return (f"target is -1/1 where {f.op} takes 1 and 0 (1 = similar_label = {sim}: a similar pair; "
+                f"the call raises on -1)", "pass (target > 0) as the target (or 1 - it, with similar_label=0)")
+    if f.get("target_integral") and f.get("target_min", -1) >= 0:
+        return (f"target holds integers up to {f.target_max:g} where {f.op} takes a flag per pair: class "
+                f"labels?", "pass (labels1 == labels2) as the target: 1 for a pair of the same class, 0 "
+                "otherwise; or use batch_hard_triplet_loss / nt_xent_loss, which take the class labels")
+    return (f"target has values other than 0 and 1 (min {f.target_min:g}, max {f.target_max:g}) where {f.op} "
+            f"takes a flag per pair (the call raises on them)", "pass 1 for a similar pair, 0 for a dissimilar one")
+
+
+def _batch_labels(f, e, p):
+    if e.target != "row_labels" or not f.get("row_label_n"):
+        return None
+    n, k, single = f.row_label_n, f.row_label_classes, f.row_label_singletons
+    if k == 1 and n >= 2:
+        return (f"all {n} labels are the same class: no anchor has a negative (the call raises)",
+                "batches need several classes: sample P classes x K samples (a PK sampler)")
+    if single == n and n >= 2:
+        return (f"every one of the {n} labels is a different class: no anchor has a positive",
+                "batches need K >= 2 samples of each class: sample P classes x K samples (a PK sampler)")
+    if 2 * single >= n and n >= MIN_N:
+        return (f"{single} of the {n} rows are the only one of their class: they have no positive, so "
+                f"they are no anchors", "sample P classes x K samples (K >= 2) per batch (a PK sampler)")
+
+
 def _negative_counts(f, e, p):
     if e.target == "count" and f.get("target_min", 0) < 0:
         return (f"target has negative values (min {f.target_min:g}) where {f.op} expects counts (>= 0)",
@@ -542,6 +609,9 @@ CHECKS = (
     Check("mask_out_of_range", _mask_out_of_range),
     Check("inverted_boxes", _inverted_boxes),
     Check("box_units", _box_units),
+    Check("collapsed_embeddings", _collapsed),
+    Check("not_pair_flags", _pair_flags),
+    Check("batch_labels", _batch_labels),
     Check("class_never_present", _class_never_present),
     Check("weights_zero", _weights_zero),
 )
@@ -562,16 +632,21 @@ def _array(a, name, op):
     return a.astype(np.uint8) if a.dtype.kind == "b" else a
 
 
-def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
+def figures(name, e: Expect, input, target, params, n_threads=None, others=None) -> Figures:
     """The figures the checks read: one summary pass over input and one
-    over target (label counts for integer labels)."""
+    over target (label counts for integer labels); ``others``, a dict of
+    the loss's other operands by name, are counted for NaN only.  A target
+    of None (nt_xent_loss without labels) has no figures."""
     import fastloss
 
     op = name
-    names = ("boxes1", "boxes2") if e.input == "boxes" else ("input", "target")
+    names = (e.args[0], e.args[roles(e)[0]])
     x = _array(input, names[0], op)
-    t = _array(target, names[1], op)
+    t = _array(target if target is not None else np.zeros(0), names[1], op)
     f = Figures(op=op, input_shape=x.shape, target_shape=t.shape, input_name=names[0], target_name=names[1])
+    if others:
+        f["others_nan"] = [(k, int(np.count_nonzero(np.isnan(a))), a.size) for k, a in
+                           ((k, _array(v, k, op)) for k, v in others.items() if v is not None) if a.dtype.kind == "f"]
     rows = e.input.startswith("rows")
     # the class axis: -1 (the last) where the loss says so, else PyTorch's axis 1
     axis = (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1) if rows else None
@@ -585,7 +660,19 @@ def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
     f["target_same_shape"] = same
     is_labels = rows and not same and t.shape == _items(x.shape, axis) and e.target != "multilabel"
     f["target_for_rows"] = (not rows and x.ndim >= 2 and x.shape[1] > 1 and t.shape == _items(x.shape, 1)
-                            and e.input != "boxes")
+                            and e.input not in ("boxes", "embeddings"))
+    if e.input == "embeddings" and x.ndim >= 1 and x.size:
+        x2 = x.reshape(-1, x.shape[-1])
+        f["input_rows"] = x2.shape[0]
+        f["input_collapsed"] = x2.shape[0] >= 4 and bool(np.all(x2 == x2[0]))
+    if target is None:
+        return f
+    if e.target == "row_labels":
+        if t.dtype.kind in "iu" and t.ndim == 1:
+            _, counts = np.unique(t, return_counts=True)
+            f.update(row_label_n=int(t.size), row_label_classes=int(counts.size),
+                     row_label_singletons=int(np.count_nonzero(counts == 1)))
+        return f
     if is_labels and t.dtype.kind in "iu":
         ii = params.get("ignore_index", -100)
         ii = -100 if ii is None else int(ii)
@@ -667,8 +754,8 @@ def run_checks(name, e, f, params):
     return out
 
 
-def diagnose(loss, /, input, target, *args, weight=None, warn: bool = True, n_threads: Optional[int] = None,
-             **params) -> Diagnosis:
+def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
+             n_threads: Optional[int] = None, **params) -> Diagnosis:
     """Look for the common mistakes of a loss call before (or instead of)
     making it.
 
@@ -697,10 +784,13 @@ def diagnose(loss, /, input, target, *args, weight=None, warn: bool = True, n_th
         ``fl.CrossEntropyLoss(ignore_index=0)`` (whose options are read).
         A trimmed or winsorized loss is checked as the loss it wraps
         (``fl.Trimmed(fl.HuberLoss())``, or ``"trimmed"`` with ``loss=``).
-    input, target : array_like
-        As you would pass them to the loss.
-    *args
-        Further positional operands of the loss (``var``), not checked.
+    input, target, *args : array_like
+        The loss's array operands as you would pass them, in its argument
+        order (``anchor, positive, negative`` for a triplet;
+        ``input1, input2, target`` for a pair; ``embeddings, labels``).
+        The first is checked as the input, the target (or labels) as the
+        target, the others for NaN; operands the checks do not read
+        (``var``) are accepted and ignored.
     weight : array_like, optional
         The weights you would pass (per element, or per class).
     warn : bool
@@ -745,7 +835,11 @@ def diagnose(loss, /, input, target, *args, weight=None, warn: bool = True, n_th
     if e.input == "loss" and args and "loss" not in p:
         p["loss"] = args[0]                           # trimmed(input, target, loss, ...)
     name, e = expectation(name, e, p)
-    f = figures(name, e, input, target, p, n_threads=n_threads)
+    arrays = (input, target) + args
+    ti, oi = roles(e)
+    target = arrays[ti] if ti < len(arrays) else None
+    others = {e.args[i]: arrays[i] for i in oi if i < len(arrays)}
+    f = figures(name, e, input, target, p, n_threads=n_threads, others=others)
     found = Diagnosis(run_checks(name, e, f, p), name)
     if warn:
         for finding in found:

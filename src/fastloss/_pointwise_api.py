@@ -107,8 +107,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS_KL if sp.batchmean else REDUCTIONS)
     nt = _threads(n_threads, op)
-    if check:
-        _check.check_call(op, input, target, weight=weight, n_threads=nt, target_kind=sp.target_kind)
+    if check:   # an extra operand of input's size (var, input2) is counted for NaN
+        _check.check_call(op, input, target, weight=weight, n_threads=nt, target_kind=sp.target_kind,
+                          others={sp.extra: extra} if extra is not None and extra_period == np.size(input) else None)
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     y = as_operand(target, "target", op, dt, shape)

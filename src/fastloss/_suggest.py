@@ -73,6 +73,14 @@ Robust alternatives to Huber, for heavy-tailed residuals
     the compound Poisson-Gamma (Tweedie with 1 < power < 2).  The 5 % is
     this module's judgment; ``power = 1.5`` is XGBoost's and LightGBM's
     default ``tweedie_variance_power``.
+Ranking and metric learning (task="ranking")
+    Integer class labels, one per embedding: batch-hard triplets first
+    (Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss"), the
+    supervised NT-Xent (Khosla et al. 2020; temperature 0.07) and
+    batch-all triplets; they need two samples of a class in the batch.  A
+    0/1 flag per pair: the contrastive loss (Hadsell, Chopra & LeCun 2006).
+    A -1/1 target: the margin ranking loss (which of two scores ranks
+    higher) and the cosine embedding loss (PyTorch's pair losses).
 Segmentation
     A label per pixel (integer labels ``(N, d1, ...)`` for scores ``(N, C,
     d1, ...)``) or a 0/1 mask (a 0/1 target of at least 3 dimensions, or
@@ -461,6 +469,22 @@ RULES = (
          "cross-entropy with probability targets, on logits", 10),
     Rule(("distribution",), (), "KLDivLoss", {"reduction": "batchmean"},
          "KL divergence on log-probabilities: cross-entropy minus the target's entropy", 20),
+    # ranking and metric learning
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "BatchHardTripletLoss", {},
+         "{n_label_classes} classes among {n_labelled_rows} embeddings, {min_per_class}..{max_per_class} per class: "
+         "batch-hard triplets, the hardest positive and negative of each anchor (Hermans et al. 2017)", 10),
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "NTXentLoss", {},
+         "class labels: the supervised NT-Xent contrasts every pair of the batch at once (Khosla et al. 2020)", 15),
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "BatchAllTripletLoss", {},
+         "every valid triplet of the batch, averaged over those with a positive loss (Hermans et al. 2017)", 20),
+    Rule(("ranking",), (("target_binary", "==", True),), "ContrastiveLoss", {},
+         "target is 0/1 ({pos_pct:.3g} % ones): a similar / dissimilar flag per pair: the contrastive loss "
+         "(Hadsell et al. 2006)", 10),
+    Rule(("ranking",), (("target_pm1", "==", True), ("target_binary", "==", False)), "MarginRankingLoss", {},
+         "target is -1/1 ({pos_pct:.3g} % ones): which of two scores should rank higher: the margin ranking "
+         "loss", 10),
+    Rule(("ranking",), (("target_pm1", "==", True), ("target_binary", "==", False)), "CosineEmbeddingLoss", {},
+         "a -1/1 flag per pair of embeddings (similar / dissimilar): the cosine embedding loss", 20),
     # detection
     Rule(("detection",), (("boxes", "==", False),), "SigmoidFocalLoss", {"alpha": FOCAL_ALPHA, "gamma": FOCAL_GAMMA},
          "dense detection: RetinaNet's classification loss (Lin et al. 2017: alpha 0.25, gamma 2)", 10),
@@ -602,6 +626,8 @@ def _classify(f: Figures, t, x, task, n_threads):
         f["fg_pct"] = 100 * float(np.sum(t, dtype=np.float64)) / t.size
     if task == "detection":
         _box_figures(f, t)
+    if task == "ranking":
+        _ranking_figures(f, t)
     if task in ("binary", "detection") and f["target_unit"]:
         n = f["target_n"]
         pos = float(np.sum(t, dtype=np.float64)) if not f["target_binary"] else f["target_npos"]
@@ -660,6 +686,20 @@ def _classify(f: Figures, t, x, task, n_threads):
 def _mask_of_one_channel(xshape, tshape) -> bool:
     """A target (N, d1, ...) for a one-channel input (N, 1, d1, ...)."""
     return len(xshape) >= 3 and xshape[1] == 1 and tuple(tshape) == (xshape[0],) + tuple(xshape[2:])
+
+
+def _ranking_figures(f: Figures, t):
+    """A 0/1 or -1/1 target (a flag per pair), or class labels (one per embedding)."""
+    n = f["target_n"]
+    if f["target_binary"] or f["target_pm1"]:
+        f["metric_labels"] = False
+        f["pos_pct"] = 100 * f["target_npos"] / n if n else 0.0
+        return
+    f["metric_labels"] = (t.ndim == 1 and f["target_integral"] and f["target_finite"] == n)
+    if f["metric_labels"]:
+        _, counts = np.unique(t, return_counts=True)
+        f.update(n_label_classes=int(counts.size), n_labelled_rows=int(n), min_per_class=int(counts.min()),
+                 max_per_class=int(counts.max()), classes_with_pairs=int(np.count_nonzero(counts >= 2)))
 
 
 def _box_figures(f: Figures, t):

@@ -48,10 +48,11 @@ PANELS = ("value", "gradient d/d input", "Hessian (diagonal)")
 
 
 class Recipe(NamedTuple):
-    """How to draw one loss: ``draw(axes)`` fills the three axes (value,
+    """How to draw one loss: ``draw(axes)`` fills the axes (value,
     gradient, Hessian); ``xlabel`` names the horizontal axis; ``caption``
-    says what is varied; ``panels`` titles the three axes (a loss that is
-    not a function of one variable says which gradient entries it shows)."""
+    says what is varied; ``panels`` titles the axes, two or three (a loss
+    that is not a function of one variable says which gradient entries it
+    shows; one without a Hessian has two)."""
     name: str
     draw: Callable
     xlabel: str
@@ -101,7 +102,7 @@ def figure(name: str, *, figsize=FIGSIZE):
     Figure = _matplotlib()
     r = RECIPES[_resolve(name)]
     fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, len(r.panels))
     for ax, title in zip(axes, r.panels):
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -614,3 +615,182 @@ def _diou(axes):
 @recipe("complete_box_iou_loss", _BOX_X, _BOX_CAP + ": the aspect-ratio term", _BOX_PANELS)
 def _ciou(axes):
     _box_curves(axes, _fl().CompleteBoxIoULoss)
+
+
+# ---------------------------------------------------------------- rows of features: embeddings
+
+def _curves2(axes, x, ys, label=None, **style):
+    for ax, y in zip(axes, ys):
+        ax.plot(x, y, label=label, lw=1.3, **style)
+
+
+_GAP = np.linspace(-3, 3, 301)
+_TRIPLET_PANELS = ("value", "gradient d/d positive (along anchor -> positive)",
+                   "gradient d/d negative (along anchor -> negative)")
+_TRIPLET_X = "d(anchor, positive) - d(anchor, negative)"
+
+
+def _triplet_points(gap):
+    """anchor at 0; positive at d_p = 2 + gap/2 on the first axis, negative
+    at d_n = 2 - gap/2 on the second (2-D)."""
+    n = gap.size
+    a = np.zeros((n, 2))
+    p = np.zeros((n, 2))
+    q = np.zeros((n, 2))
+    p[:, 0] = 2 + gap / 2
+    q[:, 1] = 2 - gap / 2
+    return a, p, q
+
+
+@recipe("triplet_margin_loss", _TRIPLET_X, "margin = 0.5, 1, 2: max(0, margin + d(a, p) - d(a, n))", _TRIPLET_PANELS)
+def _triplet(axes):
+    a, p, q = _triplet_points(_GAP)
+    for m in (0.5, 1.0, 2.0):
+        v, ga, gp, gn = _fl().TripletMarginLoss(margin=m, reduction="none").value_and_grad(a, p, q)
+        _curves(axes, _GAP, v, gp[:, 0], gn[:, 1], f"margin={m:g}")
+
+
+@recipe("triplet_margin_with_distance_loss", _TRIPLET_X + " (Euclidean)",
+        "margin = 1; distance = euclidean, squared_euclidean (the same points)", _TRIPLET_PANELS)
+def _triplet_distance(axes):
+    a, p, q = _triplet_points(_GAP)
+    for d in ("euclidean", "squared_euclidean"):
+        loss = _fl().TripletMarginWithDistanceLoss(distance_function=d, margin=1.0, reduction="none")
+        v, ga, gp, gn = loss.value_and_grad(a, p, q)
+        _curves(axes, _GAP, v, gp[:, 0], gn[:, 1], d)
+
+
+_ANGLE = np.linspace(0, np.pi, 301)
+
+
+def _angle_pair(theta):
+    """input1 = (1, 0); input2 at angle theta, unit length."""
+    x1 = np.tile([1.0, 0.0], (theta.size, 1))
+    x2 = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    return x1, x2
+
+
+def _d_angle(g2, theta):
+    """The derivative along the angle of input2 (the chain rule on the kernel's gradient)."""
+    return g2[:, 0] * -np.sin(theta) + g2[:, 1] * np.cos(theta)
+
+
+@recipe("cosine_embedding_loss", "cos(angle between input1 and input2)",
+        "target = 1 (solid), -1 (dashed) with margin = 0, 0.5",
+        ("value", "gradient d/d angle of input2", "|gradient| of input2"))
+def _cosine_embedding(axes):
+    x1, x2 = _angle_pair(_ANGLE)
+    c = np.cos(_ANGLE)
+    for i, m in enumerate((0.0, 0.5)):
+        loss = _fl().CosineEmbeddingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            if t == 1.0 and i:
+                continue                                  # the margin only enters target -1
+            v, g1, g2 = loss.value_and_grad(x1, x2, np.full(_ANGLE.size, t))
+            _curves(axes, c, v, _d_angle(g2, _ANGLE), np.linalg.norm(g2, axis=1),
+                    f"target={t:g}" + (f", margin={m:g}" if t < 0 else ""), ls=ls, color=f"C{i}")
+
+
+@recipe("margin_ranking_loss", "input1 - input2 (input2 = 0)", "target = 1 (solid), -1 (dashed); margin = 0, 0.5, 1",
+        ("value", "gradient d/d input1", "gradient d/d input2"))
+def _margin_ranking(axes):
+    for i, m in enumerate((0.0, 0.5, 1.0)):
+        loss = _fl().MarginRankingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            v, g1, g2 = loss.value_and_grad(_RESID, np.zeros_like(_RESID), np.full_like(_RESID, t))
+            _curves(axes, _RESID, v, g1, g2, f"margin={m:g}" if t > 0 else None, ls=ls, color=f"C{i}")
+
+
+@recipe("hinge_embedding_loss", "input (a distance)", "target = 1 (solid), -1 (dashed); margin = 1, 2",
+        ("value", "gradient d/d input"))
+def _hinge_embedding(axes):
+    x = np.linspace(0, 3, 301)
+    for i, m in enumerate((1.0, 2.0)):
+        loss = _fl().HingeEmbeddingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            v, g = loss.value_and_grad(x, np.full_like(x, t))
+            _curves2(axes, x, (v, g), f"margin={m:g}" if t < 0 else ("target=1" if not i else None), ls=ls,
+                     color=f"C{i}")
+
+
+@recipe("contrastive_loss", "distance d(input1, input2)", "similar pair (solid), dissimilar (dashed); margin = 1, 2",
+        ("value", "gradient d/d input1 along input1 - input2"))
+def _contrastive(axes):
+    d = np.linspace(0.01, 3, 300)
+    x1 = np.stack([d, np.zeros_like(d)], axis=1)
+    x2 = np.zeros_like(x1)
+    for i, m in enumerate((1.0, 2.0)):
+        loss = _fl().ContrastiveLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (0.0, "--")):
+            if t == 1.0 and i:
+                continue                                  # the margin only enters dissimilar pairs
+            v, g1, g2 = loss.value_and_grad(x1, x2, np.full(d.size, t))
+            _curves2(axes, d, (v, g1[:, 0]), f"dissimilar, margin={m:g}" if t == 0 else "similar", ls=ls,
+                     color=f"C{i}")
+
+
+@recipe("cosine_distance_loss", "cos(angle between input and target)", "1 - cos, unit vectors",
+        ("value", "gradient d/d angle of input"))
+def _cosine_distance(axes):
+    t, x = _angle_pair(_ANGLE)
+    v, g, _ = _fl().CosineDistanceLoss(reduction="none").value_and_grad(x, t)
+    _curves2(axes, np.cos(_ANGLE), (v, _d_angle(g, _ANGLE)))
+
+
+_SEP = np.linspace(0, 4, 81)
+_BATCH_PANELS = ("value", "mean |gradient| per embedding")
+_BATCH_X = "distance between the centres of two classes (8 points each, 2-D)"
+
+
+def _two_classes(sep):
+    """Two classes of 8 points in 2-D: fixed offsets (spread 0.5) around
+    (0, 0) and (sep, 0)."""
+    off = np.random.default_rng(0).normal(size=(16, 2)) * 0.5
+    E = off.copy()
+    E[8:, 0] += sep
+    return E, np.repeat([0, 1], 8)
+
+
+def _batch_curves(axes, make, values, name):
+    for v in values:
+        loss = make(v)
+        val, gn = np.empty_like(_SEP), np.empty_like(_SEP)
+        for i, s in enumerate(_SEP):
+            E, lab = _two_classes(s)
+            val[i], g = loss.value_and_grad(E, lab)
+            gn[i] = np.linalg.norm(g, axis=1).mean()
+        _curves2(axes, _SEP, (val, gn), f"{name}={v}")
+
+
+@recipe("batch_hard_triplet_loss", _BATCH_X, "margin = 0.5, 1, 2 (the hardest positive and negative per anchor)",
+        _BATCH_PANELS)
+def _batch_hard(axes):
+    _batch_curves(axes, lambda m: _fl().BatchHardTripletLoss(margin=m), (0.5, 1.0, 2.0), "margin")
+
+
+@recipe("batch_all_triplet_loss", _BATCH_X, "margin = 0.5, 1, 2 (the mean over triplets of positive loss)",
+        _BATCH_PANELS)
+def _batch_all(axes):
+    _batch_curves(axes, lambda m: _fl().BatchAllTripletLoss(margin=m), (0.5, 1.0, 2.0), "margin")
+
+
+def _two_directions(angle):
+    """Two classes of 8 unit vectors in 2-D at fixed angular offsets (spread
+    0.2 rad) around the directions -angle/2 and +angle/2."""
+    off = np.random.default_rng(0).normal(size=16) * 0.2
+    phi = off + np.repeat([-angle / 2, angle / 2], 8)
+    return np.stack([np.cos(phi), np.sin(phi)], axis=1), np.repeat([0, 1], 8)
+
+
+@recipe("nt_xent_loss", "angle between the directions of two classes (8 unit vectors each, 2-D)",
+        "temperature = 0.07, 0.2, 0.5 (labels: the two classes)", _BATCH_PANELS)
+def _nt_xent(axes):
+    ang = np.linspace(0, np.pi, 91)
+    for t in (0.07, 0.2, 0.5):
+        loss = _fl().NTXentLoss(temperature=t)
+        val, gn = np.empty_like(ang), np.empty_like(ang)
+        for i, a in enumerate(ang):
+            E, lab = _two_directions(a)
+            val[i], g = loss.value_and_grad(E, lab)
+            gn[i] = np.linalg.norm(g, axis=1).mean()
+        _curves2(axes, ang, (val, gn), f"temperature={t}")
