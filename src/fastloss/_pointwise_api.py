@@ -58,6 +58,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS_KL if sp.batchmean else REDUCTIONS)
     nt = _threads(n_threads, op)
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out is the buffer of the per-element losses of reduction='none', "
+                         f"got reduction={reduction!r}")
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     y = as_operand(target, "target", op, dt, shape)

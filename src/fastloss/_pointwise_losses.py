@@ -332,7 +332,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, *, wei
 
 def _gaussian_var(var, x, op):
     """var as an array of input's shape, and how to sum its gradient back."""
-    v = np.asarray(var)
+    v = V.array(var, "var", op)
     V._float_dtype(v.dtype, "var", op)
     vshape = v.shape
     if v.shape == x.shape:
@@ -340,7 +340,7 @@ def _gaussian_var(var, x, op):
     if x.ndim >= 1 and v.ndim == x.ndim - 1 and v.shape == x.shape[:-1]:
         v = v[..., None]  # PyTorch: var with one dimension fewer is unsqueezed
     try:
-        full = np.ascontiguousarray(np.broadcast_to(v, x.shape), dtype=x.dtype)
+        full = V.contiguous(np.broadcast_to(v, x.shape), x.dtype)
     except ValueError:
         raise ValueError(f"{op}: var of shape {vshape} cannot be broadcast to the input's shape {x.shape}") from None
     return full, vshape, v.shape
@@ -438,19 +438,19 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", return
 
 def _pos_weight(pos_weight, x, op):
     """pos_weight as a periodic operand over the last axis: (array, period)."""
-    pw = np.asarray(pos_weight)
+    pw = V.array(pos_weight, "pos_weight", op)
     V._float_dtype(pw.dtype, "pos_weight", op)
     c = x.shape[-1] if x.ndim else 1
     if x.size == 0:  # nothing to read; keep the period positive
         return np.ones(1, x.dtype), 1
     if pw.ndim <= 1 and pw.size in (1, c):
-        pw = np.ascontiguousarray(pw.reshape(-1), dtype=x.dtype)
+        pw = V.contiguous(pw.reshape(-1), x.dtype)
         p = pw.size
         if p < 256:  # tile a short period so the kernel's runs stay long (a copy of < 512 values)
             pw = np.tile(pw, -(-256 // p))
         return pw, pw.size
     try:
-        full = np.ascontiguousarray(np.broadcast_to(pw, x.shape), dtype=x.dtype)
+        full = V.contiguous(np.broadcast_to(pw, x.shape), x.dtype)
     except ValueError:
         raise ValueError(f"{op}: pos_weight of shape {pw.shape} cannot be broadcast to the input's shape "
                          f"{x.shape}; it is usually of shape (C,) for C = input.shape[-1] = {c}") from None

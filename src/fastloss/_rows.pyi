@@ -28,6 +28,7 @@ def run(
     C: int,
     S: int,
     ignore: int,
+    has_ignore: bool,
     pa: float,
     pb: float,
     pc: float,
@@ -37,5 +38,6 @@ def run(
     mode: int,
     gscale: float,
     denom: int,
+    check_first: bool,
     n_threads: int,
 ) -> tuple[float, float, int]: ...

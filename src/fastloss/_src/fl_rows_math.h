@@ -187,10 +187,13 @@ FL_INLINE int64_t FN(label)(const void *t, int code, fl_idx r)
     }
 }
 
-/* is label y a class (1), ignored (0), or bad (-1)? */
-FL_INLINE int FN(label_ok)(int64_t y, int64_t ignore, fl_idx C)
+/* is label y a class (1), ignored (0), or bad (-1)?  has_ignore says
+ * whether there is an ignore_index at all: no in-band "none" value, so
+ * every int64 is a legal ignore_index and every label outside [0, C) that
+ * is not it is reported. */
+FL_INLINE int FN(label_ok)(int64_t y, int64_t ignore, int has_ignore, fl_idx C)
 {
-    if (y == ignore) return 0;
+    if (has_ignore && y == ignore) return 0;
     return (y >= 0 && y < (int64_t)C) ? 1 : -1;
 }
 
@@ -557,7 +560,7 @@ static double FN(ce_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off,
     int any = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         act[jj] = ok > 0;
         yv[jj] = ok > 0 ? (fl_idx)y : 0;
@@ -875,7 +878,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
     int any = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         act[jj] = ok > 0;
         yv[jj] = ok > 0 ? (fl_idx)y : 0;
@@ -960,7 +963,7 @@ static double FN(nll_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off
     double total = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         double lv = 0;
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         if (ok > 0) {
@@ -1111,7 +1114,7 @@ FL_INLINE void FN(prefetch_row)(const T *p, fl_idx C)
         if (r + 1 < start + n) FN(prefetch_row)(z + C, C);                     \
         T *h = a->h ? (T *)a->h + r * C : NULL;                                \
         const int64_t y_ = FN(label)(a->t, a->tcode, r);                       \
-        const int ok = FN(label_ok)(y_, a->ignore, C);                         \
+        const int ok = FN(label_ok)(y_, a->ignore, a->has_ignore, C);          \
         double lv = 0;                                                         \
         if (ok > 0) {                                                          \
             const fl_idx y = (fl_idx)y_;                                       \
@@ -1281,7 +1284,7 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             T *g = g0 ? g0 + j * C : NULL;
             if (r + 1 < end) FN(prefetch_row)(z + C, C);
             const int64_t y = FN(label)(a->t, a->tcode, r);
-            const int ok = FN(label_ok)(y, a->ignore, C);
+            const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
             if (ok <= 0) {
                 if (ok < 0 && *bad < 0) *bad = r;
                 if (flat) { /* exp(-inf) = 0: the row's gradient is zeroed by the flat exp */
@@ -1414,19 +1417,55 @@ static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx star
 }
 
 /* The labels pass: the block's sum of w[label] (count without w) over the
- * labels that are not ignored, and the first bad label. */
+ * labels that are not ignored, and the first bad label.  It runs before the
+ * main pass whenever labels are read (the mean's denominator, and the check
+ * that finds a bad label before out= is written), so the count is a
+ * branch-free vectorized loop per label type; the first bad label is looked
+ * for only in a block that has one. */
+#define RW_LABEL_COUNT(TY)                                                     \
+    do {                                                                       \
+        const TY *t_ = (const TY *)a->t + start;                               \
+        RW_PRAGMA(omp simd reduction(+ : cnt, nbad))                          \
+        for (fl_idx i = 0; i < n; i++) {                                       \
+            const int64_t y = (int64_t)t_[i];                                  \
+            const int64_t ign = (int64_t)(hi & (y == ig));                     \
+            const int64_t in = (int64_t)((y >= 0) & (y < C));                  \
+            cnt += in & (ign ^ 1);                                             \
+            nbad += (in | ign) ^ 1;                                            \
+        }                                                                      \
+    } while (0)
+
 static double FN(block_labels)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
 {
     const T *w = (const T *)a->w;
+    const int64_t C = (int64_t)a->C, ig = a->ignore;
+    const int hi = a->has_ignore != 0;
     double ws = 0;
-    for (fl_idx r = start; r < start + n; r++) {
-        const int64_t y = FN(label)(a->t, a->tcode, r);
-        const int ok = FN(label_ok)(y, a->ignore, a->C);
-        if (ok > 0) ws += w ? (double)w[y] : 1.0;
-        else if (ok < 0 && *bad < 0) *bad = r;
+    int64_t cnt = 0, nbad = 0;
+    if (!w) {
+        switch (a->tcode) {
+        case FL_LABEL_I64: RW_LABEL_COUNT(int64_t); break;
+        case FL_LABEL_I32: RW_LABEL_COUNT(int32_t); break;
+        default: RW_LABEL_COUNT(uint8_t); break;
+        }
+        ws = (double)cnt;
+    } else {
+        for (fl_idx r = start; r < start + n; r++) {
+            const int64_t y = FN(label)(a->t, a->tcode, r);
+            const int ok = FN(label_ok)(y, ig, hi, a->C);
+            if (ok > 0) ws += (double)w[y];
+            nbad += ok < 0;
+        }
     }
+    if (nbad)
+        for (fl_idx r = start; r < start + n; r++)
+            if (FN(label_ok)(FN(label)(a->t, a->tcode, r), ig, hi, a->C) < 0) {
+                *bad = r;
+                break;
+            }
     return ws;
 }
+#undef RW_LABEL_COUNT
 
 #define FL_ROW_ENTRY(NAME) FN(block_##NAME),
 static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
