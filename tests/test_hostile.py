@@ -425,3 +425,38 @@ def test_torch_quantized_target():
         q = torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.quint8)
     with pytest.raises(TypeError, match=r"fastloss.torch.mse_loss: target is a quantized tensor \(torch.quint8\)"):
         flt.mse_loss(torch.randn(4, requires_grad=True), q)
+
+
+# ---------------------------------------------------------------- domain errors found in the kernel's pass
+
+@pytest.mark.parametrize("name,make", [
+    ("binary_cross_entropy", lambda x: (np.where(np.arange(x.size) == x.size - 1, 1.5, 0.5), np.ones(x.size))),
+    ("hinge_loss", lambda x: (x, np.where(np.arange(x.size) == x.size - 1, 0.5, 1.0))),
+    ("squared_hinge_loss", lambda x: (x, np.where(np.arange(x.size) == x.size - 1, 0.5, 1.0))),
+])
+def test_domain_error_out_unspecified_but_nothing_outside(name, make):
+    # documented: after a domain error the contents of out= are unspecified;
+    # what is promised is the error and no write outside the buffer
+    n = 70_000
+    x, y = make(np.linspace(-1, 1, n))
+    big = np.full(n + 32, 5.0)
+    out = big[16:16 + n]
+    with pytest.raises(ValueError, match=rf"{name}: .*\[{n - 1}\]"):
+        getattr(fl, name)(x, y, return_grad=True, out=out, n_threads=2)
+    assert np.all(big[:16] == 5.0) and np.all(big[16 + n:] == 5.0)
+    assert "unspecified" in getattr(fl, name).__doc__
+
+
+def test_gaussian_negative_var_out_unspecified_but_nothing_outside():
+    n = 1000
+    var = np.ones(n)
+    var[-1] = -1.0
+    big = np.full(n + 32, 5.0)
+    with pytest.raises(ValueError, match=rf"gaussian_nll_loss: var has negative entries, got var\[{n - 1}\] = -1.0"):
+        fl.gaussian_nll_loss(np.zeros(n), np.zeros(n), var, return_grad=True, out=big[16:16 + n])
+    assert np.all(big[:16] == 5.0) and np.all(big[16 + n:] == 5.0)
+
+
+@pytest.mark.parametrize("name", ROW_FUNCS)
+def test_row_docstrings_promise_out_untouched(name):
+    assert "out is untouched" in " ".join(getattr(fl, name).__doc__.split())

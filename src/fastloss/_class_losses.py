@@ -48,9 +48,12 @@ _COMMON = """reduction : {"mean", "sum", "none"}
         Also return the gradient with respect to input, in the same pass.
     out : ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs).
+        aligned, writeable, not overlapping the inputs).  Every label is
+        checked before anything is written: after a ValueError for a bad
+        label, out is untouched.
     n_threads : int, optional
-        Threads for this call (default :func:`fastloss.get_num_threads`).
+        Threads for this call (default :func:`fastloss.get_num_threads`;
+        at most ``max(64, 4 x os.cpu_count())``).
 
     Returns
     -------
@@ -63,7 +66,8 @@ _COMMON = """reduction : {"mean", "sum", "none"}
     ------
     ValueError
         For a label outside [0, C) that is not ignore_index, naming its
-        position and value; for shapes that do not match.
+        position and value (uint64 labels beyond int64 included); for
+        shapes that do not match.
     TypeError
         For float labels where integers are expected and the reverse.
 

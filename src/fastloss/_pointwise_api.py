@@ -142,8 +142,10 @@ class _PointwiseLoss:
 
     def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
-        buffers (input's shape and dtype, C-contiguous) for the gradient and,
-        with reduction="none", the per-element loss."""
+        buffers (input's shape and dtype, C-contiguous, aligned) for the
+        gradient and, with reduction="none" only, the per-element loss.
+        After a ValueError for a value outside the loss's domain their
+        contents are unspecified."""
         return run(self._spec, input, target, weight, self.reduction, GRAD,
                    self._params, self.n_threads, out=out, loss_out=loss_out)
 

@@ -44,9 +44,13 @@ _COMMON = """weight : array_like, optional
         Also return the gradient with respect to input, in the same pass.
     out : ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs).
+        aligned, writeable, not overlapping the inputs).  A value outside
+        the loss's domain (a probability outside [0, 1], a target other
+        than -1/1, a negative var) is found in the kernel's own pass: after
+        that ValueError the contents of out are unspecified.
     n_threads : int, optional
-        Threads for this call (default :func:`fastloss.get_num_threads`).
+        Threads for this call (default :func:`fastloss.get_num_threads`;
+        at most ``max(64, 4 x os.cpu_count())``).
 
     Returns
     -------

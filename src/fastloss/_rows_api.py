@@ -301,8 +301,8 @@ class _RowLoss:
     def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers for the gradient (input's shape and dtype) and, with
-        reduction="none", the per-item loss (input's shape without the class
-        axis)."""
+        reduction="none" only, the per-item loss (input's shape without the
+        class axis).  Labels are checked before anything is written."""
         return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
 
     def grad_hess(self, input, target, weight=None, out=None):
