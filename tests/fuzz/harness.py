@@ -23,7 +23,11 @@ derived from it:
 * ``out:<kind>``: ``out=`` buffers that are valid (written in place, no
   byte outside touched) or not (misaligned, strided, Fortran, read-only,
   wrong dtype or shape, a list, overlapping the input, given without
-  return_grad=True), and ``loss_out=`` likewise for the classes.
+  return_grad=True), and ``loss_out=`` likewise for the classes;
+* form ``torch`` (when torch is installed): the ``fastloss.torch``
+  function on tensors gives the fastloss function's value and gradient
+  bits; strided, transposed and stride-0 tensors the same as contiguous
+  ones; lists and sparse tensors a TypeError naming them.
 
 Acceptable outcomes: the result above, or a ValueError/TypeError/IndexError
 whose message names an argument.  Jobs run in a worker subprocess that
@@ -73,7 +77,22 @@ def losses():
             out.append((name, "cls"))
         else:
             out.append((name, "fn" if "return_grad" in inspect.signature(obj).parameters else "plain"))
+    flt = _fastloss_torch()
+    if flt is not None:
+        out += [(n, "torch") for n, f in list(out) if f == "fn" and n in flt.__all__]
     return out
+
+
+def _fastloss_torch():
+    """fastloss.torch, or None without torch (its functions are a form of
+    their own: tensors in, autograd's gradients out)."""
+    if os.environ.get("FASTLOSS_FUZZ_NO_TORCH"):
+        return None
+    try:
+        import fastloss.torch as flt
+    except ImportError:
+        return None
+    return flt
 
 
 def undeclared():
@@ -239,9 +258,39 @@ class Target:
         self.name, self.form = name, form
         self.obj = getattr(fl, name)
         self.gen = self.obj._examples
-        self.n_grads = len(getattr(self.obj, "_grad_args", ("input",)))
+        self.grad_args = tuple(getattr(self.obj, "_grad_args", ("input",)))
+        self.n_grads = len(self.grad_args)
+        if form == "torch":
+            self.fn, self.obj = self.obj, getattr(_fastloss_torch(), name)
+
+    def torch_call(self, args, layout=None, **extra):
+        """The fastloss.torch form on tensors made from args (arrays as
+        tensors, with one in a hostile layout); returns the value and the
+        gradients autograd gives, as arrays."""
+        import torch
+
+        targs, leaves = {}, []
+        for k, a in args.items():
+            if isinstance(a, np.ndarray):
+                t = torch.from_numpy(np.array(a, copy=True))
+                if k in self.grad_args:
+                    t.requires_grad_(True)
+                    leaves.append(t)
+                if layout is not None and layout[0] == k:
+                    t = layout[1](t)
+                targs[k] = t
+            else:
+                targs[k] = a
+        res = self.obj(**targs, **extra)
+        out = [res.detach().numpy().copy()]
+        if leaves and res.requires_grad:
+            res.backward(torch.ones_like(res))
+            out += [t.grad.numpy().copy() for t in leaves]
+        return out
 
     def modes(self, args):
+        if self.form == "torch":
+            return ["torch"]
         if self.form == "fn":
             return ["value", "grad"]
         if self.form == "plain":
@@ -265,6 +314,8 @@ class Target:
 
     def call(self, args, mode, **extra):
         """Run the loss once; returns the result (a tuple for several)."""
+        if self.form == "torch":
+            return tuple(self.torch_call(args, **extra))
         if self.form == "fn":
             return self.obj(**args, **({"return_grad": True} if mode == "grad" else {}), **extra)
         if self.form == "plain":
@@ -314,6 +365,12 @@ def variants(tg: Target, ex) -> list:
     from fastloss._config import MAX_THREADS  # noqa: F401 (import check)
 
     args = ex.args
+    if tg.form == "torch":
+        v = ["clean", "torch:fastloss"]
+        for k, a in args.items():
+            if isinstance(a, np.ndarray):
+                v += [f"torch:{k}:{lay}" for lay in TORCH_LAYOUTS]
+        return v + [f"param:n_threads:{i}" for i in (0, 2, 3)]
     v = ["clean", "threads"]
     arrays = [k for k, a in args.items() if isinstance(a, np.ndarray)]
     for k in arrays:
@@ -342,6 +399,33 @@ def variants(tg: Target, ex) -> list:
               "loss_out:reduction"]
     return v
 
+
+def _t_strided(t):
+    import torch
+
+    if t.dim() == 0:
+        return None
+    big = torch.zeros(t.shape[:-1] + (t.shape[-1] * 2,), dtype=t.dtype)
+    with torch.no_grad():
+        big[..., ::2] = t
+    return big[..., ::2] if not t.requires_grad else None
+
+
+def _t_transposed(t):
+    if t.dim() < 2 or t.requires_grad:
+        return None
+    return t.mT.contiguous().mT
+
+
+def _t_stride0(t):
+    if t.dim() == 0 or t.shape[-1] < 2 or t.requires_grad:
+        return None
+    return t[..., :1].expand(t.shape)
+
+
+TORCH_LAYOUTS = {"strided": _t_strided, "transposed": _t_transposed, "stride0": _t_stride0,
+                 "list": lambda t: None if t.requires_grad else t.tolist(),
+                 "sparse": lambda t: t.detach().to_sparse() if t.dim() else None}
 
 BAD_THREADS = [0, -1, "max+1", 2 ** 31, 2 ** 70, 10 ** 6, 1.5, "2", True]
 BAD_LABELS = [-1, "C", "C+1000", 2 ** 31, -2 ** 31 - 1, 2 ** 63 - 1, -2 ** 63]
@@ -429,6 +513,45 @@ def run_variant(tg: Target, ex, variant: str):
                         raise Failure(f"n_threads=1 vs {nt} on the parallel path ({mode}): {why}")
         finally:
             _restore(olds)
+        return
+
+    if kind == "torch":
+        sub, _, lay = rest.partition(":")
+        if sub == "fastloss":  # the same bits as the fastloss function on the same arrays
+            import torch
+
+            o_t = _grab(lambda: tg.torch_call(args))
+            o_f = _grab(lambda: _snap(tg.fn(**args, return_grad=True)))
+            if o_t[0] == "ok" and o_f[0] == "ok":
+                x = args["input"]
+                o_f = ("ok", [np.asarray(o_f[1][0], dtype=x.dtype)] + o_f[1][1:])
+                if not isinstance(o_f[1][0], np.ndarray) or o_f[1][0].shape != o_t[1][0].shape:
+                    o_f[1][0] = np.asarray(o_f[1][0]).reshape(o_t[1][0].shape)
+            why = same_outcome(o_t, o_f)
+            if why:
+                raise Failure(f"fastloss.torch vs fastloss: {why}")
+            return
+        name = sub
+        conv = TORCH_LAYOUTS[lay]
+        import torch
+
+        probe = torch.from_numpy(np.array(args[name], copy=True))
+        if name in tg.grad_args:
+            probe.requires_grad_(True)
+        if conv(probe) is None:
+            return
+        oc = _grab(lambda: tg.torch_call(args))
+        oh = _grab(lambda: tg.torch_call(args, layout=(name, conv)))
+        if lay == "sparse" or (lay == "list" and name in ("input", "target") + tg.grad_args):
+            if oh[0] != "err" or not isinstance(oh[1], TypeError) or name not in str(oh[1]):
+                raise Failure(f"fastloss.torch: {name} as {lay} gave {_show(oh)}, not a TypeError naming it")
+            return
+        if lay == "stride0":  # the values changed: compare with the same values laid out plainly
+            a = np.broadcast_to(args[name][..., :1], args[name].shape).copy()
+            oc = _grab(lambda: tg.torch_call(dict(args, **{name: a})))
+        why = same_outcome(oh, oc)
+        if why:
+            raise Failure(f"fastloss.torch: {name} {lay} vs contiguous: {why}")
         return
 
     if kind == "layout":
