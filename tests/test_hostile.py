@@ -366,7 +366,13 @@ def test_torch_non_tensor_operands(which, bad):
 
     x, t = torch.randn(3, requires_grad=True), torch.randn(3)
     args = {"input": x, "target": t, which: bad}
-    with pytest.raises(TypeError, match=rf"fastloss.torch.mse_loss: {which} must be a torch.Tensor, "
+    if which == "target" and isinstance(bad, float):
+        # a number is a legal operand past the input (var: Tensor | float); the shape check names it
+        with pytest.raises(ValueError, match=r"mse_loss: target must have the same shape as input"):
+            flt.mse_loss(args["input"], args["target"])
+        return
+    also = "" if which == "input" else " or a number"
+    with pytest.raises(TypeError, match=rf"fastloss.torch.mse_loss: {which} must be a torch.Tensor{also}, "
                                         rf"got {type(bad).__name__}"):
         flt.mse_loss(args["input"], args["target"])
     with pytest.raises(TypeError, match=rf"fastloss.torch.MSELoss: {which} must be a torch.Tensor"):

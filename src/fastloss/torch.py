@@ -91,11 +91,16 @@ def _as_array(t, name: str, op: str, differentiable: bool):
 
 
 def _check_operands(tensors, names, op):
-    """Every operand of the autograd call must be a tensor (a list or an
-    array has no autograd graph, and the input fixes the result's dtype)."""
-    for t, name in zip(tensors, names):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"fastloss.torch.{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    """The input must be a tensor (it fixes the result's dtype and carries
+    the graph); the other operands a tensor or a Python number (as
+    ``var: Tensor | float`` of gaussian_nll_loss), not a list or an array."""
+    for i, (t, name) in enumerate(zip(tensors, names)):
+        if isinstance(t, torch.Tensor):
+            continue
+        if i and isinstance(t, (int, float)) and not isinstance(t, bool):
+            continue
+        raise TypeError(f"fastloss.torch.{op}: {name} must be a torch.Tensor"
+                        f"{'' if i == 0 else ' or a number'}, got {type(t).__name__}")
 
 
 _GRAD_NOTE = ("input", "var (gaussian_nll_loss)")
