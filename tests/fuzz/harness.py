@@ -338,8 +338,6 @@ class Target:
 
 def _parallel(on: bool):
     """Force (or restore) the parallel path of every compiled driver."""
-    import fastloss
-
     mods = [m for n, m in sorted(sys.modules.items()) if n.startswith("fastloss._") and
             hasattr(m, "set_parallel_threshold")]
     olds = []
@@ -362,8 +360,6 @@ def hostile_scalars():
 
 def variants(tg: Target, ex) -> list:
     """Every variant name of one example (deterministic given the example)."""
-    from fastloss._config import MAX_THREADS  # noqa: F401 (import check)
-
     args = ex.args
     if tg.form == "torch":
         v = ["clean", "torch:fastloss"]
