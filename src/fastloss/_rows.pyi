@@ -40,4 +40,5 @@ def run(
     denom: int,
     check_first: bool,
     n_threads: int,
+    gt: Optional[NDArray[np.floating]] = ...,
 ) -> tuple[float, float, int]: ...

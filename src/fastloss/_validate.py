@@ -39,16 +39,25 @@ def _float_dtype(dt: np.dtype, name: str, op: str) -> np.dtype:
     )
 
 
-def array(a, name: str, op: str) -> np.ndarray:
-    """``np.asarray(a)``, with a TypeError naming ``name`` for what NumPy
-    cannot make an array of (ragged lists and the like)."""
+def not_array_like(a, name: str, op: str) -> TypeError:
+    """The error for a value NumPy cannot take as an array (ragged lists and
+    the like; a tensor that requires grad says where it belongs)."""
+    if getattr(a, "requires_grad", False) and type(a).__module__.startswith("torch"):
+        return TypeError(
+            f"{op}: {name} is a torch.Tensor that requires grad; fastloss's NumPy API takes arrays and gives "
+            f"no autograd: use fastloss.torch.{op} (the same loss, differentiable), or pass {name}.detach()")
+    return TypeError(f"{op}: {name} must be array-like (a regular, non-ragged nesting of numbers), "
+                     f"got {type(a).__name__}")
+
+
+def asarray(a, name: str, op: str) -> np.ndarray:
+    """np.asarray(a), with an error that names the argument."""
     if type(a) is np.ndarray:
         return a
     try:
         return np.asarray(a)
     except Exception as exc:
-        raise TypeError(f"{op}: {name} must be array-like (a regular, non-ragged nesting of numbers), "
-                        f"got {type(a).__name__}") from exc
+        raise not_array_like(a, name, op) from exc
 
 
 def contiguous(a, dtype) -> np.ndarray:
@@ -74,7 +83,7 @@ def as_input(a, name: str, op: str) -> np.ndarray:
         if (dt is F32 or dt is F64) and behaved(a):
             return a
     else:
-        a = array(a, name, op)
+        a = asarray(a, name, op)
     dt = _float_dtype(a.dtype, name, op)
     return contiguous(a, dt)
 
@@ -85,7 +94,7 @@ def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarr
         if a.dtype is dtype and a.shape == shape and behaved(a):
             return a
     else:
-        a = array(a, name, op)
+        a = asarray(a, name, op)
     _float_dtype(a.dtype, name, op)
     if a.shape != shape:
         raise ValueError(
@@ -99,7 +108,7 @@ def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.nda
     """``a`` broadcast to ``shape`` (one copy if its shape differs)."""
     if type(a) is np.ndarray and a.dtype is dtype and a.shape == shape and behaved(a):
         return a
-    a = array(a, name, op)
+    a = asarray(a, name, op)
     _float_dtype(a.dtype, name, op)
     if a.shape != shape:
         try:

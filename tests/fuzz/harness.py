@@ -230,7 +230,7 @@ def _byteswapped(a):
 
 
 def _as_list(a):
-    return a.tolist()
+    return a.tolist() if a.size else None  # (an empty list loses the shape)
 
 
 LAYOUTS = {"strided": _strided, "reversed": _reversed, "fortran": _fortran, "readonly": _readonly,
@@ -420,7 +420,8 @@ def _t_stride0(t):
 
 
 TORCH_LAYOUTS = {"strided": _t_strided, "transposed": _t_transposed, "stride0": _t_stride0,
-                 "list": lambda t: None if t.requires_grad or t.dim() == 0 else t.tolist(),  # (0-d: a number)
+                 # (0-d: a number; empty: the list loses the shape)
+                 "list": lambda t: None if t.requires_grad or t.dim() == 0 or t.numel() == 0 else t.tolist(),
                  "sparse": lambda t: t.detach().to_sparse() if t.dim() else None}
 
 BAD_THREADS = [0, -1, "max+1", 2 ** 31, 2 ** 70, 10 ** 6, 1.5, "2", True]
@@ -686,15 +687,18 @@ def run_variant(tg: Target, ex, variant: str):
             pairs = [_guarded(g) for g in grads]
             out = pairs[0][0] if len(pairs) == 1 else tuple(b for b, _ in pairs)
             o = _grab(lambda: tg.call(args, "grad", out=out))
-            if o[0] == "err" and len(pairs) > 1 and "tuple" in str(o[1]):
-                # a loss that still takes one buffer (the input's gradient) for out=
-                pairs = pairs[:1]
-                o = _grab(lambda: tg.call(args, "grad", out=pairs[0][0]))
+            if o[0] == "err" and len(pairs) > 1 and "out" in str(o[1]):
+                # a buffer for a broadcast operand's gradient (var) may be
+                # refused: None for the gradients not of the input's shape
+                shape = grads[0].shape
+                out = tuple(b if g.shape == shape else None for (b, _), g in zip(pairs, grads))
+                pairs = [p if g.shape == shape else (None, lambda: True) for p, g in zip(pairs, grads)]
+                o = _grab(lambda: tg.call(args, "grad", out=out))
             if o[0] == "err":
                 raise Failure(f"a valid out= was refused: {_show(o)}")
             res = _flat(o[1])
             for (b, untouched), g in zip(pairs, res[1:]):
-                if g.size and not np.shares_memory(g, b):
+                if b is not None and g.size and not np.shares_memory(g, b):
                     raise Failure("the gradient returned is not the out= buffer")
                 if not untouched():
                     raise Failure("a write outside the out= buffer")
