@@ -18,8 +18,8 @@
 #   FASTLOSS_SANITIZE_OPT=-O1  appended to the compile flags: about half the
 #            build time of the default (the shipped -O3 code, vectorized)
 #
-# The source tree is copied (git ls-files: tracked files as they are in the
-# work tree), so the developer's in-place build is left alone.  libasan must
+# The source tree is copied (git ls-files: tracked and untracked, not ignored,
+# files as they are in the work tree), so the in-place build is left alone.  libasan must
 # be the first library loaded, hence LD_PRELOAD; libstdc++ is preloaded too,
 # because ASan intercepts __cxa_throw, which torch's C++ exceptions need
 # resolved at startup.  Python's own allocator is switched to malloc so that
@@ -71,7 +71,8 @@ python -m pip install -q "Cython>=3.0" "numpy>=2.0" "setuptools>=77"
 echo "== source tree: $WORK/src"
 mkdir -p "$WORK/src"
 if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$WORK/src"
+    git -C "$ROOT" ls-files -z --cached --others --exclude-standard | (cd "$ROOT" && tar --null -T - -cf -) \
+        | tar -xf - -C "$WORK/src"
 else
     cp -r "$ROOT"/. "$WORK/src"
     rm -rf "$WORK/src/build" "$WORK/src"/src/fastloss/*.so
