@@ -63,6 +63,7 @@ def test_harness_catches_a_wrong_result(monkeypatch):
 
 def test_harness_pins_a_crash_and_resumes(monkeypatch):
     monkeypatch.setenv("FASTLOSS_FUZZ_SELFTEST_CRASH", "mse_loss:layout:input:misaligned")
+    monkeypatch.setenv("FASTLOSS_FUZZ_NO_TORCH", "1")  # (the NumPy form only: no torch import in the workers)
     logs = []
     fails = H.fuzz(seconds=0, workers=1, only={"mse_loss"}, log=logs.append)
     crashes = [f for f in fails if f["msg"].startswith("CRASH")]
