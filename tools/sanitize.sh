@@ -85,7 +85,8 @@ FASTLOSS_EXTRA_CFLAGS="$SAN" LDFLAGS="-fsanitize=address,undefined" \
     python setup.py build_ext --inplace > "$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
 grep "fastloss build:" "$WORK/build.log"
 for so in src/fastloss/_*.so; do
-    if ! ldd "$so" | grep -q libasan; then
+    ldd "$so" > "$WORK/ldd.txt"  # (not piped into grep -q: under pipefail its early exit fails the pipe)
+    if ! grep -q libasan "$WORK/ldd.txt"; then
         echo "sanitize.sh: $so is not linked with libasan" >&2
         exit 1
     fi
