@@ -59,8 +59,13 @@ if [ -n "${FASTLOSS_SANITIZE_DEPS_FROM:-}" ]; then
 else
     python -m pip install -q --upgrade pip
     echo "== test extras of pyproject.toml"
+    python -c "import tomllib" 2>/dev/null || python -m pip install -q tomli  # (Python 3.10)
     python - "$ROOT/pyproject.toml" > "$WORK/requirements.txt" <<'EOF'
-import sys, tomllib
+import sys
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
 with open(sys.argv[1], "rb") as f:
     print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["test"]))
 EOF
