@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "
-                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both")
+                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
+                        "overlap (Dice, Tversky, BCE+Dice, Lovasz-softmax at 16x4x256x256, box IoU losses "
+                        "on 1e6 pairs) on request")
     return p
 
 

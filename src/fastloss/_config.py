@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from . import _pointwise, _rows
+from . import _overlap, _pointwise, _rows
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
@@ -15,6 +15,7 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 _FORCE_BASELINE = os.environ.get("FASTLOSS_FORCE_BASELINE", "").strip().lower() not in ("", "0", "false", "no")
 _pointwise.select_isa(_FORCE_BASELINE)
 _rows.select_isa(_FORCE_BASELINE)
+_overlap.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 

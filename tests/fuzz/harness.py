@@ -520,7 +520,7 @@ def run_variant(tg: Target, ex, variant: str):
             o_t = _grab(lambda: tg.torch_call(args))
             o_f = _grab(lambda: _snap(tg.fn(**args, return_grad=True)))
             if o_t[0] == "ok" and o_f[0] == "ok":
-                x = args["input"]
+                x = args[tg.grad_args[0]]
                 o_f = ("ok", [np.asarray(o_f[1][0], dtype=x.dtype)] + o_f[1][1:])
                 if not isinstance(o_f[1][0], np.ndarray) or o_f[1][0].shape != o_t[1][0].shape:
                     o_f[1][0] = np.asarray(o_f[1][0]).reshape(o_t[1][0].shape)
@@ -712,12 +712,13 @@ def run_variant(tg: Target, ex, variant: str):
                 raise Failure(f"out= without return_grad=True gave {_show(o)}, not an error naming out")
             return
         if rest == "overlap":
-            x = args["input"]
+            x = args.get(tg.grad_args[0])
             if not (isinstance(x, np.ndarray) and x.dtype == grads[0].dtype and x.shape == grads[0].shape
                     and x.size):
                 return
-            args["input"] = x.copy()
-            out = args["input"] if len(grads) == 1 else (args["input"],) + tuple(np.zeros_like(g) for g in grads[1:])
+            first = tg.grad_args[0]
+            args[first] = x.copy()
+            out = args[first] if len(grads) == 1 else (args[first],) + tuple(np.zeros_like(g) for g in grads[1:])
             o = _grab(lambda: tg.call(args, "grad", out=out))
             if o[0] != "err" or "out" not in str(o[1]):
                 raise Failure(f"out= overlapping input gave {_show(o)}, not an error naming out")
