@@ -295,7 +295,7 @@ class Target:
             return ["value", "grad"]
         if self.form == "plain":
             return ["plain"]
-        return ["call", "vag", "gh"]
+        return ["call", "vag"] + (["gh"] if hasattr(self.obj, "grad_hess") else [])
 
     def split(self, args):
         """A class's (constructor kwargs, call kwargs) from a function's args."""
@@ -391,8 +391,10 @@ def variants(tg: Target, ex) -> list:
     if tg.form == "fn":
         v += [f"out:{k}" for k in OUT_KINDS] + ["out:valid", "out:no_return_grad", "out:overlap"]
     if tg.form == "cls":
-        v += ["out:valid", "out:gh_valid", "loss_out:valid", "loss_out:list", "loss_out:misaligned",
-              "loss_out:reduction"]
+        v += ["out:valid"]
+        if "loss_out" in _params(tg.obj.value_and_grad):
+            v += ["loss_out:valid", "loss_out:list", "loss_out:misaligned", "loss_out:reduction"]
+        v += ["out:gh_valid"] if hasattr(tg.obj, "grad_hess") else []
     return v
 
 
