@@ -346,7 +346,7 @@ def _make_module(cls):
     kept = [p for p in options if not (legacy and p.name in ("size_average", "reduce"))]
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
-                     if p.name not in ("weight", "out", "loss_out", "wrt")]
+                     if p.name not in ("weight", "out", "loss_out", "wrt", "check")]
     has_weight = "weight" in call_sig.parameters
     P = inspect.Parameter
     fwd_sig = inspect.Signature(
