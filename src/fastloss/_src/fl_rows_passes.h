@@ -479,7 +479,7 @@ FL_INLINE void FN(prefetch_row)(const T *p, fl_idx C)
         if (r + 1 < start + n) FN(prefetch_row)(z + C, C);                     \
         T *h = a->h ? (T *)a->h + r * C : NULL;                                \
         const int64_t y_ = FN(label)(a->t, a->tcode, r);                       \
-        const int ok = FN(label_ok)(y_, a->ignore, a->has_ignore, C);        \
+        const int ok = FN(label_ok)(y_, a->ignore, a->has_ignore, C);          \
         double lv = 0;                                                         \
         if (ok > 0) {                                                          \
             const fl_idx y = (fl_idx)y_;                                       \
