@@ -96,8 +96,8 @@ def _fastloss_torch():
 
 
 def undeclared():
-    """Public losses (functions taking input, classes with value_and_grad)
-    that declare no examples."""
+    """Public losses (functions with return_grad, classes with
+    value_and_grad) that declare no examples."""
     import fastloss as fl
 
     missing = []
@@ -106,8 +106,8 @@ def undeclared():
         if isinstance(obj, type):
             is_loss = hasattr(obj, "value_and_grad") or hasattr(obj, "grad_hess")
         elif callable(obj):
-            try:
-                is_loss = "input" in inspect.signature(obj).parameters
+            try:  # a loss function returns gradients (diagnose/suggest take input but are not losses)
+                is_loss = "return_grad" in inspect.signature(obj).parameters
             except (TypeError, ValueError):
                 is_loss = False
         else:
