@@ -93,7 +93,12 @@ def _wants_target_grad(loss, target) -> bool:
 
 
 def _as_array(t, name: str, op: str, differentiable: bool):
-    """A CPU tensor as a NumPy array sharing its memory; other values pass."""
+    """A CPU tensor as a NumPy array sharing its memory; other values pass.
+
+    Floating dtypes NumPy lacks (bfloat16, float8) of a non-differentiable
+    operand become float32 (exactly), as PyTorch promotes them against a
+    float32 input; sparse, quantized and other non-strided tensors are a
+    TypeError naming the tensor."""
     if not isinstance(t, torch.Tensor):
         return t
     if t.device.type != "cpu":
@@ -101,6 +106,13 @@ def _as_array(t, name: str, op: str, differentiable: bool):
             f"fastloss.torch.{op}: {name} is on {t.device}; fastloss runs on the CPU "
             f"(move it with .cpu(), or use torch.nn's loss on that device)"
         )
+    if t.layout is not torch.strided or t.is_nested:
+        raise TypeError(
+            f"fastloss.torch.{op}: {name} is a {'nested' if t.is_nested else 'sparse'} tensor "
+            f"(layout {t.layout}); fastloss takes dense tensors (call .to_dense())"
+        )
+    if t.is_quantized:
+        raise TypeError(f"fastloss.torch.{op}: {name} is a quantized tensor ({t.dtype}); dequantize it first")
     if differentiable and t.dtype not in _FLOAT:
         raise TypeError(
             f"fastloss.torch.{op}: {name} must be float32 or float64, got {t.dtype}"
@@ -110,7 +122,26 @@ def _as_array(t, name: str, op: str, differentiable: bool):
             f"fastloss.torch.{op}: {name} requires grad, but fastloss gives gradients only "
             f"with respect to {', '.join(_GRAD_NOTE)}; detach it"
         )
-    return t.detach().numpy()
+    t = t.detach()
+    if t.is_floating_point() and t.dtype not in _FLOAT and t.dtype is not torch.float16:
+        t = t.to(torch.float32)  # bfloat16, float8: NumPy has no such dtype
+    try:
+        return t.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise TypeError(f"fastloss.torch.{op}: {name} of dtype {t.dtype} cannot be read by NumPy ({exc})") from None
+
+
+def _check_operands(tensors, names, op):
+    """The input must be a tensor (it fixes the result's dtype and carries
+    the graph); the other operands a tensor or a Python number (as
+    ``var: Tensor | float`` of gaussian_nll_loss), not a list or an array."""
+    for i, (t, name) in enumerate(zip(tensors, names)):
+        if isinstance(t, torch.Tensor):
+            continue
+        if i and isinstance(t, (int, float)) and not isinstance(t, bool):
+            continue
+        raise TypeError(f"fastloss.torch.{op}: {name} must be a torch.Tensor"
+                        f"{'' if i == 0 else ' or a number'}, got {type(t).__name__}")
 
 
 _GRAD_NOTE = ("input", "var (gaussian_nll_loss)", "target where PyTorch differentiates it")
@@ -146,6 +177,7 @@ class _FusedLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, meta, *tensors):
         op, names, grad_slots, class_axis = meta
+        _check_operands(tensors, names, op)
         arrays, sum_shapes = [], {}
         for i, (t, name) in enumerate(zip(tensors, names)):
             a = _as_array(t, name, op, i in grad_slots)
