@@ -86,6 +86,7 @@ def ext(name, c_sources=()):
 extensions = [
     ext("_pointwise", ["fl_pointwise.c"]),
     ext("_rows", ["fl_rows.c"]),
+    ext("_sequence", ["fl_sequence.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

@@ -17,5 +17,7 @@ from ._pointwise_losses import *  # noqa: F401,F403
 from ._pointwise_losses import __all__ as _pw_all
 from ._class_losses import *  # noqa: F401,F403
 from ._class_losses import __all__ as _cl_all
+from ._sequence_losses import *  # noqa: F401,F403
+from ._sequence_losses import __all__ as _sq_all
 
-__all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+__all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all) + list(_sq_all)
