@@ -136,6 +136,8 @@ class _FusedLoss(torch.autograd.Function):
         anchor, *grads = ctx.saved_tensors
         _, _, grad_slots, class_axis = ctx.meta
         result = [None] * (2 + ctx.n_operands)
+        if isinstance(class_axis, tuple):  # axes to insert, in order
+            class_axis = tuple(sorted(class_axis))
         for slot, g, shapes in zip(grad_slots, grads, ctx.shapes):
             if shapes is None or not ctx.needs_input_grad[2 + slot]:
                 continue
@@ -144,8 +146,13 @@ class _FusedLoss(torch.autograd.Function):
             if go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
                 # gradient over the classes too: broadcast along the class
-                # axis (1 as PyTorch's (N, C, ...), or the last axis)
-                go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
+                # axis (1 as PyTorch's (N, C, ...), or the last axis); a
+                # loss may name several axes (a sequence loss: time and class)
+                if isinstance(class_axis, tuple):
+                    for ax in class_axis:
+                        go = go.unsqueeze(ax)
+                else:
+                    go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
             r = g * go
             if r.shape != shape:
                 r = r.sum_to_size(sum_shape).reshape(shape)
@@ -195,7 +202,7 @@ def _make_function(fn):
             kw.update(rest)
             return fn(**kw, return_grad=True)
 
-        return _apply(call, (op, names, slots, class_axis), *ops)
+        return _apply(call, (op, names, slots, _axes(class_axis, rest)), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__doc__ = (
@@ -216,11 +223,12 @@ def _make_module(cls):
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
                      if p.name not in ("weight", "out", "loss_out")]
+    has_weight = "weight" in call_sig.parameters
     P = inspect.Parameter
     fwd_sig = inspect.Signature(
         [P("self", P.POSITIONAL_OR_KEYWORD)]
         + [P(n, P.POSITIONAL_OR_KEYWORD) for n in operand_names]
-        + [P("weight", P.KEYWORD_ONLY, default=None)]
+        + ([P("weight", P.KEYWORD_ONLY, default=None)] if has_weight else [])
     )
 
     def __init__(self, *args, **kwargs):
@@ -236,18 +244,18 @@ def _make_module(cls):
             given = len(operands) + len([k for k in kw if k != "weight"])
             raise TypeError(
                 f"fastloss.torch.{name}: forward takes ({', '.join(operand_names)}), got {given} "
-                f"tensors (and weight= as a keyword)"
+                f"tensors" + (" (and weight= as a keyword)" if has_weight else "")
             ) from None
         ops = [bound.arguments[n] for n in operand_names]
-        w = _as_array(bound.arguments.get("weight"), "weight", name, False)
+        kw = {"weight": _as_array(bound.arguments.get("weight"), "weight", name, False)} if has_weight else {}
         names = tuple(operand_names)
         slots = tuple(i for i, n in enumerate(names) if n in grad_names)
         loss = self.loss
 
         def call(*arrays):
-            return loss.value_and_grad(*arrays, weight=w)
+            return loss.value_and_grad(*arrays, **kw)
 
-        return _apply(call, (name, names, slots, class_axis), *ops)
+        return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
     forward.__signature__ = fwd_sig
 
@@ -270,8 +278,16 @@ def _make_module(cls):
     })
 
 
+def _axes(class_axis, options):
+    """A loss's ``_class_axis``: an int, a tuple of the gradient's axes
+    that reduction="none"'s value lacks, or a function of the call's
+    options (the function's keyword arguments, the object's attributes)
+    returning one of those."""
+    return class_axis(options) if callable(class_axis) else class_axis
+
+
 def _is_loss_class(obj) -> bool:
-    return inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess")
+    return inspect.isclass(obj) and hasattr(obj, "value_and_grad")
 
 
 def _is_loss_function(name: str, obj) -> bool:
@@ -281,7 +297,7 @@ def _is_loss_function(name: str, obj) -> bool:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return False
-    return "return_grad" in params and "input" in params
+    return "return_grad" in params and _grad_args(obj)[0] in params
 
 
 def _populate():
