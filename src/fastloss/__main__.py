@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "
-                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both")
+                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
+                        "ctc (TxNxCxS 100x32x30x20, 500x32x100x100, 2000x1x100x400, float32)")
     return p
 
 

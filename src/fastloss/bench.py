@@ -818,9 +818,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "ctc")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows", file=sys.stderr)
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, ctc",
+              file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     raw = {}
@@ -838,6 +839,15 @@ def main_bench(args) -> int:
         if quick:
             rargs += ["--shapes", "8192x1000,65536x32"]
         bench_rows.main(rargs)
+    if "ctc" in families:
+        from fastloss import bench_ctc
+
+        print("\n== CTC (sequence): fastloss vs PyTorch ==")
+        cargs = ["--dtypes", ",".join(d.name for d in dtypes) if args.dtypes else "float32",
+                 "--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+        if quick:
+            cargs += ["--shapes", "100x32x30x20,2000x1x100x400"]
+        bench_ctc.main(cargs)
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")

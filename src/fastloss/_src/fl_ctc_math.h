@@ -61,15 +61,12 @@
 
 #define CT_NEG (-INFINITY)
 
-/* exp(x) in double, inline so that the loops over the states vectorize
- * without calls: libmvec's exp takes a slow scalar path for every vector
- * with a lane out of its fast range, and -inf (an unreachable state) is
- * the common value here.  2^k exp(r), |r| <= ln2/2, exp(r) by its Taylor
- * polynomial of degree 13 (truncation under 1e-17 relative), Estrin's
- * form.  Below -708.3 the result would be subnormal and is flushed to 0
- * (an absolute error under 2.3e-308); above 709.7 it is +inf; NaN gives
- * NaN. */
-FL_INLINE double FN(ct_exp)(double x)
+/* exp(x) = 2^k exp(r), |r| <= ln2/2, k = round(x / ln2); exp(r) by a
+ * degree-11 polynomial fitted by Chebyshev interpolation (mpmath's
+ * chebyfit on [-ln2/2, ln2/2]): 1.7e-17 relative with its coefficients
+ * rounded to double; p(0) = 1 exactly.  Estrin's form.  Valid for
+ * |x| <= 708; see the callers for what happens outside. */
+FL_INLINE double FN(ct_exp_core)(double x)
 {
     const double magic = 6755399441055744.0; /* 1.5 * 2^52: the add rounds to an integer */
     const double kf = x * 1.4426950408889634074 + magic;
@@ -82,21 +79,51 @@ FL_INLINE double FN(ct_exp)(double x)
     memcpy(&scale, &bits, 8);
     const double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
     const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    const double p01 = 1.0 + r, p23 = 0.5 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120);
-    const double p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880);
-    const double pab = 1.0 / 3628800 + r * (1.0 / 39916800), pcd = 1.0 / 479001600 + r * (1.0 / 6227020800.0);
+    const double p01 = 1.0 + r, p23 = 0.5000000000000019 + r * 0.1666666666666668;
+    const double p45 = 0.0416666666664881 + r * 0.008333333333319601;
+    const double p67 = 0.0013888888952314775 + r * 0.00019841269890047113;
+    const double p89 = 2.4801485482328494e-05 + r * 2.755724091857897e-06;
+    const double pab = 2.763263963904103e-07 + r * 2.5110037605963777e-08;
     const double p0_3 = p01 + r2 * p23, p4_7 = p45 + r2 * p67, p8_b = p89 + r2 * pab;
-    const double p = (p0_3 + r4 * p4_7) + r8 * (p8_b + r4 * pcd);
-    const double v = p * scale;
+    const double p = (p0_3 + r4 * p4_7) + r8 * p8_b;
+    return p * scale;
+}
+
+/* exp(x) in double, inline so that the loops over the states vectorize
+ * without calls: libmvec's exp takes a slow scalar path for every vector
+ * with a lane out of its fast range, and -inf (an unreachable state) is
+ * the common value here.  Below -708.3 the result would be subnormal and
+ * is flushed to 0 (an absolute error under 2.3e-308); above 709.7 it is
+ * +inf; NaN gives NaN. */
+FL_INLINE double FN(ct_exp)(double x)
+{
+    const double v = FN(ct_exp_core)(x);
     return x < -708.3 ? 0.0 : (x > 709.7 ? INFINITY : v);
 }
 
-/* log(y) for y in [1, 3] (and NaN): fdlibm's kernel after y = 2^k y',
- * y' in [sqrt(1/2), sqrt(2)), k in {0, 1, 2}; under 1 ulp. */
+/* exp(x) for a term added to 1 (x <= 0 or NaN): x is clamped at -708
+ * (one select), so -inf and NaN give 3e-308, which 1 + ... rounds away
+ * (the caller tests for NaN itself). */
+FL_INLINE double FN(ct_exp_add1)(double x)
+{
+    return FN(ct_exp_core)(x > -708.0 ? x : -708.0);
+}
+
+/* log(y) for y in [1, 3]: fdlibm's kernel after y = 2^k y', y' in
+ * [sqrt(1/2), sqrt(2)), k read from the exponent bits; under 1 ulp. */
 FL_INLINE double FN(ct_log13)(double y)
 {
-    const double k = (y >= 1.4142135623730951 ? 1.0 : 0.0) + (y >= 2.8284271247461903 ? 1.0 : 0.0);
-    const double yr = y * (k == 0.0 ? 1.0 : (k == 1.0 ? 0.5 : 0.25));
+    uint64_t hx;
+    memcpy(&hx, &y, 8);
+    /* fdlibm: shift the mantissa so that y' lands in [sqrt(1/2), sqrt(2)) */
+    hx += 0x3ff0000000000000ull - 0x3fe6a09e00000000ull;
+    const uint64_t kb = (hx >> 52) - 1023u + 0x4330000000000000ull; /* k + 2^52 as a double's bits; k in [0, 2] */
+    double kd;
+    memcpy(&kd, &kb, 8);
+    const double k = kd - 4503599627370496.0;
+    hx = (hx & 0x000fffffffffffffull) + 0x3fe6a09e00000000ull;
+    double yr;
+    memcpy(&yr, &hx, 8);
     const double f = yr - 1.0;
     const double s = f / (2.0 + f), z = s * s, w = z * z;
     const double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
@@ -111,8 +138,9 @@ FL_INLINE double FN(ct_lse3)(double a, double b, double c)
 {
     const double hi = a > b ? a : b, lo = a > b ? b : a;
     const double m = hi > c ? hi : c, mid = hi > c ? c : hi;
-    const double ms = m == CT_NEG ? 0.0 : m;
-    const double r = m + FN(ct_log13)(1.0 + FN(ct_exp)(mid - ms) + FN(ct_exp)(lo - ms));
+    /* m = -inf (all terms -inf): mid - m is NaN, which the clamp of
+     * ct_exp_add1 maps to -708, so r = -inf + log(1) = -inf */
+    const double r = m + FN(ct_log13)(1.0 + FN(ct_exp_add1)(mid - m) + FN(ct_exp_add1)(lo - m));
     /* a NaN term makes the sum NaN (so does +inf with -inf, never a
      * log-probability); one unordered test, which GCC vectorizes (three
      * self-comparisons it does not) */
