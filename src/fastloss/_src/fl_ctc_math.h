@@ -30,8 +30,9 @@
  * gradient with respect to the logits is p_t(k) minus the occupancy of k.
  *
  * lse of three terms takes the largest out: m + log(1 + exp(mid - m) +
- * exp(lo - m)) (two exps and a log, vectorized over s with libmvec's
- * double exp/log); -inf terms give -inf, a NaN term gives NaN.
+ * exp(lo - m)): two exps and a log, inline (ct_exp_core, ct_log13) so the
+ * loop over s vectorizes in double lanes; -inf terms give -inf, a NaN
+ * term gives NaN.
  *
  * The two halves.  With the midpoint m = (Tn - 1) / 2, a sample runs in
  * two phases:
