@@ -231,6 +231,25 @@ def test_bit_identical_for_any_thread_count(always_parallel, N, from_logits):
         assert fl.ctc_loss(x, tg, il, tl, reduction="sum", n_threads=nt, from_logits=from_logits) == vbase
 
 
+@pytest.mark.parametrize("T", [1, 2, 5, 9, 17, 40])
+@pytest.mark.parametrize("from_logits", [False, True], ids=["logp", "logits"])
+def test_checkpointed_table_is_bit_identical(always_parallel, T, from_logits):
+    """Beyond the table budget, rows are kept every K steps and recomputed:
+    the same bits as the whole table, on 1, 2 and 3 threads."""
+    x, tg, il, tl = make(T=T, N=3, C=5, S=min(T, 4), seed=T, logits=from_logits)
+    kw = dict(reduction="none", return_grad=True, from_logits=from_logits)
+    ref = fl.ctc_loss(x, tg, il, tl, n_threads=1, **kw)
+    old = _sequence.set_table_budget(0)
+    try:
+        assert _sequence.checkpoint_rows(T, min(T, 4)) == int(np.ceil(np.sqrt(T)))
+        for nt in (1, 2, 3):
+            v, g = fl.ctc_loss(x, tg, il, tl, n_threads=nt, **kw)
+            np.testing.assert_array_equal(v, ref[0])
+            np.testing.assert_array_equal(g, ref[1])
+    finally:
+        _sequence.set_table_budget(old)
+
+
 def test_value_only_equals_value_with_gradient(always_parallel):
     x, tg, il, tl = make(T=30, N=3, seed=14)
     for nt in (1, 2):
@@ -320,6 +339,12 @@ def test_workspace_size_is_documented():
     table = 8 * T * (2 * S + 1)
     assert table <= b <= table + 8 * (12 * (2 * S + 1) + 2 * S + C + 200)
     assert _sequence.work_bytes(T, S, C, False, False) < 8 * 20 * (2 * S + 1)
+    # beyond the budget (32 MiB a thread): checkpoints every K = ceil(sqrt(T)) rows and a K-row segment
+    T, S = 20000, 2000
+    K = _sequence.checkpoint_rows(T, S)
+    assert K == 142
+    b = _sequence.work_bytes(T, S, C, True, False)
+    assert b <= 8 * (T // K + K + 3 + 20) * (2 * S + 1) + 8 * (3 * S + C + 200) < 10 * 2 ** 20
 
 
 # ----------------------------------------------------------- property

@@ -32,14 +32,15 @@ cdef extern from "_src/fl_sequence.h" nogil:
         int64_t blank
         int logits
         const double *gs
+        fl_idx K
         double *nll
     ctypedef struct fl_ctc_work:
         pass
     ctypedef void (*fl_ctc_worker_fn)(const fl_ctc_args *a, fl_ctc_work *w, int tid, int nthr) noexcept nogil
     int fl_ctc_check_labels(const fl_ctc_args *a, fl_idx *bad_n, fl_idx *bad_j, int64_t *bad_v)
-    int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits)
+    int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K)
     void fl_ctc_free(fl_ctc_work *w, int P)
-    size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits)
+    size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K)
     fl_ctc_worker_fn fl_ctc_get(int f64)
     const char *fl_sequence_select_isa(int force_baseline)
     const char *fl_sequence_isa_name()
@@ -60,6 +61,13 @@ cdef extern from *:
 # 2 S + 1) a call runs on one thread.
 cdef Py_ssize_t _parallel_min = 4096
 
+# A thread keeps the whole alpha/beta table of its sample (8 Tmax (2 Smax + 1)
+# bytes) up to this size; beyond it, checkpoints every K = ceil(sqrt(Tmax))
+# rows and one segment of K rows (8 (Tmax / K + K + 3) (2 Smax + 1) bytes),
+# recomputing each segment once more in the gradient pass (about a third
+# more time).  The result is the same bits either way.
+cdef Py_ssize_t _table_budget = 32 * 1024 * 1024
+
 
 def set_parallel_threshold(Py_ssize_t n):
     """Run calls with fewer than ``n`` state-steps on one thread (for tests)."""
@@ -67,6 +75,25 @@ def set_parallel_threshold(Py_ssize_t n):
     old = _parallel_min
     _parallel_min = n
     return old
+
+
+def set_table_budget(Py_ssize_t nbytes):
+    """Keep the whole table per thread up to ``nbytes``, checkpoints beyond (for tests)."""
+    global _table_budget
+    old = _table_budget
+    _table_budget = nbytes
+    return old
+
+
+def checkpoint_rows(Py_ssize_t Tmax, Py_ssize_t Smax):
+    """K, the rows between checkpoints for these longest lengths (0: the whole table)."""
+    cdef Py_ssize_t K
+    if 8 * Tmax * (2 * Smax + 1) <= _table_budget:
+        return 0
+    K = 1
+    while K * K < Tmax:
+        K += 1
+    return K
 
 
 def select_isa(bint force_baseline):
@@ -79,7 +106,7 @@ def isa_name():
 
 def work_bytes(Py_ssize_t Tmax, Py_ssize_t Smax, Py_ssize_t C, bint grad, bint logits):
     """Bytes of one thread's workspace for these longest lengths."""
-    return fl_ctc_work_doubles(Tmax, Smax, C, grad, logits) * 8
+    return fl_ctc_work_doubles(Tmax, Smax, C, grad, logits, checkpoint_rows(Tmax, Smax) if grad else 0) * 8
 
 
 cdef inline void* _ptr(object a):
@@ -110,6 +137,7 @@ def ctc(bint f64, x, g, Py_ssize_t T, Py_ssize_t N, Py_ssize_t C, Py_ssize_t st,
     a.toff = <const int64_t*>_ptr(toff); a.il = <const int64_t*>_ptr(il); a.tl = <const int64_t*>_ptr(tl)
     a.blank = blank; a.logits = logits
     a.gs = <const double*>_ptr(gs); a.nll = <double*>_ptr(nll)
+    a.K = checkpoint_rows(Tmax, Smax) if g is not None else 0
     with nogil:
         rc = fl_ctc_check_labels(&a, &bad_n, &bad_j, &bad_v)
     if rc:
@@ -127,7 +155,7 @@ def ctc(bint f64, x, g, Py_ssize_t T, Py_ssize_t N, Py_ssize_t C, Py_ssize_t st,
     ws = <fl_ctc_work*>malloc(P * sizeof(fl_ctc_work))
     if ws == NULL:
         raise MemoryError()
-    if fl_ctc_alloc(ws, P, Tmax, Smax, C, g is not None, logits) != 0:
+    if fl_ctc_alloc(ws, P, Tmax, Smax, C, g is not None, logits, a.K) != 0:
         free(ws)
         raise MemoryError(f"ctc_loss: cannot allocate {P} workspaces of "
                           f"{work_bytes(Tmax, Smax, C, g is not None, logits)} bytes")

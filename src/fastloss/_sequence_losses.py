@@ -110,7 +110,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     same time), so N = 1 uses two cores.  The result is bit-identical for
     any thread count.  Memory: besides the gradient, each thread keeps one
     table of ``max(T_n) x (2 max(S_n) + 1)`` doubles (none for the value
-    alone), no ``T x N x C`` temporary.  NaN in a log-probability that a
+    alone), no ``T x N x C`` temporary; beyond 32 MiB a thread it keeps
+    every K-th row, ``K = ceil(sqrt(max(T_n)))``, and recomputes the rest
+    (about a third more time, the same result to the bit).  NaN in a log-probability that a
     sample uses propagates to its loss; ``-inf`` on a class the target does
     not use gives a finite loss and gradient (PyTorch's gradient is NaN).
 

@@ -51,11 +51,16 @@
  * way, so the result is the same bits for any thread count.
  *
  * Memory.  The table holds Tn rows of L doubles (alpha for t <= m, beta
- * for t > m): 8 Tmax (2 Smax + 1) bytes for each thread (for the even
- * thread of each pair when the batch is split), where Tmax and Smax are
- * the call's longest input and target; no T x N x C temporary, nothing
- * that grows with N.  A value-only call keeps no table: a few rows of L.
- * Logits add two doubles per time step (the row's max and log-sum).
+ * for t > m): 8 Tmax (2 Smax + 1) bytes for each thread (only the even
+ * thread's is touched when a sample is split), where Tmax and Smax are the
+ * call's longest input and target; no T x N x C temporary, nothing that
+ * grows with N.  Beyond a budget (32 MiB a thread, _sequence.pyx) the
+ * table keeps every K-th row only, K = ceil(sqrt(Tmax)), and phase 2
+ * recomputes K rows at a time from those checkpoints into a K-row segment
+ * (ct_front2, ct_back2): 8 (Tmax / K + K + 3) (2 Smax + 1) bytes a thread
+ * for about a third more work, and the same bits.  A value-only call keeps
+ * no table: a few rows of L.  Logits add two doubles per time step (the
+ * row's max and log-sum).
  */
 
 #include "fl_vmath.h"
@@ -303,10 +308,18 @@ static void FN(ct_prep)(const fl_ctc_args *a, fl_ctc_work *w, fl_idx n)
         w->skip[s] = (s < L && s >= 2 && (s & 1) && w->ext[s] != w->ext[s - 2]) ? 1.0 : 0.0;
 }
 
-/* phase 1, front: A_0 .. A_m (rows of the table when storing); A_m -> sh->amid */
+/* Where the table keeps rows.  K = 0: row t of the table is A_t (t <= m)
+ * or B_t (t > m).  K > 0 (checkpoints): front keeps A_t for t = 0, K, 2K,
+ * ... <= m in slots 0, 1, ...; back keeps B_t for t = Tn-1, Tn-1-K, ...
+ * > m in the slots after those; phase 2 recomputes K rows at a time from
+ * them into its own w->seg, with the same code, so the rows are the same
+ * bits and the result does not depend on K. */
+FL_INLINE fl_idx FN(ct_nfront)(const fl_ctc_args *a, const fl_ctc_work *w) { return w->m / a->K + 1; }
+
+/* phase 1, front: A_0 .. A_m (into the table when storing); A_m -> sh->amid */
 static void FN(ct_front)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, int store)
 {
-    const fl_idx L = w->L, m = w->m;
+    const fl_idx L = w->L, m = w->m, K = a->K;
     if (a->logits)
         for (fl_idx t = 0; t <= m; t++) FN(ct_rowstat)(FN(ct_row)(a, w->n, t), a->C, sh->lse + 2 * t);
     double *p = w->r0;
@@ -314,27 +327,31 @@ static void FN(ct_front)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, 
     for (fl_idx s = 1; s < L; s++) p[s] = CT_NEG;
     for (fl_idx t = 0; t <= m; t++) {
         FN(ct_emit)(a, w, sh, t, w->e);
-        double *cur = store ? sh->table + t * L : (p == w->r0 ? w->r1 : w->r0);
+        double *cur = store && !K ? sh->table + t * L : (p == w->r0 ? w->r1 : w->r0);
         FN(ct_alpha)(p, w->e, w->skip, w->u, cur, L);
+        if (store && K && t % K == 0) memcpy(sh->table + (t / K) * L, cur, (size_t)L * sizeof(double));
         p = cur;
     }
     memcpy(sh->amid, p, (size_t)L * sizeof(double));
 }
 
-/* phase 1, back: B_{Tn-1} .. B_{m+1} (rows of the table when storing); Bpre_m -> sh->bmid */
+/* phase 1, back: B_{Tn-1} .. B_{m+1} (into the table when storing); Bpre_m -> sh->bmid */
 static void FN(ct_back)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, int store)
 {
-    const fl_idx L = w->L, m = w->m, Tn = w->Tn;
+    const fl_idx L = w->L, m = w->m, Tn = w->Tn, K = a->K;
     if (a->logits)
         for (fl_idx t = m + 1; t < Tn; t++) FN(ct_rowstat)(FN(ct_row)(a, w->n, t), a->C, sh->lse + 2 * t);
     double *q = w->r0;
     for (fl_idx s = 0; s < L - 1; s++) q[s] = CT_NEG;
     q[L - 1] = 0;
+    const fl_idx base = K ? FN(ct_nfront)(a, w) : 0;
     for (fl_idx t = Tn - 1; t > m; t--) {
         FN(ct_beta)(q, w->skip, w->r2, L);
         FN(ct_emit)(a, w, sh, t, w->e);
-        double *cur = store ? sh->table + t * L : (q == w->r0 ? w->r1 : w->r0);
+        double *cur = store && !K ? sh->table + t * L : (q == w->r0 ? w->r1 : w->r0);
         for (fl_idx s = 0; s < L; s++) cur[s] = w->r2[s] + w->e[s];
+        if (store && K && (Tn - 1 - t) % K == 0)
+            memcpy(sh->table + (base + (Tn - 1 - t) / K) * L, cur, (size_t)L * sizeof(double));
         q = cur;
     }
     FN(ct_beta)(q, w->skip, sh->bmid, L);
@@ -359,46 +376,90 @@ static double FN(ct_logp)(fl_ctc_work *w, const fl_ctc_work *sh)
     return m + log(sum);
 }
 
+/* phase 2, front, one step: Apre_t from the previous row *p, the gradient
+ * of t from Apre_t and B_t (bt) */
+FL_INLINE void FN(ct_front2_step)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_work *sh, fl_idx t,
+                                  const double *bt, const double **p, double logp)
+{
+    const fl_idx L = w->L;
+    FN(ct_emit)(a, w, sh, t, w->e);
+    double *cur = *p == w->r0 ? w->r1 : w->r0;
+    FN(ct_alpha)(*p, w->e, w->skip, w->r2, cur, L);
+    for (fl_idx s = 0; s < L; s++) w->u[s] = w->r2[s] + bt[s];
+    FN(ct_grad_row)(a, w, sh, t, w->u, logp);
+    *p = cur;
+}
+
 /* phase 2, front: the gradient of t = m+1 .. Tn-1, and zero rows for t >= Tn */
 static void FN(ct_front2)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_work *sh, double logp)
 {
-    const fl_idx L = w->L, m = w->m, Tn = w->Tn;
+    const fl_idx L = w->L, m = w->m, Tn = w->Tn, K = a->K;
     if (logp == CT_NEG) {
         FN(ct_zero_rows)(a, w->n, m + 1, a->Tlen);
         return;
     }
     const double *p = sh->amid;
-    for (fl_idx t = m + 1; t < Tn; t++) {
-        FN(ct_emit)(a, w, sh, t, w->e);
-        double *cur = p == w->r0 ? w->r1 : w->r0;
-        FN(ct_alpha)(p, w->e, w->skip, w->r2, cur, L);
-        const double *bt = sh->table + t * L;
-        for (fl_idx s = 0; s < L; s++) w->u[s] = w->r2[s] + bt[s];
-        FN(ct_grad_row)(a, w, sh, t, w->u, logp);
-        p = cur;
+    if (!K) {
+        for (fl_idx t = m + 1; t < Tn; t++) FN(ct_front2_step)(a, w, sh, t, sh->table + t * L, &p, logp);
+    } else if (Tn - 1 > m) {
+        /* segments ending at the checkpoints tau = Tn-1 - jK, in increasing t;
+         * row k of seg holds B_{tau - k} */
+        const fl_idx base = FN(ct_nfront)(a, w), nb = (Tn - 2 - m) / K + 1;
+        double *seg = w->seg;
+        for (fl_idx j = nb - 1; j >= 0; j--) {
+            const fl_idx tau = Tn - 1 - j * K, lo = tau - K + 1 > m + 1 ? tau - K + 1 : m + 1;
+            memcpy(seg, sh->table + (base + j) * L, (size_t)L * sizeof(double));
+            for (fl_idx t = tau - 1; t >= lo; t--) {
+                FN(ct_beta)(seg + (tau - t - 1) * L, w->skip, w->u, L);
+                FN(ct_emit)(a, w, sh, t, w->e);
+                double *row = seg + (tau - t) * L;
+                for (fl_idx s = 0; s < L; s++) row[s] = w->u[s] + w->e[s];
+            }
+            for (fl_idx t = lo; t <= tau; t++) FN(ct_front2_step)(a, w, sh, t, seg + (tau - t) * L, &p, logp);
+        }
     }
     FN(ct_zero_rows)(a, w->n, Tn, a->Tlen);
+}
+
+/* phase 2, back, one step: the gradient of t from A_t (at) and Bpre_t
+ * (*bp), then Bpre_{t-1} */
+FL_INLINE void FN(ct_back2_step)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_work *sh, fl_idx t,
+                                 const double *at, const double **bp, double logp)
+{
+    const fl_idx L = w->L;
+    for (fl_idx s = 0; s < L; s++) w->u[s] = at[s] + (*bp)[s];
+    FN(ct_grad_row)(a, w, sh, t, w->u, logp);
+    if (t == 0) return;
+    FN(ct_emit)(a, w, sh, t, w->e);
+    for (fl_idx s = 0; s < L; s++) w->r0[s] = (*bp)[s] + w->e[s];
+    double *nxt = *bp == w->r1 ? w->r2 : w->r1;
+    FN(ct_beta)(w->r0, w->skip, nxt, L);
+    *bp = nxt;
 }
 
 /* phase 2, back: the gradient of t = m .. 0 */
 static void FN(ct_back2)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_work *sh, double logp)
 {
-    const fl_idx L = w->L, m = w->m;
+    const fl_idx L = w->L, m = w->m, K = a->K;
     if (logp == CT_NEG) {
         FN(ct_zero_rows)(a, w->n, 0, m + 1);
         return;
     }
     const double *bp = sh->bmid;
-    for (fl_idx t = m; t >= 0; t--) {
-        const double *at = sh->table + t * L;
-        for (fl_idx s = 0; s < L; s++) w->u[s] = at[s] + bp[s];
-        FN(ct_grad_row)(a, w, sh, t, w->u, logp);
-        if (t == 0) break;
-        FN(ct_emit)(a, w, sh, t, w->e);
-        for (fl_idx s = 0; s < L; s++) w->r0[s] = bp[s] + w->e[s];
-        double *nxt = bp == w->r1 ? w->r2 : w->r1;
-        FN(ct_beta)(w->r0, w->skip, nxt, L);
-        bp = nxt;
+    if (!K) {
+        for (fl_idx t = m; t >= 0; t--) FN(ct_back2_step)(a, w, sh, t, sh->table + t * L, &bp, logp);
+        return;
+    }
+    /* segments starting at the checkpoints t0 = iK, in decreasing t; row k of seg holds A_{t0 + k} */
+    double *seg = w->seg;
+    for (fl_idx i = m / K; i >= 0; i--) {
+        const fl_idx t0 = i * K, t1 = t0 + K - 1 < m ? t0 + K - 1 : m;
+        memcpy(seg, sh->table + i * L, (size_t)L * sizeof(double));
+        for (fl_idx t = t0 + 1; t <= t1; t++) {
+            FN(ct_emit)(a, w, sh, t, w->e);
+            FN(ct_alpha)(seg + (t - 1 - t0) * L, w->e, w->skip, w->u, seg + (t - t0) * L, L);
+        }
+        for (fl_idx t = t1; t >= t0; t--) FN(ct_back2_step)(a, w, sh, t, seg + (t - t0) * L, &bp, logp);
     }
 }
 

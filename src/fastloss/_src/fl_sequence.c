@@ -67,7 +67,7 @@ int fl_ctc_check_labels(const fl_ctc_args *a, fl_idx *bad_n, fl_idx *bad_j, int6
 /* sub-arrays start on 64-byte boundaries: sizes in doubles, rounded up to 8 */
 #define CT_UP(n) ((((size_t)(n)) + 7u) & ~(size_t)7u)
 
-size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits)
+size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K)
 {
     const size_t L = 2 * (size_t)Smax + 1;
     size_t d = CT_UP(L)                 /* ext (int64) */
@@ -77,15 +77,16 @@ size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int log
                + 5 * CT_UP(L)           /* r0 r1 r2 e u */
                + CT_UP(Smax + 1)        /* acc */
                + 2 * CT_UP(L);          /* amid bmid */
-    if (grad) d += CT_UP((size_t)Tmax * L);
+    if (grad && !K) d += CT_UP((size_t)Tmax * L);
+    if (grad && K) d += CT_UP(((size_t)Tmax / K + 3) * L) + CT_UP((size_t)K * L);
     if (logits) d += CT_UP(2 * (size_t)Tmax);
     return d + 8; /* room to align the start */
 }
 
-int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits)
+int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K)
 {
     const size_t L = 2 * (size_t)Smax + 1;
-    const size_t nd = fl_ctc_work_doubles(Tmax, Smax, C, grad, logits);
+    const size_t nd = fl_ctc_work_doubles(Tmax, Smax, C, grad, logits, K);
     for (int i = 0; i < P; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         double *mem = (double *)malloc(nd * sizeof(double));
@@ -112,7 +113,11 @@ int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int 
         CT_TAKE(acc, double *, Smax + 1);
         CT_TAKE(amid, double *, L);
         CT_TAKE(bmid, double *, L);
-        if (grad) CT_TAKE(table, double *, (size_t)Tmax * L);
+        if (grad && !K) CT_TAKE(table, double *, (size_t)Tmax * L);
+        if (grad && K) {
+            CT_TAKE(table, double *, ((size_t)Tmax / K + 3) * L);
+            CT_TAKE(seg, double *, (size_t)K * L);
+        }
         if (logits) CT_TAKE(lse, double *, 2 * (size_t)Tmax);
 #undef CT_TAKE
         for (fl_idx c = 0; c < C; c++) w[i].mark[c] = -1;

@@ -36,6 +36,7 @@ typedef struct {
     int64_t blank;          /* in [0, C) (checked by the caller) */
     int logits;             /* x holds logits: log_softmax over C is fused, the gradient is d/dlogits */
     const double *gs;       /* N: scale of sample n's gradient (the reduction's) */
+    fl_idx K;               /* 0: keep the whole alpha/beta table; else every K-th row (checkpoints) */
     double *nll;            /* N out: -log p(target | x) of each sample (+inf if no alignment) */
 } fl_ctc_args;
 
@@ -55,7 +56,9 @@ typedef struct {
     double *u;              /* L: log(alpha beta) of one time step */
     double *acc;            /* S + 1: occupancy of the blank and of each distinct label */
     /* shared by the pair (the even thread's) */
-    double *table;          /* Tmax x L: rows of alpha (t <= m) and beta (t > m), or NULL */
+    double *table;          /* Tmax x L: rows of alpha (t <= m) and beta (t > m); with
+                               checkpoints Tmax / K + 2 rows; or NULL (value only) */
+    double *seg;            /* K x L: the rows recomputed from a checkpoint (own), or NULL */
     double *amid, *bmid;    /* L each: alpha at m, beta-before-emission at m */
     double *lse;            /* 2 Tmax: max and log-sum of each logit row (logits only) */
     double *mem;            /* the one allocation everything above lives in */
@@ -65,12 +68,13 @@ typedef struct {
  * to blank: returns 1 and sets *bad_n, *bad_j, *bad_v; 0 if all are good. */
 int fl_ctc_check_labels(const fl_ctc_args *a, fl_idx *bad_n, fl_idx *bad_j, int64_t *bad_v);
 
-/* Workspaces for P threads; grad: keep the alpha/beta table.  0 on
- * success, -1 when out of memory (then nothing is left allocated). */
-int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits);
+/* Workspaces for P threads; grad: keep the alpha/beta table (all of it
+ * for K = 0, checkpoints every K rows and a K-row segment otherwise).  0
+ * on success, -1 when out of memory (then nothing is left allocated). */
+int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K);
 void fl_ctc_free(fl_ctc_work *w, int P);
 /* Doubles per workspace, for the documentation and the tests. */
-size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits);
+size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K);
 
 /* The worker: thread tid of a team of nthr (<= the P workspaces) does its
  * share of every sample.  Every thread of the team must call it. */
