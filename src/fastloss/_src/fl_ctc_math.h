@@ -229,19 +229,22 @@ static void FN(ct_rowstat)(const T *restrict z, fl_idx C, double *restrict out)
     out[1] = log(s);
 }
 
-/* e[s] = log-probability of state s's class at time t */
+/* e[s] = log-probability of state s's class at time t: the blank's at
+ * even s, label j's at s = 2 j + 1 (a gather of S values) */
 static void FN(ct_emit)(const fl_ctc_args *a, const fl_ctc_work *w, const fl_ctc_work *sh, fl_idx t,
                         double *restrict e)
 {
     const T *restrict row = FN(ct_row)(a, w->n, t);
     const int64_t *restrict ext = w->ext;
-    const fl_idx L = w->L;
+    const fl_idx S = w->S;
+    double off = 0.0, mx = 0.0;
     if (a->logits) {
-        const double mx = sh->lse[2 * t], ls = sh->lse[2 * t + 1];
-        for (fl_idx s = 0; s < L; s++) e[s] = ((double)row[ext[s]] - mx) - ls;
-    } else {
-        for (fl_idx s = 0; s < L; s++) e[s] = (double)row[ext[s]];
+        mx = sh->lse[2 * t];
+        off = sh->lse[2 * t + 1];
     }
+    for (fl_idx j = 0; j < S; j++) e[2 * j + 1] = ((double)row[ext[2 * j + 1]] - mx) - off;
+    const double eb = ((double)row[a->blank] - mx) - off;
+    for (fl_idx j = 0; j <= S; j++) e[2 * j] = eb;
 }
 
 static void FN(ct_zero_rows)(const fl_ctc_args *a, fl_idx n, fl_idx t0, fl_idx t1)
@@ -261,14 +264,21 @@ static void FN(ct_grad_row)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_w
     for (fl_idx s = 0; s < L; s++) u[s] = FN(ct_exp)(u[s] - logp);
     double bsum = 0;
     for (fl_idx s = 0; s < L; s += 2) bsum += u[s];
-    for (fl_idx j = 0; j < S; j++) acc[j] = 0;
-    for (fl_idx j = 0; j < S; j++) acc[w->rep[j]] += u[2 * j + 1];
+    /* the occupancy of each distinct label: its first position gathers its repeats */
+    for (fl_idx j = 0; j < S; j++) acc[j] = u[2 * j + 1];
+    if (w->repeats)
+        for (fl_idx j = 0; j < S; j++)
+            if (w->rep[j] != j) acc[w->rep[j]] += acc[j];
     const int64_t blank = a->blank;
     if (!a->logits) {
         memset(g, 0, (size_t)C * sizeof(T));
         g[blank] = (T)(-gs * bsum);
-        for (fl_idx j = 0; j < S; j++)
-            if (w->rep[j] == j) g[w->ext[2 * j + 1]] = (T)(-gs * acc[j]);
+        if (!w->repeats) {
+            for (fl_idx j = 0; j < S; j++) g[w->ext[2 * j + 1]] = (T)(-gs * acc[j]);
+        } else {
+            for (fl_idx j = 0; j < S; j++)
+                if (w->rep[j] == j) g[w->ext[2 * j + 1]] = (T)(-gs * acc[j]);
+        }
         return;
     }
     const T *restrict z = FN(ct_row)(a, n, t);
@@ -302,6 +312,8 @@ static void FN(ct_prep)(const fl_ctc_args *a, fl_ctc_work *w, fl_idx n)
         if (w->mark[k] < 0) w->mark[k] = (int32_t)j;
         w->rep[j] = w->mark[k];
     }
+    w->repeats = 0;
+    for (fl_idx j = 0; j < S; j++) w->repeats |= w->rep[j] != j;
     w->ext[L - 1] = blank;
     for (fl_idx j = 0; j < S; j++) w->mark[w->ext[2 * j + 1]] = -1;
     for (fl_idx s = 0; s < L + 2; s++)

@@ -50,6 +50,7 @@ typedef struct {
     int64_t *ext;           /* L: extended labels blank, l_1, blank, ..., l_S, blank */
     double *skip;           /* L + 2: 1 where the step from s - 2 to s is allowed, 0 past L */
     int32_t *rep;           /* S: index of the first label equal to label j */
+    int repeats;            /* some label occurs twice (rep[j] != j somewhere) */
     int32_t *mark;          /* C: -1, or the first position of class c while rep is built */
     double *r0, *r1, *r2;   /* L each: rows of the recursions */
     double *e;              /* L: emissions log y_t(l'_s) of one time step */
