@@ -372,3 +372,37 @@ def test_property_matches_reference(T, N, C, S, seed, reduction, logits, nt):
     np.testing.assert_allclose(v, vr, rtol=1e-11)
     np.testing.assert_allclose(g, gr, rtol=1e-10, atol=1e-13)
     assert not np.any(np.isnan(g))
+
+
+def test_no_hidden_copy_of_the_input():
+    """A C-contiguous float32 input (time-first or batch-first) is read in
+    place: with out= the call allocates nothing of the input's size
+    (NumPy's allocations are traced by tracemalloc)."""
+    import tracemalloc
+
+    for batch_first in (False, True):
+        x, tg, il, tl = make(T=200, N=16, C=80, S=20, seed=21, dtype=F32, batch_first=batch_first)
+        buf = np.empty_like(x)
+        fl.ctc_loss(x, tg, il, tl, return_grad=True, out=buf, batch_first=batch_first)
+        tracemalloc.start()
+        try:
+            fl.ctc_loss(x, tg, il, tl, return_grad=True, out=buf, batch_first=batch_first)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < x.nbytes // 10, (peak, x.nbytes)
+
+
+def test_concurrent_python_threads():
+    """The kernel keeps no global state: Python threads calling at once
+    (the GIL is released in the kernel) get the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, tg, il, tl = make(T=80, N=6, C=7, S=12, seed=22)
+    ref = fl.ctc_loss(x, tg, il, tl, reduction="none", return_grad=True, n_threads=1)
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda k: fl.ctc_loss(x, tg, il, tl, reduction="none", return_grad=True,
+                                                 n_threads=1 + k % 2), range(8)))
+    for v, g in outs:
+        np.testing.assert_array_equal(v, ref[0])
+        np.testing.assert_array_equal(g, ref[1])
