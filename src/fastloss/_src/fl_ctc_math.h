@@ -99,8 +99,9 @@ FL_INLINE double FN(ct_exp_core)(double x)
  * without calls: libmvec's exp takes a slow scalar path for every vector
  * with a lane out of its fast range, and -inf (an unreachable state) is
  * the common value here.  Below -708.3 the result would be subnormal and
- * is flushed to 0 (an absolute error under 2.3e-308); above 709.7 it is
- * +inf; NaN gives NaN. */
+ * is flushed to 0 (an absolute error under 2.3e-308); NaN gives NaN; +inf
+ * gives +inf.  Exact up to x = 709 (every caller passes x <= 0, up to
+ * rounding: an occupancy, a softmax term). */
 FL_INLINE double FN(ct_exp)(double x)
 {
     const double v = FN(ct_exp_core)(x);
