@@ -171,37 +171,64 @@ FL_INLINE T *FN(ct_grow)(const fl_ctc_args *a, fl_idx n, fl_idx t)
     return (T *)a->g + t * a->st + n * a->sn;
 }
 
-/* Apre = lse(p[s], p[s-1], [p[s-2]]), cur = Apre + e */
-static void FN(ct_alpha)(const double *restrict p, const double *restrict e, const double *restrict skip,
-                         double *restrict apre, double *restrict cur, fl_idx L)
+/* log(exp(a) + exp(b)), as ct_lse3 */
+FL_INLINE double FN(ct_lse2)(double a, double b)
 {
-    apre[0] = p[0];
-    cur[0] = p[0] + e[0];
-    if (L > 1) {
-        apre[1] = FN(ct_lse3)(p[1], p[0], CT_NEG);
-        cur[1] = apre[1] + e[1];
-    }
+    const double m = a > b ? a : b, lo = a > b ? b : a;
+    const double r = m + FN(ct_log13)(1.0 + FN(ct_exp_add1)(lo - m));
+    const double t = a + b;
+    return t == t ? r : t;
+}
+
+/* A row of the recursion holds the S + 1 blank states first (s = 2 j at
+ * index j), then the S label states (s = 2 j + 1 at index S + 1 + j), so
+ * that both loops below are contiguous: a blank state has two
+ * predecessors (one exp), a label state three (two exps). */
+
+/* Apre = lse of the predecessors in p, cur = Apre + e */
+static void FN(ct_alpha)(const double *restrict p, const double *restrict e, const double *restrict skip,
+                         double *restrict apre, double *restrict cur, fl_idx S)
+{
+    const double *restrict pb = p, *restrict pl = p + S + 1, *restrict el = e + S + 1;
+    double *restrict ab = apre, *restrict al = apre + S + 1, *restrict cb = cur, *restrict cl = cur + S + 1;
+    const double eb = e[0];
+    ab[0] = pb[0];
+    cb[0] = pb[0] + eb;
     FL_PRAGMA(omp simd)
-    for (fl_idx s = 2; s < L; s++) {
-        const double p2 = p[s - 2]; /* loaded unconditionally: a conditional load is not vectorized */
-        const double c = skip[s] != 0 ? p2 : CT_NEG;
-        const double v = FN(ct_lse3)(p[s], p[s - 1], c);
-        apre[s] = v;
-        cur[s] = v + e[s];
+    for (fl_idx j = 1; j <= S; j++) {       /* blank j: from blank j and label j - 1 */
+        const double v = FN(ct_lse2)(pb[j], pl[j - 1]);
+        ab[j] = v;
+        cb[j] = v + eb;
+    }
+    if (S == 0) return;
+    al[0] = FN(ct_lse2)(pl[0], pb[0]);
+    cl[0] = al[0] + el[0];
+    FL_PRAGMA(omp simd)
+    for (fl_idx j = 1; j < S; j++) {        /* label j: from label j, blank j, [label j - 1] */
+        const double p2 = pl[j - 1];        /* loaded unconditionally: a conditional load is not vectorized */
+        const double c = skip[j] != 0 ? p2 : CT_NEG;
+        const double v = FN(ct_lse3)(pl[j], pb[j], c);
+        al[j] = v;
+        cl[j] = v + el[j];
     }
 }
 
-/* bpre = lse(q[s], q[s+1], [q[s+2]]) */
-static void FN(ct_beta)(const double *restrict q, const double *restrict skip, double *restrict bpre, fl_idx L)
+/* bpre = lse of the successors in q */
+static void FN(ct_beta)(const double *restrict q, const double *restrict skip, double *restrict bpre, fl_idx S)
 {
-    bpre[L - 1] = q[L - 1];
-    if (L > 1) bpre[L - 2] = FN(ct_lse3)(q[L - 2], q[L - 1], CT_NEG);
+    const double *restrict qb = q, *restrict ql = q + S + 1;
+    double *restrict bb = bpre, *restrict bl = bpre + S + 1;
     FL_PRAGMA(omp simd)
-    for (fl_idx s = 0; s < L - 2; s++) {
-        const double q2 = q[s + 2];
-        const double c = skip[s + 2] != 0 ? q2 : CT_NEG;
-        bpre[s] = FN(ct_lse3)(q[s], q[s + 1], c);
+    for (fl_idx j = 0; j < S; j++) bb[j] = FN(ct_lse2)(qb[j], ql[j]);   /* blank j: to blank j, label j */
+    bb[S] = qb[S];
+    if (S == 0) return;
+    FL_PRAGMA(omp simd)
+    for (fl_idx j = 0; j < S - 1; j++) {    /* label j: to label j, blank j + 1, [label j + 1] */
+        const double q2 = ql[j + 1];
+        const double c = skip[j + 1] != 0 ? q2 : CT_NEG;
+        bl[j] = FN(ct_lse3)(ql[j], qb[j + 1], c);
     }
+    bl[S - 1] = FN(ct_lse2)(ql[S - 1], qb[S]);
 }
 
 /* max and log-sum-exp (less the max) of a row of logits */
@@ -230,22 +257,23 @@ static void FN(ct_rowstat)(const T *restrict z, fl_idx C, double *restrict out)
     out[1] = log(s);
 }
 
-/* e[s] = log-probability of state s's class at time t: the blank's at
- * even s, label j's at s = 2 j + 1 (a gather of S values) */
+/* e = the log-probabilities of the states' classes at time t: the
+ * blank's (one value) for the S + 1 blank states, then a gather of the S
+ * labels' */
 static void FN(ct_emit)(const fl_ctc_args *a, const fl_ctc_work *w, const fl_ctc_work *sh, fl_idx t,
                         double *restrict e)
 {
     const T *restrict row = FN(ct_row)(a, w->n, t);
-    const int64_t *restrict ext = w->ext;
+    const int64_t *restrict lab = w->lab;
     const fl_idx S = w->S;
     double off = 0.0, mx = 0.0;
     if (a->logits) {
         mx = sh->lse[2 * t];
         off = sh->lse[2 * t + 1];
     }
-    for (fl_idx j = 0; j < S; j++) e[2 * j + 1] = ((double)row[ext[2 * j + 1]] - mx) - off;
     const double eb = ((double)row[a->blank] - mx) - off;
-    for (fl_idx j = 0; j <= S; j++) e[2 * j] = eb;
+    for (fl_idx j = 0; j <= S; j++) e[j] = eb;
+    for (fl_idx j = 0; j < S; j++) e[S + 1 + j] = ((double)row[lab[j]] - mx) - off;
 }
 
 static void FN(ct_zero_rows)(const fl_ctc_args *a, fl_idx n, fl_idx t0, fl_idx t1)
@@ -264,9 +292,9 @@ static void FN(ct_grad_row)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_w
     FL_PRAGMA(omp simd)
     for (fl_idx s = 0; s < L; s++) u[s] = FN(ct_exp)(u[s] - logp);
     double bsum = 0;
-    for (fl_idx s = 0; s < L; s += 2) bsum += u[s];
+    for (fl_idx j = 0; j <= S; j++) bsum += u[j];
     /* the occupancy of each distinct label: its first position gathers its repeats */
-    for (fl_idx j = 0; j < S; j++) acc[j] = u[2 * j + 1];
+    for (fl_idx j = 0; j < S; j++) acc[j] = u[S + 1 + j];
     if (w->repeats)
         for (fl_idx j = 0; j < S; j++)
             if (w->rep[j] != j) acc[w->rep[j]] += acc[j];
@@ -275,10 +303,10 @@ static void FN(ct_grad_row)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_w
         memset(g, 0, (size_t)C * sizeof(T));
         g[blank] = (T)(-gs * bsum);
         if (!w->repeats) {
-            for (fl_idx j = 0; j < S; j++) g[w->ext[2 * j + 1]] = (T)(-gs * acc[j]);
+            for (fl_idx j = 0; j < S; j++) g[w->lab[j]] = (T)(-gs * acc[j]);
         } else {
             for (fl_idx j = 0; j < S; j++)
-                if (w->rep[j] == j) g[w->ext[2 * j + 1]] = (T)(-gs * acc[j]);
+                if (w->rep[j] == j) g[w->lab[j]] = (T)(-gs * acc[j]);
         }
         return;
     }
@@ -290,35 +318,32 @@ static void FN(ct_grad_row)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_w
     g[blank] = (T)(gs * (FN(ct_exp)(((double)z[blank] - mx) - ls) - bsum));
     for (fl_idx j = 0; j < S; j++)
         if (w->rep[j] == j) {
-            const int64_t k = w->ext[2 * j + 1];
+            const int64_t k = w->lab[j];
             g[k] = (T)(gs * (FN(ct_exp)(((double)z[k] - mx) - ls) - acc[j]));
         }
 }
 
-/* Make w ready for sample n: lengths, midpoint, extended labels, skips, repeats. */
+/* Make w ready for sample n: lengths, midpoint, labels, skips, repeats. */
 static void FN(ct_prep)(const fl_ctc_args *a, fl_ctc_work *w, fl_idx n)
 {
-    const fl_idx S = (fl_idx)a->tl[n], L = 2 * S + 1;
-    const int64_t blank = a->blank;
+    const fl_idx S = (fl_idx)a->tl[n];
     w->n = n;
     w->Tn = (fl_idx)a->il[n];
     w->S = S;
-    w->L = L;
+    w->L = 2 * S + 1;
     w->m = w->Tn > 0 ? (w->Tn - 1) / 2 : 0;
     for (fl_idx j = 0; j < S; j++) {
         const fl_idx r = (fl_idx)a->toff[n] + j;
         const int64_t k = a->t64 ? ((const int64_t *)a->tg)[r] : (int64_t)((const int32_t *)a->tg)[r];
-        w->ext[2 * j] = blank;
-        w->ext[2 * j + 1] = k;
+        w->lab[j] = k;
         if (w->mark[k] < 0) w->mark[k] = (int32_t)j;
         w->rep[j] = w->mark[k];
     }
     w->repeats = 0;
     for (fl_idx j = 0; j < S; j++) w->repeats |= w->rep[j] != j;
-    w->ext[L - 1] = blank;
-    for (fl_idx j = 0; j < S; j++) w->mark[w->ext[2 * j + 1]] = -1;
-    for (fl_idx s = 0; s < L + 2; s++)
-        w->skip[s] = (s < L && s >= 2 && (s & 1) && w->ext[s] != w->ext[s - 2]) ? 1.0 : 0.0;
+    for (fl_idx j = 0; j < S; j++) w->mark[w->lab[j]] = -1;
+    /* the skip into label j, from label j - 1 (labels are never the blank) */
+    for (fl_idx j = 0; j <= S; j++) w->skip[j] = (j >= 1 && j < S && w->lab[j] != w->lab[j - 1]) ? 1.0 : 0.0;
 }
 
 /* Where the table keeps rows.  K = 0: row t of the table is A_t (t <= m)
@@ -341,7 +366,7 @@ static void FN(ct_front)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, 
     for (fl_idx t = 0; t <= m; t++) {
         FN(ct_emit)(a, w, sh, t, w->e);
         double *cur = store && !K ? sh->table + t * L : (p == w->r0 ? w->r1 : w->r0);
-        FN(ct_alpha)(p, w->e, w->skip, w->u, cur, L);
+        FN(ct_alpha)(p, w->e, w->skip, w->u, cur, w->S);
         if (store && K && t % K == 0) memcpy(sh->table + (t / K) * L, cur, (size_t)L * sizeof(double));
         p = cur;
     }
@@ -355,11 +380,11 @@ static void FN(ct_back)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, i
     if (a->logits)
         for (fl_idx t = m + 1; t < Tn; t++) FN(ct_rowstat)(FN(ct_row)(a, w->n, t), a->C, sh->lse + 2 * t);
     double *q = w->r0;
-    for (fl_idx s = 0; s < L - 1; s++) q[s] = CT_NEG;
-    q[L - 1] = 0;
+    for (fl_idx s = 0; s < L; s++) q[s] = CT_NEG;
+    q[w->S] = 0; /* the last blank (state 2 S) */
     const fl_idx base = K ? FN(ct_nfront)(a, w) : 0;
     for (fl_idx t = Tn - 1; t > m; t--) {
-        FN(ct_beta)(q, w->skip, w->r2, L);
+        FN(ct_beta)(q, w->skip, w->r2, w->S);
         FN(ct_emit)(a, w, sh, t, w->e);
         double *cur = store && !K ? sh->table + t * L : (q == w->r0 ? w->r1 : w->r0);
         for (fl_idx s = 0; s < L; s++) cur[s] = w->r2[s] + w->e[s];
@@ -367,7 +392,7 @@ static void FN(ct_back)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, i
             memcpy(sh->table + (base + (Tn - 1 - t) / K) * L, cur, (size_t)L * sizeof(double));
         q = cur;
     }
-    FN(ct_beta)(q, w->skip, sh->bmid, L);
+    FN(ct_beta)(q, w->skip, sh->bmid, w->S);
 }
 
 /* log p = lse_s(A_m(s) + Bpre_m(s)), in s order */
@@ -397,7 +422,7 @@ FL_INLINE void FN(ct_front2_step)(const fl_ctc_args *a, fl_ctc_work *w, const fl
     const fl_idx L = w->L;
     FN(ct_emit)(a, w, sh, t, w->e);
     double *cur = *p == w->r0 ? w->r1 : w->r0;
-    FN(ct_alpha)(*p, w->e, w->skip, w->r2, cur, L);
+    FN(ct_alpha)(*p, w->e, w->skip, w->r2, cur, w->S);
     for (fl_idx s = 0; s < L; s++) w->u[s] = w->r2[s] + bt[s];
     FN(ct_grad_row)(a, w, sh, t, w->u, logp);
     *p = cur;
@@ -423,7 +448,7 @@ static void FN(ct_front2)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_wor
             const fl_idx tau = Tn - 1 - j * K, lo = tau - K + 1 > m + 1 ? tau - K + 1 : m + 1;
             memcpy(seg, sh->table + (base + j) * L, (size_t)L * sizeof(double));
             for (fl_idx t = tau - 1; t >= lo; t--) {
-                FN(ct_beta)(seg + (tau - t - 1) * L, w->skip, w->u, L);
+                FN(ct_beta)(seg + (tau - t - 1) * L, w->skip, w->u, w->S);
                 FN(ct_emit)(a, w, sh, t, w->e);
                 double *row = seg + (tau - t) * L;
                 for (fl_idx s = 0; s < L; s++) row[s] = w->u[s] + w->e[s];
@@ -446,7 +471,7 @@ FL_INLINE void FN(ct_back2_step)(const fl_ctc_args *a, fl_ctc_work *w, const fl_
     FN(ct_emit)(a, w, sh, t, w->e);
     for (fl_idx s = 0; s < L; s++) w->r0[s] = (*bp)[s] + w->e[s];
     double *nxt = *bp == w->r1 ? w->r2 : w->r1;
-    FN(ct_beta)(w->r0, w->skip, nxt, L);
+    FN(ct_beta)(w->r0, w->skip, nxt, w->S);
     *bp = nxt;
 }
 
@@ -470,7 +495,7 @@ static void FN(ct_back2)(const fl_ctc_args *a, fl_ctc_work *w, const fl_ctc_work
         memcpy(seg, sh->table + i * L, (size_t)L * sizeof(double));
         for (fl_idx t = t0 + 1; t <= t1; t++) {
             FN(ct_emit)(a, w, sh, t, w->e);
-            FN(ct_alpha)(seg + (t - 1 - t0) * L, w->e, w->skip, w->u, seg + (t - t0) * L, L);
+            FN(ct_alpha)(seg + (t - 1 - t0) * L, w->e, w->skip, w->u, seg + (t - t0) * L, w->S);
         }
         for (fl_idx t = t1; t >= t0; t--) FN(ct_back2_step)(a, w, sh, t, seg + (t - t0) * L, &bp, logp);
     }

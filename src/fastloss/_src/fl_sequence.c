@@ -70,8 +70,8 @@ int fl_ctc_check_labels(const fl_ctc_args *a, fl_idx *bad_n, fl_idx *bad_j, int6
 size_t fl_ctc_work_doubles(fl_idx Tmax, fl_idx Smax, fl_idx C, int grad, int logits, fl_idx K)
 {
     const size_t L = 2 * (size_t)Smax + 1;
-    size_t d = CT_UP(L)                 /* ext (int64) */
-               + CT_UP(L + 2)           /* skip */
+    size_t d = CT_UP(Smax + 1)          /* lab (int64) */
+               + CT_UP(Smax + 1)        /* skip */
                + CT_UP((Smax + 1) / 2)  /* rep (int32) */
                + CT_UP((C + 1) / 2)     /* mark (int32) */
                + 5 * CT_UP(L)           /* r0 r1 r2 e u */
@@ -101,8 +101,8 @@ int fl_ctc_alloc(fl_ctc_work *w, int P, fl_idx Tmax, fl_idx Smax, fl_idx C, int 
         w[i].field = (type)p;   \
         p += CT_UP(n);          \
     } while (0)
-        CT_TAKE(ext, int64_t *, L);
-        CT_TAKE(skip, double *, L + 2);
+        CT_TAKE(lab, int64_t *, Smax + 1);
+        CT_TAKE(skip, double *, Smax + 1);
         CT_TAKE(rep, int32_t *, (Smax + 1) / 2);
         CT_TAKE(mark, int32_t *, (C + 1) / 2);
         CT_TAKE(r0, double *, L);

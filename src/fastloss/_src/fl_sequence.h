@@ -47,8 +47,8 @@ typedef struct {
 typedef struct {
     /* the current sample */
     fl_idx n, Tn, S, L, m;  /* sample, input length, target length, 2 S + 1, midpoint time */
-    int64_t *ext;           /* L: extended labels blank, l_1, blank, ..., l_S, blank */
-    double *skip;           /* L + 2: 1 where the step from s - 2 to s is allowed, 0 past L */
+    int64_t *lab;           /* S: the target labels */
+    double *skip;           /* S + 1: 1 where label j may be entered from label j - 1 (skipping a blank) */
     int32_t *rep;           /* S: index of the first label equal to label j */
     int repeats;            /* some label occurs twice (rep[j] != j somewhere) */
     int32_t *mark;          /* C: -1, or the first position of class c while rep is built */
