@@ -29,6 +29,9 @@
  * logits, e_t(s) = (z - max) - log sum exp(z - max) of the row and the
  * gradient with respect to the logits is p_t(k) minus the occupancy of k.
  *
+ * A row stores the S + 1 blank states, then the S label states (see
+ * ct_alpha): a blank state has two predecessors, a label state three.
+ *
  * lse of three terms takes the largest out: m + log(1 + exp(mid - m) +
  * exp(lo - m)): two exps and a log, inline (ct_exp_core, ct_log13) so the
  * loop over s vectorizes in double lanes; -inf terms give -inf, a NaN
@@ -395,7 +398,7 @@ static void FN(ct_back)(const fl_ctc_args *a, fl_ctc_work *w, fl_ctc_work *sh, i
     FN(ct_beta)(q, w->skip, sh->bmid, w->S);
 }
 
-/* log p = lse_s(A_m(s) + Bpre_m(s)), in s order */
+/* log p = lse_s(A_m(s) + Bpre_m(s)), summed in row order */
 static double FN(ct_logp)(fl_ctc_work *w, const fl_ctc_work *sh)
 {
     const fl_idx L = w->L;
