@@ -205,6 +205,16 @@ def test_extreme_log_probs():
     np.testing.assert_allclose(g, expect, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+def test_logits_of_1e4(dtype):
+    """Logits of +-1e4 (from_logits): finite, equal to the reference."""
+    rng = np.random.default_rng(23)
+    z = (rng.standard_normal((30, 3, 6)) * 1e4).astype(dtype)
+    tg = rng.integers(1, 6, (3, 5))
+    v, g = check(z, tg, [30, 25, 20], [5, 4, 3], dtype, reduction="none", from_logits=True)
+    assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+
+
 def test_long_sequence_float64():
     x, tg, il, tl = make(T=160, N=2, C=7, S=40, seed=12)
     check(x, tg, il, tl, reduction="sum")
