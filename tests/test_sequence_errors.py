@@ -154,3 +154,21 @@ def test_class_errors():
         fl.CTCLoss(blank=9)(x, tg, il, tl)
     with pytest.raises(ValueError, match=re.escape("CTCLoss: targets[1, 0] = 8 is out of bounds")):
         fl.CTCLoss().value_and_grad(x, np.array([[1, 2, 3], [8, 2, 0]]), il, tl)
+
+
+def test_loss_out_errors():
+    x, tg, il, tl = data()
+    loss = fl.CTCLoss()
+    with pytest.raises(ValueError, match=re.escape("CTCLoss: loss_out= is the per-sample losses' buffer and needs "
+                                                   "reduction='none', got reduction='mean'")):
+        loss.value_and_grad(x, tg, il, tl, loss_out=np.empty(2))
+    loss = fl.CTCLoss(reduction="none")
+    with pytest.raises(ValueError, match=re.escape("CTCLoss: loss_out must have shape (2,)")):
+        loss.value_and_grad(x, tg, il, tl, loss_out=np.empty(3))
+    with pytest.raises(ValueError, match="CTCLoss: loss_out must have dtype float64"):
+        loss.value_and_grad(x, tg, il, tl, loss_out=np.empty(2, np.float32))
+    with pytest.raises(ValueError, match="CTCLoss: loss_out must be a numpy.ndarray"):
+        loss.value_and_grad(x, tg, il, tl, loss_out=[0.0, 0.0])
+    buf = np.empty(x.size + 2)
+    with pytest.raises(ValueError, match="CTCLoss: loss_out must not share memory"):
+        loss.value_and_grad(x, tg, il, tl, out=buf[:x.size].reshape(x.shape), loss_out=buf[x.size - 1:x.size + 1])

@@ -423,3 +423,23 @@ def test_concurrent_python_threads():
     for v, g in outs:
         np.testing.assert_array_equal(v, ref[0])
         np.testing.assert_array_equal(g, ref[1])
+
+
+def test_loss_out_buffer():
+    x, tg, il, tl = make(seed=24, dtype=F32)
+    lo = np.full(len(il), np.nan, F32)
+    v, g = fl.CTCLoss(reduction="none").value_and_grad(x, tg, il, tl, loss_out=lo)
+    assert v is lo
+    np.testing.assert_array_equal(lo, fl.ctc_loss(x, tg, il, tl, reduction="none"))
+    lo0 = np.full((), np.nan, F32)
+    v0, _ = fl.CTCLoss(reduction="none").value_and_grad(x[:, 0], tg[0], int(il[0]), int(tl[0]), loss_out=lo0)
+    assert v0 is lo0 and lo0 == lo[0]
+
+
+def test_empty_lists_are_integer_arrays():
+    """[] (NumPy's float64 when converted) is no label and no length to misread."""
+    x = np.log(np.full((4, 2, 3), 1 / 3))
+    assert fl.ctc_loss(x, [], [0, 0], [0, 0], reduction="sum") == 0.0
+    assert fl.ctc_loss(x, np.zeros(0), np.array([4, 3]), np.zeros(2, int), reduction="sum") == \
+        fl.ctc_loss(x, np.zeros(0, int), np.array([4, 3]), np.zeros(2, int), reduction="sum")
+    assert fl.ctc_loss(x[:, :0], np.zeros((0, 2)), np.zeros(0), np.zeros(0), reduction="sum") == 0.0

@@ -44,8 +44,8 @@ def _lengths(v, name: str, op: str, N: int, unbatched: bool) -> np.ndarray:
         raise TypeError(f"{op}: {name} must be an integer array or a sequence of integers, "
                         f"got {type(v).__name__}") from exc
     if a.dtype.kind not in "iu":
-        if a.size == 0 and a.dtype.kind == "f" and not isinstance(v, np.ndarray):
-            a = a.astype(I64)  # an empty list
+        if a.size == 0 and a.dtype.kind in "fb":
+            a = a.astype(I64)  # an empty list (NumPy makes it float64): no value to misread
         else:
             raise TypeError(f"{op}: {name} must hold integers, got dtype {a.dtype}")
     want = (1,) if unbatched else (N,)
@@ -70,8 +70,8 @@ def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
             t = np.asarray(tg)
         except Exception as exc:
             raise TypeError(f"{op}: targets must be an integer array, got {type(tg).__name__}") from exc
-        if t.size == 0 and t.dtype.kind == "f":
-            t = t.astype(I64)
+    if t.size == 0 and t.dtype.kind in "fb":
+        t = t.astype(I64)  # an empty list (NumPy makes it float64): no label to misread
     if t.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must hold integer class labels, got dtype {t.dtype}")
     if unbatched:
@@ -128,11 +128,12 @@ def _bad_label(op, t, bad, off, padded, C, blank):
 
 def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
         zero_infinity=False, from_logits=False, batch_first=False, return_grad=False, out=None,
-        n_threads=None):
+        n_threads=None, loss_out=None):
     """Validate, run the CTC kernel once, and reduce.
 
     Returns the value (a float; for reduction="none" an array of the
-    per-sample losses, 0-d for unbatched input) or ``(value, grad)``.
+    per-sample losses, 0-d for unbatched input, written into ``loss_out``
+    when given) or ``(value, grad)``.
     """
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
@@ -143,6 +144,9 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     return_grad = bool(return_grad)
     if out is not None and not return_grad:
         raise ValueError(f"{op}: out= is the gradient's buffer and needs return_grad=True")
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out= is the per-sample losses' buffer and needs reduction='none', "
+                         f"got reduction={reduction!r}")
     x = as_input(log_probs, "log_probs", op)
     dt, shape = x.dtype, x.shape
     if x.ndim == 2:
@@ -185,6 +189,9 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if out is not None:
             check_no_overlap(g, "out", op, x, t)
+    if loss_out is not None:
+        loss_out = check_out(loss_out, "loss_out", op, dt, () if unbatched else (N,))
+        check_no_overlap(loss_out, "loss_out", op, x, t, g if out is not None else None)
     div = np.maximum(tl, 1).astype(np.float64)
     if reduction == "mean":
         gs = 1.0 / (div * N)
@@ -201,7 +208,11 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     if zero_infinity:
         nll[nll == np.inf] = 0.0
     if reduction == "none":
-        value = nll.astype(dt).reshape(()) if unbatched else nll.astype(dt)
+        if loss_out is not None:
+            loss_out[...] = nll.reshape(loss_out.shape)
+            value = loss_out
+        else:
+            value = nll.astype(dt).reshape(()) if unbatched else nll.astype(dt)
     elif reduction == "sum":
         value = float(np.sum(nll))
     else:

@@ -181,18 +181,21 @@ class CTCLoss:
 
     _class_axis = staticmethod(_none_axes)
 
-    def _run(self, log_probs, targets, input_lengths, target_lengths, return_grad, out=None):
+    def _run(self, log_probs, targets, input_lengths, target_lengths, return_grad, out=None, loss_out=None):
         return ctc("CTCLoss", log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
-                   self.zero_infinity, self.from_logits, self.batch_first, return_grad, out, self.n_threads)
+                   self.zero_infinity, self.from_logits, self.batch_first, return_grad, out, self.n_threads,
+                   loss_out)
 
     def __call__(self, log_probs, targets, input_lengths, target_lengths):
         """The loss value: a float, or the per-sample losses for reduction="none"."""
         return self._run(log_probs, targets, input_lengths, target_lengths, False)
 
-    def value_and_grad(self, log_probs, targets, input_lengths, target_lengths, out=None):
+    def value_and_grad(self, log_probs, targets, input_lengths, target_lengths, out=None, loss_out=None):
         """``(value, grad)`` from one call; ``out`` is an optional buffer for
-        the gradient (log_probs' shape and dtype)."""
-        return self._run(log_probs, targets, input_lengths, target_lengths, True, out)
+        the gradient (log_probs' shape and dtype), ``loss_out`` one for the
+        per-sample losses with reduction="none" (shape (N,), ``()``
+        unbatched; log_probs' dtype)."""
+        return self._run(log_probs, targets, input_lengths, target_lengths, True, out, loss_out)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())
