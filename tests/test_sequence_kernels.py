@@ -443,3 +443,34 @@ def test_empty_lists_are_integer_arrays():
     assert fl.ctc_loss(x, np.zeros(0), np.array([4, 3]), np.zeros(2, int), reduction="sum") == \
         fl.ctc_loss(x, np.zeros(0, int), np.array([4, 3]), np.zeros(2, int), reduction="sum")
     assert fl.ctc_loss(x[:, :0], np.zeros((0, 2)), np.zeros(0), np.zeros(0), reduction="sum") == 0.0
+
+
+def _misaligned(a):
+    """A C-contiguous but misaligned copy of a (np.frombuffer at offset 1)."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    m = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    m[...] = a
+    assert not m.flags.aligned and m.flags.c_contiguous
+    return m
+
+
+def test_misaligned_integer_arrays_are_copied(monkeypatch):
+    """Misaligned targets and lengths (int64 and int32) are copied once, never
+    read in place (a misaligned load is undefined behaviour in C): every
+    array the driver gets is aligned."""
+    x, tg, il, tl = make(seed=25)
+    ref = fl.ctc_loss(x, tg, il, tl, reduction="none", return_grad=True)
+    real = _sequence.ctc
+
+    def spy(*args):
+        for a in args:
+            assert not isinstance(a, np.ndarray) or (a.flags.aligned and a.flags.c_contiguous)
+        return real(*args)
+
+    import fastloss._sequence_api as api
+    monkeypatch.setattr(api._sequence, "ctc", spy)
+    for dt in (np.int64, np.int32):
+        v, g = fl.ctc_loss(x, _misaligned(tg.astype(dt)), _misaligned(il.astype(dt)), _misaligned(tl.astype(dt)),
+                           reduction="none", return_grad=True)
+        np.testing.assert_array_equal(v, ref[0])
+        np.testing.assert_array_equal(g, ref[1])

@@ -57,8 +57,14 @@ def _lengths(v, name: str, op: str, N: int, unbatched: bool) -> np.ndarray:
     if a.dtype.kind == "u" and a.size and int(a.max()) > 2 ** 62:
         raise ValueError(f"{op}: {name} holds {int(a.max())}, too large for a length")
     if a.dtype is not I64 or not a.flags.c_contiguous or not a.flags.aligned:
-        a = np.ascontiguousarray(a, dtype=I64)
+        a = _copy(a, I64)
     return a
+
+
+def _copy(a: np.ndarray, dtype) -> np.ndarray:
+    """An aligned C-contiguous copy (np.ascontiguousarray would return a
+    misaligned array as it is, and the kernels must not read one)."""
+    return np.array(a, dtype=dtype, order="C", copy=True)
 
 
 def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
@@ -103,12 +109,12 @@ def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
         raise ValueError(f"{op}: targets must be (N, S) padded or 1-D concatenated, got shape {t.shape}")
     if t.dtype is I64 or t.dtype is I32 or t.dtype == I64 or t.dtype == I32:
         if not (t.flags.c_contiguous and t.flags.aligned):
-            t = np.ascontiguousarray(t)
+            t = _copy(t, t.dtype)
     else:
         if t.dtype.kind == "u" and t.size and int(t.max()) > 2 ** 63 - 1:
             i = int(np.argmax(t.reshape(-1) > 2 ** 63 - 1))
             raise ValueError(f"{op}: targets hold {int(t.reshape(-1)[i])}, not a class label")
-        t = np.ascontiguousarray(t, dtype=I64)
+        t = _copy(t, I64)
     return t, off, t.dtype == I64
 
 
