@@ -10,6 +10,7 @@ non-blank classes.
 
     python -m fastloss bench --family ctc
     python -m fastloss bench --family ctc --threads 1,2 --repeat 9
+    python -m fastloss.bench_ctc --threads 1 --cpu-time      # one thread on a loaded machine
 
 The implementations of one configuration are timed round by round (so a
 busy moment on a shared machine hits them alike), and each rival's time
@@ -88,7 +89,7 @@ def _thread_counts():
     return sorted({1, B.all_threads()})
 
 
-def _interleaved(fns, repeat, min_time=0.05):
+def _interleaved(fns, repeat, min_time=0.05, clock=time.perf_counter):
     """Best mean time per call of each fn, the fns timed round by round."""
     best = {k: float("inf") for k in fns}
     number = {}
@@ -100,10 +101,10 @@ def _interleaved(fns, repeat, min_time=0.05):
         number[k] = max(1, int(min_time / dt))
     for _ in range(repeat):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(number[k]):
                 f()
-            best[k] = min(best[k], (time.perf_counter() - t0) / number[k])
+            best[k] = min(best[k], (clock() - t0) / number[k])
     return best
 
 
@@ -125,7 +126,11 @@ def main(argv=None):
     p.add_argument("--shapes", default=",".join("x".join(map(str, s)) for s in SHAPES),
                    help="TxNxCxS,... (default %(default)s)")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time instead of the wall clock (on a loaded machine; "
+                        "meaningful for one thread only, as it adds up every thread's time)")
     a = p.parse_args(argv)
+    clock = time.process_time if a.cpu_time else time.perf_counter
     shapes = [_shape(s) for s in a.shapes.split(",")]
     threads = [B.all_threads() if t.strip() == "all" else int(t) for t in a.threads.split(",")]
     torch = B._torch()
@@ -141,7 +146,7 @@ def main(argv=None):
                 data = setup(T, N, C, S, np.dtype(dt).type)
                 for nt in threads:
                     fns = {k: f for k in IMPLS if (f := prepare(k, data, nt)) is not None}
-                    t = _interleaved(fns, a.repeat)
+                    t = _interleaved(fns, a.repeat, clock=clock)
                     ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
                     speedup.setdefault((dt, T, N, C, S), {})[nt] = ms["fastloss_out"]
                     shape = f"{T}x{N}x{C}x{S}"
@@ -157,7 +162,8 @@ def main(argv=None):
             for nt in sorted(by):
                 if nt > 1:
                     print(f"{dt} {T}x{N}x{C}x{S}: fastloss (out=) {nt} threads vs 1: {by[1] / by[nt]:.2f}x")
-    print(f"times in ms (best of {a.repeat} interleaved rounds); load average {os.getloadavg()[0]:.2f} at end")
+    print(f"times in ms ({'CPU time' if a.cpu_time else 'wall clock'}, best of {a.repeat} interleaved rounds); "
+          f"load average {os.getloadavg()[0]:.2f} at end")
 
 
 if __name__ == "__main__":
