@@ -692,7 +692,13 @@ def test_property_reductions_agree(problem):
     none64 = vn.astype(np.float64).ravel()
     e = Expect(cfg, x, t, extra, w, "sum")
     assert_close(vs, math.fsum(none64), e.tol_value + RTOL[dtype] * np.abs(none64).sum(), "sum == sum of none")
-    if n:
+    if cfg.name in ("mse_loss", "l1_loss") and w is not None:
+        # PyTorch's weighted mean of these two: the summed weights divide
+        div = float(np.sum(np.broadcast_to(w, x.shape), dtype=np.float64))
+        if n and div:
+            np.testing.assert_allclose(vm, vs / div, rtol=1e-15)
+            np.testing.assert_allclose(gm, gs / dtype(div), rtol=4 * np.finfo(dtype).eps, atol=0)
+    elif n:
         assert vm == vs / n, f"mean {vm!r} != sum / n {vs / n!r}"
         np.testing.assert_allclose(gm, gs / dtype(n), rtol=4 * np.finfo(dtype).eps, atol=0)
     else:

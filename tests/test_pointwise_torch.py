@@ -175,6 +175,10 @@ POINTWISE = {
 }
 
 
+# the losses whose torch.nn.functional form takes weight= (PyTorch 2.13)
+TORCH_WEIGHTED = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
+
+
 def _fl_call(fn, params, x, t, reduction, **kw):
     return fn(x, t, **params, reduction=reduction, return_grad=True, **kw)
 
@@ -213,9 +217,14 @@ def _weight(kind, rng, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(POINTWISE))
 def test_pointwise_weighted_vs_torch(name, dtype):
-    """fastloss's weight= against torch's unreduced loss times the weight,
-    then reduced (mean divides by the element count, as fastloss does)."""
+    """fastloss's weight= against PyTorch's own weighted call where PyTorch
+    takes a weight (mse_loss, l1_loss and huber_loss: ``F.mse_loss(x, t,
+    weight=w)``, the weight expanded to the input's size, which PyTorch
+    requires); for the losses whose PyTorch form has no weight (a fastloss
+    extension), against torch's unreduced loss times the weight, then
+    reduced (the mean divides by the element count)."""
     fn, params, tfn, data = POINTWISE[name]
+    own = TORCH_WEIGHTED.get(name.split("-")[0])
     rng = np.random.default_rng(_seed("w", name, dtype))
     for shape in SHAPES[1:]:
         for kind in ("full", "last", "lead"):
@@ -225,7 +234,11 @@ def test_pointwise_weighted_vs_torch(name, dtype):
                 what = f"{name} weight={kind} {np.dtype(dtype).name} {reduction} {shape}"
                 value, grad = _fl_call(fn, params, x, t, reduction, weight=w)
                 xt = T(x, grad=True)
-                loss = reduce_t(tfn(xt, T(t), "none") * T(w), reduction)
+                if own is not None:
+                    wt = T(np.ascontiguousarray(np.broadcast_to(w, shape)))
+                    loss = own(xt, T(t), reduction=reduction, weight=wt, **params)
+                else:
+                    loss = reduce_t(tfn(xt, T(t), "none") * T(w), reduction)
                 tv, (tg,) = torch_vg(loss, xt, reduction=reduction)
                 check_value(value, tv, dtype, reduction, what)
                 check_grad(grad, tg, dtype, what)
@@ -756,9 +769,23 @@ REF_CASES = {
                                      data_poisson_log if li else data_poisson_lin)
        for li in (True, False) for fu in (False, True)},
     "soft_margin": ("soft_margin_loss", {}, POINTWISE["soft_margin"][2], data_margin),
+    "kl": ("kl_div", {}, lambda x, t, r: F.kl_div(x, t, reduction=r), lambda rng, shape, dtype: data_kl(
+        rng, shape, dtype, False)),
+    "kl-log_target": ("kl_div", {"log_target": True}, lambda x, t, r: F.kl_div(x, t, reduction=r, log_target=True),
+                      lambda rng, shape, dtype: data_kl(rng, shape, dtype, True)),
 }
 
 
+def data_kl(rng, shape, dtype, log_target):
+    x = np.log(rng.uniform(0.05, 1.0, shape))
+    t = rng.uniform(0.0, 1.0, shape)
+    t = np.where(rng.random(shape) < 0.2, 0.0, t)
+    if log_target:
+        t = np.log(rng.uniform(0.05, 1.0, shape))
+    return x.astype(dtype), t.astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 @pytest.mark.parametrize("name", list(REF_CASES))
 def test_reference_vs_torch(name):
     refname, params, tfn, data = REF_CASES[name]
@@ -772,7 +799,13 @@ def test_reference_vs_torch(name):
                 what = f"reference.{refname} {params} weighted={weighted} {reduction} {shape}"
                 value, grad = ref(x, t, **params, weight=w, reduction=reduction)[:2]
                 xt = T(x, grad=True)
-                loss = tfn(xt, T(t), reduction) if w is None else reduce_t(tfn(xt, T(t), "none") * T(w), reduction)
+                own = TORCH_WEIGHTED.get(name.split("-")[0])
+                if w is None:
+                    loss = tfn(xt, T(t), reduction)
+                elif own is not None:  # PyTorch's own weighted call
+                    loss = own(xt, T(t), reduction=reduction, weight=T(w), **params)
+                else:
+                    loss = reduce_t(tfn(xt, T(t), "none") * T(w), reduction)
                 tv, (tg,) = torch_vg(loss, xt, reduction=reduction)
                 assert_close(value, tv, np.float64, what + " value")
                 assert_close(grad, tg, np.float64, what + " grad")

@@ -35,6 +35,15 @@ def _bin_or_frac(rng, shape):
     return np.where(lab, np.round(t), t)
 
 
+def _kl_gen(log_target):
+    def gen(rng, shape):
+        x = np.log(rng.uniform(0.05, 1.0, shape))
+        t = np.log(rng.uniform(0.05, 1.0, shape)) if log_target else np.where(
+            rng.random(shape) < 0.2, 0.0, rng.uniform(0.0, 1.0, shape))
+        return x, t, {}
+    return gen
+
+
 def _pm1(rng, shape):
     return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
 
@@ -134,13 +143,15 @@ CASES = [
     ("squared_hinge", "squared_hinge_loss", {}, _hinge_gen, 1e-3),
     ("soft_margin", "soft_margin_loss", {}, _soft_margin_gen(False), 1e-3),
     ("soft_margin-general", "soft_margin_loss", {}, _soft_margin_gen(True), 1e-3),
+    ("kl", "kl_div", {"log_target": False}, _kl_gen(False), 1e-3),
+    ("kl-log_target", "kl_div", {"log_target": True}, _kl_gen(True), 1e-3),
 ]
 CASE_IDS = [c[0] for c in CASES]
 
 
 def test_table_covers_every_loss():
     assert {c[1] for c in CASES} == set(R.POINTWISE)
-    assert len(R.POINTWISE) == 14
+    assert len(R.POINTWISE) == 15
     for name, entry in R.POINTWISE.items():
         assert entry.fn is getattr(R, name) and entry.hess is getattr(R, name + "_hess")
         assert name in R.__all__ and name + "_hess" in R.__all__
@@ -277,6 +288,10 @@ def _naive(name, params, x, t, extra):
     d = x - t
     if name == "mse_loss":
         return d ** 2
+    if name == "kl_div":  # torch.nn.functional.kl_div: xlogy(t, t) - t x, or exp(t) (t - x)
+        if params["log_target"]:
+            return np.exp(t) * (t - x)
+        return np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0) - t * x
     if name == "l1_loss":
         return np.abs(d)
     if name == "huber_loss":
@@ -350,6 +365,8 @@ def test_reductions_agree(case):
     (v_sum, g_sum, *_), h_sum = res["sum"]
     (v_mean, g_mean, *_), h_mean = res["mean"]
     assert v_sum == pytest.approx(math.fsum(v_none.ravel()), rel=1e-15, abs=1e-300)
+    if p.name in ("mse_loss", "l1_loss"):  # PyTorch's weighted mean: the summed weights divide
+        n = math.fsum(np.broadcast_to(p.w, p.x.shape).ravel())
     assert v_mean == pytest.approx(v_sum / n, rel=1e-15, abs=1e-300)
     np.testing.assert_array_equal(g_none, g_sum)
     np.testing.assert_array_equal(h_none, h_sum)

@@ -114,7 +114,8 @@ def test_reference_gradient_is_finite_differences(reduction, from_logits, batch_
         x = np.ascontiguousarray(x.transpose(1, 0, 2))
     tg = np.array([[1, 1, 2], [3, 0, 0], [2, 3, 1]])
     il, tl = np.array([6, 4, 5]), np.array([3, 1, 2])
-    kw = dict(reduction=reduction, from_logits=from_logits, batch_first=batch_first, blank=0)
+    kw = dict(reduction=reduction, from_logits=from_logits, batch_first=batch_first, blank=0,
+              weight=np.array([0.5, 2.0, 1.0]) if batch_first else None)
 
     def f(a):
         v = R.ctc_loss(a, tg, il, tl, **kw)[0]

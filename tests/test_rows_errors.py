@@ -178,7 +178,9 @@ def test_weight_of_the_wrong_length(name, fn):
             fn(X, Y, weight=w)
     with pytest.raises(TypeError, match=f"{name}: weight must be a real array, got dtype complex128"):
         fn(X, Y, weight=np.ones(5, complex))
-    with pytest.raises(ValueError, match="multilabel_soft_margin_loss: weight must be a 1-D array of n_classes = 5"):
+    # multilabel: a weight per class, or any shape that broadcasts to the input (PyTorch's rule)
+    with pytest.raises(ValueError, match=re.escape("multilabel_soft_margin_loss: weight of shape (4,) cannot be "
+                                                   f"broadcast to the input's shape {X.shape}")):
         fl.multilabel_soft_margin_loss(X, np.zeros_like(X), weight=np.ones(4))
 
 

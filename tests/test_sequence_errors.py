@@ -172,3 +172,13 @@ def test_loss_out_errors():
     buf = np.empty(x.size + 2)
     with pytest.raises(ValueError, match="CTCLoss: loss_out must not share memory"):
         loss.value_and_grad(x, tg, il, tl, out=buf[:x.size].reshape(x.shape), loss_out=buf[x.size - 1:x.size + 1])
+
+
+def test_weight_errors():
+    x, tg, il, tl = data()
+    raises(ValueError, re.escape("ctc_loss: weight must have shape (2,) (one per sample), got shape (3,)"),
+           x, tg, il, tl, weight=np.ones(3))
+    raises(TypeError, re.escape("ctc_loss: weight must be a real array, got dtype <U1"),
+           x, tg, il, tl, weight=np.array(["a", "b"]))
+    raises(ValueError, re.escape("ctc_loss: weight must have shape () or (1,), got shape (2,)"),
+           x[:, 0], tg[0], 6, 3, weight=[1.0, 2.0])

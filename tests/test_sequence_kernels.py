@@ -474,3 +474,23 @@ def test_misaligned_integer_arrays_are_copied(monkeypatch):
                            reduction="none", return_grad=True)
         np.testing.assert_array_equal(v, ref[0])
         np.testing.assert_array_equal(g, ref[1])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_per_sample_weight(reduction):
+    """weight= (fastloss's; PyTorch has none) multiplies each sample's loss and
+    gradient; the weighted mean divides by sum(weight); a weight of 0 drops
+    a sample, even an infeasible one (never 0 * inf)."""
+    x, tg, il, tl = make(N=4, seed=26, logits=True)
+    il[3], tl[3], tg[3] = 1, 3, 1          # infeasible: inf
+    w = np.array([0.5, 2.0, 1.5, 0.0])
+    v, g = check(x, tg, il, tl, reduction=reduction, weight=w, from_logits=True)
+    assert np.all(np.isfinite(v)) and np.all(g[:, 3] == 0)
+    base = fl.ctc_loss(x[:, :3], tg[:3], il[:3], tl[:3], reduction="none", from_logits=True)
+    if reduction == "none":
+        np.testing.assert_allclose(v[:3], base * w[:3], rtol=1e-14)
+    elif reduction == "mean":
+        assert v == pytest.approx(np.sum(w[:3] * base / np.maximum(tl[:3], 1)) / w.sum(), rel=1e-14)
+    # weight 1 is no weight, bit for bit
+    assert fl.ctc_loss(x, tg, il, tl, reduction="sum", weight=np.ones(4), from_logits=True) == \
+        fl.ctc_loss(x, tg, il, tl, reduction="sum", from_logits=True)

@@ -230,3 +230,20 @@ def test_neg_inf_logit_on_unused_class():
     zt2 = torch.from_numpy(z2).requires_grad_(True)
     F.ctc_loss(zt2.log_softmax(-1), *args, reduction="sum").backward()
     close(g, zt2.grad.numpy(), np.float64, "the -inf limit")
+
+
+def test_fastloss_torch_module_weight():
+    """The module takes fastloss's per-sample weight= in forward, as the other
+    fastloss.torch modules take weight=."""
+    z, tg, il, tl = batch(seed=71)
+    w = torch.tensor([0.5, 2.0, 1.0, 1.5], dtype=torch.float64)
+    x = torch.from_numpy(z).requires_grad_(True)
+    args = (torch.from_numpy(tg), torch.from_numpy(il), torch.from_numpy(tl))
+    out = flt.CTCLoss(reduction="sum")(x.log_softmax(-1), *args, weight=w)
+    ref = (F.ctc_loss(x.log_softmax(-1), *args, reduction="none") * w).sum()
+    assert torch.allclose(out, ref, rtol=1e-12)
+    out.backward()
+    g1 = x.grad.clone()
+    x.grad = None
+    ref.backward()
+    assert torch.allclose(g1, x.grad, rtol=1e-10, atol=1e-12)

@@ -10,6 +10,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m fastloss",
         description="fastloss: fused value-and-gradient loss functions for the CPU.",
     )
+    from fastloss import __version__
+
+    p.add_argument("--version", action="version", version=f"fastloss {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     sub.add_parser("config", help="print how fastloss was built and how it will run (fl.show_config())",
@@ -26,12 +29,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true",
                    help="a short run: N=1e3,1e7, float32, 3 repeats, slow calls cut short (~1-2 min on 2 cores)")
     b.add_argument("--sizes", metavar="LIST", help="comma-separated sizes (default 1e3,1e5,1e7; quick 1e3,1e7)")
-    b.add_argument("--dtypes", metavar="LIST", help="float32,float64 (default both; quick float32)")
+    b.add_argument("--dtypes", metavar="LIST",
+                   help="comma-separated, from float32, float64 (default both; quick float32)")
     b.add_argument("--threads", metavar="LIST", help='thread counts, "all" = every available CPU (default 1,all)')
-    b.add_argument("--losses", metavar="LIST", help="only these losses (fastloss function names)")
+    b.add_argument("--losses", metavar="LIST",
+                   help="only these losses: fastloss function names of the chosen families (pointwise: "
+                        "mse_loss, huber_loss, ...; rows: cross_entropy); a name the benchmark does not time "
+                        "is an error")
     b.add_argument("--repeat", type=int, metavar="R", help="repeats per measurement, best kept (default 5; quick 3)")
     b.add_argument("--min-time", type=float, default=0.02, metavar="S",
                    help="each repeat loops until it lasts at least S seconds (default 0.02)")
+    b.add_argument("--min-total", type=float, default=0.2, metavar="S",
+                   help="short calls are repeated until the timed calls add up to S seconds (default 0.2); "
+                        "a time whose median repeat is over 2x its best is marked noisy and gives no ratio")
+    b.add_argument("--wide", action="store_true",
+                   help="print every column (NumPy reference, fresh/out, GB/s, bandwidth floor): about 150 "
+                        "columns; the default tables fit 100")
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "

@@ -12,15 +12,16 @@ import numpy as np
 
 from . import _rows
 from . import _validate as V
+from ._pointwise_api import GRAD, VALUE
 from ._rows_api import (
     HVP,
     _RowLoss,
     check_ignore_index,
     check_label_smoothing,
-    mode_of,
     run,
     spec,
 )
+from ._pointwise_api import grad_request
 
 __all__ = [
     "cross_entropy", "cross_entropy_hvp", "nll_loss", "softmax_focal_loss", "multi_margin_loss",
@@ -34,7 +35,7 @@ _NLL = spec("nll_loss", "nll")
 _FOCAL = spec("softmax_focal_loss", "focal", denom=_rows.DENOM_COUNT)
 _MM = spec("multi_margin_loss", "multi_margin", spatial=False, denom=_rows.DENOM_NONE)
 _MLSM = spec("multilabel_soft_margin_loss", soft="multilabel_soft_margin", soft_float=False, last_axis=True,
-             denom=_rows.DENOM_NONE)
+             denom=_rows.DENOM_NONE, elem_weight=True)
 _POLY = spec("poly1_cross_entropy", "ce", "ce_soft")
 
 _SHAPES = """Shapes: the class axis is axis 1, as in PyTorch.  input is (C,)
@@ -44,11 +45,17 @@ _SHAPES = """Shapes: the class axis is axis 1, as in PyTorch.  input is (C,)
 _COMMON = """reduction : {"mean", "sum", "none"}
         "none" returns the per-item losses, of input's shape without the
         class axis.
-    return_grad : bool
-        Also return the gradient with respect to input, in the same pass.
-    out : ndarray, optional
+    size_average, reduce : bool, optional
+        PyTorch's deprecated arguments, where PyTorch has them: given, they
+        set reduction as PyTorch does, with PyTorch's warning.
+    return_grad : bool or tuple of str
+        True: also return the gradient with respect to input, in the same
+        pass.  ``("input", "target")`` also returns the gradient with respect
+        to a target of input's shape (class probabilities; cross_entropy,
+        multilabel_soft_margin_loss, poly1_cross_entropy), in that order.
+    out : ndarray or tuple of ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs).
+        writeable, not overlapping the inputs), or one per gradient returned.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
 
@@ -83,6 +90,15 @@ def _doc(fn):
     return fn
 
 
+def _req(fn, return_grad):
+    """(mode, gradient names) of a function's return_grad argument."""
+    if return_grad is False:
+        return VALUE, ()
+    if return_grad is True:
+        return GRAD, ("input",)
+    return grad_request(return_grad, fn.__name__, fn._grad_args, fn._optional_grad_args)
+
+
 def _p_ce(ignore_index, label_smoothing, op, epsilon=0.0):
     ii = check_ignore_index(ignore_index, op)
     ls = check_label_smoothing(label_smoothing, op)
@@ -105,6 +121,29 @@ def _p_focal(alpha, gamma, op):
     return alpha, (g, 1.0, 0.0, 0, 0)
 
 
+def _mm_run(input, target, out, call, op="multi_margin_loss"):
+    """multi_margin_loss on the shapes PyTorch also takes: a 0-d input (one
+    class) and a (1,) target for a (C,) input, run as (1, C) and reshaped
+    back (the gradient to input's shape; reduction="none" to target's)."""
+    if np.ndim(input) > 1 or (np.ndim(input) == 1 and np.shape(target) != (1,)):
+        return call(input, target, out)
+    x = V.as_input(input, "input", op)
+    t = V.asarray(target, "target", op)
+    shape = x.shape
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if t.shape == (1,):
+        x = x.reshape(1, -1)
+    o = out
+    if type(out) is np.ndarray and out.shape == shape and out.flags.c_contiguous:
+        o = out.reshape(x.shape)
+    res = call(x, t, o)
+    if isinstance(res, tuple):  # gradients (and Hessians) have input's shape
+        return tuple(r.reshape(shape) if isinstance(r, np.ndarray) and r.size == x.size and r.shape == x.shape
+                     else r for r in res)
+    return res
+
+
 def _p_margin(p, margin, op):
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer, float, np.floating)) or p not in (1, 2):
         raise ValueError(f"{op}: only p == 1 and p == 2 supported, got {p!r}")
@@ -114,8 +153,8 @@ def _p_margin(p, margin, op):
 # ------------------------------------------------------------------ functions
 
 @_doc
-def cross_entropy(input, target, *, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean",
-                  return_grad=False, out=None, n_threads=None):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0, *, return_grad=False, out=None, n_threads=None):
     """Cross-entropy of logits, as ``torch.nn.functional.cross_entropy``.
 
     With ``p = softmax(input)`` over the class axis and a row of target
@@ -164,9 +203,12 @@ def cross_entropy(input, target, *, weight=None, ignore_index=-100, label_smooth
     array([[-0.107201,  0.087645,  0.019556],
            [ 0.105971,  0.288058, -0.394029]])
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "cross_entropy")
+    mode, grads = _req(cross_entropy, return_grad)
     ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy")
     return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+               mode=mode, n_threads=n_threads, out=out, grads=grads)
 
 
 def cross_entropy_hvp(input, target, v, *, weight=None, ignore_index=-100, label_smoothing=0.0,
@@ -206,8 +248,8 @@ def cross_entropy_hvp(input, target, v, *, weight=None, ignore_index=-100, label
 
 
 @_doc
-def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean", return_grad=False, out=None,
-             n_threads=None):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", *,
+             return_grad=False, out=None, n_threads=None):
     """Negative log-likelihood, as ``torch.nn.functional.nll_loss``.
 
     input holds log-probabilities; the loss of an item with label ``y`` is
@@ -231,9 +273,12 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
     >>> round(fl.nll_loss(logp, np.array([0, 2])), 12)
     0.289909247626
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "nll_loss")
+    mode, grads = _req(nll_loss, return_grad)
     ii = check_ignore_index(ignore_index, "nll_loss")
     return run(_NLL, input, target, weight=weight, ignore_index=ii, reduction=reduction,
-               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+               mode=mode, n_threads=n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -267,15 +312,16 @@ def softmax_focal_loss(input, target, alpha=None, gamma=2.0, *, ignore_index=-10
     >>> round(fl.softmax_focal_loss(x, np.array([0, 2]), gamma=2.0), 12)
     0.487297968978
     """
+    mode, grads = _req(softmax_focal_loss, return_grad)
     alpha_w, p = _p_focal(alpha, gamma, "softmax_focal_loss")
     ii = check_ignore_index(ignore_index, "softmax_focal_loss")
     return run(_FOCAL, input, target, weight=alpha_w, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode_of(return_grad), n_threads=n_threads, out=out, w_name="alpha")
+               mode=mode, n_threads=n_threads, out=out, w_name="alpha", grads=grads)
 
 
 @_doc
-def multi_margin_loss(input, target, p=1, margin=1.0, *, weight=None, reduction="mean", return_grad=False,
-                      out=None, n_threads=None):
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                      reduction="mean", *, return_grad=False, out=None, n_threads=None):
     """Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
 
     For label ``y``: ``w_y / C * sum_{c != y} max(0, margin - x_y + x_c)^p``
@@ -287,7 +333,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, *, weight=None, reduction=
     Parameters
     ----------
     input : array_like of shape (C,) or (N, C)
+        (or 0-d: one class, as PyTorch takes it)
     target : array_like of integer class labels, shape () or (N,)
+        (or (1,) for a (C,) input, as PyTorch)
     p : {1, 2}
     margin : float
     weight : array_like of shape (C,), optional
@@ -300,14 +348,18 @@ def multi_margin_loss(input, target, p=1, margin=1.0, *, weight=None, reduction=
     >>> round(fl.multi_margin_loss(x, np.array([3])), 12)
     0.325
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "multi_margin_loss")
+    mode, grads = _req(multi_margin_loss, return_grad)
     prm = _p_margin(p, margin, "multi_margin_loss")
-    return run(_MM, input, target, weight=weight, params=prm, reduction=reduction, mode=mode_of(return_grad),
-               n_threads=n_threads, out=out)
+    return _mm_run(input, target, out, lambda x, t, o: run(
+        _MM, x, t, weight=weight, params=prm, reduction=reduction, mode=mode, n_threads=n_threads, out=o,
+        grads=grads))
 
 
 @_doc
-def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                                n_threads=None):
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean", *,
+                                return_grad=False, out=None, n_threads=None):
     """Multi-label one-versus-all logistic loss, as
     ``torch.nn.functional.multilabel_soft_margin_loss``.
 
@@ -323,6 +375,8 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
     input : array_like of logits, (C,) or (N, C)
     target : array_like of input's shape
     weight : array_like of shape (C,), optional
+        Per class; any other shape that broadcasts to input's (such as
+        ``(N, C)``, as PyTorch accepts) weights each element (one copy).
     %(common)s
 
     Examples
@@ -332,8 +386,11 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
     >>> round(fl.multilabel_soft_margin_loss(x, y), 12)
     0.304755560914
     """
-    return run(_MLSM, input, target, weight=weight, reduction=reduction, mode=mode_of(return_grad),
-               n_threads=n_threads, out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "multilabel_soft_margin_loss")
+    mode, grads = _req(multilabel_soft_margin_loss, return_grad)
+    return run(_MLSM, input, target, weight=weight, reduction=reduction, mode=mode,
+               n_threads=n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -368,10 +425,11 @@ def poly1_cross_entropy(input, target, epsilon=2.0, *, weight=None, ignore_index
     >>> round(fl.poly1_cross_entropy(x, np.array([0, 2]), epsilon=1.0), 12)
     1.397608709191
     """
+    mode, grads = _req(poly1_cross_entropy, return_grad)
     e = _p_poly(epsilon, "poly1_cross_entropy")
     ii, p = _p_ce(ignore_index, label_smoothing, "poly1_cross_entropy", e)
     return run(_POLY, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode_of(return_grad), n_threads=n_threads, out=out)
+               mode=mode, n_threads=n_threads, out=out, grads=grads)
 
 
 # ------------------------------------------------------------------ classes
@@ -404,16 +462,18 @@ class CrossEntropyLoss(_RowLoss):
     """)
     _spec = _CE
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0, *, n_threads=None):
         op = type(self).__name__
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, op), n_threads=n_threads)
         self._ii, self._params = _p_ce(ignore_index, label_smoothing, op)
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, v=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, v=None,
+             grads=("input",)):
         return run(self._spec, input, target, weight=self.weight if weight is None else weight,
                    ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
-                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, v=v)
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, v=v, grads=grads)
 
     def hvp(self, input, target, v, weight=None, out=None):
         """The Hessian of the value (input's shape) times ``v`` (input's shape)."""
@@ -435,8 +495,9 @@ class NLLLoss(_RowLoss):
     0.356674943939
     """)
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", *,
+                 n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "NLLLoss"), n_threads=n_threads)
         self._ii = check_ignore_index(ignore_index, type(self).__name__)
         self.weight, self.ignore_index = weight, ignore_index
 
@@ -462,8 +523,8 @@ class SoftmaxFocalLoss(_RowLoss):
     0.484524781456
     """)
 
-    def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", *, n_threads=None):
+        super().__init__(reduction, n_threads=n_threads)
         op = type(self).__name__
         self._alpha_w, self._params = _p_focal(alpha, gamma, op)
         self._ii = check_ignore_index(ignore_index, op)
@@ -493,15 +554,18 @@ class MultiMarginLoss(_RowLoss):
     0.1525
     """)
 
-    def __init__(self, p=1, margin=1.0, weight=None, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean", *,
+                 n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "MultiMarginLoss"),
+                         n_threads=n_threads)
         self._params = _p_margin(p, margin, type(self).__name__)
         self.p, self.margin, self.weight = p, margin, weight
 
     def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
-        return run(_MM, input, target, weight=self.weight if weight is None else weight, params=self._params,
-                   reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out)
+        return _mm_run(input, target, out, lambda x, t, o: run(
+            _MM, x, t, weight=self.weight if weight is None else weight, params=self._params,
+            reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=o, hess_out=hess_out,
+            loss_out=loss_out), op=type(self).__name__)
 
     def _repr_args(self):
         return [("p", self.p), ("margin", self.margin), ("weight", self.weight), ("reduction", self.reduction)]
@@ -518,14 +582,15 @@ class MultiLabelSoftMarginLoss(_RowLoss):
     0.304755560914
     """)
 
-    def __init__(self, weight=None, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "MultiLabelSoftMarginLoss"),
+                         n_threads=n_threads)
         self.weight = weight
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",)):
         return run(_MLSM, input, target, weight=self.weight if weight is None else weight,
                    reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out)
+                   loss_out=loss_out, grads=grads)
 
     def _repr_args(self):
         return [("weight", self.weight), ("reduction", self.reduction)]
@@ -542,18 +607,18 @@ class Poly1CrossEntropyLoss(_RowLoss):
     0.455714262068
     """)
 
-    def __init__(self, epsilon=2.0, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+    def __init__(self, epsilon=2.0, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, *,
                  n_threads=None):
-        super().__init__(reduction, n_threads)
+        super().__init__(reduction, n_threads=n_threads)
         op = type(self).__name__
         self._ii, self._params = _p_ce(ignore_index, label_smoothing, op, _p_poly(epsilon, op))
         self.epsilon, self.weight, self.ignore_index, self.label_smoothing = (
             epsilon, weight, ignore_index, label_smoothing)
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",)):
         return run(_POLY, input, target, weight=self.weight if weight is None else weight,
                    ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
-                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out)
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, grads=grads)
 
     def _repr_args(self):
         return [("epsilon", self.epsilon), ("weight", self.weight), ("ignore_index", self.ignore_index),
@@ -568,3 +633,15 @@ for _cls in (CrossEntropyLoss, NLLLoss, SoftmaxFocalLoss, MultiMarginLoss, Poly1
     _cls._target_kind = "labels"
 MultiLabelSoftMarginLoss._target_kind = "values"
 del _cls
+
+# Gradients returned by return_grad=True (``_grad_args``) and those computed
+# only when asked for (``_optional_grad_args``: the target's, for targets of
+# the input's shape); adapters such as fastloss.torch read both.
+for _name in __all__:
+    _obj = globals()[_name]
+    _obj._grad_args = ("input",)
+    _obj._optional_grad_args = ()
+for _obj in (cross_entropy, multilabel_soft_margin_loss, poly1_cross_entropy, CrossEntropyLoss,
+             MultiLabelSoftMarginLoss, Poly1CrossEntropyLoss):
+    _obj._optional_grad_args = ("target",)
+del _name, _obj

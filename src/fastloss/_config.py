@@ -73,12 +73,15 @@ def _threads(n, op: str) -> int:
     return _check_threads(n, op)
 
 
-def show_config(file=None) -> dict:
-    """Print and return how this fastloss was built and how it will run.
+def show_config(file=None) -> dict | None:
+    """Print, or return, how this fastloss was built and how it will run.
 
     Reports the version, whether OpenMP is on, the default thread count,
     the SIMD path chosen at run time (``FASTLOSS_FORCE_BASELINE=1`` forces
-    the baseline) and the build flags.
+    the baseline) and the build flags.  ``show_config()`` prints to stdout
+    and ``show_config(file=f)`` to ``f``, returning None (as NumPy's
+    ``show_config``: a REPL does not echo the table a second time);
+    ``show_config(file=False)`` prints nothing and returns the dict.
 
     Examples
     --------
@@ -117,4 +120,5 @@ def show_config(file=None) -> dict:
         print("fastloss configuration", file=out)
         for k, v in cfg.items():
             print(f"  {k:<{width}} : {v}", file=out)
+        return None
     return cfg

@@ -5,6 +5,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 LOSS_IDS: dict[str, int]
+TARGET_GRAD: frozenset[str]
 BLOCK: int
 OPENMP: bool
 
@@ -33,6 +34,7 @@ def run(
     mode: int,
     gscale: float,
     n_threads: int,
+    gt: Optional[NDArray[np.floating]] = ...,
 ) -> tuple[float, bool]: ...
 def stream_add(
     a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], n_threads: int

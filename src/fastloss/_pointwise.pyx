@@ -29,6 +29,7 @@ cdef extern from "_src/fl_pointwise.h" nogil:
         void *h
         void *l
         void *g2
+        void *gt
         fl_params prm
         double gscale
         int mode
@@ -37,6 +38,7 @@ cdef extern from "_src/fl_pointwise.h" nogil:
     int FL_PW_BLOCK
     int fl_pw_nlosses()
     const char *fl_pw_name(int i)
+    int fl_pw_has_target_grad(int i)
     fl_pw_block_fn fl_pw_get(int loss_id, int f64)
     const char *fl_select_isa(int force_baseline)
     const char *fl_isa_name()
@@ -57,6 +59,8 @@ cdef extern from *:
 
 #: kernel id of each pointwise loss, by name
 LOSS_IDS = {fl_pw_name(i).decode(): i for i in range(fl_pw_nlosses())}
+#: kernel names that can write the gradient with respect to the target
+TARGET_GRAD = frozenset(fl_pw_name(i).decode() for i in range(fl_pw_nlosses()) if fl_pw_has_target_grad(i))
 BLOCK = FL_PW_BLOCK
 OPENMP = bool(FL_OPENMP)
 
@@ -120,12 +124,14 @@ cdef inline void* _ptr(object a):
 
 def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
-        int mode, double gscale, int n_threads):
+        int mode, double gscale, int n_threads, gt=None):
     """Run loss ``loss_id`` over all elements; return (sum, bad).
 
     ``sum`` is the float64 sum of the weighted per-element losses, added
     block by block in a fixed order.  ``bad`` is true if any element was
-    outside the loss's domain.  Outputs that are None are not written.
+    outside the loss's domain.  Outputs that are None are not written;
+    ``gt`` (the target's gradient) only in mode 1, by a loss in
+    ``TARGET_GRAD``.
     """
     cdef fl_pw_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -143,7 +149,7 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         raise ValueError(f"unknown pointwise loss id {loss_id}")
     a.x = _ptr(x); a.y = _ptr(y); a.w = _ptr(w); a.e = _ptr(e)
     a.e_period = e_period if e_period > 0 else 1
-    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.g2 = _ptr(g2)
+    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.g2 = _ptr(g2); a.gt = _ptr(gt)
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.gscale = gscale
     a.mode = mode

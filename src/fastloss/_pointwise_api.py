@@ -8,6 +8,7 @@ here, once.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -36,23 +37,67 @@ class _Spec(NamedTuple):
     on_bad: Optional[Callable] = None  # raises the domain error, given (x, y, e)
     extra: str = ""               # name of the extra operand ("var", "pos_weight")
     batchmean: bool = False       # accepts reduction="batchmean" (kl_div)
+    wmean: bool = False           # a weighted mean divides by the summed weights (mse, l1)
+    target_grad: bool = False     # the kernel gives the gradient with respect to target
 
 
-def spec(op: str, kernel: str, on_bad=None, extra: str = "", batchmean: bool = False) -> _Spec:
-    return _Spec(op, _pointwise.LOSS_IDS[kernel], on_bad, extra, batchmean)
+def spec(op: str, kernel: str, on_bad=None, extra: str = "", batchmean: bool = False,
+         wmean: bool = False) -> _Spec:
+    return _Spec(op, _pointwise.LOSS_IDS[kernel], on_bad, extra, batchmean, wmean,
+                 kernel in _pointwise.TARGET_GRAD)
+
+
+def grad_request(return_grad, op: str, grad_args=("input",), optional=()):
+    """``(mode, names)`` of a ``return_grad`` argument.
+
+    ``False`` gives the value only; ``True`` the gradients of
+    ``grad_args`` (the loss's ``_grad_args``, returned in that order); a
+    tuple or list of operand names the gradients of those, in the order
+    given, from ``grad_args`` and the loss's ``_optional_grad_args``
+    (gradients that are computed only when asked, such as the target's).
+    """
+    if return_grad is False or return_grad is True:
+        return (GRAD, tuple(grad_args)) if return_grad else (VALUE, ())
+    if isinstance(return_grad, (tuple, list)) and return_grad:
+        allowed = tuple(grad_args) + tuple(optional)
+        names = tuple(return_grad)
+        for n in names:
+            if n not in allowed or names.count(n) > 1:
+                raise ValueError(
+                    f"{op}: return_grad names the operands to differentiate, each once, from "
+                    f"{', '.join(repr(a) for a in allowed)}; got {return_grad!r}")
+        return GRAD, names
+    if isinstance(return_grad, (bool, np.bool_)):
+        return mode_of(bool(return_grad)), (tuple(grad_args) if return_grad else ())
+    raise TypeError(f"{op}: return_grad must be True, False or a tuple of operand names, got {return_grad!r}")
+
+
+def grad_buffers(out, names, op: str) -> dict:
+    """``out=`` as {operand: buffer}: one array is the first gradient's
+    buffer; a tuple gives one buffer (or None) per gradient returned."""
+    if out is None:
+        return {}
+    if isinstance(out, tuple):
+        if len(out) != len(names):
+            raise ValueError(f"{op}: out must be one buffer or a tuple of {len(names)} (one per gradient "
+                             f"returned: {', '.join(names)}), got a tuple of {len(out)}")
+        return {n: b for n, b in zip(names, out) if b is not None}
+    return {names[0] if names else "input": out}
 
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        extra_out=None):
+        grads=("input",)):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
-    mode GRAD       -> (value, grad)            (+ grad of extra, if any)
+    mode GRAD       -> (value, *the gradients named by grads, in that order)
     mode GRAD_HESS  -> (grad, hess)
     value is a float for "mean"/"sum" and an array of input's shape for
     "none"; the gradient is that of the returned value (of the sum for
-    "none").
+    "none").  grads names "input", the extra operand (sp.extra, whose
+    gradient the kernel writes in GRAD mode) and "target" (computed only
+    when named).  out is a buffer or a tuple of buffers (see grad_buffers).
     """
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -64,13 +109,25 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     w = None if weight is None else as_broadcast(weight, "weight", op, dt, shape)
     n = x.size
 
-    g = h = lo = g2 = None
+    g = h = lo = g2 = gt = None
+    if mode == GRAD and (out is None or type(out) is np.ndarray) and grads == ("input",):
+        pass  # the common case
+    elif mode == GRAD:
+        bufs = grad_buffers(out, grads, op)
+        out = bufs.get("input")
+        if "target" in grads:
+            if not sp.target_grad:
+                raise ValueError(f"{op}: the gradient with respect to target is not available for this loss")
+            t_out = bufs.get("target")
+            gt = np.empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
+        if sp.extra and sp.extra in bufs:
+            g2 = check_out(bufs[sp.extra], f"out ({sp.extra})", op, dt, shape)
     if mode != VALUE:
         g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if mode == GRAD_HESS:
             h = np.empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
-        if extra_out is not None:
-            g2 = extra_out
+        elif sp.extra == "var" and g2 is None:
+            g2 = np.empty(shape, dt)
     if reduction == "none":
         lo = np.empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
     if out is not None or hess_out is not None or loss_out is not None:
@@ -81,13 +138,25 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
             if buf is not None:
                 others = [b for j, (b, _) in enumerate(bufs) if j > i]
                 check_no_overlap(buf, nm, op, x, y, w, extra, *others)
+    if gt is not None or (g2 is not None and sp.extra in grads):
+        for buf, nm in ((gt, "out (target)"), (g2, f"out ({sp.extra})")):
+            if buf is not None:
+                check_no_overlap(buf, nm, op, x, y, w, extra, g, lo, *(b for b in (gt, g2) if b is not buf))
 
-    # the mean's divisor: elements, or the batch size for "batchmean"
-    div = n if reduction == "mean" else (shape[0] if shape else 1) if reduction == "batchmean" else 0
-    gscale = 1.0 / div if div else 1.0
+    # the mean's divisor: elements, the summed weights (mse, l1), or the
+    # batch size for "batchmean"
+    wdiv = reduction == "mean" and sp.wmean and w is not None
+    if wdiv:
+        div = float(np.sum(w, dtype=np.float64))
+    elif reduction == "mean":
+        div = n
+    else:
+        div = (shape[0] if shape else 1) if reduction == "batchmean" else 0
+    # summed weights of 0 divide as PyTorch's sum(w l) / sum(w) does: inf/NaN
+    gscale = 1.0 / div if div else (math.inf if wdiv else 1.0)
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
-                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt)
+                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt)
     if bad:
         sp.on_bad(x, y, extra)
 
@@ -95,12 +164,17 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         value = lo
     elif reduction == "sum":
         value = total
+    elif div:
+        value = total / div
     else:
-        value = total / div if div else float("nan")
+        value = float("nan") if not wdiv or total == 0 or total != total else math.copysign(math.inf, total)
     if mode == VALUE:
         return value
     if mode == GRAD:
-        return (value, g) if g2 is None else (value, g, g2)
+        if grads == ("input",):
+            return value, g
+        named = {"input": g, "target": gt, sp.extra: g2}
+        return (value,) + tuple(named[k] for k in grads)
     return g, h
 
 
@@ -122,7 +196,7 @@ class _PointwiseLoss:
     _spec: _Spec
     _params = _NO_PARAMS
 
-    def __init__(self, reduction: str = "mean", n_threads: Optional[int] = None):
+    def __init__(self, reduction: str = "mean", *, n_threads: Optional[int] = None):
         op = type(self).__name__
         self.reduction = check_reduction(reduction, op, REDUCTIONS_KL if self._spec.batchmean else REDUCTIONS)
         if n_threads is not None:
@@ -137,12 +211,15 @@ class _PointwiseLoss:
         return run(self._spec, input, target, weight, self.reduction, VALUE,
                    self._params, self.n_threads)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers (input's shape and dtype, C-contiguous) for the gradient and,
-        with reduction="none", the per-element loss."""
+        with reduction="none", the per-element loss.  ``wrt``, a tuple of
+        operand names (e.g. ``("input", "target")``), asks for those
+        gradients instead, returned in that order (``out`` then a tuple)."""
+        grads = ("input",) if wrt is None else _wrt(self, wrt)
         return run(self._spec, input, target, weight, self.reduction, GRAD,
-                   self._params, self.n_threads, out=out, loss_out=loss_out)
+                   self._params, self.n_threads, out=out, loss_out=loss_out, grads=grads)
 
     def grad_hess(self, input, target, weight=None, out=None):
         """``(grad, hess)``: the gradient and diagonal Hessian of the value.
@@ -157,6 +234,12 @@ class _PointwiseLoss:
 
     def _repr_args(self):
         return [("reduction", self.reduction)]
+
+
+def _wrt(loss, wrt):
+    """The gradient names of a ``wrt=`` argument of ``value_and_grad``."""
+    return grad_request(tuple(wrt) if isinstance(wrt, (list, tuple)) else wrt, type(loss).__name__,
+                        getattr(loss, "_grad_args", ("input",)), getattr(loss, "_optional_grad_args", ()))[1]
 
 
 def _pair(out, op):

@@ -18,7 +18,8 @@ from ._pointwise_api import (
     _NO_PARAMS,
     _pair,
     _PointwiseLoss,
-    mode_of,
+    _wrt,
+    grad_request,
     run,
     spec,
 )
@@ -36,15 +37,22 @@ __all__ = [
 _COMMON = """weight : array_like, optional
         Per-element weights, broadcast to input's shape (one copy if their
         shape differs).  The loss of element i is multiplied by weight[i];
-        the mean still divides by the number of elements, as PyTorch does.
+        %(wmean)s
     reduction : {"mean", "sum", "none"}
         "mean" (the default) divides the sum by the number of elements (NaN
         for an empty input, as PyTorch); "none" returns the per-element losses.
-    return_grad : bool
-        Also return the gradient with respect to input, in the same pass.
-    out : ndarray, optional
+    size_average, reduce : bool, optional
+        PyTorch's deprecated arguments, where PyTorch has them: given, they
+        set reduction as PyTorch does, with PyTorch's warning.
+    return_grad : bool or tuple of str
+        True: also return the gradient with respect to input (and var for
+        gaussian_nll_loss), in the same pass.  A tuple of operand names,
+        e.g. ``("input", "target")``, returns those gradients in that order;
+        "target" is available where PyTorch differentiates the target.
+    out : ndarray or tuple of ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs).
+        writeable, not overlapping the inputs), or one buffer (or None) per
+        gradient returned.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
 
@@ -65,9 +73,25 @@ _COMMON = """weight : array_like, optional
     the value is bit-identical for any thread count."""
 
 
+_NMEAN = """with reduction="mean" the sum is divided by the number of
+        elements, as PyTorch's huber_loss and binary cross-entropies do."""
+_WMEAN = dict.fromkeys(("mse_loss", "l1_loss"), """with reduction="mean" the weighted sum
+        is divided by the summed weights, as PyTorch 2.13's does (NaN if
+        they sum to 0).""")
+
+
 def _doc(fn):
-    fn.__doc__ = fn.__doc__.replace("%(common)s", _COMMON)
+    fn.__doc__ = fn.__doc__.replace("%(common)s", _COMMON).replace("%(wmean)s", _WMEAN.get(fn.__name__, _NMEAN))
     return fn
+
+
+def _req(fn, return_grad):
+    """(mode, gradient names) of a function's return_grad argument."""
+    if return_grad is False:
+        return VALUE, ()
+    if return_grad is True and fn._grad_args == ("input",):
+        return GRAD, ("input",)
+    return grad_request(return_grad, fn.__name__, fn._grad_args, fn._optional_grad_args)
 
 
 def _first_bad(mask, shape, name, arr):
@@ -95,8 +119,8 @@ def _bad_var(x, y, e):
     raise ValueError("gaussian_nll_loss: var has negative entries, got " + _first_bad(m, e.shape, "var", e))
 
 
-_MSE = spec("mse_loss", "mse")
-_L1 = spec("l1_loss", "l1")
+_MSE = spec("mse_loss", "mse", wmean=True)
+_L1 = spec("l1_loss", "l1", wmean=True)
 _HUBER = spec("huber_loss", "huber")
 _SMOOTH_L1 = spec("smooth_l1_loss", "smooth_l1")
 _LOG_COSH = spec("log_cosh_loss", "log_cosh")
@@ -155,7 +179,8 @@ def _p_focal(alpha, gamma, op):
 # ------------------------------------------------------------------ regression
 
 @_doc
-def mse_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None, *, return_grad=False,
+             out=None, n_threads=None):
     """Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     ``l_i = (input_i - target_i)^2``; gradient ``2 (input_i - target_i)``;
@@ -176,11 +201,15 @@ def mse_loss(input, target, *, weight=None, reduction="mean", return_grad=False,
     >>> grad
     array([-0.33333333,  1.33333333,  0.        ])
     """
-    return run(_MSE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "mse_loss")
+    mode, grads = _req(mse_loss, return_grad)
+    return run(_MSE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 @_doc
-def l1_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None, *, return_grad=False,
+            out=None, n_threads=None):
     """Mean absolute error, as ``torch.nn.functional.l1_loss``.
 
     ``l_i = |input_i - target_i|``; gradient ``sign(input_i - target_i)``
@@ -199,11 +228,14 @@ def l1_loss(input, target, *, weight=None, reduction="mean", return_grad=False, 
     >>> fl.l1_loss(np.array([0.0, 2.0, -1.0]), np.array([0.5, 0.0, -1.0]))
     0.8333333333333334
     """
-    return run(_L1, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "l1_loss")
+    mode, grads = _req(l1_loss, return_grad)
+    return run(_L1, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 @_doc
-def huber_loss(input, target, delta=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, return_grad=False, out=None,
                n_threads=None):
     """Huber loss, as ``torch.nn.functional.huber_loss``.
 
@@ -223,13 +255,14 @@ def huber_loss(input, target, delta=1.0, *, weight=None, reduction="mean", retur
     >>> fl.huber_loss(np.array([0.0, 3.0]), np.array([0.5, 0.0]), delta=1.0)
     1.3125
     """
+    mode, grads = _req(huber_loss, return_grad)
     p = _p_huber(delta, "huber_loss")
-    return run(_HUBER, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_HUBER, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
 
 
 @_doc
-def smooth_l1_loss(input, target, beta=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
-                   n_threads=None):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0, *, weight=None,
+                   return_grad=False, out=None, n_threads=None):
     """Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
     With ``d = input - target``: ``0.5 d^2 / beta`` where ``|d| < beta``,
@@ -248,8 +281,11 @@ def smooth_l1_loss(input, target, beta=1.0, *, weight=None, reduction="mean", re
     >>> fl.smooth_l1_loss(np.array([0.0, 3.0]), np.array([0.5, 0.0]), beta=1.0)
     1.3125
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
+    mode, grads = _req(smooth_l1_loss, return_grad)
     p = _p_smooth_l1(beta, "smooth_l1_loss")
-    return run(_SMOOTH_L1, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_SMOOTH_L1, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -273,7 +309,8 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=F
     >>> round(fl.log_cosh_loss(np.array([0.0, 2.0]), np.array([0.0, 0.0]), reduction="sum"), 12)
     1.325002747358
     """
-    return run(_LOG_COSH, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    mode, grads = _req(log_cosh_loss, return_grad)
+    return run(_LOG_COSH, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -299,13 +336,14 @@ def quantile_loss(input, target, quantile=0.5, *, weight=None, reduction="mean",
     >>> fl.quantile_loss(np.array([1.0, 3.0]), np.array([2.0, 2.0]), quantile=0.9)
     0.5
     """
+    mode, grads = _req(quantile_loss, return_grad)
     p = _p_quantile(quantile, "quantile_loss")
-    return run(_QUANTILE, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_QUANTILE, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
 
 
 @_doc
-def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, *, weight=None, reduction="mean",
-                     return_grad=False, out=None, n_threads=None):
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean", *, weight=None, return_grad=False, out=None, n_threads=None):
     """Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
 
     ``log_input=True``: ``exp(input) - target * input``;
@@ -326,13 +364,16 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, *, wei
     >>> round(fl.poisson_nll_loss(np.array([0.0, 1.0]), np.array([1.0, 2.0])), 12)
     0.85914091423
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "poisson_nll_loss")
+    mode, grads = _req(poisson_nll_loss, return_grad)
     sp, p = _p_poisson(log_input, full, eps, "poisson_nll_loss")
-    return run(sp, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(sp, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
 
 
 def _gaussian_var(var, x, op):
     """var as an array of input's shape, and how to sum its gradient back."""
-    v = np.asarray(var)
+    v = V.asarray(var, "var", op)
     V._float_dtype(v.dtype, "var", op)
     vshape = v.shape
     if v.shape == x.shape:
@@ -356,21 +397,30 @@ def _sum_to(g, bshape, vshape):
 
 
 def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_threads, out=None,
-                  hess_out=None, loss_out=None, op="gaussian_nll_loss"):
+                  hess_out=None, loss_out=None, op="gaussian_nll_loss", grads=("input", "var")):
     p = _p_gaussian(full, eps, op)
     x = V.as_input(input, "input", op)
     e, vshape, bshape = _gaussian_var(var, x, op)
-    g2 = np.empty(x.shape, x.dtype) if mode == GRAD else None
+    tshape = np.shape(target)
+    if tshape != x.shape:  # a target that broadcasts to the input, as PyTorch's (N, 1) (one copy)
+        target = V.as_broadcast(target, "target", op, x.dtype, x.shape)
+    if mode == GRAD and bshape is not None and "var" in grads and isinstance(out, tuple) and len(out) == len(grads) \
+            and out[grads.index("var")] is not None:
+        raise ValueError(f"{op}: an out= buffer for var's gradient needs var of input's shape {x.shape}, "
+                         f"got var of shape {vshape}")
     res = run(_GAUSSIAN, x, target, weight, reduction, mode, p, n_threads, out=out, hess_out=hess_out,
-              loss_out=loss_out, extra=e, extra_period=x.size, extra_out=g2)
-    if mode == GRAD:
-        value, g, gv = res
-        return value, g, _sum_to(gv, bshape, vshape)
+              loss_out=loss_out, extra=e, extra_period=x.size, grads=grads)
+    if mode == GRAD and "var" in grads:
+        k = 1 + grads.index("var")
+        res = res[:k] + (_sum_to(res[k], bshape, vshape),) + res[k + 1:]
+    if mode == GRAD and "target" in grads and tshape != x.shape:
+        k = 1 + grads.index("target")
+        res = res[:k] + (_sum_to(res[k], tshape, tshape),) + res[k + 1:]
     return res
 
 
 @_doc
-def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, *, weight=None, reduction="mean",
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, weight=None,
                       return_grad=False, out=None, n_threads=None):
     """Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
 
@@ -381,7 +431,10 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, *, weight=None, 
 
     Parameters
     ----------
-    input, target : array_like, same shape
+    input : array_like
+    target : array_like
+        Same shape as input, or broadcastable to it (e.g. ``(N, 1)``, as
+        PyTorch allows; one copy).
     var : array_like
         Same shape as input, one dimension fewer (PyTorch's convention for a
         variance per sample), or broadcastable to input (one copy).
@@ -397,28 +450,32 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, *, weight=None, 
     >>> round(fl.gaussian_nll_loss(np.array([1.0, 2.0]), np.array([1.0, 0.0]), np.array([1.0, 4.0])), 12)
     0.59657359028
     """
-    return _gaussian_run(input, target, var, full, eps, weight, reduction, mode_of(return_grad), n_threads,
-                         out=out)
+    mode, grads = _req(gaussian_nll_loss, return_grad)
+    return _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_threads,
+                         out=out, grads=grads)
 
 
-# The arguments that the gradients returned by return_grad/value_and_grad
-# belong to, in order (adapters such as fastloss.torch read this; the
-# default is ("input",)).
+# The arguments that the gradients returned by return_grad=True and
+# value_and_grad belong to, in order (adapters such as fastloss.torch read
+# this; the default is ("input",)).
 gaussian_nll_loss._grad_args = ("input", "var")
 
 
 # ------------------------------------------------------------------ binary
 
 @_doc
-def binary_cross_entropy(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                         n_threads=None):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean", *,
+                         return_grad=False, out=None, n_threads=None):
     """Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
     ``-(t log(p) + (1 - t) log(1 - p))`` with each log clamped at -100, as
     PyTorch.  An input outside [0, 1] is a ValueError.  The gradient is the
     exact derivative of that value (a clamped log contributes 0); PyTorch's
     backward clamps ``p (1 - p)`` at 1e-12 instead, so the two differ only
-    where ``p`` or ``1 - p`` is below 1e-12.  Prefer
+    where ``p`` or ``1 - p`` is below 1e-12.  The target's gradient
+    (``return_grad=("input", "target")``) is ``log(1 - p) - log(p)`` of the
+    same clamped logs (PyTorch's is ``-logit(p)``, unclamped: they differ
+    only where a log is below -100).  Prefer
     :func:`binary_cross_entropy_with_logits` for numerical stability.
 
     Parameters
@@ -433,12 +490,15 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", return
     >>> round(fl.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1.0, 0.0])), 12)
     0.164252033486
     """
-    return run(_BCE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
+    mode, grads = _req(binary_cross_entropy, return_grad)
+    return run(_BCE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 def _pos_weight(pos_weight, x, op):
     """pos_weight as a periodic operand over the last axis: (array, period)."""
-    pw = np.asarray(pos_weight)
+    pw = V.asarray(pos_weight, "pos_weight", op)
     V._float_dtype(pw.dtype, "pos_weight", op)
     c = x.shape[-1] if x.ndim else 1
     if x.size == 0:  # nothing to read; keep the period positive
@@ -458,19 +518,19 @@ def _pos_weight(pos_weight, x, op):
 
 
 def _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=None, hess_out=None,
-                    loss_out=None, op="binary_cross_entropy_with_logits"):
+                    loss_out=None, op="binary_cross_entropy_with_logits", grads=("input",)):
     if pos_weight is None:
         return run(_BCE_LOGITS, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
-                   hess_out=hess_out, loss_out=loss_out)
+                   hess_out=hess_out, loss_out=loss_out, grads=grads)
     x = V.as_input(input, "input", op)
     pw, period = _pos_weight(pos_weight, x, op)
     return run(_BCE_LOGITS, x, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
-               hess_out=hess_out, loss_out=loss_out, extra=pw, extra_period=period)
+               hess_out=hess_out, loss_out=loss_out, extra=pw, extra_period=period, grads=grads)
 
 
 @_doc
-def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=None, reduction="mean",
-                                     return_grad=False, out=None, n_threads=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None, *, return_grad=False, out=None, n_threads=None):
     """Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     ``p_c t softplus(-x) + (1 - t) softplus(x)`` for logit x, target t and
@@ -495,7 +555,10 @@ def binary_cross_entropy_with_logits(input, target, *, weight=None, pos_weight=N
     >>> round(fl.binary_cross_entropy_with_logits(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
     0.220094849281
     """
-    return _bce_logits_run(input, target, weight, pos_weight, reduction, mode_of(return_grad), n_threads, out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
+    mode, grads = _req(binary_cross_entropy_with_logits, return_grad)
+    return _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -525,9 +588,10 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, *, weight=None, red
     >>> round(fl.sigmoid_focal_loss(np.array([2.0, -1.0]), np.array([1.0, 0.0])), 12)
     0.00872221692
     """
+    mode, grads = _req(sigmoid_focal_loss, return_grad)
     p = _p_focal(alpha, gamma, "sigmoid_focal_loss")
-    return run(_FOCAL_G2 if p[1] == 2.0 else _FOCAL, input, target, weight, reduction, mode_of(return_grad), p,
-               n_threads, out=out)
+    return run(_FOCAL_G2 if p[1] == 2.0 else _FOCAL, input, target, weight, reduction, mode, p,
+               n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -552,7 +616,8 @@ def hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=Fals
     >>> fl.hinge_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
     1.75
     """
-    return run(_HINGE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    mode, grads = _req(hinge_loss, return_grad)
+    return run(_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 @_doc
@@ -576,12 +641,13 @@ def squared_hinge_loss(input, target, *, weight=None, reduction="mean", return_g
     >>> fl.squared_hinge_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0]))
     4.625
     """
-    return run(_SQ_HINGE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    mode, grads = _req(squared_hinge_loss, return_grad)
+    return run(_SQ_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 @_doc
-def soft_margin_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                     n_threads=None):
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean", *, weight=None,
+                     return_grad=False, out=None, n_threads=None):
     """Soft margin loss ``log(1 + exp(-target * input))``, as
     ``torch.nn.functional.soft_margin_loss`` (targets usually -1 and 1).
 
@@ -599,15 +665,18 @@ def soft_margin_loss(input, target, *, weight=None, reduction="mean", return_gra
     >>> round(fl.soft_margin_loss(np.array([0.5, -2.0]), np.array([1.0, 1.0])), 12)
     1.300502497612
     """
-    return run(_SOFT_MARGIN, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads,
-               out=out)
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "soft_margin_loss")
+    mode, grads = _req(soft_margin_loss, return_grad)
+    return run(_SOFT_MARGIN, input, target, weight, reduction, mode, _NO_PARAMS, n_threads,
+               out=out, grads=grads)
 
 
 # ------------------------------------------------------------------ distributions
 
 @_doc
-def kl_div(input, target, *, log_target=False, weight=None, reduction="mean", return_grad=False, out=None,
-           n_threads=None):
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False, *, weight=None,
+           return_grad=False, out=None, n_threads=None):
     """Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
 
     ``input`` holds log-probabilities ``log q``; ``target`` holds
@@ -616,7 +685,10 @@ def kl_div(input, target, *, log_target=False, weight=None, reduction="mean", re
     (the loss is linear in input).  ``reduction="batchmean"`` divides the
     sum by ``input.shape[0]`` and is the true KL divergence per sample;
     "mean" divides by the number of elements, as PyTorch does (PyTorch warns
-    that this is not the KL divergence).
+    that this is not the KL divergence).  The target's gradient
+    (``return_grad=("input", "target")``) is ``log t + 1 - input``
+    (``exp(t) (t - input + 1)`` with log_target); at ``t = 0`` it is -inf,
+    the limit from above, where PyTorch's autograd gives NaN.
 
     Parameters
     ----------
@@ -633,8 +705,11 @@ def kl_div(input, target, *, log_target=False, weight=None, reduction="mean", re
     >>> round(fl.kl_div(np.log(q), p, reduction="batchmean"), 12)
     0.143841036226
     """
+    if size_average is not None or reduce is not None:
+        reduction = V.legacy_reduction(size_average, reduce, reduction, "kl_div")
+    mode, grads = _req(kl_div, return_grad)
     sp = _KL_LOG if V.boolean(log_target, "log_target", "kl_div") else _KL
-    return run(sp, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    return run(sp, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
 
 
 # ------------------------------------------------------------------ classes
@@ -663,6 +738,9 @@ class MSELoss(_PointwiseLoss):
     """)
     _spec = _MSE
 
+    def __init__(self, size_average=None, reduce=None, reduction="mean", *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "MSELoss"), n_threads=n_threads)
+
 
 class L1Loss(_PointwiseLoss):
     __doc__ = _class_doc("l1_loss", """
@@ -675,6 +753,9 @@ class L1Loss(_PointwiseLoss):
     """)
     _spec = _L1
 
+    def __init__(self, size_average=None, reduce=None, reduction="mean", *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "L1Loss"), n_threads=n_threads)
+
 
 class HuberLoss(_PointwiseLoss):
     __doc__ = _class_doc("huber_loss", """
@@ -682,18 +763,18 @@ class HuberLoss(_PointwiseLoss):
     Examples
     --------
     >>> import numpy as np, fastloss as fl
-    >>> fl.HuberLoss(delta=1.0)(np.array([0.0, 3.0]), np.array([0.5, 0.0]))
+    >>> fl.HuberLoss("mean", 1.0)(np.array([0.0, 3.0]), np.array([0.5, 0.0]))   # torch.nn's order
     1.3125
     """)
     _spec = _HUBER
 
-    def __init__(self, delta=1.0, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, reduction="mean", delta=1.0, *, n_threads=None):
+        super().__init__(reduction, n_threads=n_threads)
         self._params = _p_huber(delta, "HuberLoss")
         self.delta = delta
 
     def _repr_args(self):
-        return [("delta", self.delta), ("reduction", self.reduction)]
+        return [("reduction", self.reduction), ("delta", self.delta)]
 
 
 class SmoothL1Loss(_PointwiseLoss):
@@ -707,13 +788,13 @@ class SmoothL1Loss(_PointwiseLoss):
     """)
     _spec = _SMOOTH_L1
 
-    def __init__(self, beta=1.0, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0, *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "SmoothL1Loss"), n_threads=n_threads)
         self._params = _p_smooth_l1(beta, "SmoothL1Loss")
         self.beta = beta
 
     def _repr_args(self):
-        return [("beta", self.beta), ("reduction", self.reduction)]
+        return [("reduction", self.reduction), ("beta", self.beta)]
 
 
 class LogCoshLoss(_PointwiseLoss):
@@ -739,8 +820,8 @@ class QuantileLoss(_PointwiseLoss):
     """)
     _spec = _QUANTILE
 
-    def __init__(self, quantile=0.5, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, quantile=0.5, reduction="mean", *, n_threads=None):
+        super().__init__(reduction, n_threads=n_threads)
         self._params = _p_quantile(quantile, "QuantileLoss")
         self.quantile = quantile
 
@@ -759,8 +840,9 @@ class PoissonNLLLoss(_PointwiseLoss):
     0.85914091423
     """)
 
-    def __init__(self, log_input=True, full=False, eps=1e-8, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean", *,
+                 n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "PoissonNLLLoss"), n_threads=n_threads)
         self._spec, self._params = _p_poisson(log_input, full, eps, "PoissonNLLLoss")
         self.log_input, self.full, self.eps = log_input, full, eps
 
@@ -789,8 +871,8 @@ class GaussianNLLLoss(_PointwiseLoss):
     _spec = _GAUSSIAN
     _grad_args = ("input", "var")
 
-    def __init__(self, full=False, eps=1e-6, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, *, full=False, eps=1e-6, reduction="mean", n_threads=None):
+        super().__init__(reduction, n_threads=n_threads)
         _p_gaussian(full, eps, "GaussianNLLLoss")
         self.full, self.eps = full, eps
 
@@ -798,9 +880,10 @@ class GaussianNLLLoss(_PointwiseLoss):
         return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, VALUE,
                              self.n_threads, op="GaussianNLLLoss")
 
-    def value_and_grad(self, input, target, var, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, var, weight=None, out=None, loss_out=None, *, wrt=None):
         return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, GRAD,
-                             self.n_threads, out=out, loss_out=loss_out, op="GaussianNLLLoss")
+                             self.n_threads, out=out, loss_out=loss_out, op="GaussianNLLLoss",
+                             grads=self._grad_args if wrt is None else _wrt(self, wrt))
 
     def grad_hess(self, input, target, var, weight=None, out=None):
         g, h = (None, None) if out is None else _pair(out, "GaussianNLLLoss")
@@ -823,15 +906,16 @@ class BCELoss(_PointwiseLoss):
     """)
     _spec = _BCE
 
-    def __init__(self, weight=None, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "BCELoss"), n_threads=n_threads)
         self.weight = weight
 
     def __call__(self, input, target, weight=None):
         return super().__call__(input, target, self.weight if weight is None else weight)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
-        return super().value_and_grad(input, target, self.weight if weight is None else weight, out, loss_out)
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
+        return super().value_and_grad(input, target, self.weight if weight is None else weight, out, loss_out,
+                                      wrt=wrt)
 
     def grad_hess(self, input, target, weight=None, out=None):
         return super().grad_hess(input, target, self.weight if weight is None else weight, out)
@@ -851,18 +935,20 @@ class BCEWithLogitsLoss(_PointwiseLoss):
     """)
     _spec = _BCE_LOGITS
 
-    def __init__(self, weight=None, reduction="mean", pos_weight=None, n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None, *,
+                 n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "BCEWithLogitsLoss"),
+                         n_threads=n_threads)
         self.weight, self.pos_weight = weight, pos_weight
 
     def __call__(self, input, target, weight=None):
         return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
                                self.reduction, VALUE, self.n_threads, op="BCEWithLogitsLoss")
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
         return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
                                self.reduction, GRAD, self.n_threads, out=out, loss_out=loss_out,
-                               op="BCEWithLogitsLoss")
+                               op="BCEWithLogitsLoss", grads=("input",) if wrt is None else _wrt(self, wrt))
 
     def grad_hess(self, input, target, weight=None, out=None):
         g, h = (None, None) if out is None else _pair(out, "BCEWithLogitsLoss")
@@ -882,8 +968,8 @@ class SigmoidFocalLoss(_PointwiseLoss):
     """)
     _spec = _FOCAL
 
-    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, alpha=0.25, gamma=2.0, reduction="mean", *, n_threads=None):
+        super().__init__(reduction, n_threads=n_threads)
         self._params = _p_focal(alpha, gamma, "SigmoidFocalLoss")
         self._spec = _FOCAL_G2 if self._params[1] == 2.0 else _FOCAL
         self.alpha, self.gamma = alpha, gamma
@@ -927,6 +1013,9 @@ class SoftMarginLoss(_PointwiseLoss):
     """)
     _spec = _SOFT_MARGIN
 
+    def __init__(self, size_average=None, reduce=None, reduction="mean", *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "SoftMarginLoss"), n_threads=n_threads)
+
 
 class KLDivLoss(_PointwiseLoss):
     __doc__ = _class_doc("kl_div", """
@@ -940,10 +1029,34 @@ class KLDivLoss(_PointwiseLoss):
     """)
     _spec = _KL
 
-    def __init__(self, reduction="mean", log_target=False, n_threads=None):
-        super().__init__(reduction, n_threads)
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False, *, n_threads=None):
+        super().__init__(V.legacy_reduction(size_average, reduce, reduction, "KLDivLoss"), n_threads=n_threads)
         self.log_target = V.boolean(log_target, "log_target", "KLDivLoss")
         self._spec = _KL_LOG if self.log_target else _KL
 
     def _repr_args(self):
         return [("reduction", self.reduction), ("log_target", self.log_target)]
+
+
+# Gradients computed only when asked for (return_grad=("input", "target"),
+# value_and_grad(..., wrt=...)): the target's, where the kernel has it
+# (the losses PyTorch differentiates with respect to target, and the
+# symmetric log_cosh and quantile losses).  Adapters read both attributes.
+_TARGET_GRAD = {"mse_loss": _MSE, "l1_loss": _L1, "huber_loss": _HUBER, "smooth_l1_loss": _SMOOTH_L1,
+                "log_cosh_loss": _LOG_COSH, "quantile_loss": _QUANTILE, "poisson_nll_loss": _POISSON,
+                "gaussian_nll_loss": _GAUSSIAN, "binary_cross_entropy": _BCE,
+                "binary_cross_entropy_with_logits": _BCE_LOGITS, "kl_div": _KL}
+for _name in __all__:
+    _obj = globals()[_name]
+    _obj._grad_args = getattr(_obj, "_grad_args", ("input",))
+    _obj._optional_grad_args = ()
+for _fn_name, _sp in _TARGET_GRAD.items():
+    assert _sp.target_grad, _fn_name
+    globals()[_fn_name]._optional_grad_args = ("target",)
+for _cls, _fn_name in ((MSELoss, "mse_loss"), (L1Loss, "l1_loss"), (HuberLoss, "huber_loss"),
+                       (SmoothL1Loss, "smooth_l1_loss"), (LogCoshLoss, "log_cosh_loss"),
+                       (QuantileLoss, "quantile_loss"), (PoissonNLLLoss, "poisson_nll_loss"),
+                       (GaussianNLLLoss, "gaussian_nll_loss"), (BCELoss, "binary_cross_entropy"),
+                       (BCEWithLogitsLoss, "binary_cross_entropy_with_logits"), (KLDivLoss, "kl_div")):
+    _cls._optional_grad_args = ("target",)
+del _name, _obj, _fn_name, _sp, _cls

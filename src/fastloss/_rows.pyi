@@ -38,4 +38,5 @@ def run(
     gscale: float,
     denom: int,
     n_threads: int,
+    gt: Optional[NDArray[np.floating]] = ...,
 ) -> tuple[float, float, int]: ...

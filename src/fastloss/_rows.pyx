@@ -30,6 +30,7 @@ cdef extern from "_src/fl_rows.h" nogil:
         void *g
         void *h
         void *l
+        void *gt
         fl_idx C, S
         int64_t ignore
         int tcode
@@ -151,7 +152,7 @@ cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx 
 def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
         Py_ssize_t C, Py_ssize_t S, long long ignore,
         double pa, double pb, double pc, int i0, int i1, double wsum,
-        int mode, double gscale, int denom, int n_threads):
+        int mode, double gscale, int denom, int n_threads, gt=None):
     """Run row loss ``loss_id`` over all N S items of x (N C S elements).
 
     Returns ``(total, denominator, bad)``: the float64 sum of the item
@@ -161,6 +162,8 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     the labels, which also sets the gradient's scale to its inverse; else
     0), and the index of the first item whose label is out of range (-1 if
     none).  With a bad label found by the first pass nothing is written.
+    ``gt``, the gradient with respect to a soft target (mode 1, kernels
+    ce_soft and multilabel_soft_margin), is written in the same pass.
     """
     cdef fl_row_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -174,7 +177,7 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     if fn == NULL:
         raise ValueError(f"unknown row loss id {loss_id}")
     a.x = _ptr(x); a.t = _ptr(t); a.w = _ptr(w); a.v = _ptr(v)
-    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l)
+    a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.gt = _ptr(gt)
     a.C = C; a.S = S if S > 0 else 1
     a.ignore = ignore; a.tcode = tcode; a.mode = mode
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1

@@ -24,12 +24,14 @@ import numpy as np
 
 from . import _rows
 from ._config import _threads
-from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair
+from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
 from ._validate import (
     F32,
     REDUCTIONS,
+    as_broadcast,
     as_input,
     as_operand,
+    asarray,
     check_no_overlap,
     check_out,
     check_reduction,
@@ -51,6 +53,7 @@ class _RowSpec(NamedTuple):
     last_axis: bool = False   # classes on the last axis (multilabel)
     denom: int = _rows.DENOM_WEIGHT  # the mean of integer labels: summed weights, count, or rows
     hvp: bool = False         # has a Hessian-vector product
+    elem_weight: bool = False  # a weight that is not (C,) is broadcast to input's shape (multilabel)
 
 
 def spec(op: str, labels: str = "", soft: str = "", **kw) -> _RowSpec:
@@ -107,7 +110,7 @@ def class_weight(w, name: str, op: str, dt: np.dtype, C: int) -> Optional[np.nda
         return None
     if type(w) is np.ndarray and w.dtype is dt and w.shape == (C,) and w.flags.c_contiguous:
         return w
-    a = np.asarray(w)
+    a = asarray(w, name, op)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{op}: {name} must be a real array, got dtype {a.dtype}")
     if a.shape != (C,):
@@ -151,7 +154,7 @@ def _bad_label(op, t, bad, items, C):
 
 def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, params=_NO_PARAMS,
         reduction="mean", mode=VALUE, n_threads=None, out=None, hess_out=None, loss_out=None,
-        v=None, w_name="weight", op=None):
+        v=None, w_name="weight", op=None, grads=("input",)):
     """Validate, run the fused row kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -163,6 +166,9 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     that of the returned value (of the sum for "none").
     params = (pa, pb, pc, i0, i1) of the kernel (see fl_rows.h); op, if
     given, names the operation in messages instead of the spec's name.
+    grads names the gradients mode GRAD returns: "input", and "target"
+    for a target of input's shape (computed in the same pass); out is a
+    buffer or a tuple of buffers, one per name.
     """
     op = op or sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -172,7 +178,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     dt, shape = x.dtype, x.shape
     C, S, items = _shape_of(x, sp)
 
-    t = target if type(target) is np.ndarray else np.asarray(target)
+    t = target if type(target) is np.ndarray else asarray(target, "target", op)
     soft = sp.soft >= 0 and t.shape == shape
     if soft:
         if sp.soft_float and t.dtype.kind != "f":
@@ -189,10 +195,28 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     else:
         as_operand(t, "target", op, dt, shape)  # raises the shape message
         raise AssertionError("unreachable")  # pragma: no cover
-    w = class_weight(weight, w_name, op, dt, C)
+    if sp.elem_weight and weight is not None and np.shape(weight) != (C,):
+        # a weight per element (PyTorch multiplies the (..., C) losses by a
+        # weight that broadcasts to them): the kernel reads it like x
+        w = as_broadcast(weight, w_name, op, dt, shape)
+        params = params[:4] + (1,)
+    else:
+        w = class_weight(weight, w_name, op, dt, C)
     wsum = float(np.sum(w, dtype=np.float64)) if w is not None else float(C)
 
-    g = h = lo = vv = None
+    g = h = lo = vv = gt = None
+    if mode == GRAD and grads != ("input",):
+        bufs = grad_buffers(out, grads, op)
+        out = bufs.get("input")
+        if "target" in grads:
+            if not soft:
+                raise ValueError(f"{op}: the gradient with respect to target exists only for a target of "
+                                 f"input's shape {shape} (class probabilities or multilabel targets), "
+                                 f"got target of shape {t.shape}")
+            t_out = bufs.get("target")
+            gt = np.empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
+            if t_out is not None:
+                check_no_overlap(gt, "out (target)", op, x, t, w, *(b for b in (out, loss_out) if b is not None))
     if mode != VALUE:
         g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if mode == GRAD_HESS:
@@ -217,7 +241,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
             gscale = 1.0 / n_items
     pa, pb, pc, i0, i1 = params
     total, den, bad = _rows.run(kid, dt is not F32, x, t, tcode, w, vv, g, h, lo, C, S, ignore_index,
-                                pa, pb, pc, i0, i1, wsum, mode, gscale, denom, nt)
+                                pa, pb, pc, i0, i1, wsum, mode, gscale, denom, nt, gt)
     if bad >= 0:
         _bad_label(op, t, bad, items, C)
 
@@ -235,7 +259,9 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     if mode == VALUE:
         return value
     if mode == GRAD:
-        return value, g
+        if grads == ("input",):
+            return value, g
+        return (value,) + tuple(g if k == "input" else gt for k in grads)
     return g, h
 
 
@@ -254,7 +280,7 @@ class _RowLoss:
     a call replaces the one given to the constructor.
     """
 
-    def __init__(self, reduction: str = "mean", n_threads: Optional[int] = None):
+    def __init__(self, reduction: str = "mean", *, n_threads: Optional[int] = None):
         op = type(self).__name__
         self.reduction = check_reduction(reduction, op, REDUCTIONS)
         if n_threads is not None:
@@ -269,12 +295,15 @@ class _RowLoss:
         """The loss value: a float, or an array of the items' shape for reduction="none"."""
         return self._run(input, target, weight, VALUE)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers for the gradient (input's shape and dtype) and, with
         reduction="none", the per-item loss (input's shape without the class
-        axis)."""
-        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
+        axis).  ``wrt=("input", "target")`` also returns the gradient with
+        respect to a target of input's shape (class probabilities)."""
+        if wrt is None:
+            return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
+        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, grads=_wrt(self, wrt))
 
     def grad_hess(self, input, target, weight=None, out=None):
         """``(grad, hess)``: the gradient and diagonal Hessian of the value.

@@ -118,6 +118,22 @@ def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
     return t, off, t.dtype == I64
 
 
+def _weight(weight, op: str, N: int, unbatched: bool, dt) -> np.ndarray:
+    """Per-sample weights as an (N,) array of the working dtype."""
+    try:
+        a = np.asarray(weight)
+    except Exception as exc:
+        raise TypeError(f"{op}: weight must be a real array, got {type(weight).__name__}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: weight must be a real array, got dtype {a.dtype}")
+    if unbatched and a.shape == ():
+        a = a.reshape(1)
+    if a.shape != (N,):
+        exp = "() or (1,)" if unbatched else f"({N},) (one per sample)"
+        raise ValueError(f"{op}: weight must have shape {exp}, got shape {a.shape}")
+    return _copy(a, dt) if (a.dtype != dt or not (a.flags.c_contiguous and a.flags.aligned)) else a
+
+
 def _bad_label(op, t, bad, off, padded, C, blank):
     n, j, v = bad
     if padded:
@@ -134,7 +150,7 @@ def _bad_label(op, t, bad, off, padded, C, blank):
 
 def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
         zero_infinity=False, from_logits=False, batch_first=False, return_grad=False, out=None,
-        n_threads=None, loss_out=None):
+        n_threads=None, loss_out=None, weight=None):
     """Validate, run the CTC kernel once, and reduce.
 
     Returns the value (a float; for reduction="none" an array of the
@@ -199,10 +215,17 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         loss_out = check_out(loss_out, "loss_out", op, dt, () if unbatched else (N,))
         check_no_overlap(loss_out, "loss_out", op, x, t, g if out is not None else None)
     div = np.maximum(tl, 1).astype(np.float64)
+    w = None
+    if weight is not None:
+        w = _weight(weight, op, N, unbatched, dt)
+        if loss_out is not None:
+            check_no_overlap(loss_out, "loss_out", op, w)
+    wd = np.ones(N) if w is None else w.astype(np.float64)
+    wsum = float(N) if w is None else float(np.sum(wd))
     if reduction == "mean":
-        gs = 1.0 / (div * N)
+        gs = wd / (div * wsum) if N else wd
     else:
-        gs = np.ones(N)
+        gs = wd.copy()
     nll = np.empty(N)
     Tmax = int(il.max()) if N else 0
     Smax = int(tl.max()) if N else 0
@@ -213,6 +236,8 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         _bad_label(op, t, bad, off, t.ndim == 2, C, blank)
     if zero_infinity:
         nll[nll == np.inf] = 0.0
+    if w is not None:
+        nll = wd * np.where(wd == 0, 0.0, nll)  # a sample of weight 0 contributes 0, never 0 * inf
     if reduction == "none":
         if loss_out is not None:
             loss_out[...] = nll.reshape(loss_out.shape)
@@ -222,7 +247,8 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     elif reduction == "sum":
         value = float(np.sum(nll))
     else:
-        value = float(np.sum(nll / div) / N) if N else float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(np.sum(nll / div) / wsum) if N else float("nan")
     if return_grad:
         return value, g
     return value

@@ -23,8 +23,8 @@ def _none_axes(options) -> tuple:
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
-             zero_infinity=False, *, from_logits=False, batch_first=False, return_grad=False, out=None,
-             n_threads=None):
+             zero_infinity=False, *, weight=None, from_logits=False, batch_first=False, return_grad=False,
+             out=None, n_threads=None):
     """Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``.
 
     For each sample, with ``y_t(k) = exp(log_probs[t, k])`` over its first
@@ -72,6 +72,11 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     blank : int
         The blank class, in ``[0, C)``.
     reduction : {"mean", "sum", "none"}
+    weight : array_like of shape (N,), optional
+        Per-sample weights (fastloss's; PyTorch has none): sample n's loss
+        is multiplied by ``weight[n]`` (a sample of weight 0 contributes 0,
+        even an infinite loss), and ``"mean"`` divides by ``sum(weight)``
+        instead of N, as PyTorch's weighted means do.
     zero_infinity : bool
         Infinite losses (no alignment fits: ``T_n`` shorter than the target
         and its repeats) become 0.  Without it they are ``inf``.  Either way
@@ -133,7 +138,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     (True, True)
     """
     return ctc("ctc_loss", log_probs, targets, input_lengths, target_lengths, blank, reduction,
-               zero_infinity, from_logits, batch_first, return_grad, out, n_threads)
+               zero_infinity, from_logits, batch_first, return_grad, out, n_threads, weight=weight)
 
 
 ctc_loss._grad_args = ("log_probs",)
@@ -181,21 +186,24 @@ class CTCLoss:
 
     _class_axis = staticmethod(_none_axes)
 
-    def _run(self, log_probs, targets, input_lengths, target_lengths, return_grad, out=None, loss_out=None):
+    def _run(self, log_probs, targets, input_lengths, target_lengths, weight, return_grad, out=None,
+             loss_out=None):
         return ctc("CTCLoss", log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                    self.zero_infinity, self.from_logits, self.batch_first, return_grad, out, self.n_threads,
-                   loss_out)
+                   loss_out, weight)
 
-    def __call__(self, log_probs, targets, input_lengths, target_lengths):
-        """The loss value: a float, or the per-sample losses for reduction="none"."""
-        return self._run(log_probs, targets, input_lengths, target_lengths, False)
+    def __call__(self, log_probs, targets, input_lengths, target_lengths, weight=None):
+        """The loss value: a float, or the per-sample losses for reduction="none";
+        ``weight`` optional per-sample weights (see :func:`ctc_loss`)."""
+        return self._run(log_probs, targets, input_lengths, target_lengths, weight, False)
 
-    def value_and_grad(self, log_probs, targets, input_lengths, target_lengths, out=None, loss_out=None):
+    def value_and_grad(self, log_probs, targets, input_lengths, target_lengths, weight=None, out=None,
+                       loss_out=None):
         """``(value, grad)`` from one call; ``out`` is an optional buffer for
         the gradient (log_probs' shape and dtype), ``loss_out`` one for the
         per-sample losses with reduction="none" (shape (N,), ``()``
         unbatched; log_probs' dtype)."""
-        return self._run(log_probs, targets, input_lengths, target_lengths, True, out, loss_out)
+        return self._run(log_probs, targets, input_lengths, target_lengths, weight, True, out, loss_out)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())

@@ -34,6 +34,24 @@ def _float_dtype(dt: np.dtype, name: str, op: str) -> np.dtype:
     )
 
 
+def not_array_like(a, name: str, op: str) -> TypeError:
+    """The error for a value NumPy cannot take as an array (a tensor that
+    requires grad says where it belongs)."""
+    if getattr(a, "requires_grad", False) and type(a).__module__.startswith("torch"):
+        return TypeError(
+            f"{op}: {name} is a torch.Tensor that requires grad; fastloss's NumPy API takes arrays and gives "
+            f"no autograd: use fastloss.torch.{op} (the same loss, differentiable), or pass {name}.detach()")
+    return TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}")
+
+
+def asarray(a, name: str, op: str) -> np.ndarray:
+    """np.asarray(a), with an error that names the argument."""
+    try:
+        return np.asarray(a)
+    except Exception as exc:
+        raise not_array_like(a, name, op) from exc
+
+
 def as_input(a, name: str, op: str) -> np.ndarray:
     """``a`` as a C-contiguous float32 or float64 array (the working dtype)."""
     if type(a) is np.ndarray:
@@ -44,7 +62,7 @@ def as_input(a, name: str, op: str) -> np.ndarray:
         try:
             a = np.asarray(a)
         except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}") from exc
+            raise not_array_like(a, name, op) from exc
     dt = _float_dtype(a.dtype, name, op)
     return np.asarray(a, dtype=dt, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
@@ -58,7 +76,7 @@ def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarr
         try:
             a = np.asarray(a)
         except Exception as exc:
-            raise TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}") from exc
+            raise not_array_like(a, name, op) from exc
     _float_dtype(a.dtype, name, op)
     if a.shape != shape:
         raise ValueError(
@@ -72,7 +90,7 @@ def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.nda
     """``a`` broadcast to ``shape`` (one copy if its shape differs)."""
     if type(a) is np.ndarray and a.dtype is dtype and a.flags.c_contiguous and a.shape == shape:
         return a
-    a = np.asarray(a)
+    a = asarray(a, name, op)
     _float_dtype(a.dtype, name, op)
     if a.shape != shape:
         try:

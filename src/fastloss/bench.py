@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -369,14 +370,25 @@ def _clock(fn, number):
     return time.perf_counter() - t0
 
 
-def measure(fn, repeat=5, min_time=0.02, max_total=3.0) -> dict:
+# A measurement is "noisy" when its median repeat is more than NOISY times
+# its best: the machine stalled the calls (other processes, the scheduler)
+# often enough that the minimum is not confirmed, and no ratio is printed
+# from it.
+NOISY = 2.0
+MAX_REPEATS = 200
+
+
+def measure(fn, repeat=5, min_time=0.02, max_total=3.0, min_total=0.2) -> dict:
     """Time ``fn()`` as ``timeit`` does: one warmup call, then ``repeat``
     repeats of ``number`` calls, ``number`` chosen so a repeat lasts at least
-    ``min_time`` seconds.  Returns the best (minimum) seconds per call and the
-    raw per-call times.  For slow calls (one call >= min_time) the repeats are
-    cut so the timed calls stay near ``max_total`` seconds (at least one after
-    the warmup), and a call slower than ``max_total`` is timed once, its
-    warmup being the measurement.
+    ``min_time`` seconds.  Short calls get more repeats: they go on until the
+    timed calls add up to ``min_total`` seconds (at most MAX_REPEATS), so
+    that a few scheduler stalls of milliseconds cannot hit every repeat.
+    Returns the best (minimum) seconds per call, the median, the raw
+    per-call times and ``noisy`` (median > NOISY x best).  For slow calls
+    (one call >= min_time) the repeats are cut so the timed calls stay near
+    ``max_total`` seconds (at least one after the warmup), and a call slower
+    than ``max_total`` is timed once, its warmup being the measurement.
     The garbage collector is off while timing."""
     gc_was = gc.isenabled()
     gc.disable()
@@ -399,10 +411,15 @@ def measure(fn, repeat=5, min_time=0.02, max_total=3.0) -> dict:
             repeat -= 1
         for _ in range(max(1, repeat)):
             times.append(_clock(fn, number) / number)
+        if t_warm < min_time:
+            while sum(times) * number < min_total and len(times) < MAX_REPEATS:
+                times.append(_clock(fn, number) / number)
     finally:
         if gc_was:
             gc.enable()
-    return {"best": min(times), "number": number, "repeat": len(times), "times": times}
+    best, median = min(times), statistics.median(times)
+    return {"best": best, "median": median, "number": number, "repeat": len(times), "times": times,
+            "noisy": len(times) >= 3 and median > NOISY * best}
 
 
 def stream_bandwidth(n_threads, n=10**7, repeat=5, min_time=0.02) -> dict:
@@ -445,6 +462,29 @@ def _mem_total():
     return "unknown"
 
 
+BUSY_WINDOW = 0.5
+
+
+def _cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return sum(v), idle
+
+
+def busy_now(window=BUSY_WINDOW):
+    """The fraction of CPU time spent busy over the next ``window`` seconds
+    (all CPUs, from /proc/stat), or None where that is not available.  The
+    load average lags by minutes; this says whether the machine is busy now."""
+    try:
+        t0, i0 = _cpu_times()
+        time.sleep(window)
+        t1, i1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
 def all_threads() -> int:
     """"all" threads: the CPUs this process may run on."""
     try:
@@ -476,6 +516,7 @@ def machine_info() -> dict:
         info["loadavg"] = os.getloadavg()
     except OSError:
         pass
+    info["busy_now"] = busy_now()
     try:  # OpenMP/BLAS runtimes in this process: several OpenMP runtimes compete for the cores
         from threadpoolctl import threadpool_info
 
@@ -506,7 +547,13 @@ def fmt_time(t) -> str:
 def fmt_ratio(r) -> str:
     if r is None:
         return "-"
+    if r == "noisy":
+        return "noisy"
     return f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
+
+
+# loss names shortened in the default (100-column) tables
+SHORT = {"binary_cross_entropy_with_logits": "bce_with_logits", "binary_cross_entropy": "bce"}
 
 
 def _geomean(xs):
@@ -529,7 +576,17 @@ def _best(results, loss, n, dtype, threads, impl):
     return None if r is None or "best" not in r else r["best"]
 
 
-def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n=10**6):
+def _noisy(results, loss, n, dtype, threads, impl):
+    r = results.get((loss, n, dtype, threads, impl))
+    return bool(r and r.get("noisy"))
+
+
+NOISY_NOTE = f"noisy: median repeat > {NOISY:g}x the best (stalls from other processes): no ratio"
+# the columns of the default table (fits 100 columns); --wide prints all
+NARROW = ("loss", "fl fresh", "fl out=", "torch", "sklearn", "torch/fl", "sk/fl", "%stream")
+
+
+def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n=10**6, wide=False):
     itemsize = np.dtype(dtype).itemsize
     bw = stream.get(threads, {}).get("gbs")
     header = ["loss", "fl fresh", "fl out=", "numpy", "torch", "sklearn",
@@ -537,15 +594,22 @@ def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n
     rows, footnotes, ratios = [], {}, {k: [] for k in ("numpy", "torch", "sklearn", "out")}
     for c in cases:
         t = {impl: _best(results, c.name, n, dtype, threads, impl) for impl in IMPLS}
+        noisy = {impl: _noisy(results, c.name, n, dtype, threads, impl) for impl in IMPLS}
         fresh = t["fastloss"]
 
-        def ratio(other):
-            return None if other is None or not fresh else other / fresh
+        def ratio(impl):
+            other = t[impl]
+            if other is None or not fresh:
+                return None
+            if noisy[impl] or noisy["fastloss"]:
+                return "noisy"
+            return other / fresh
 
-        rn, rt, rs = ratio(t["numpy"]), ratio(t["torch"]), ratio(t["sklearn"])
-        ro = None if not t["fastloss_out"] or fresh is None else fresh / t["fastloss_out"]
+        rn, rt, rs = ratio("numpy"), ratio("torch"), ratio("sklearn")
+        ro = None if not t["fastloss_out"] or fresh is None else (
+            "noisy" if noisy["fastloss_out"] or noisy["fastloss"] else fresh / t["fastloss_out"])
         for k, v in (("numpy", rn), ("torch", rt), ("sklearn", rs), ("out", ro)):
-            ratios[k].append(v)
+            ratios[k].append(None if v == "noisy" else v)
         gbs = pct = floor = None
         if n >= big_n and t["fastloss_out"]:
             nbytes = c.arrays_moved * itemsize * n
@@ -553,16 +617,27 @@ def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n
             if bw:
                 pct = 100.0 * gbs / bw
                 floor = nbytes / (bw * 1e9)
+        if n >= big_n and t["fastloss_out"] and noisy["fastloss_out"]:
+            gbs = pct = floor = None
         marks = {}
         for impl, note in c.notes.items():
             mark = footnotes.setdefault(note, "*" * (len(footnotes) + 1))
             marks[impl] = mark
+        for impl in IMPLS:
+            if noisy[impl]:
+                marks[impl] = marks.get(impl, "") + "?"
+                footnotes.setdefault(NOISY_NOTE, "?")
         cells = [fmt_time(t[i]) + marks.get(i, "") for i in IMPLS]
-        rows.append([c.name] + cells + [fmt_ratio(rn), fmt_ratio(rt), fmt_ratio(rs),
-                                        "-" if ro is None else f"{ro:.2f}x",
-                                        "-" if gbs is None else f"{gbs:.1f}",
-                                        "-" if pct is None else f"{pct:.0f}%",
-                                        fmt_time(floor) if floor is not None else "-"])
+        rows.append([c.name if wide else SHORT.get(c.name, c.name)] + cells + [
+            fmt_ratio(rn), fmt_ratio(rt), fmt_ratio(rs),
+            "-" if ro is None else ("noisy" if ro == "noisy" else f"{ro:.2f}x"),
+            "-" if gbs is None else f"{gbs:.1f}",
+            "-" if pct is None else f"{pct:.0f}%",
+            fmt_time(floor) if floor is not None else "-"])
+    if not wide:
+        keep = [header.index(h) for h in NARROW]
+        header = [header[i] for i in keep]
+        rows = [[r[i] for i in keep] for r in rows]
     title = f"N={size_label(n)}  {np.dtype(dtype).name}  threads={threads}"
     if n >= big_n and bw:
         title += f"  (STREAM add {bw:.1f} GB/s)"
@@ -586,7 +661,7 @@ def _progress(msg, end="\n"):
 
 
 def run_benchmark(cases, sizes, dtypes, threads, repeat=5, min_time=0.02, max_total=3.0,
-                  out=sys.stdout, seed=0, stream_n=10**7, big_n=10**6):
+                  out=sys.stdout, seed=0, stream_n=10**7, big_n=10**6, wide=False, min_total=0.2):
     """Run every measurement; print the tables as each (size, dtype) block
     completes.  Returns the raw results (JSON-ready).
 
@@ -660,8 +735,8 @@ def run_benchmark(cases, sizes, dtypes, threads, repeat=5, min_time=0.02, max_to
                                 rec["skipped"] = "not available"
                                 _progress(" not available")
                             else:
-                                rec.update(measure(fn, repeat, min_time, max_total))
-                                _progress(f" {fmt_time(rec['best'])}")
+                                rec.update(measure(fn, repeat, min_time, max_total, min_total))
+                                _progress(f" {fmt_time(rec['best'])}" + (" (noisy)" if rec["noisy"] else ""))
                             del fn
                         except Exception as e:  # one broken implementation must not stop the run
                             rec["error"] = f"{type(e).__name__}: {e}"
@@ -673,13 +748,13 @@ def run_benchmark(cases, sizes, dtypes, threads, repeat=5, min_time=0.02, max_to
                 if n >= big_n:
                     measure_stream()
                 for nt in threads:
-                    print_block(cases, results, stream, n, dname, nt, out, big_n)
+                    print_block(cases, results, stream, n, dname, nt, out, big_n, wide)
                 out.flush()
     finally:
         if torch is not None:
             torch.set_num_threads(torch_threads0)
 
-    print_legend(out, max_total)
+    print_legend(out, max_total, wide, min_total)
     if len(stream_runs) > len(threads):
         print("\nSTREAM add runs (the tables use the best so far):", file=out)
         for nt in threads:
@@ -696,7 +771,8 @@ def run_benchmark(cases, sizes, dtypes, threads, repeat=5, min_time=0.02, max_to
     return {
         "machine": info,
         "settings": {"sizes": sizes, "dtypes": [np.dtype(d).name for d in dtypes], "threads": threads,
-                     "repeat": repeat, "min_time": min_time, "max_total": max_total, "seed": seed},
+                     "repeat": repeat, "min_time": min_time, "max_total": max_total, "min_total": min_total,
+                     "seed": seed},
         "stream": [dict(v) for v in stream.values()],
         "stream_runs": stream_runs,
         "cases": [{"name": c.name, "family": c.family, "arrays_moved": c.arrays_moved,
@@ -714,16 +790,24 @@ def print_header(info, out=sys.stdout):
           f"memory {info['memory']}", file=out)
     if "loadavg" in info:
         print(f"  loadavg  : {' '.join(f'{x:.2f}' for x in info['loadavg'])}", file=out)
-        if info["loadavg"][0] > 0.5:
-            print("  WARNING  : the machine is not idle (1-minute load average "
-                  f"{info['loadavg'][0]:.2f}); multi-thread figures suffer most", file=out)
+        busy = info.get("busy_now")
+        if info["loadavg"][0] > 0.5 and busy is not None and busy < 0.15:
+            # e.g. the compiler of the install step that just ran: the
+            # 1-minute average decays for minutes after the machine went idle
+            print(f"  note     : the load average reflects recent work; the CPUs are idle now "
+                  f"({100 * busy:.0f} % busy over {BUSY_WINDOW:g} s)", file=out)
+        elif info["loadavg"][0] > 0.5:
+            print("  WARNING  : machine not idle (load average "
+                  f"{info['loadavg'][0]:.2f}" + ("" if busy is None else f", {100 * busy:.0f} % busy now")
+                  + "): multi-thread figures suffer most", file=out)
     print("  versions : " + ", ".join(f"{k} {v[k] if v[k] else '(not installed)'}" for k in v), file=out)
     if not info["reference_available"]:
         print("  note     : fastloss.reference is not importable; the numpy column is empty", file=out)
     cfg = info["fastloss_config"]
     print(f"  fastloss : openmp={cfg.get('openmp')} ({cfg.get('openmp_flavor')}), simd={cfg.get('simd_path')} "
-          f"(built: {cfg.get('simd_paths_built')}), default threads={cfg.get('num_threads')}, "
-          f"OMP_NUM_THREADS={cfg.get('omp_num_threads_env')}, compiler={cfg.get('compiler')}", file=out)
+          f"(built: {cfg.get('simd_paths_built')}),", file=out)
+    print(f"             default threads={cfg.get('num_threads')}, OMP_NUM_THREADS={cfg.get('omp_num_threads_env')}, "
+          f"compiler={cfg.get('compiler')}", file=out)
     print(f"             cflags: {cfg.get('cflags')}", file=out)
     omp = [d for d in info.get("threadpools", []) if d["internal_api"] in ("openmp", "openmp_intel", "openmp_llvm")]
     if omp:
@@ -732,10 +816,23 @@ def print_header(info, out=sys.stdout):
     out.flush()
 
 
-def print_legend(out=sys.stdout, max_total=3.0):
+def print_legend(out=sys.stdout, max_total=3.0, wide=True, min_total=0.2):
+    if not wide:
+        print(f"""
+How to read: times are the best (minimum) over repeats of the mean time per call (short calls are
+  repeated for {min_total:g} s at least; a call slower than {max_total:g} s is timed once; "noisy": median > {NOISY:g}x best).
+  fl fresh / fl out=  fastloss value+grad, a new gradient array / a preallocated out= buffer
+  torch, sklearn      PyTorch forward + backward; sklearn._loss loss_gradient (one more array out)
+  X/fl                X's time / fastloss fresh time: >1 means fastloss is that many times faster
+  %stream             bytes the fused call moves / out= time, against the STREAM add bandwidth
+  --wide adds the NumPy reference, fresh/out, GB/s and the bandwidth floor (bench/README.md).""",
+              file=out)
+        return
     print(f"""
 How to read: times are the best (minimum) over repeats of the mean time per call
-  (a call slower than {max_total:g} s is timed once).
+  (short calls are repeated until the timed calls add up to {min_total:g} s; a call slower
+  than {max_total:g} s is timed once; "noisy": the median repeat exceeds {NOISY:g}x the best,
+  and no ratio is computed from it).
   fl fresh  fastloss value+grad (return_grad=True), new gradient array each call
   fl out=   the same, writing into a preallocated out= buffer
   numpy     fastloss.reference: the test oracle, plain NumPy in float64, slow on purpose (not tuned
@@ -759,7 +856,9 @@ def _parse_list(text, conv, what):
     for s in items:
         try:
             v = conv(s)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as e:
+            if str(e).startswith("--"):
+                raise
             raise ValueError(f"--{what}: cannot read {s!r}") from None
         if v not in vals:
             vals.append(v)
@@ -782,11 +881,13 @@ def _threads_item(s):
     return v
 
 
+DTYPE_CHOICES = ("float32", "float64")
+
+
 def _dtype(s):
-    d = np.dtype(s)
-    if d not in (np.float32, np.float64):
-        raise ValueError(s)
-    return d
+    if s not in DTYPE_CHOICES:
+        raise ValueError(f"--dtypes: {s!r} is not one of {', '.join(DTYPE_CHOICES)}")
+    return np.dtype(s)
 
 
 def _json_default(o):
@@ -823,10 +924,18 @@ def main_bench(args) -> int:
         print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, ctc",
               file=sys.stderr)
         return 2
+    picked = None
+    if args.losses:
+        picked, msg = _pick_losses(args.losses, families)
+        if msg:
+            print(f"python -m fastloss bench: {msg}", file=sys.stderr)
+            return 2
+        families = [f for f in families if picked[f]]
     t0 = time.perf_counter()
     raw = {}
     if "pointwise" in families:
-        rc = _bench_pointwise(args, quick, sizes, dtypes, threads, repeat)
+        rc = _bench_pointwise(args, quick, sizes, dtypes, threads, repeat,
+                              None if picked is None else picked["pointwise"])
         if isinstance(rc, int):
             return rc
         raw = rc
@@ -858,16 +967,47 @@ def main_bench(args) -> int:
     return 0
 
 
-def _bench_pointwise(args, quick, sizes, dtypes, threads, repeat):
+# what each family benches (fastloss function names)
+ROWS_BENCHED = ("cross_entropy",)
+
+
+def family_losses() -> dict:
+    """{family: (every fastloss function of the family, the ones it benches)}."""
+    from fastloss import _class_losses, _pointwise_losses
+
+    def fns(mod):
+        return [n for n in mod.__all__ if n[0].islower()]
+
+    return {"pointwise": (fns(_pointwise_losses), [c.name for c in pointwise_cases()]),
+            "rows": (fns(_class_losses), list(ROWS_BENCHED))}
+
+
+def _pick_losses(text, families):
+    """({family: [names]}, error message or None) for --losses."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    table = family_losses()
+    picked = {f: [] for f in ("pointwise", "rows")}
+    for name in names:
+        fam = next((f for f, (every, _) in table.items() if name in every), None)
+        if fam is None:
+            every = sorted(n for f in families for n in table[f][0])
+            return picked, f"--losses: {name!r} is not a fastloss loss function; the chosen families have: " \
+                           f"{', '.join(every)}"
+        if fam not in families:
+            return picked, f"--losses: {name} is a {fam} loss; add --family {fam} (chosen: {', '.join(families)})"
+        if name not in table[fam][1]:
+            return picked, f"--losses: the {fam} benchmark does not time {name}; it times " \
+                           f"{', '.join(table[fam][1])}"
+        if name not in picked[fam]:
+            picked[fam].append(name)
+    return picked, None
+
+
+def _bench_pointwise(args, quick, sizes, dtypes, threads, repeat, names=None):
     cases = pointwise_cases()
-    if args.losses:
-        names = [s.strip() for s in args.losses.split(",") if s.strip()]
+    if names is not None:
         by_name = {c.name: c for c in cases}
-        unknown = [s for s in names if s not in by_name]
-        if unknown:
-            print(f"python -m fastloss bench: unknown loss(es) {', '.join(unknown)}; "
-                  f"available: {', '.join(by_name)}", file=sys.stderr)
-            return 2
         cases = [by_name[s] for s in names]
-    return run_benchmark(cases, sizes, dtypes, threads, repeat=repeat,
-                         min_time=args.min_time, max_total=1.0 if quick else 3.0)
+    return run_benchmark(cases, sizes, dtypes, threads, repeat=repeat, min_time=args.min_time,
+                         max_total=1.0 if quick else 3.0, wide=getattr(args, "wide", False),
+                         min_total=getattr(args, "min_total", None) or 0.2)

@@ -1,11 +1,18 @@
 """PyTorch modules and functions whose forward and backward run fastloss.
 
 For every fastloss loss there is an ``nn.Module`` with the ``torch.nn``
-name and options (``fastloss.torch.HuberLoss(delta=1.0)``) and a
-functional form with the ``torch.nn.functional`` name
-(``fastloss.torch.huber_loss(input, target, delta=1.0)``).  Both are
-generated from fastloss's own loss table, so a loss added to fastloss is
-available here with no new adapter code.
+name and options (``fastloss.torch.HuberLoss("sum", 0.5)``, as
+``torch.nn.HuberLoss``) and a functional form with the
+``torch.nn.functional`` name and signature
+(``fastloss.torch.huber_loss(input, target, "mean", 0.5)``), including
+PyTorch's deprecated ``size_average``/``reduce`` (with PyTorch's warning).
+Both are generated from fastloss's own loss table, so a loss added to
+fastloss is available here with no new adapter code.
+
+A module registers its tensor options (``weight``, ``pos_weight``, a
+tensor ``alpha``) as buffers, as ``torch.nn`` does: they are in
+``state_dict()`` and follow ``.to()``/``.double()``; its other options
+are plain attributes (``m.reduction``, ``m.delta``), read at each call.
 
 Behind each is one ``torch.autograd.Function``: its forward hands the CPU
 tensors to the fused kernel through NumPy (no copy for contiguous tensors)
@@ -13,15 +20,22 @@ and keeps the gradient the kernel computed in the same pass; its backward
 multiplies that gradient by ``grad_output``.  There is no second pass over
 the data.
 
-Gradients flow to ``input`` and, where the loss has one, to its other
-differentiable operand (``var`` of ``gaussian_nll_loss``).  Targets and
-weights are constants: a target that requires grad is an error.
+Gradients flow to ``input``, to the loss's other differentiable operand
+(``var`` of ``gaussian_nll_loss``) and, when it requires grad, to
+``target`` where PyTorch differentiates the target too (the regression
+losses, the Poisson and Gaussian NLL, both binary cross-entropies,
+``kl_div``, ``cross_entropy`` with class probabilities,
+``multilabel_soft_margin_loss``): the target's gradient is computed in the
+same fused pass, and only when the target requires grad.  A target of a
+loss without that gradient, and a weight, that requires grad is an error.
 
 Only CPU tensors of dtype float32 or float64 are accepted as ``input``; a
 CUDA tensor or another dtype raises a ``TypeError`` naming the tensor (no
 silent fallback: move the tensor with ``.cpu()``/``.float()``, or use
-``torch.nn``'s loss on the GPU).  Under ``torch.compile`` the loss is a
-graph break and runs eagerly.
+``torch.nn``'s loss on the GPU).  NumPy arrays are refused by name (they
+belong to the NumPy API, :mod:`fastloss`).  Under ``torch.compile`` the
+loss is a graph break and runs eagerly; ``torch.compiler.disable``, which
+imports ``torch._dynamo``, is applied at the first call, not at import.
 
 Examples
 --------
@@ -36,11 +50,13 @@ True
 from __future__ import annotations
 
 import inspect
+import sys
 
 import numpy as np
 import torch
 
 import fastloss as _fl
+from fastloss._validate import legacy_reduction
 
 __all__: list[str] = []
 
@@ -49,6 +65,31 @@ _FLOAT = (torch.float32, torch.float64)
 
 def _grad_args(obj) -> tuple:
     return getattr(obj, "_grad_args", ("input",))
+
+
+def _optional_grad_args(obj) -> tuple:
+    """Gradients the loss computes only when asked (the target's)."""
+    return getattr(obj, "_optional_grad_args", ())
+
+
+def _refuse_array(v, name: str, op: str) -> None:
+    """fastloss.torch takes tensors: a NumPy array is an error, before any work."""
+    if isinstance(v, np.ndarray):
+        raise TypeError(
+            f"fastloss.torch.{op}: {name} must be a torch.Tensor, got a numpy.ndarray (fastloss.torch "
+            f"takes tensors; the NumPy API is fastloss.{op})"
+        )
+
+
+def _detached(ops):
+    """Under no_grad nothing is differentiated: operands that require grad
+    are taken as constants (as torch.nn's losses take them)."""
+    return [o.detach() if isinstance(o, torch.Tensor) and o.requires_grad else o for o in ops]
+
+
+def _wants_target_grad(loss, target) -> bool:
+    return ("target" in _optional_grad_args(loss) and isinstance(target, torch.Tensor)
+            and target.requires_grad and torch.is_grad_enabled())
 
 
 def _as_array(t, name: str, op: str, differentiable: bool):
@@ -72,7 +113,7 @@ def _as_array(t, name: str, op: str, differentiable: bool):
     return t.detach().numpy()
 
 
-_GRAD_NOTE = ("input", "var (gaussian_nll_loss)")
+_GRAD_NOTE = ("input", "var (gaussian_nll_loss)", "target where PyTorch differentiates it")
 
 
 class _NoDoubleBackward(torch.autograd.Function):
@@ -109,13 +150,19 @@ class _FusedLoss(torch.autograd.Function):
         for i, (t, name) in enumerate(zip(tensors, names)):
             a = _as_array(t, name, op, i in grad_slots)
             if i and i in grad_slots and isinstance(a, np.ndarray) and a.shape != arrays[0].shape:
-                # another differentiable operand (var): broadcast it to the
-                # input's shape, so the kernel's gradient is per element and
-                # backward can weight it by grad_output before summing back
-                if a.ndim == arrays[0].ndim - 1 and a.shape == arrays[0].shape[:-1]:
-                    a = a[..., None]  # PyTorch's convention: one dimension fewer
+                # another differentiable operand (var, a broadcast target):
+                # broadcast it to the input's shape, so the kernel's gradient
+                # is per element and backward can weight it by grad_output
+                # before summing back
+                if name != "target" and a.ndim == arrays[0].ndim - 1 and a.shape == arrays[0].shape[:-1]:
+                    a = a[..., None]  # PyTorch's convention for var: one dimension fewer
                 sum_shapes[i] = a.shape
-                a = np.broadcast_to(a, arrays[0].shape)
+                try:
+                    a = np.broadcast_to(a, arrays[0].shape)
+                except ValueError:
+                    raise ValueError(
+                        f"fastloss.torch.{op}: {name} of shape {tuple(t.shape)} cannot be broadcast to the "
+                        f"input's shape {tuple(arrays[0].shape)}") from None
             arrays.append(a)
         res = call(*arrays)
         value, grads = res[0], res[1:]
@@ -162,11 +209,34 @@ class _FusedLoss(torch.autograd.Function):
         return tuple(result)
 
 
-@torch.compiler.disable
-def _apply(call, meta, *tensors):
-    # A graph break under torch.compile: dynamo need not trace into the
-    # NumPy and Cython code; the loss runs eagerly.
+def _apply_eager(call, meta, *tensors):
     return _FusedLoss.apply(call, meta, *tensors)
+
+
+_disabled_apply = None
+
+
+def _apply(call, meta, *tensors):
+    """The autograd Function, run with torch.compile's tracing disabled.
+
+    Under torch.compile the loss is a graph break: dynamo need not trace
+    into the NumPy and Cython code, and the loss runs eagerly.
+    ``torch.compiler.disable`` imports ``torch._dynamo`` (seconds), so it is
+    applied at the first call made once dynamo is loaded, not at import;
+    before then nothing can be compiling, and the Function runs as it is.
+    """
+    f = _disabled_apply
+    if f is None:
+        if "torch._dynamo" not in sys.modules:
+            return _FusedLoss.apply(call, meta, *tensors)
+        f = _disable()
+    return f(call, meta, *tensors)
+
+
+def _disable():
+    global _disabled_apply
+    _disabled_apply = torch.compiler.disable(_apply_eager)
+    return _disabled_apply
 
 
 def _positional(sig: inspect.Signature) -> list:
@@ -186,28 +256,44 @@ def _make_function(fn):
     positional = _positional(sig)
     operand_names = [n for n in positional if n in ("input", "target") or n in grad_names]
     class_axis = getattr(fn, "_class_axis", 1)
+    legacy = "size_average" in sig.parameters and "reduce" in sig.parameters
 
     def wrapper(*args, **kwargs):
         bound = sig.bind(*args, **kwargs)
-        ops = [bound.arguments.pop(n) for n in operand_names]
+        given = bound.arguments
         for k in ("return_grad", "out"):
-            if k in bound.arguments:
+            if k in given:
                 raise TypeError(f"fastloss.torch.{op}: {k}= is not an argument of the torch form")
-        rest = {k: _as_array(v, k, op, False) for k, v in bound.arguments.items()}
+        for k, v in given.items():
+            _refuse_array(v, k, op)
+        if legacy and (given.get("size_average") is not None or given.get("reduce") is not None):
+            # PyTorch's legacy arguments, resolved here so that the warning
+            # points at the caller
+            given["reduction"] = legacy_reduction(given.pop("size_average", None), given.pop("reduce", None),
+                                                  given.get("reduction", "mean"), op)
+        ops = [given.pop(n) for n in operand_names]
+        if not torch.is_grad_enabled():
+            ops = _detached(ops)
+        rest = {k: _as_array(v, k, op, False) for k, v in given.items()}
         names = tuple(operand_names)
-        slots = tuple(i for i, n in enumerate(names) if n in grad_names)
+        grads = grad_names
+        if _wants_target_grad(fn, ops[names.index("target")] if "target" in names else None):
+            # in operand order: backward pairs the k-th gradient with the k-th slot
+            grads = tuple(n for n in names if n in grad_names or n == "target")
+        slots = tuple(i for i, n in enumerate(names) if n in grads)
+        want = True if grads == grad_names else grads
 
         def call(*arrays):
             kw = dict(zip(names, arrays))
             kw.update(rest)
-            return fn(**kw, return_grad=True)
+            return fn(**kw, return_grad=want)
 
         return _apply(call, (op, names, slots, _axes(class_axis, rest)), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__doc__ = (
         f"PyTorch form of :func:`fastloss.{op}`: tensors in, a tensor out, "
-        f"differentiable with respect to {', '.join(grad_names)}.\n\n"
+        f"differentiable with respect to {', '.join(grad_names + _optional_grad_args(fn))}.\n\n"
         f"Signature as :func:`fastloss.{op}` without ``return_grad`` and ``out``.\n"
     )
     wrapper.__signature__ = sig.replace(
@@ -216,13 +302,22 @@ def _make_function(fn):
     return wrapper
 
 
+# constructor options that torch.nn registers as buffers even when None
+_BUFFER_NAMES = ("weight", "pos_weight")
+
+
 def _make_module(cls):
     name = cls.__name__
     grad_names = _grad_args(cls)
     class_axis = getattr(cls, "_class_axis", 1)
+    init_sig = inspect.signature(cls.__init__)
+    options = [p for p in list(init_sig.parameters.values())[1:]
+               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    legacy = "size_average" in init_sig.parameters and "reduce" in init_sig.parameters
+    kept = [p for p in options if not (legacy and p.name in ("size_average", "reduce"))]
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
-                     if p.name not in ("weight", "out", "loss_out")]
+                     if p.name not in ("weight", "out", "loss_out", "wrt")]
     has_weight = "weight" in call_sig.parameters
     P = inspect.Parameter
     fwd_sig = inspect.Signature(
@@ -233,9 +328,38 @@ def _make_module(cls):
 
     def __init__(self, *args, **kwargs):
         torch.nn.Module.__init__(self)
-        args = [_as_array(a, "argument", name, False) for a in args]
-        kwargs = {k: _as_array(v, k, name, False) for k, v in kwargs.items()}
-        self.loss = cls(*args, **kwargs)
+        bound = init_sig.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        given.pop(next(iter(init_sig.parameters)))
+        if legacy:
+            sa, rd = given.pop("size_average"), given.pop("reduce")
+            if sa is not None or rd is not None:
+                given["reduction"] = legacy_reduction(sa, rd, given["reduction"], name)
+        for k, v in given.items():
+            _refuse_array(v, k, name)
+            if isinstance(v, torch.Tensor):
+                _as_array(v, k, name, False)  # a CPU tensor that does not require grad
+                self.register_buffer(k, v)
+            elif v is None and k in _BUFFER_NAMES:
+                self.register_buffer(k, None)
+            else:
+                setattr(self, k, v)
+        self._fl_cache = None
+        self._fl_loss()  # the options are checked now, as fastloss's constructor checks them
+
+    def _fl_loss(self):
+        """The fastloss loss object for the current options (rebuilt when an
+        option, a buffer or its contents changed)."""
+        values = [getattr(self, p.name) for p in kept]
+        versions = [v._version if isinstance(v, torch.Tensor) else None for v in values]
+        c = self._fl_cache
+        if c is not None and c[1] == versions and all(a is b for a, b in zip(c[0], values)):
+            return c[2]
+        kw = {p.name: _as_array(v, p.name, name, False) for p, v in zip(kept, values)}
+        loss = cls(**kw)
+        self._fl_cache = (values, versions, loss)
+        return loss
 
     def forward(self, *operands, **kw):
         try:
@@ -247,35 +371,55 @@ def _make_module(cls):
                 f"tensors" + (" (and weight= as a keyword)" if has_weight else "")
             ) from None
         ops = [bound.arguments[n] for n in operand_names]
-        kw = {"weight": _as_array(bound.arguments.get("weight"), "weight", name, False)} if has_weight else {}
+        for n, o in zip(operand_names, ops):
+            _refuse_array(o, n, name)
+        if not torch.is_grad_enabled():
+            ops = _detached(ops)
+        kw = {}
+        if has_weight:
+            _refuse_array(bound.arguments.get("weight"), "weight", name)
+            kw["weight"] = _as_array(bound.arguments.get("weight"), "weight", name, False)
         names = tuple(operand_names)
-        slots = tuple(i for i, n in enumerate(names) if n in grad_names)
-        loss = self.loss
+        loss = self._fl_loss()
+        grads = grad_names
+        if "target" in names and _wants_target_grad(loss, ops[names.index("target")]):
+            grads = tuple(n for n in names if n in grad_names or n == "target")  # in operand order
+        slots = tuple(i for i, n in enumerate(names) if n in grads)
 
-        def call(*arrays):
-            return loss.value_and_grad(*arrays, **kw)
+        if grads == grad_names:
+            def call(*arrays):
+                return loss.value_and_grad(*arrays, **kw)
+        else:
+            def call(*arrays):
+                return loss.value_and_grad(*arrays, **kw, wrt=grads)
 
         return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
     forward.__signature__ = fwd_sig
 
     def extra_repr(self):
-        args = getattr(self.loss, "_repr_args", None)
-        if args is None:
-            return repr(self.loss)
-        return ", ".join(f"{k}={v!r}" for k, v in args())
-
-    reduction = property(lambda self: self.loss.reduction, doc="the loss's reduction")
+        """The options that differ from their defaults (tensors are buffers: see state_dict())."""
+        out = []
+        for p in kept:
+            v = getattr(self, p.name)
+            if isinstance(v, torch.Tensor) or v is None and p.name in _BUFFER_NAMES:
+                continue
+            if p.default is P.empty or type(v) is not type(p.default) or v != p.default:
+                out.append(f"{p.name}={v!r}")
+        return ", ".join(out)
 
     doc = (
-        f"``torch.nn`` module of :class:`fastloss.{name}`: same constructor "
-        f"arguments; ``forward({', '.join(operand_names)}, weight=None)``; "
-        f"differentiable with respect to {', '.join(grad_names)}.\n"
+        f"``torch.nn`` module of :class:`fastloss.{name}`: the same constructor "
+        f"arguments, in ``torch.nn``'s order; ``forward({', '.join(operand_names)}, weight=None)``; "
+        f"differentiable with respect to {', '.join(grad_names + _optional_grad_args(cls))}.\n"
     )
-    return type(name, (torch.nn.Module,), {
-        "__init__": __init__, "forward": forward, "extra_repr": extra_repr,
-        "reduction": reduction, "__doc__": doc, "__module__": __name__,
+    mod = type(name, (torch.nn.Module,), {
+        "__init__": __init__, "forward": forward, "extra_repr": extra_repr, "_fl_loss": _fl_loss,
+        "__doc__": doc, "__module__": __name__,
     })
+    mod.__init__.__signature__ = init_sig
+    mod.__init__.__qualname__ = f"{name}.__init__"
+    return mod
 
 
 def _axes(class_axis, options):

@@ -25,9 +25,11 @@
 #include "fl_stamp.h"
 #undef ISA
 
-#define FL_PW_NAME(NAME, HAS_E, HAS_G2) #NAME,
+#define FL_PW_NAME(NAME, HAS_E, HAS_G2, HAS_GY) #NAME,
 static const char *fl_pw_names[] = {FL_PW_LIST(FL_PW_NAME)};
 #define FL_PW_N ((int)(sizeof(fl_pw_names) / sizeof(fl_pw_names[0])))
+#define FL_PW_GY(NAME, HAS_E, HAS_G2, HAS_GY) HAS_GY,
+static const int fl_pw_gy[] = {FL_PW_LIST(FL_PW_GY)};
 
 static const fl_pw_block_fn *fl_pw_f32 = pw_table_f32_base;
 static const fl_pw_block_fn *fl_pw_f64 = pw_table_f64_base;
@@ -38,6 +40,11 @@ int fl_pw_nlosses(void) { return FL_PW_N; }
 const char *fl_pw_name(int id)
 {
     return (id >= 0 && id < FL_PW_N) ? fl_pw_names[id] : NULL;
+}
+
+int fl_pw_has_target_grad(int id)
+{
+    return (id >= 0 && id < FL_PW_N) ? fl_pw_gy[id] : 0;
 }
 
 fl_pw_block_fn fl_pw_get(int id, int f64)

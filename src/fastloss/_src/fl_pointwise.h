@@ -35,6 +35,9 @@ typedef struct {
     void *g2;            /* gradient with respect to e: required in
                             FL_MODE_GRAD by losses that have one, never
                             written in FL_MODE_GRAD_HESS */
+    void *gt;            /* gradient with respect to y (the target), or
+                            NULL: written in FL_MODE_GRAD by losses that
+                            have one (HAS_GY below), in the same pass */
     fl_params prm;
     double gscale;       /* 1/n for the mean, 1 otherwise */
     int mode;
@@ -44,32 +47,36 @@ typedef struct {
  * violated the loss's domain (e.g. a probability outside [0, 1]). */
 typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, int *bad);
 
-/* The pointwise losses, in kernel-id order: (name, extra operand, grad of e).
- * extra: 0 none, 1 elementwise and required, 2 periodic and optional. */
+/* The pointwise losses, in kernel-id order: (name, extra operand, grad of e,
+ * grad of y).  extra: 0 none, 1 elementwise and required, 2 periodic and
+ * optional.  grad of y: the loss gives d/dy (PyTorch differentiates its
+ * target; the Python layer asks for it only then). */
 #define FL_PW_LIST(X)              \
-    X(mse, 0, 0)                   \
-    X(l1, 0, 0)                    \
-    X(huber, 0, 0)                 \
-    X(smooth_l1, 0, 0)             \
-    X(log_cosh, 0, 0)              \
-    X(quantile, 0, 0)              \
-    X(poisson_log, 0, 0)           \
-    X(poisson_log_full, 0, 0)      \
-    X(poisson, 0, 0)               \
-    X(poisson_full, 0, 0)          \
-    X(gaussian_nll, 1, 1)          \
-    X(bce, 0, 0)                   \
-    X(bce_logits, 2, 0)            \
-    X(sigmoid_focal, 0, 0)         \
-    X(sigmoid_focal_g2, 0, 0)      \
-    X(hinge, 0, 0)                 \
-    X(squared_hinge, 0, 0)         \
-    X(soft_margin, 0, 0)           \
-    X(kl_div, 0, 0)                \
-    X(kl_div_log, 0, 0)
+    X(mse, 0, 0, 1)                \
+    X(l1, 0, 0, 1)                 \
+    X(huber, 0, 0, 1)              \
+    X(smooth_l1, 0, 0, 1)          \
+    X(log_cosh, 0, 0, 1)           \
+    X(quantile, 0, 0, 1)           \
+    X(poisson_log, 0, 0, 1)        \
+    X(poisson_log_full, 0, 0, 1)   \
+    X(poisson, 0, 0, 1)            \
+    X(poisson_full, 0, 0, 1)       \
+    X(gaussian_nll, 1, 1, 1)       \
+    X(bce, 0, 0, 1)                \
+    X(bce_logits, 2, 0, 1)         \
+    X(sigmoid_focal, 0, 0, 0)      \
+    X(sigmoid_focal_g2, 0, 0, 0)   \
+    X(hinge, 0, 0, 0)              \
+    X(squared_hinge, 0, 0, 0)      \
+    X(soft_margin, 0, 0, 0)        \
+    X(kl_div, 0, 0, 1)             \
+    X(kl_div_log, 0, 0, 1)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);
+/* 1 if loss `id` writes the gradient with respect to y (gt) */
+int fl_pw_has_target_grad(int id);
 /* The block function of loss `id` for float64 (f64=1) or float32 data on
  * the instruction-set path chosen by fl_select_isa. */
 fl_pw_block_fn fl_pw_get(int id, int f64);

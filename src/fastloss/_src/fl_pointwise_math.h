@@ -10,7 +10,9 @@
  * No include guard, on purpose.
  *
  * A loss is one function pw_NAME(x, y, e, pa, pb, pc, i0, i1, &v, &g, &h,
- * &g2, &bad) giving the value, d/dx, d2/dx2 and d/de; everything around it
+ * &g2, &gy, &bad) giving the value, d/dx, d2/dx2, d/de and d/dy (the last
+ * only for losses marked HAS_GY in FL_PW_LIST; a loop that does not write
+ * it lets the compiler drop its computation); everything around it
  * (weights, reduction, outputs, chunked sums, blocks, threads) is shared.
  * Branches are written so that GCC if-converts them into blends: both sides
  * are computed, so a side that is not taken may produce inf or NaN in its
@@ -23,9 +25,9 @@
     FL_INLINE void FN(pw_##NAME)(T x, T y, T e, T pa, T pb, T pc, int i0,     \
                                  int i1, T *restrict v, T *restrict g,        \
                                  T *restrict h, T *restrict g2,               \
-                                 int *restrict bad)
+                                 T *restrict gy, int *restrict bad)
 #define PW_UNUSED (void)x; (void)y; (void)e; (void)pa; (void)pb; (void)pc; \
-    (void)i0; (void)i1; (void)g2; (void)bad
+    (void)i0; (void)i1; (void)g2; (void)gy; (void)bad
 
 #include "fl_vmath.h"
 
@@ -85,6 +87,7 @@ PW_SIG(mse)
     PW_UNUSED;
     const T d = x - y;
     *v = d * d; *g = 2 * d; *h = 2;
+    *gy = -*g;
 }
 
 /* |x - y|; g = sign(x - y) with sign(0) = 0 as PyTorch; h = 0 */
@@ -93,6 +96,7 @@ PW_SIG(l1)
     PW_UNUSED;
     const T d = x - y;
     *v = FABS(d); *g = FN(sign)(d); *h = 0;
+    *gy = -*g;
 }
 
 /* Huber, pa = delta > 0 */
@@ -104,6 +108,7 @@ PW_SIG(huber)
     *v = in ? (T)0.5 * d * d : pa * (a - (T)0.5 * pa);
     *g = in ? d : pa * FN(sign)(d);
     *h = in ? (T)1 : (T)0;
+    *gy = -*g;
 }
 
 /* smooth L1, pa = beta >= 0 (beta = 0 is L1, as PyTorch) */
@@ -115,6 +120,7 @@ PW_SIG(smooth_l1)
     *v = in ? (T)0.5 * d * d / pa : a - (T)0.5 * pa;
     *g = in ? d / pa : FN(sign)(d);
     *h = in ? 1 / pa : (T)0;
+    *gy = -*g;
 }
 
 /* log(cosh(x - y)), vectorized in T.
@@ -194,6 +200,7 @@ PW_SIG(log_cosh)
     const T t = small ? d * pt : (d > 0 ? tl : (d < 0 ? -tl : d * 0));
     *g = t;
     *h = small ? 1 - t * t : 4 * q * r * r;
+    *gy = -t;
 }
 
 /* pinball loss, pa = quantile q in (0, 1); r = y - x.
@@ -206,6 +213,7 @@ PW_SIG(quantile)
     *v = r >= 0 ? pa * r : (pa - 1) * r;
     *g = r >= 0 ? -pa : (r < 0 ? 1 - pa : r);
     *h = 0;
+    *gy = -*g;
 }
 
 /* Stirling's term of PyTorch's poisson_nll_loss(full=True), 0 for y <= 1 */
@@ -215,28 +223,40 @@ FL_INLINE T FN(stirling)(T y)
     return y > 1 ? s : (T)0;
 }
 
+/* its derivative, log y + 1 / (2 y) for y > 1 (0 where the term is masked,
+ * as PyTorch's masked_fill differentiates it) */
+FL_INLINE T FN(stirling_dy)(T y)
+{
+    const T s = LOG(y) + (T)0.5 / y;
+    return y > 1 ? s : (T)0;
+}
+
 /* Poisson NLL, log_input=True: exp(x) - y x [+ Stirling if FULL].  FULL
  * is a compile-time constant (its own kernel): a call under a run-time
  * condition cannot use a vector clone, and would keep the loop scalar. */
-FL_INLINE void FN(poisson_log_)(T x, T y, T *restrict v, T *restrict g, T *restrict h, const int FULL)
+FL_INLINE void FN(poisson_log_)(T x, T y, T *restrict v, T *restrict g, T *restrict h, T *restrict gy,
+                                const int FULL)
 {
     const T ex = EXP(x);
     *v = ex - y * x + (FULL ? FN(stirling)(y) : (T)0);
     *g = ex - y; *h = ex;
+    *gy = -x + (FULL ? FN(stirling_dy)(y) : (T)0);
 }
 
 /* Poisson NLL, log_input=False: x - y log(x + eps) [+ Stirling]; pa = eps */
-FL_INLINE void FN(poisson_)(T x, T y, T pa, T *restrict v, T *restrict g, T *restrict h, const int FULL)
+FL_INLINE void FN(poisson_)(T x, T y, T pa, T *restrict v, T *restrict g, T *restrict h, T *restrict gy,
+                            const int FULL)
 {
-    const T xe = x + pa, r = y / xe;
-    *v = x - y * LOG(xe) + (FULL ? FN(stirling)(y) : (T)0);
+    const T xe = x + pa, r = y / xe, lx = LOG(xe);
+    *v = x - y * lx + (FULL ? FN(stirling)(y) : (T)0);
     *g = 1 - r; *h = r / xe;
+    *gy = -lx + (FULL ? FN(stirling_dy)(y) : (T)0);
 }
 
-PW_SIG(poisson_log) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, 0); }
-PW_SIG(poisson_log_full) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, 1); }
-PW_SIG(poisson) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, 0); }
-PW_SIG(poisson_full) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, 1); }
+PW_SIG(poisson_log) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, gy, 0); }
+PW_SIG(poisson_log_full) { PW_UNUSED; FN(poisson_log_)(x, y, v, g, h, gy, 1); }
+PW_SIG(poisson) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, gy, 0); }
+PW_SIG(poisson_full) { PW_UNUSED; FN(poisson_)(x, y, pa, v, g, h, gy, 1); }
 
 /* Gaussian NLL: 0.5 (log v + (x - y)^2 / v) [+ 0.5 log 2 pi], v =
  * max(var, eps) as PyTorch (the clamp is not differentiated: the gradient
@@ -250,6 +270,7 @@ PW_SIG(gaussian_nll)
     *v = (T)0.5 * (LOG(var) + dd) + (i0 ? (T)FL_HALF_LOG_2PI : (T)0);
     *g = d * iv; *h = iv;
     *g2 = (T)0.5 * (iv - dd * iv);
+    *gy = -*g;
     *bad = e < 0;
 }
 
@@ -272,6 +293,7 @@ PW_SIG(bce)
     *v = -(y * lx + (1 - y) * lu);
     *g = (1 - y) * iu - y * ix;
     *h = y * ix * ix + (1 - y) * iu * iu;
+    *gy = lu - lx; /* of the clamped logs (PyTorch: -logit(x), unclamped) */
     *bad = (x < 0) | (x > 1);
 }
 
@@ -315,6 +337,9 @@ PW_SIG(bce_logits)
     const T t = c * r1_ - d * er_;
     *g = x >= 0 ? t : -t;
     *h = wq;
+    /* d/dy = e softplus(-x) - softplus(x) = (e - 1) L + e max(-x, 0) -
+     * max(x, 0): exactly -x when e = 1 */
+    *gy = (e - 1) * L + e * (x < 0 ? -x : (T)0) - (x > 0 ? x : (T)0);
     (void)s; (void)sn;
 }
 
@@ -367,7 +392,7 @@ FL_INLINE void FN(focal)(T x, T y, T pa, T pb, T *restrict v, T *restrict g,
 
 PW_SIG(sigmoid_focal)
 {
-    (void)e; (void)pc; (void)i0; (void)i1; (void)g2; (void)bad;
+    (void)e; (void)pc; (void)i0; (void)i1; (void)g2; (void)gy; (void)bad;
     FN(focal)(x, y, pa, pb, v, g, h, 0);
 }
 
@@ -383,7 +408,7 @@ PW_SIG(sigmoid_focal_g2)
 /* hinge: max(0, 1 - y x), y in {-1, 1}; h = 0; bad for other (non-NaN) y */
 PW_SIG(hinge)
 {
-    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2; (void)gy;
     const T m = 1 - y * x;
     *v = m < 0 ? (T)0 : m;
     *g = m > 0 ? -y : (m <= 0 ? (T)0 : m);
@@ -394,7 +419,7 @@ PW_SIG(hinge)
 /* squared hinge: max(0, 1 - y x)^2, y in {-1, 1} */
 PW_SIG(squared_hinge)
 {
-    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2;
+    (void)e; (void)pa; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2; (void)gy;
     const T m = 1 - y * x, mp = m < 0 ? (T)0 : m;
     *v = mp * mp;
     *g = -2 * y * mp;
@@ -417,12 +442,15 @@ PW_SIG(soft_margin)
 /* ---------------- distributions ---------------- */
 
 /* KL divergence, pointwise, as PyTorch's kl_div with input = log q:
- * t (log t - x), with 0 log 0 = 0 (xlogy); g = -t; h = 0. */
+ * t (log t - x), with 0 log 0 = 0 (xlogy); g = -t; h = 0;
+ * d/dt = log t + 1 - x (-inf at t = 0, its limit; PyTorch gives NaN). */
 PW_SIG(kl_div)
 {
     PW_UNUSED;
-    *v = (y == 0 ? (T)0 : y * LOG(y)) - y * x;
+    const T ly = LOG(y);
+    *v = (y == 0 ? (T)0 : y * ly) - y * x;
     *g = -y; *h = 0;
+    *gy = ly + 1 - x;
 }
 
 /* kl_div(log_target=True): exp(t) (t - x); g = -exp(t); h = 0. */
@@ -432,6 +460,7 @@ PW_SIG(kl_div_log)
     const T et = EXP(y);
     *v = et * (y - x);
     *g = -et; *h = 0;
+    *gy = et * (y - x + 1);
 }
 
 /* ---------------- the shared loop ---------------- */
@@ -439,23 +468,23 @@ PW_SIG(kl_div_log)
 /* One chunk (<= FL_PW_CHUNK elements), summed in T.  The W* flags are
  * compile-time constants at every call, so each combination becomes its
  * own branch-free vectorized loop. */
-#define FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2)                               \
+#define FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2, HAS_GY)                       \
 FL_INLINE T FN(chunk_##NAME)(                                                 \
     const T *restrict x, const T *restrict y, const T *restrict w,            \
     const T *restrict e, T *restrict g, T *restrict h, T *restrict l,         \
-    T *restrict g2, fl_idx n, T pa, T pb, T pc, int i0, int i1, T gs,         \
-    int *bad_out, const int WW, const int WE, const int WG, const int WH,     \
-    const int WL)                                                             \
+    T *restrict g2, T *restrict gt, fl_idx n, T pa, T pb, T pc, int i0,       \
+    int i1, T gs, int *bad_out, const int WW, const int WE, const int WG,     \
+    const int WH, const int WL, const int WT)                                 \
 {                                                                             \
     T s = 0;                                                                  \
     int bad = 0;                                                              \
     FL_SIMD_SUM(s, bad)                                                       \
     for (fl_idx i = 0; i < n; i++) {                                          \
-        T v_, g_, h_, g2_ = 0;                                                \
+        T v_, g_, h_, g2_ = 0, gy_ = 0;                                       \
         int b_ = 0;                                                           \
         const T e_ = (HAS_E && WE) ? e[i] : (T)1;                             \
         FN(pw_##NAME)(x[i], y[i], e_, pa, pb, pc, i0, i1, &v_, &g_, &h_,      \
-                      &g2_, &b_);                                             \
+                      &g2_, &gy_, &b_);                                       \
         const T w_ = WW ? w[i] : (T)1;                                        \
         if (WW) v_ *= w_;                                                     \
         s += v_;                                                              \
@@ -464,6 +493,7 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
         if (WG) g[i] = gs * w_ * g_;                                          \
         if (WH) h[i] = gs * w_ * h_;                                          \
         if (HAS_G2 && WG && !WH) g2[i] = gs * w_ * g2_;                       \
+        if (HAS_GY && WT) gt[i] = gs * w_ * gy_;                              \
     }                                                                         \
     *bad_out |= bad;                                                          \
     return s;                                                                 \
@@ -474,11 +504,11 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
 /* A block: chunked sums carried in double; a periodic extra operand
  * (pos_weight over the last axis) is split into runs that are contiguous in
  * both the data and e, so the chunk loop stays a plain vector loop. */
-#define FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2)                                 \
+#define FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2, HAS_GY)                         \
 FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
                                 fl_idx n, int *bad, const int WW,             \
                                 const int WE, const int WG, const int WH,     \
-                                const int WL)                                 \
+                                const int WL, const int WT)                   \
 {                                                                             \
     const T *x = (const T *)a->x + start, *y = (const T *)a->y + start;       \
     const T *w = WW ? (const T *)a->w + start : NULL;                         \
@@ -486,6 +516,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
     T *h = WH ? (T *)a->h + start : NULL;                                     \
     T *l = WL ? (T *)a->l + start : NULL;                                     \
     T *g2 = (HAS_G2 && WG && !WH) ? (T *)a->g2 + start : NULL;                \
+    T *gt = (HAS_GY && WT) ? (T *)a->gt + start : NULL;                       \
     const T pa = (T)a->prm.pa, pb = (T)a->prm.pb, pc = (T)a->prm.pc;          \
     const int i0 = a->prm.i0, i1 = a->prm.i1;                                 \
     const T gs = (T)a->gscale;                                                \
@@ -501,7 +532,8 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
                 total += (double)FN(chunk_##NAME)(                            \
                     x + o, y + o, PW_OFF(w, o), (const T *)a->e + k,          \
                     PW_OFF(g, o), PW_OFF(h, o), PW_OFF(l, o), PW_OFF(g2, o),  \
-                    run, pa, pb, pc, i0, i1, gs, bad, WW, WE, WG, WH, WL);    \
+                    PW_OFF(gt, o), run, pa, pb, pc, i0, i1, gs, bad, WW, WE,  \
+                    WG, WH, WL, WT);                                          \
                 j += run;                                                     \
                 k = 0;                                                        \
             }                                                                 \
@@ -509,8 +541,8 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
             const T *e = (HAS_E && WE) ? (const T *)a->e + start + c : NULL;  \
             total += (double)FN(chunk_##NAME)(                                \
                 x + c, y + c, PW_OFF(w, c), e, PW_OFF(g, c), PW_OFF(h, c),    \
-                PW_OFF(l, c), PW_OFF(g2, c), m, pa, pb, pc, i0, i1, gs, bad,  \
-                WW, WE, WG, WH, WL);                                          \
+                PW_OFF(l, c), PW_OFF(g2, c), PW_OFF(gt, c), m, pa, pb, pc,    \
+                i0, i1, gs, bad, WW, WE, WG, WH, WL, WT);                     \
         }                                                                     \
     }                                                                         \
     return total;                                                             \
@@ -518,28 +550,44 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 
 #define PW_CASES(NAME, WE)                                                    \
     switch ((a->mode * 2 + ww) * 2 + wl) {                                    \
-    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 0);          \
-    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 1);          \
-    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 0);          \
-    case 3: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 1);          \
-    case 4: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0);          \
-    case 5: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1);          \
-    case 6: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0);          \
-    case 7: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1);          \
-    case 8: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0);          \
-    case 9: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 1);          \
-    case 10: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0);         \
-    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 1);         \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 0, 0);       \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 1, 0);       \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 0, 0);       \
+    case 3: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 1, 0);       \
+    case 4: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 0);       \
+    case 5: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 0);       \
+    case 6: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 0);       \
+    case 7: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 0);       \
+    case 8: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0, 0);       \
+    case 9: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 1, 0);       \
+    case 10: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0, 0);      \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 1, 0);      \
+    }
+
+/* value + gradient + the target's gradient (mode FL_MODE_GRAD, gt given) */
+#define PW_CASES_GT(NAME, WE)                                                 \
+    switch (ww * 2 + wl) {                                                    \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 1);       \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 1);       \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 1);       \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 1);      \
     }
 
 /* The exported block function: picks the specialised loop once per block. */
-#define FL_PW_DEFINE(NAME, HAS_E, HAS_G2)                                     \
-    FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2)                                   \
-    FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2)                                     \
+#define FL_PW_DEFINE(NAME, HAS_E, HAS_G2, HAS_GY)                             \
+    FL_PW_DEFINE_CHUNK(NAME, HAS_E, HAS_G2, HAS_GY)                           \
+    FL_PW_DEFINE_RUN(NAME, HAS_E, HAS_G2, HAS_GY)                             \
     static double FN(block_##NAME)(const fl_pw_args *a, fl_idx start,         \
                                    fl_idx n, int *bad)                        \
     {                                                                         \
         const int ww = a->w != NULL, wl = a->l != NULL;                       \
+        if (HAS_GY && a->gt != NULL && a->mode == FL_MODE_GRAD) {             \
+            if (HAS_E == 2 && a->e != NULL) {                                 \
+                PW_CASES_GT(NAME, 1)                                          \
+            } else {                                                          \
+                PW_CASES_GT(NAME, (HAS_E == 1))                               \
+            }                                                                 \
+        }                                                                     \
         if (HAS_E == 2 && a->e != NULL) {                                     \
             PW_CASES(NAME, 1)                                                 \
         } else {                                                              \
@@ -549,7 +597,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 
 FL_PW_LIST(FL_PW_DEFINE)
 
-#define FL_PW_ENTRY(NAME, HAS_E, HAS_G2) FN(block_##NAME),
+#define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
 
 #undef FL_PW_ENTRY
@@ -557,6 +605,7 @@ static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
 #undef FL_PW_DEFINE_RUN
 #undef FL_PW_DEFINE_CHUNK
 #undef PW_CASES
+#undef PW_CASES_GT
 #undef PW_OFF
 #undef PW_LOGISTIC
 #undef PW_SIG

@@ -54,6 +54,9 @@ typedef struct {
     const void *v;     /* the direction of the Hessian-vector product, or NULL */
     void *g, *h;       /* gradient (or H v) and Hessian diagonal out, or NULL */
     void *l;           /* per-item loss out (N S elements), or NULL */
+    void *gt;          /* gradient with respect to soft targets (like x), or
+                          NULL; FL_ROW_GRAD only, by ce_soft and
+                          multilabel_soft_margin */
     fl_idx C, S;       /* classes; positions per sample */
     int64_t ignore;    /* ignore_index (labels equal to it are skipped) */
     int tcode;         /* FL_LABEL_* */
@@ -74,7 +77,8 @@ typedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start, fl_idx n, 
  *   focal         integer labels: pa = gamma, pb = scalar alpha (w = alpha per class)
  *   nll           integer labels, input = log-probabilities
  *   multi_margin  integer labels, S = 1: pa = margin, i0 = p (1 or 2)
- *   multilabel_soft_margin  targets like x, S = 1
+ *   multilabel_soft_margin  targets like x, S = 1; i1 = 1: w per element
+ *                 (like x) instead of per class
  * labels is not a loss: its block function returns the block's sum of
  * w[label] over the labels that are not ignored (their count without w),
  * the mean's denominator, and checks the labels, before the main pass. */

@@ -676,8 +676,25 @@ FL_INLINE double FN(r_qexp)(const T *restrict z, const T *restrict e, const T *r
     return d;
 }
 
+/* The target's gradient, d l / d t_c = ls1 w_c (pe (1 - p_c) - log p_c),
+ * times the reduction's scale (in cg), with log p_c = z_c - m - log s and
+ * p_c = e_c / s from the exponentials parked in e (read before the write
+ * pass turns them into the gradient).  A class with ls1 w_c = 0 gets 0. */
+FL_INLINE void FN(r_tgrad_write)(T *restrict gt, const T *restrict z, const T *restrict e,
+                                 const T *restrict w, fl_idx n, T m, T lse, T is, T cg, T pe,
+                                 const int PO)
+{
+    RW_PRAGMA(omp simd)
+    for (fl_idx c = 0; c < n; c++) {
+        const T k = cg * (w ? w[c] : (T)1);
+        const T lp = (z[c] - m) - lse;
+        const T u = PO ? pe * (1 - e[c] * is) - lp : -lp;
+        gt[c] = k != 0 ? k * u : (T)0;
+    }
+}
+
 static double FN(ce_soft_row)(const fl_row_args *a, const T *restrict z, const T *restrict t,
-                              T *restrict g, T *restrict h, const T *restrict v)
+                              T *restrict g, T *restrict h, const T *restrict v, T *restrict gt)
 {
     const fl_idx C = a->C;
     const T *w = (const T *)a->w;
@@ -687,13 +704,18 @@ static double FN(ce_soft_row)(const fl_row_args *a, const T *restrict z, const T
     const double rest = FN(r_sumexp_x)(z, g, C, m, &k), s = k + rest;
     double M, Z;
     FN(r_qsums)(z, t, w, C, m, (T)(1 - eps), (T)b, &M, &Z);
-    double loss = M * FN(log_s)(rest, k) - Z, qp = 0;
+    const double lse = FN(log_s)(rest, k);
+    double loss = M * lse - Z, qp = 0;
     if (pe != 0) {
         qp = FN(r_qexp)(z, g, t, w, C, m, (T)(1 - eps), (T)b) / s;
         loss += pe * (M - qp);
     }
     if (!g) return loss;
     const double gs = a->gscale, is = 1 / s, om = ((k - 1) + rest) * is;
+    if (gt) {
+        if (pe != 0) FN(r_tgrad_write)(gt, z, g, w, C, m, (T)lse, (T)is, (T)(gs * (1 - eps)), (T)pe, 1);
+        else FN(r_tgrad_write)(gt, z, g, w, C, m, (T)lse, (T)is, (T)(gs * (1 - eps)), (T)pe, 0);
+    }
     if (a->mode == FL_ROW_HVP) {
         double pr, pm;
         FN(r_dot_x)(g, v, C, &pr, &pm);
@@ -714,6 +736,7 @@ static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx
     T *h = a->h ? (T *)a->h + off : NULL;
     const T *v = a->v ? (const T *)a->v + off : NULL;
     T *l = a->l ? (T *)a->l + r0 : NULL;
+    T *gt = a->gt ? (T *)a->gt + off : NULL;
     const T *w = (const T *)a->w;
     const double eps = a->prm.pa, pe = a->prm.pb, gs = a->gscale;
     const T ls1 = (T)(1 - eps), b = (T)(eps / (double)C);
@@ -759,6 +782,23 @@ static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx
         cp[jj] = (T)(M[jj] + pe * qp[jj]);
         cg[jj] = (T)gs;
         qpt[jj] = (T)qp[jj];
+    }
+    if (gt) {
+        /* the target's gradient, as r_tgrad_write, before g is overwritten */
+        const T cgt = (T)(gs * (1 - eps)), pet = (T)pe;
+        T lt[FL_ROW_TILE];
+        for (fl_idx jj = 0; jj < J; jj++) lt[jj] = (T)ls[jj];
+        for (fl_idx c = 0; c < C; c++) {
+            const T k = cgt * (w ? w[c] : (T)1);
+            const T *restrict zc = z + c * S, *restrict ec = g + c * S;
+            T *restrict tc = gt + c * S;
+            RW_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const T lp = (zc[jj] - mt[jj]) - lt[jj];
+                const T u = pe != 0 ? pet * (1 - ec[jj] * is[jj]) - lp : -lp;
+                tc[jj] = k != 0 ? k * u : (T)0;
+            }
+        }
     }
     if (a->mode == FL_ROW_HVP) {
         double pr[FL_ROW_TILE], pm[FL_ROW_TILE];
@@ -1036,8 +1076,8 @@ static double FN(mm_row)(const fl_row_args *a, const T *restrict z, T *restrict 
  * gives 0, not 0 * inf). */
 
 FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T *restrict w,
-                               T *restrict g, T *restrict h, fl_idx n, T k,
-                               const int WW, const int WG, const int WH)
+                               T *restrict g, T *restrict h, T *restrict gt, fl_idx n, T k,
+                               const int WW, const int WG, const int WH, const int WT)
 {
     double total = 0;
     for (fl_idx c0 = 0; c0 < n; c0 += FL_ROW_CHUNK) {
@@ -1058,6 +1098,8 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
             sv += v;
             if (WG) g[c] = k * wc * (my * s - y * sn);
             if (WH) h[c] = k * wc * (ex * r1 * r1);
+            /* d/dy = softplus(-z) - softplus(z) = -z */
+            if (WT) gt[c] = k * wc * -x;
         }
         total += (double)sv;
     }
@@ -1065,20 +1107,21 @@ FL_INLINE double FN(mlsm_pass)(const T *restrict z, const T *restrict t, const T
 }
 
 static double FN(mlsm_row)(const fl_row_args *a, const T *restrict z, const T *restrict t,
-                           T *restrict g, T *restrict h)
+                           const T *restrict w, T *restrict g, T *restrict h, T *restrict gt)
 {
     const fl_idx C = a->C;
-    const T *w = (const T *)a->w;
     const T k = (T)(a->gscale / (double)C);
     double v;
     if (w) {
-        if (h) v = FN(mlsm_pass)(z, t, w, g, h, C, k, 1, 1, 1);
-        else if (g) v = FN(mlsm_pass)(z, t, w, g, NULL, C, k, 1, 1, 0);
-        else v = FN(mlsm_pass)(z, t, w, NULL, NULL, C, k, 1, 0, 0);
+        if (h) v = FN(mlsm_pass)(z, t, w, g, h, NULL, C, k, 1, 1, 1, 0);
+        else if (gt) v = FN(mlsm_pass)(z, t, w, g, NULL, gt, C, k, 1, 1, 0, 1);
+        else if (g) v = FN(mlsm_pass)(z, t, w, g, NULL, NULL, C, k, 1, 1, 0, 0);
+        else v = FN(mlsm_pass)(z, t, w, NULL, NULL, NULL, C, k, 1, 0, 0, 0);
     } else {
-        if (h) v = FN(mlsm_pass)(z, t, NULL, g, h, C, k, 0, 1, 1);
-        else if (g) v = FN(mlsm_pass)(z, t, NULL, g, NULL, C, k, 0, 1, 0);
-        else v = FN(mlsm_pass)(z, t, NULL, NULL, NULL, C, k, 0, 0, 0);
+        if (h) v = FN(mlsm_pass)(z, t, NULL, g, h, NULL, C, k, 0, 1, 1, 0);
+        else if (gt) v = FN(mlsm_pass)(z, t, NULL, g, NULL, gt, C, k, 0, 1, 0, 1);
+        else if (g) v = FN(mlsm_pass)(z, t, NULL, g, NULL, NULL, C, k, 0, 1, 0, 0);
+        else v = FN(mlsm_pass)(z, t, NULL, NULL, NULL, NULL, C, k, 0, 0, 0, 0);
     }
     return v / (double)C;
 }
@@ -1358,7 +1401,8 @@ static double FN(block_ce_soft)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             const fl_idx o = r * C;
             const double lv = FN(ce_soft_row)(
                 a, (const T *)a->x + o, (const T *)a->t + o, a->g ? (T *)a->g + o : NULL,
-                a->h ? (T *)a->h + o : NULL, a->v ? (const T *)a->v + o : NULL);
+                a->h ? (T *)a->h + o : NULL, a->v ? (const T *)a->v + o : NULL,
+                a->gt ? (T *)a->gt + o : NULL);
             if (l) l[r] = (T)lv;
             total += lv;
         }
@@ -1395,7 +1439,9 @@ static double FN(block_multi_margin)(const fl_row_args *a, fl_idx start, fl_idx 
     RW_LABEL_ROWS(FN(mm_row)(a, z, g, h, y))
 }
 
-/* S = 1 only (classes on the last axis; the Python layer folds the rest) */
+/* S = 1 only (classes on the last axis; the Python layer folds the rest).
+ * The weight is per class (C elements), or per element (like x) when
+ * prm.i1 = 1. */
 static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx start, fl_idx n,
                                                fl_idx *bad)
 {
@@ -1405,8 +1451,10 @@ static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx star
     double total = 0;
     for (fl_idx r = start; r < start + n; r++) {
         const fl_idx o = r * C;
-        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o,
-                                       a->g ? (T *)a->g + o : NULL, a->h ? (T *)a->h + o : NULL);
+        const T *w = a->w ? (const T *)a->w + (a->prm.i1 ? o : 0) : NULL;
+        const double lv = FN(mlsm_row)(a, (const T *)a->x + o, (const T *)a->t + o, w,
+                                       a->g ? (T *)a->g + o : NULL, a->h ? (T *)a->h + o : NULL,
+                                       a->gt ? (T *)a->gt + o : NULL);
         if (l) l[r] = (T)lv;
         total += lv;
     }

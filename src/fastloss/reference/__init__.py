@@ -2,7 +2,8 @@
 
 This is the test oracle: written from the definitions, it shares no code
 with the kernels.  Each function takes the same arguments as its fastloss
-counterpart (without ``out``/``n_threads``) and returns ``(value, grad)``
+counterpart (by name; the reference keeps its own order: the loss's
+parameters, then ``weight`` and ``reduction``; no ``out``/``n_threads``) and returns ``(value, grad)``
 where ``grad`` is the gradient of ``value`` with respect to ``input`` (of
 the sum, for ``reduction="none"``); functions named ``*_hess`` return the
 diagonal Hessian.  Slow on purpose: clarity over speed.

@@ -6,7 +6,9 @@ kernels or from fastloss's wrappers.  For each loss ``NAME``:
 * ``NAME(input, target, <params>, weight=None, reduction="mean")`` returns
   ``(value, grad)``: the value (a float for "mean"/"sum", an array of
   input's shape for "none") and its gradient with respect to input (of the
-  sum for "none"), weights and the mean's ``1/n`` included.
+  sum for "none"), weights and the mean's divisor included (the number of
+  elements; for mse_loss and l1_loss with weights, the summed weights, as
+  PyTorch 2.13; for kl_div's "batchmean", the batch size).
   ``gaussian_nll_loss`` returns ``(value, grad_input, grad_var)``, with
   ``grad_var`` summed back to var's shape.
 * ``NAME_hess(...)`` (same arguments) returns the diagonal Hessian with
@@ -37,6 +39,7 @@ __all__ = [
     "hinge_loss", "hinge_loss_hess",
     "squared_hinge_loss", "squared_hinge_loss_hess",
     "soft_margin_loss", "soft_margin_loss_hess",
+    "kl_div", "kl_div_hess",
     "RefLoss", "POINTWISE",
 ]
 
@@ -78,12 +81,19 @@ def _fsum(a):
         return float(np.sum(a))
 
 
-def _reduce(shape, l, g, h, weight, reduction, gv=None):
-    """Apply weights and the reduction to per-element (loss, grad, hess[, grad_var])."""
-    if reduction not in ("mean", "sum", "none"):
+def _reduce(shape, l, g, h, weight, reduction, gv=None, wmean=False):
+    """Apply weights and the reduction to per-element (loss, grad, hess[, grad_var]).
+
+    The mean divides by the number of elements, or by the summed weights
+    when ``wmean`` and weights are given; "batchmean" by shape[0]."""
+    if reduction not in ("mean", "sum", "none", "batchmean"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     w = np.ones(shape) if weight is None else np.broadcast_to(_f64(weight), shape)
     n = int(np.prod(shape))
+    if reduction == "batchmean":
+        reduction, n = "mean", (shape[0] if shape else 1)
+    elif wmean and weight is not None and reduction == "mean":
+        n = _fsum(w)
     wl = w * l
     if reduction == "none":
         value, scale = wl.reshape(shape), 1.0
@@ -97,13 +107,13 @@ def _reduce(shape, l, g, h, weight, reduction, gv=None):
     return value, grad, hess, gvar
 
 
-def _run(elem, input, target, weight, reduction, *params):
+def _run(elem, input, target, weight, reduction, *params, wmean=False):
     x, t = _f64(input), _f64(target)
     if x.shape != t.shape:
         raise ValueError(f"target must have input's shape, got input: {x.shape} and target: {t.shape}")
     with np.errstate(all="ignore"):
         l, g, h = elem(x, t, *params)
-        return _reduce(x.shape, l, g, h, weight, reduction)[:3]
+        return _reduce(x.shape, l, g, h, weight, reduction, wmean=wmean)[:3]
 
 
 # ------------------------------------------------------------------ per-element math
@@ -264,20 +274,20 @@ def _soft_margin(x, t):
 
 def mse_loss(input, target, weight=None, reduction="mean"):
     """Squared error (x - t)^2."""
-    return _run(_mse, input, target, weight, reduction)[:2]
+    return _run(_mse, input, target, weight, reduction, wmean=True)[:2]
 
 
 def mse_loss_hess(input, target, weight=None, reduction="mean"):
-    return _run(_mse, input, target, weight, reduction)[2]
+    return _run(_mse, input, target, weight, reduction, wmean=True)[2]
 
 
 def l1_loss(input, target, weight=None, reduction="mean"):
     """Absolute error |x - t|; gradient sign(x - t) with sign(0) = 0."""
-    return _run(_l1, input, target, weight, reduction)[:2]
+    return _run(_l1, input, target, weight, reduction, wmean=True)[:2]
 
 
 def l1_loss_hess(input, target, weight=None, reduction="mean"):
-    return _run(_l1, input, target, weight, reduction)[2]
+    return _run(_l1, input, target, weight, reduction, wmean=True)[2]
 
 
 def huber_loss(input, target, delta=1.0, weight=None, reduction="mean"):
@@ -435,6 +445,23 @@ def soft_margin_loss_hess(input, target, weight=None, reduction="mean"):
 
 # ------------------------------------------------------------------ table
 
+def _kl(x, t, log_target):
+    if log_target:
+        p = np.exp(t)
+        return p * (t - x), -p, np.zeros_like(x)
+    return np.where(t == 0, 0.0, t * np.log(np.where(t > 0, t, 1.0))) - t * x, -t, np.zeros_like(x)
+
+
+def kl_div(input, target, log_target=False, weight=None, reduction="mean"):
+    """KL divergence with input = log q: t (log t - x) (0 log 0 = 0), or
+    exp(t) (t - x) with log_target; "batchmean" divides by input.shape[0]."""
+    return _run(_kl, input, target, weight, reduction, bool(log_target))[:2]
+
+
+def kl_div_hess(input, target, log_target=False, weight=None, reduction="mean"):
+    return _run(_kl, input, target, weight, reduction, bool(log_target))[2]
+
+
 class RefLoss(NamedTuple):
     """A loss of the table: value-and-grad function, Hessian function, default parameters."""
     name: str
@@ -460,5 +487,6 @@ POINTWISE = {
         ("hinge_loss", {}),
         ("squared_hinge_loss", {}),
         ("soft_margin_loss", {}),
+        ("kl_div", {"log_target": False}),
     ]
 }

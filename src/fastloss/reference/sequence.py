@@ -101,12 +101,14 @@ def _split_targets(targets, target_lengths, N):
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
-             zero_infinity=False, *, from_logits=False, batch_first=False):
+             zero_infinity=False, *, weight=None, from_logits=False, batch_first=False):
     """Connectionist temporal classification loss and its exact gradient.
 
     ``log_probs`` is ``(T, N, C)`` (``(N, T, C)`` with ``batch_first``) or
     ``(T, C)``; with ``from_logits`` it holds logits and the loss is that of
     their log_softmax over C (the gradient then with respect to the logits).
+    ``weight`` (N,) multiplies each sample's loss; the weighted mean
+    divides by ``sum(weight)``.
     ``targets`` is ``(N, S)`` padded or the concatenation of the targets.
     Returns ``(value, grad)``: ``reduction="none"`` gives the per-sample
     losses (a 0-d array for unbatched input) and the gradient of their sum;
@@ -138,10 +140,17 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
             v, g = 0.0, np.zeros_like(g)
         losses[n] = v
         grad[:il[n], n, :] = g
+    w = np.ones(N) if weight is None else np.asarray(weight, dtype=np.float64).reshape(N)
+    for n in range(N):
+        if w[n] == 0:
+            losses[n], grad[:, n, :] = 0.0, 0.0    # weight 0: no contribution, even from inf
+        else:
+            losses[n] *= w[n]
+            grad[:, n, :] *= w[n]
     if reduction == "mean":
         div = np.maximum(np.asarray(tl, dtype=np.float64), 1.0)
-        value = float(np.mean(losses / div)) if N else float("nan")
-        grad = grad / (div * N)[None, :, None]
+        value = float(np.sum(losses / div) / np.sum(w)) if N else float("nan")
+        grad = grad / (div * np.sum(w))[None, :, None]
     elif reduction == "sum":
         value = float(np.sum(losses))
     else:
