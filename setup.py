@@ -87,6 +87,7 @@ extensions = [
     ext("_pointwise", ["fl_pointwise.c"]),
     ext("_rows", ["fl_rows.c"]),
     ext("_sequence", ["fl_sequence.c"]),
+    ext("_trim", ["fl_trim.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

@@ -31,6 +31,11 @@ NOT_IN_TORCH = {
     "softmax_focal_loss", "poly1_cross_entropy",
     "LogCoshLoss", "QuantileLoss", "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftmaxFocalLoss",
     "Poly1CrossEntropyLoss",
+    # the regression catalogue (fastloss._regression_losses) and the trimmed/winsorized reductions
+    "gamma_nll_loss", "tweedie_loss", "pseudo_huber_loss", "fair_loss", "cauchy_loss", "tukey_biweight_loss",
+    "expectile_loss", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "trimmed", "winsorized",
+    "GammaNLLLoss", "TweedieLoss", "PseudoHuberLoss", "FairLoss", "CauchyLoss", "TukeyBiweightLoss",
+    "ExpectileLoss", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Trimmed", "Winsorized",
 }
 # public callables that are not losses
 NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp"}

@@ -641,6 +641,47 @@ GCASES = [
     GCase("multilabel_soft_margin", "MultiLabelSoftMarginLoss", {"weight": _W5}, d_multilabel((4, 5))),
     GCase("ctc", "CTCLoss", {"blank": 0}, d_ctc()),
 ]
+
+
+def g_positive(shape=(4, 3), zeros=False):
+    """A raw prediction (log link) and positive targets (some 0 with zeros=True)."""
+    def data(rng):
+        t = rng.gamma(2.0, 1.0, shape)
+        if zeros:
+            t.reshape(-1)[::3] = 0.0
+        return [rng.normal(0, 1, shape), t], (0,)
+    return data
+
+
+def g_msle(shape=(4, 3)):
+    def data(rng):  # inputs above Keras's clamp at 1e-7
+        return [rng.uniform(0.2, 3.0, shape), rng.uniform(0.0, 3.0, shape)], (0,)
+    return data
+
+
+def g_distinct(shape=(4, 5)):
+    """Residuals whose losses are well apart, so a small step keeps the trimmed set."""
+    def data(rng):
+        d = (rng.permutation(shape[0] * shape[1]) * 0.25 + 0.3) * np.where(rng.random(shape[0] * shape[1]) < 0.5, -1, 1)
+        x = rng.normal(0, 1, shape)
+        return [x, x - d.reshape(shape)], (0,)
+    return data
+
+
+GCASES += [  # the regression catalogue (fastloss._regression_losses)
+    GCase("gamma_nll", "GammaNLLLoss", {}, g_positive()),
+    GCase("tweedie-1.5", "TweedieLoss", {"power": 1.5}, g_positive(zeros=True)),
+    GCase("pseudo_huber", "PseudoHuberLoss", {"delta": 0.8}, d_reg((4, 3))),
+    GCase("fair", "FairLoss", {"c": 1.3}, d_reg((4, 3))),
+    GCase("cauchy", "CauchyLoss", {"c": 1.3}, d_reg((4, 3))),
+    GCase("tukey", "TukeyBiweightLoss", {"c": 2.0}, g_away(2.0)),
+    GCase("expectile", "ExpectileLoss", {"tau": 0.3}, g_away()),
+    GCase("mape", "MeanAbsolutePercentageError", {}, g_away()),
+    GCase("msle", "MeanSquaredLogarithmicError", {}, g_msle()),
+    GCase("trimmed-huber", "Trimmed", {"loss": fl.HuberLoss(delta=1.0), "trim": 0.2}, g_distinct()),
+    GCase("trimmed-upper-mse", "Trimmed", {"loss": fl.MSELoss(), "trim": 0.3, "tails": "upper"}, g_distinct()),
+    GCase("winsorized-huber", "Winsorized", {"loss": fl.HuberLoss(delta=1.0), "limit": 0.2}, g_distinct()),
+]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 
 

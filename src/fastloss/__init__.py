@@ -19,5 +19,8 @@ from ._class_losses import *  # noqa: F401,F403
 from ._class_losses import __all__ as _cl_all
 from ._sequence_losses import *  # noqa: F401,F403
 from ._sequence_losses import __all__ as _sq_all
+from ._regression_losses import *  # noqa: F401,F403
+from ._regression_losses import __all__ as _rg_all
 
-__all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all) + list(_sq_all)
+__all__ = (["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+           + list(_sq_all) + list(_rg_all))

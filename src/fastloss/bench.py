@@ -317,6 +317,159 @@ def _t_squared_hinge(torch, F, x, t):
     return torch.clamp(1.0 - t * x, min=0.0).square().mean()
 
 
+# ----------------------------------------------------------------- the regression catalogue
+
+def _gamma_data(n, dtype, rng):
+    x = (0.5 * rng.standard_normal(n)).astype(dtype)  # raw prediction: log of the mean
+    t = rng.gamma(2.0, np.exp(x.astype(np.float64)) / 2.0).astype(dtype)
+    t = np.maximum(t, np.finfo(dtype).tiny)  # > 0 after rounding
+    return {"args": (x, t)}
+
+
+def _tweedie_data(n, dtype, rng):
+    x = (0.5 * rng.standard_normal(n)).astype(dtype)
+    t = np.where(rng.random(n) < 0.3, 0.0, rng.gamma(2.0, np.exp(x.astype(np.float64)) / 2.0)).astype(dtype)
+    return {"args": (x, t)}  # compound Poisson-Gamma: exact zeros and positive amounts
+
+
+def _positive_targets(n, dtype, rng):
+    t = rng.uniform(1.0, 10.0, n)
+    x = (t + rng.standard_normal(n)).astype(dtype)
+    return {"args": (x, t.astype(dtype))}
+
+
+def _grad_hess_case(fn_name, cls_name, setup, params, sklearn, sklearn_note) -> Case:
+    """``cls_name.grad_hess`` (the Newton / gradient-boosting call), the row
+    ``fn_name.grad_hess``, against scikit-learn's ``gradient_hessian`` with
+    preallocated outputs."""
+    params = dict(params)
+
+    def setup_with_params(n, dtype, rng):
+        d = setup(n, dtype, rng)
+        d.setdefault("params", dict(params))
+        return d
+
+    def fastloss_prep(out):
+        def prepare(data, n_threads):
+            cls = getattr(fl, cls_name, None)
+            if cls is None:
+                return None
+            obj = cls(**data["params"], reduction="sum", n_threads=n_threads)
+            x, t = data["args"]
+            if out:
+                bufs = (np.empty_like(x), np.empty_like(x))
+                return lambda: obj.grad_hess(x, t, out=bufs)
+            return lambda: obj.grad_hess(x, t)
+        return prepare
+
+    def sklearn_prep(data, n_threads):
+        sk = _sklearn_loss()
+        if sk is None:
+            return None
+        x, t = data["args"]
+        obj = sklearn(sk, **data["params"])
+        g, h = np.empty_like(x), np.empty_like(x)
+        return lambda: obj.gradient_hessian(y_true=t, raw_prediction=x, gradient_out=g, hessian_out=h,
+                                            n_threads=n_threads)
+
+    impls = {"fastloss": fastloss_prep(False), "fastloss_out": fastloss_prep(True), "sklearn": sklearn_prep}
+    return Case(f"{fn_name}.grad_hess", "pointwise", setup_with_params, impls, 4,
+                {"sklearn": f"{sklearn_note}.gradient_hessian"})
+
+
+def _trimmed_case() -> Case:
+    """fl.trimmed(x, t, HuberLoss(), trim=0.05): the fused kernel, the O(N) selection and the masked sum."""
+
+    def setup(n, dtype, rng):
+        d = _regression(n, dtype, rng)
+        d["params"] = {"trim": 0.05}
+        return d
+
+    def fastloss_prep(out):
+        def prepare(data, n_threads):
+            if not hasattr(fl, "trimmed"):
+                return None
+            loss, (x, t) = fl.HuberLoss(delta=1.0), data["args"]
+            if out:
+                buf = np.empty_like(x)
+                return lambda: fl.trimmed(x, t, loss, 0.05, return_grad=True, out=buf, n_threads=n_threads)
+            return lambda: fl.trimmed(x, t, loss, 0.05, return_grad=True, n_threads=n_threads)
+        return prepare
+
+    def torch_trimmed(torch, F, x, t, trim):
+        l = F.huber_loss(x, t, reduction="none")
+        k = int(trim * l.numel())
+        return torch.sort(l).values[k:l.numel() - k].mean()  # the trimmed mean by a full sort
+
+    impls = {"fastloss": fastloss_prep(False), "fastloss_out": fastloss_prep(True),
+             "torch": _torch_preparer(torch_trimmed)}
+    return Case("trimmed", "pointwise", setup, impls, 3,
+                {"torch": "trimmed Huber written with torch.sort (torch has no trimmed reduction)"})
+
+
+def _t_gamma(torch, F, x, t):
+    return (x + t * torch.exp(-x)).mean()
+
+
+def _t_tweedie(torch, F, x, t, power):
+    p = power
+    return (torch.exp((2 - p) * x) / (2 - p) - t * torch.exp((1 - p) * x) / (1 - p)).mean()
+
+
+def _t_pseudo_huber(torch, F, x, t, delta):
+    return (delta * delta * (torch.sqrt(1 + ((x - t) / delta) ** 2) - 1)).mean()
+
+
+def _t_fair(torch, F, x, t, c):
+    a = (x - t).abs() / c
+    return (c * c * (a - torch.log1p(a))).mean()
+
+
+def _t_cauchy(torch, F, x, t, c):
+    return (0.5 * c * c * torch.log1p(((x - t) / c) ** 2)).mean()
+
+
+def _t_tukey(torch, F, x, t, c):
+    z = x - t
+    return torch.where(z.abs() <= c, c * c / 6 * (1 - (1 - (z / c) ** 2) ** 3), c * c / 6).mean()
+
+
+def _t_expectile(torch, F, x, t, tau):
+    r = t - x
+    return (torch.where(r >= 0, tau, 1 - tau) * r * r).mean()
+
+
+def _t_mape(torch, F, x, t):
+    return (100 * (t - x).abs() / torch.clamp(t.abs(), min=1e-7)).mean()
+
+
+def _t_msle(torch, F, x, t):
+    return ((torch.log1p(torch.clamp(x, min=1e-7)) - torch.log1p(torch.clamp(t, min=1e-7))) ** 2).mean()
+
+
+def _regression_cases() -> list:
+    """The regression catalogue (fastloss._regression_losses) and the trimmed reduction."""
+    return [
+        pointwise_case("gamma_nll_loss", _gamma_data, torch=_t_gamma, torch_composed=True,
+                       sklearn=lambda sk: sk.HalfGammaLoss(), sklearn_note="HalfGammaLoss"),
+        _grad_hess_case("gamma_nll_loss", "GammaNLLLoss", _gamma_data, {}, lambda sk: sk.HalfGammaLoss(),
+                        "HalfGammaLoss"),
+        pointwise_case("tweedie_loss", _tweedie_data, {"power": 1.5}, torch=_t_tweedie, torch_composed=True,
+                       sklearn=lambda sk, power: sk.HalfTweedieLoss(power=power),
+                       sklearn_note="HalfTweedieLoss(power=1.5)"),
+        _grad_hess_case("tweedie_loss", "TweedieLoss", _tweedie_data, {"power": 1.5},
+                        lambda sk, power: sk.HalfTweedieLoss(power=power), "HalfTweedieLoss(power=1.5)"),
+        pointwise_case("pseudo_huber_loss", _regression, {"delta": 1.0}, torch=_t_pseudo_huber, torch_composed=True),
+        pointwise_case("fair_loss", _regression, {"c": 1.0}, torch=_t_fair, torch_composed=True),
+        pointwise_case("cauchy_loss", _regression, {"c": 1.0}, torch=_t_cauchy, torch_composed=True),
+        pointwise_case("tukey_biweight_loss", _regression, {"c": 4.685}, torch=_t_tukey, torch_composed=True),
+        pointwise_case("expectile_loss", _regression, {"tau": 0.9}, torch=_t_expectile, torch_composed=True),
+        pointwise_case("mean_absolute_percentage_error", _positive_targets, torch=_t_mape, torch_composed=True),
+        pointwise_case("mean_squared_logarithmic_error", _positive_targets, torch=_t_msle, torch_composed=True),
+        _trimmed_case(),
+    ]
+
+
 def pointwise_cases() -> list:
     """The registry of pointwise losses, in the order of the tables."""
     cases = [
@@ -357,8 +510,9 @@ def pointwise_cases() -> list:
         pointwise_case("kl_div", _log_probabilities,
                        torch=lambda torch, F, x, t: F.kl_div(x, t, reduction="mean")),
     ]
-    # Losses this build of fastloss does not have (yet) are left out.
-    return [c for c in cases if hasattr(fl, c.name)]
+    cases += _regression_cases()
+    # Losses this build of fastloss does not have (yet) are left out ("fn.grad_hess" rows by their function).
+    return [c for c in cases if hasattr(fl, c.name.split(".")[0])]
 
 
 # ----------------------------------------------------------------- timing
@@ -973,12 +1127,14 @@ ROWS_BENCHED = ("cross_entropy",)
 
 def family_losses() -> dict:
     """{family: (every fastloss function of the family, the ones it benches)}."""
-    from fastloss import _class_losses, _pointwise_losses
+    from fastloss import _class_losses, _pointwise_losses, _regression_losses
 
     def fns(mod):
         return [n for n in mod.__all__ if n[0].islower()]
 
-    return {"pointwise": (fns(_pointwise_losses), [c.name for c in pointwise_cases()]),
+    pw = [c.name for c in pointwise_cases()]
+    # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
+    return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
             "rows": (fns(_class_losses), list(ROWS_BENCHED))}
 
 

@@ -463,6 +463,10 @@ PW_SIG(kl_div_log)
     *gy = et * (y - x + 1);
 }
 
+/* ---------------- the regression catalogue (deviances, robust, Keras) ---------------- */
+
+#include "fl_pointwise_regression_math.h"
+
 /* ---------------- the shared loop ---------------- */
 
 /* One chunk (<= FL_PW_CHUNK elements), summed in T.  The W* flags are
