@@ -88,6 +88,8 @@ extensions = [
     ext("_rows", ["fl_rows.c"]),
     ext("_sequence", ["fl_sequence.c"]),
     ext("_trim", ["fl_trim.c"]),
+    ext("_overlap", ["fl_overlap.c"]),
+    ext("_summary", ["fl_summary.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

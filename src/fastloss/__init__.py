@@ -21,6 +21,20 @@ from ._sequence_losses import *  # noqa: F401,F403
 from ._sequence_losses import __all__ as _sq_all
 from ._regression_losses import *  # noqa: F401,F403
 from ._regression_losses import __all__ as _rg_all
+from ._segmentation_losses import *  # noqa: F401,F403
+from ._segmentation_losses import __all__ as _seg_all
+from ._box_losses import *  # noqa: F401,F403
+from ._box_losses import __all__ as _box_all
+from ._suggest import suggest
+from ._diagnose import LossWarning, diagnose
 
-__all__ = (["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
-           + list(_sq_all) + list(_rg_all))
+__all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+__all__ += list(_sq_all)
+__all__ += list(_rg_all)
+__all__ += list(_seg_all) + list(_box_all)
+__all__ += ["suggest", "diagnose", "LossWarning"]
+
+from ._check import install as _install_check  # check=True on every loss call
+
+_install_check(globals())
+del _install_check

@@ -1073,9 +1073,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows", "ctc")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide", "ctc")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, ctc",
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap, guide, "
+              f"ctc",
               file=sys.stderr)
         return 2
     picked = None
@@ -1102,6 +1103,23 @@ def main_bench(args) -> int:
         if quick:
             rargs += ["--shapes", "8192x1000,65536x32"]
         bench_rows.main(rargs)
+    if "overlap" in families:
+        from fastloss import bench_overlap
+
+        print("\n== set overlap (segmentation, boxes): fastloss vs smp / torchvision formulas in PyTorch ==")
+        oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads),
+                 "--min-time", str(args.min_time)]
+        if picked is not None:
+            oargs += ["--losses", ",".join(picked["overlap"])]
+        rc = bench_overlap.main(oargs)
+        if rc:
+            return rc
+    if "guide" in families:
+        from fastloss import bench_guide
+
+        print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
+        bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+                         + (["--n", "1e6"] if quick else []))
     if "ctc" in families:
         from fastloss import bench_ctc
 
@@ -1132,17 +1150,21 @@ def family_losses() -> dict:
     def fns(mod):
         return [n for n in mod.__all__ if n[0].islower()]
 
+    from fastloss import _box_losses, _segmentation_losses, bench_overlap
+
     pw = [c.name for c in pointwise_cases()]
     # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
     return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
-            "rows": (fns(_class_losses), list(ROWS_BENCHED))}
+            "rows": (fns(_class_losses), list(ROWS_BENCHED)),
+            "overlap": (fns(_segmentation_losses) + fns(_box_losses),
+                        list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES))}
 
 
 def _pick_losses(text, families):
     """({family: [names]}, error message or None) for --losses."""
     names = [s.strip() for s in text.split(",") if s.strip()]
     table = family_losses()
-    picked = {f: [] for f in ("pointwise", "rows")}
+    picked = {f: [] for f in ("pointwise", "rows", "overlap")}
     for name in names:
         fam = next((f for f, (every, _) in table.items() if name in every), None)
         if fam is None:

@@ -190,7 +190,11 @@ class _FusedLoss(torch.autograd.Function):
                 continue
             shape, sum_shape = shapes
             go = grad_out
-            if go.dim() and go.shape != g.shape:
+            if class_axis is None and go.dim() < g.dim():
+                # one value per leading index (an image of a set-overlap
+                # loss): broadcast over the trailing axes
+                go = go.reshape(go.shape + (1,) * (g.dim() - go.dim()))
+            elif go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
                 # gradient over the classes too: broadcast along the class
                 # axis (1 as PyTorch's (N, C, ...), or the last axis); a
@@ -317,7 +321,7 @@ def _make_module(cls):
     kept = [p for p in options if not (legacy and p.name in ("size_average", "reduce"))]
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
-                     if p.name not in ("weight", "out", "loss_out", "wrt")]
+                     if p.name not in ("weight", "out", "loss_out", "wrt", "check")]
     has_weight = "weight" in call_sig.parameters
     P = inspect.Parameter
     fwd_sig = inspect.Signature(
@@ -375,10 +379,8 @@ def _make_module(cls):
             _refuse_array(o, n, name)
         if not torch.is_grad_enabled():
             ops = _detached(ops)
-        kw = {}
-        if has_weight:
-            _refuse_array(bound.arguments.get("weight"), "weight", name)
-            kw["weight"] = _as_array(bound.arguments.get("weight"), "weight", name, False)
+        _refuse_array(bound.arguments.get("weight"), "weight", name)
+        w = _as_array(bound.arguments.get("weight"), "weight", name, False)
         names = tuple(operand_names)
         loss = self._fl_loss()
         grads = grad_names
@@ -386,12 +388,13 @@ def _make_module(cls):
             grads = tuple(n for n in names if n in grad_names or n == "target")  # in operand order
         slots = tuple(i for i, n in enumerate(names) if n in grads)
 
+        wkw = {"weight": w} if has_weight else {}
         if grads == grad_names:
             def call(*arrays):
-                return loss.value_and_grad(*arrays, **kw)
+                return loss.value_and_grad(*arrays, **wkw)
         else:
             def call(*arrays):
-                return loss.value_and_grad(*arrays, **kw, wrt=grads)
+                return loss.value_and_grad(*arrays, **wkw, wrt=grads)
 
         return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
@@ -431,6 +434,8 @@ def _axes(class_axis, options):
 
 
 def _is_loss_class(obj) -> bool:
+    # a loss object has value_and_grad (grad_hess only where a diagonal
+    # Hessian is defined: not for the set-overlap losses)
     return inspect.isclass(obj) and hasattr(obj, "value_and_grad")
 
 
@@ -441,7 +446,7 @@ def _is_loss_function(name: str, obj) -> bool:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return False
-    return "return_grad" in params and _grad_args(obj)[0] in params
+    return "return_grad" in params and ("input" in params or all(a in params for a in _grad_args(obj)))
 
 
 def _populate():

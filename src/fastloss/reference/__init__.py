@@ -12,3 +12,5 @@ from .pointwise import *  # noqa: F401,F403
 from .rows import *  # noqa: F401,F403
 from .sequence import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
+from .segmentation import *  # noqa: F401,F403
+from .boxes import *  # noqa: F401,F403
