@@ -90,6 +90,7 @@ extensions = [
     ext("_trim", ["fl_trim.c"]),
     ext("_overlap", ["fl_overlap.c"]),
     ext("_summary", ["fl_summary.c"]),
+    ext("_alloc", ["fl_alloc.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

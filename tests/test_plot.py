@@ -19,7 +19,7 @@ from fastloss.__main__ import main  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "docs" / "gallery"
 NON_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "__version__", "suggest", "diagnose",
-              "LossWarning"}
+              "LossWarning", "set_cache_limit", "cache_info"}
 
 
 def _png_size(path):

@@ -50,7 +50,7 @@ TORCHVISION_FORM = {
 NOT_IN_TORCH |= TORCHVISION_FORM
 # public callables that are not losses
 NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp", "suggest", "diagnose",
-              "LossWarning"}
+              "LossWarning", "set_cache_limit", "cache_info"}
 # the per-class weight of the softmax focal loss is its alpha (no separate weight=)
 WEIGHT_NAME = {"softmax_focal_loss": "alpha"}
 EXTRAS = ("return_grad", "out", "n_threads")

@@ -13,6 +13,7 @@ OpenMP, for float32 and float64 NumPy arrays.  Functions follow
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
+from ._cache import cache_info, set_cache_limit
 from ._pointwise_losses import *  # noqa: F401,F403
 from ._pointwise_losses import __all__ as _pw_all
 from ._class_losses import *  # noqa: F401,F403
@@ -32,6 +33,7 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] +
 __all__ += list(_sq_all)
 __all__ += list(_rg_all)
 __all__ += list(_seg_all) + list(_box_all)
+__all__ += ["set_cache_limit", "cache_info"]
 __all__ += ["suggest", "diagnose", "LossWarning"]
 
 from ._check import install as _install_check  # check=True on every loss call

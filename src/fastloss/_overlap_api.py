@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from . import _overlap
+from ._alloc import empty
 from ._config import _threads
 from ._validate import (
     F32,
@@ -139,7 +140,7 @@ def _grad_out(out, op, dt, shape, return_grad, extra=()):
     if not return_grad:
         return None
     if out is None:
-        return np.empty(shape, dt)
+        return empty(shape, dt)
     g = check_out(out, "out", op, dt, shape)
     check_no_overlap(g, "out", op, *extra)
     return g
@@ -304,7 +305,7 @@ def run_boxes(op, kind, boxes1, boxes2, reduction="none", eps=1e-7, return_grad=
         raise ValueError(f"{op}: out= is the gradients' buffers; pass return_grad=True with it")
     if return_grad:
         if out is None:
-            g1, g2 = np.empty(shape, dt), np.empty(shape, dt)
+            g1, g2 = empty(shape, dt), empty(shape, dt)
         else:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise ValueError(f"{op}: out must be a pair (g_boxes1_out, g_boxes2_out), got {type(out).__name__}")
@@ -318,7 +319,7 @@ def run_boxes(op, kind, boxes1, boxes2, reduction="none", eps=1e-7, return_grad=
     lo = None
     if reduction == "none":
         if loss_out is None:
-            lo = np.empty(shape[:-1], dt)
+            lo = empty(shape[:-1], dt)
         else:
             lo = check_out(loss_out, "loss_out", op, dt, shape[:-1])
             check_no_overlap(lo, "loss_out", op, b1, b2, g1, g2)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _trim
 from . import _validate as V
+from ._alloc import empty
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _PointwiseLoss, run
 
@@ -91,7 +92,7 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     if loss_out is not None and reduction != "none":
         raise ValueError(f"{op}: loss_out= is for reduction='none', got reduction={reduction!r}")
     # the per-element loss: the caller's buffer for "none" (trimmed in place), else a temporary
-    lo = np.empty(shape, dt) if loss_out is None else loss_out
+    lo = empty(shape, dt) if loss_out is None else loss_out
     g = h = None
     plain = _plain(none_loss)
     # mse and l1 divide a weighted mean by the summed weights (PyTorch's): then by the kept ones'
@@ -111,7 +112,7 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
             _, g = none_loss.value_and_grad(x, y, out=out, loss_out=lo)
             if mode == GRAD_HESS:  # a second pass: these losses' grad_hess does not return the loss
                 g, h = none_loss.grad_hess(x, y, out=(g, hess_out if hess_out is not None
-                                                           else np.empty(shape, dt)))
+                                                           else empty(shape, dt)))
     k = int(trim * n)  # as scipy.stats.trim_mean
     k_lo = k if tails == "both" else 0
     kept = n if winsor else n - k_lo - k  # winsorizing keeps every element's place

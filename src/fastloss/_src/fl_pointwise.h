@@ -97,5 +97,8 @@ fl_pw_block_fn fl_pw_get(int id, int f64);
 const char *fl_select_isa(int force_baseline);
 const char *fl_isa_name(void);
 int fl_have_v3_build(void);
+/* For the accuracy tests: y = exp_np(x) (which = 0) or log1p01(x) (1) on
+ * the chosen instruction-set path. */
+void fl_pw_vmath(int which, int f64, const void *x, void *y, fl_idx n);
 
 #endif /* FL_POINTWISE_H */
