@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from . import _features, _overlap, _pointwise, _rows
+from . import _sequence
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
@@ -17,6 +18,7 @@ _pointwise.select_isa(_FORCE_BASELINE)
 _rows.select_isa(_FORCE_BASELINE)
 _overlap.select_isa(_FORCE_BASELINE)
 _features.select_isa(_FORCE_BASELINE)
+_sequence.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 

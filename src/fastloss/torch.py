@@ -215,6 +215,8 @@ class _FusedLoss(torch.autograd.Function):
         anchor, *grads = ctx.saved_tensors
         _, _, grad_slots, class_axis = ctx.meta
         result = [None] * (2 + ctx.n_operands)
+        if isinstance(class_axis, tuple):  # axes to insert, in order
+            class_axis = tuple(sorted(class_axis))
         for slot, g, shapes in zip(grad_slots, grads, ctx.shapes):
             if shapes is None or not ctx.needs_input_grad[2 + slot]:
                 continue
@@ -227,8 +229,13 @@ class _FusedLoss(torch.autograd.Function):
             elif go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
                 # gradient over the classes too: broadcast along the class
-                # axis (1 as PyTorch's (N, C, ...), or the last axis)
-                go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
+                # axis (1 as PyTorch's (N, C, ...), or the last axis); a
+                # loss may name several axes (a sequence loss: time and class)
+                if isinstance(class_axis, tuple):
+                    for ax in class_axis:
+                        go = go.unsqueeze(ax)
+                else:
+                    go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
             r = g * go
             if r.shape != shape:
                 r = r.sum_to_size(sum_shape).reshape(shape)
@@ -317,7 +324,7 @@ def _make_function(fn):
             kw.update(rest)
             return fn(**kw, return_grad=want)
 
-        return _apply(call, (op, names, slots, class_axis), *ops)
+        return _apply(call, (op, names, slots, _axes(class_axis, rest)), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__doc__ = (
@@ -397,7 +404,7 @@ def _make_module(cls):
             given = len(operands) + len([k for k in kw if k != "weight"])
             raise TypeError(
                 f"fastloss.torch.{name}: forward takes ({', '.join(operand_names)}), got {given} "
-                f"tensors (and weight= as a keyword)"
+                f"tensors" + (" (and weight= as a keyword)" if has_weight else "")
             ) from None
         ops = [bound.arguments[n] for n in operand_names]
         for n, o in zip(operand_names, ops):
@@ -421,7 +428,7 @@ def _make_module(cls):
             def call(*arrays):
                 return loss.value_and_grad(*arrays, **wkw, wrt=grads)
 
-        return _apply(call, (name, names, slots, class_axis), *ops)
+        return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
     forward.__signature__ = fwd_sig
 
@@ -448,6 +455,14 @@ def _make_module(cls):
     mod.__init__.__signature__ = init_sig
     mod.__init__.__qualname__ = f"{name}.__init__"
     return mod
+
+
+def _axes(class_axis, options):
+    """A loss's ``_class_axis``: an int, a tuple of the gradient's axes
+    that reduction="none"'s value lacks, or a function of the call's
+    options (the function's keyword arguments, the object's attributes)
+    returning one of those."""
+    return class_axis(options) if callable(class_axis) else class_axis
 
 
 def _is_loss_class(obj) -> bool:
