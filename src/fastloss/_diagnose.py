@@ -237,7 +237,10 @@ EXPECT = {
 _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 #: Public functions that are not losses of (input, target), and why they
 #: have no row in EXPECT.
-NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value"}
+NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value",
+               "ctc_loss": "a sequence loss (log-probabilities over time, label sequences, lengths), "
+                           "not an (input, target) pair",
+               "CTCLoss": "the class of ctc_loss"}
 #: The options of a loss object that the checks read.
 OPTIONS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight", "mode", "from_logits", "power",
            "loss", "similar_label")

@@ -28,6 +28,7 @@ def run(
     C: int,
     S: int,
     ignore: int,
+    has_ignore: bool,
     pa: float,
     pb: float,
     pc: float,
@@ -37,6 +38,7 @@ def run(
     mode: int,
     gscale: float,
     denom: int,
+    check_first: bool,
     n_threads: int,
     gt: Optional[NDArray[np.floating]] = ...,
 ) -> tuple[float, float, int]: ...
