@@ -19,6 +19,7 @@ from ._chunks import _REQUEST, Denominator, Plan, Planned
 from ._config import _threads
 from ._validate import (
     F32,
+    F64,
     REDUCTIONS,
     as_broadcast,
     as_input,
@@ -204,6 +205,7 @@ def _rows(shape):
 def _weight_parts(op, dt, nt, weight, *, shape, offset=0):
     """The denominator pass of a weighted mean over one chunk: the weights
     broadcast to the chunk's shape, summed per block (see block_sum)."""
+    dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
     w = as_broadcast(weight, "weight", op, dt, shape)
     parts = np.empty((w.size + _pointwise.BLOCK - 1) // _pointwise.BLOCK, np.float64)
     _pointwise.block_sum(w, dt is not F32, nt, parts)

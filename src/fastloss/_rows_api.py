@@ -29,6 +29,7 @@ from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
 from ._validate import (
     F32,
+    F64,
     REDUCTIONS,
     fmt_index,
     as_broadcast,
@@ -294,6 +295,7 @@ def _items_of(axis, shape):
 def _denom_parts(sp, op, dt, C, w, ignore_index, denom, nt, target, *, shape, offset=0):
     """The labels pass over one chunk of labels: the blocks' sums of
     w[label] (or their count), and the first bad label's error."""
+    dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
     t = target if type(target) is np.ndarray else asarray(target, "target", op)
     t = _labels(t, sp, t.shape, shape)
     per = _rows.block_items(1, 1)

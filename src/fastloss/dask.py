@@ -218,7 +218,7 @@ class _Call:
         """0 if ``a`` runs along the input's axis 0 (and is split with it),
         None if every chunk reads it whole."""
         if name == self.first:
-            return 0
+            return 0 if self.shape else None
         xs, s = self.shape, tuple(a.shape)
         per_item = getattr(self.fn, "_per_item_args", {})
         if name in per_item and len(xs) >= 2 and len(s) == len(xs) - 1:
@@ -235,13 +235,19 @@ class _Call:
 
     def plan(self) -> _chunks.Plan:
         """Ask the driver how it reduces: the loss on a slice of one index
-        along axis 0 (zeros; no kernel runs)."""
-        if self._plan is not None:
-            return self._plan
+        along axis 0 (zeros; no kernel runs).  A loss that cannot be split
+        along axis 0 (a row loss on one sample) is asked again with the
+        whole shapes (zeros that are never written)."""
+        if self._plan is None:
+            plan = self._ask(slab=True)
+            self._plan = plan if plan.split else self._ask(slab=False)
+        return self._plan
+
+    def _ask(self, slab):
         kw = dict(self.static)
         for k, a in self.operands.items():
             shape = tuple(a.shape)
-            if self.axes[k] == 0:
+            if self.axes[k] == 0 and slab:
                 shape = (min(shape[0], 1),) + shape[1:]
                 kw[k] = np.zeros(shape, a.dtype)
             else:
@@ -262,8 +268,7 @@ class _Call:
             raise TypeError(
                 f"fastloss.dask.{self.op}: this loss's driver does not hand out per-block sums, so its "
                 f"reduction cannot be split into chunks; call fastloss.{self.op} on a NumPy array")
-        self._plan = req.plan
-        return self._plan
+        return req.plan
 
 
 def _dask_operand(a, axis, chunks0, name):
@@ -311,7 +316,10 @@ def _run(call: _Call, rechunk: bool):
         work0 = (n0,) if shape else ()
         unit = n0 or 1
     else:
-        unit = _chunks.alignment(plan.per_index, plan.block) if reduced else 1
+        # aligned for every reduction: a kernel's vector loop and its scalar
+        # tail may round an element differently, so even per-element
+        # results keep their bits only at the same offsets within a block
+        unit = _chunks.alignment(plan.per_index, plan.block)
         work0 = _aligned(x.chunks[0], n0, unit)
     if not shape:
         chunks_list = [((), 0)]
@@ -387,6 +395,8 @@ def _run(call: _Call, rechunk: bool):
         parts = [da.from_delayed(dask.delayed(_pick, pure=True)(t, vk), shape=value_shape(size), dtype=plan.dtype)
                  for t, (size, _) in zip(tasks, chunks_list)]
         value = parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)
+        if plan.split and value.chunks[0] != x.chunks[0]:  # back to the input's rows
+            value = value.rechunk({0: x.chunks[0]})
     if not want_grad:
         return value
     grads = []
