@@ -1,0 +1,150 @@
+"""Loss calls shared by the adapter tests (tests/test_dask.py,
+tests/test_jax.py): one case per loss function, several for the losses
+whose divisor or reduction blocks differ (weights, ignore_index, a
+periodic pos_weight, spatial row losses, batchmean).  ``make(rng, dtype)``
+gives the NumPy call's (args, kwargs)."""
+import numpy as np
+
+import fastloss as fl
+
+
+class Case:
+    """A loss call on NumPy arrays; ``make(rng, dtype)`` gives (args, kwargs)."""
+
+    def __init__(self, cid, fn, make, reductions=("mean", "sum", "none")):
+        self.cid, self.fn, self.make, self.reductions = cid, fn, make, reductions
+
+    def __repr__(self):
+        return self.cid
+
+
+def _reg(n=(20011,)):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)), {}
+    return make
+
+
+def _with(make, **extra):
+    """make, plus keyword arguments computed from (rng, dt, shape)."""
+    def m(rng, dt):
+        args, kw = make(rng, dt)
+        shape = args[0].shape
+        for k, f in extra.items():
+            kw[k] = f(rng, dt, shape)
+        return args, kw
+    return m
+
+
+def _prob(n):
+    def make(rng, dt):
+        return (rng.uniform(0.01, 0.99, n).astype(dt), rng.uniform(0, 1, n).astype(dt)), {}
+    return make
+
+
+def _logit(n):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt) * 2, (rng.uniform(0, 1, n) > 0.5).astype(dt)), {}
+    return make
+
+
+def _sign(n):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt), rng.choice([-1.0, 1.0], n).astype(dt)), {}
+    return make
+
+
+def _count(n, positive=False):
+    def make(rng, dt):
+        x = rng.uniform(0.1, 3, n) if positive else rng.standard_normal(n)
+        return (x.astype(dt), rng.poisson(2.0, n).astype(dt)), {}
+    return make
+
+
+def _gauss(n, var_shape):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt),
+                rng.uniform(0.2, 2, var_shape).astype(dt)), {"full": True}
+    return make
+
+
+def _kl(n):
+    def make(rng, dt):
+        q = rng.dirichlet(np.ones(n[-1]), n[0])
+        p = rng.dirichlet(np.ones(n[-1]), n[0])
+        return (np.log(q).astype(dt), p.astype(dt)), {}
+    return make
+
+
+def _labels(n, C, spatial=(), ignore=False):
+    def make(rng, dt):
+        x = rng.standard_normal((n, C) + spatial).astype(dt) * 2
+        y = rng.integers(0, C, (n,) + spatial)
+        if ignore:
+            y.reshape(-1)[::7] = -100
+        return (x, y), {}
+    return make
+
+
+def _soft(n, C):
+    def make(rng, dt):
+        return (rng.standard_normal((n, C)).astype(dt), rng.dirichlet(np.ones(C), n).astype(dt)), {}
+    return make
+
+
+def _multilabel(n, C):
+    def make(rng, dt):
+        return (rng.standard_normal((n, C)).astype(dt), (rng.uniform(0, 1, (n, C)) > 0.6).astype(dt)), {}
+    return make
+
+
+def _elem_w(rng, dt, shape):
+    return rng.uniform(0.1, 2, shape).astype(dt)
+
+
+def _class_w(C):
+    return lambda rng, dt, shape: rng.uniform(0.2, 2, C).astype(dt)
+
+
+P2 = (2503, 8)  # 20024 elements, rows of 8: blocks of 8192 start inside rows 1024 apart
+
+CASES = [
+    Case("mse", fl.mse_loss, _reg()),
+    Case("mse-weighted", fl.mse_loss, _with(_reg(P2), weight=_elem_w)),        # divisor: summed weights
+    Case("mse-row-weight", fl.mse_loss, _with(_reg(P2), weight=lambda r, d, s: r.uniform(0, 1, s[1:]).astype(d))),
+    Case("l1-weighted", fl.l1_loss, _with(_reg(), weight=_elem_w)),
+    Case("huber", fl.huber_loss, _with(_reg(P2), delta=lambda *a: 0.7)),
+    Case("smooth_l1", fl.smooth_l1_loss, _with(_reg(), beta=lambda *a: 0.6)),
+    Case("log_cosh", fl.log_cosh_loss, _reg(P2)),
+    Case("quantile", fl.quantile_loss, _with(_reg(), quantile=lambda *a: 0.3)),
+    Case("poisson-log", fl.poisson_nll_loss, _with(_count(P2), full=lambda *a: True)),
+    Case("poisson", fl.poisson_nll_loss, _with(_count((20011,), True), log_input=lambda *a: False)),
+    Case("gaussian", fl.gaussian_nll_loss, _gauss(P2, P2)),
+    Case("gaussian-var-per-row", fl.gaussian_nll_loss, _gauss(P2, P2[:1])),
+    Case("bce", fl.binary_cross_entropy, _with(_prob(P2), weight=_elem_w)),
+    Case("bce_logits", fl.binary_cross_entropy_with_logits, _logit((20011,))),
+    Case("bce_logits-pos_weight", fl.binary_cross_entropy_with_logits,    # a periodic extra operand
+         _with(_logit((3001, 7)), pos_weight=_class_w(7), weight=_elem_w)),
+    Case("sigmoid_focal", fl.sigmoid_focal_loss, _with(_logit(P2), gamma=lambda *a: 1.5)),
+    Case("sigmoid_focal-g2", fl.sigmoid_focal_loss, _logit((20011,))),
+    Case("hinge", fl.hinge_loss, _sign((20011,))),
+    Case("squared_hinge", fl.squared_hinge_loss, _sign(P2)),
+    Case("soft_margin", fl.soft_margin_loss, _sign((20011,))),
+    Case("kl_div", fl.kl_div, _kl((2503, 8)), ("mean", "sum", "none", "batchmean")),
+    Case("kl_div-log_target", fl.kl_div, _with(_kl((2503, 8)), log_target=lambda *a: True),
+         ("batchmean", "sum")),
+    Case("cross_entropy", fl.cross_entropy, _labels(6007, 7)),
+    Case("cross_entropy-weighted-ignore", fl.cross_entropy,   # divisor: summed weights of the labels kept
+         _with(_labels(6007, 7, ignore=True), weight=_class_w(7), label_smoothing=lambda *a: 0.1)),
+    Case("cross_entropy-spatial", fl.cross_entropy, _with(_labels(157, 5, (8, 8), ignore=True),
+                                                          weight=_class_w(5))),
+    Case("cross_entropy-soft", fl.cross_entropy, _soft(4001, 9)),
+    Case("nll", fl.nll_loss, _with(_labels(6007, 7, ignore=True), weight=_class_w(7))),
+    Case("softmax_focal", fl.softmax_focal_loss, _with(_labels(6007, 7, ignore=True), alpha=_class_w(7))),
+    Case("multi_margin", fl.multi_margin_loss, _with(_labels(6007, 7), p=lambda *a: 2, weight=_class_w(7))),
+    Case("multilabel_soft_margin", fl.multilabel_soft_margin_loss, _with(_multilabel(4001, 6),
+                                                                         weight=_class_w(6))),
+    Case("poly1", fl.poly1_cross_entropy, _with(_labels(6007, 7, ignore=True), epsilon=lambda *a: 1.0)),
+]
+BY_ID = {c.cid: c for c in CASES}
+
+
