@@ -25,6 +25,11 @@ to an operand fastloss gives no gradient for (class labels, a weight, an
 option passed as an array) raises instead of returning zeros; second
 derivatives raise too.
 
+Errors in the arguments are raised when the function is called (or
+traced); an error in the data (a label out of range) is raised by the
+kernel inside the callback, and JAX reports it as a ``JaxRuntimeError``
+whose message ends with fastloss's.
+
 ``jax.vmap`` works: the callback runs once per batch element
 (``vmap_method="sequential"``), so a batch of B small losses costs B
 kernel calls.  A loss of the whole batch in one call (a ``reduction``
@@ -148,6 +153,20 @@ def _value_shape(fn, names, static, arrays, op):
 
 # ---------------------------------------------------------------- the custom_vjp
 
+@jax.custom_jvp
+def _first_order(a):
+    """Identity; differentiating through it (a second derivative of a
+    fastloss loss) raises a clear error instead of JAX's callback message."""
+    return a
+
+
+@_first_order.defjvp
+def _first_order_jvp(primals, tangents):
+    raise TypeError(
+        "fastloss.jax: second derivatives are not supported (the fused kernels give first derivatives); "
+        "use a JAX-native loss (optax.losses) for Hessians and higher derivatives")
+
+
 def _build(fn, op, names, static, arrays):
     """A custom_vjp function of the operands for this call's options."""
     x = arrays[0]
@@ -158,14 +177,17 @@ def _build(fn, op, names, static, arrays):
     x_shape = tuple(x.shape)
     kinds = [np.dtype(a.dtype) for a in arrays]
 
+    host_value = functools.partial(_host, fn, names, static, (), dt, ())
+    host_grads = {}  # (want, expand) -> the callback: the same objects at every call, so that JAX's
+    #                  caches of compiled callbacks hit in eager mode too
+
     def primal(*ops):
-        return jax.pure_callback(functools.partial(_host, fn, names, static, (), dt, ()), value_sds, *ops,
-                                 vmap_method="sequential")
+        return jax.pure_callback(host_value, value_sds, *ops, vmap_method="sequential")
 
     f = jax.custom_vjp(primal)
 
     def fwd(*prims):
-        vals = [p.value for p in prims]
+        vals = [_first_order(p.value) for p in prims]
         want = []
         for n, p, k in zip(names, prims, kinds):
             if not p.perturbed:
@@ -178,11 +200,17 @@ def _build(fn, op, names, static, arrays):
         want = tuple(want)
         if not want:
             return primal(*vals), (None,) * len(names)
-        expand = tuple(n for n in want if n != names[0] and tuple(vals[names.index(n)].shape) != x_shape)
+        # an operand broadcast against the input (a var per row, a target of shape (N, 1)):
+        # fastloss sums its gradient back to its shape, which a scalar cotangent may scale;
+        # a cotangent per element ("none") must weight it first, so it is broadcast
+        expand = tuple(n for n in want if n != names[0] and tuple(vals[names.index(n)].shape) != x_shape) \
+            if vshape != () else ()
         gshape = {n: (x_shape if n in expand else tuple(vals[names.index(n)].shape)) for n in want}
         sds = (value_sds,) + tuple(jax.ShapeDtypeStruct(gshape[n], dt) for n in want)
-        res = jax.pure_callback(functools.partial(_host, fn, names, static, want, dt, expand), sds, *vals,
-                                vmap_method="sequential")
+        host = host_grads.get((want, expand))
+        if host is None:
+            host = host_grads[(want, expand)] = functools.partial(_host, fn, names, static, want, dt, expand)
+        res = jax.pure_callback(host, sds, *vals, vmap_method="sequential")
         got = dict(zip(want, res[1:]))
         return res[0], tuple(got.get(n) for n in names)  # one residual per operand (None: not wanted)
 
@@ -223,6 +251,20 @@ def _sum_to(r, shape, name, fn):
 
 # ---------------------------------------------------------------- generation
 
+_BUILT: dict = {}  # the custom_vjp of a call's options and shapes, for the calls that repeat
+
+
+def _key(fn, names, static, arrays):
+    """A hashable key of a call's options, operand names, shapes and dtypes
+    (None when an option is not hashable: that call is built afresh)."""
+    try:
+        key = (fn, tuple(names), tuple(sorted((k, type(v), v) for k, v in static.items())),
+               tuple((tuple(a.shape), str(a.dtype)) for a in arrays))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
 def _make_function(fn):
     op = fn.__name__
     sig = inspect.signature(fn)
@@ -254,7 +296,15 @@ def _make_function(fn):
             _on_cpu(given[n], n, op)
         static = {k: v for k, v in given.items() if k not in names}
         arrays = [given[n] for n in names]
-        return _build(fn, op, tuple(names), static, arrays)(*arrays)
+        key = _key(fn, names, static, arrays)
+        f = _BUILT.get(key) if key is not None else None
+        if f is None:
+            f = _build(fn, op, tuple(names), static, arrays)
+            if key is not None:
+                if len(_BUILT) >= 256:
+                    _BUILT.pop(next(iter(_BUILT)))
+                _BUILT[key] = f
+        return f(*arrays)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__module__ = __name__
