@@ -86,6 +86,10 @@ def ext(name, c_sources=()):
 extensions = [
     ext("_pointwise", ["fl_pointwise.c"]),
     ext("_rows", ["fl_rows.c"]),
+    ext("_trim", ["fl_trim.c"]),
+    ext("_overlap", ["fl_overlap.c"]),
+    ext("_summary", ["fl_summary.c"]),
+    ext("_alloc", ["fl_alloc.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

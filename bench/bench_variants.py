@@ -9,12 +9,13 @@ a change that left the plain value+gradient call faster).  This script
 times each combination against the loss's own value+gradient call and flags
 any that is more than --limit times slower.
 
-    python bench/bench_variants.py [--n 2e6] [--threads 1] [--limit 2.5]
+    python bench/bench_variants.py [--n 2e6] [--threads 1] [--limit 2.5] [--dtype float64] [--losses a,b]
 
 Exit status 1 if a variant is flagged.  Speed is never asserted in the test
 suite (the machine is shared); run this after touching a kernel.
 """
 import argparse
+import inspect
 import sys
 import time
 
@@ -54,11 +55,25 @@ def _variants(case, data):
         for lab, kw in list(out):
             out.append((f"gamma=1.5 {lab}", {**kw, "gamma": 1.5}))
         out.append(("gamma=0 value+grad", {"gamma": 0.0, "return_grad": True}))
+    if case.name == "tweedie_loss":
+        # power 0 and 1 are kernels of their own (2 is the Gamma loss's): each its own baseline
+        for lab, kw in list(out):
+            out += [(f"power=0 {lab}", {**kw, "power": 0.0}), (f"power=1 {lab}", {**kw, "power": 1.0})]
     return out
 
 
 def _group(label):
-    return label.split(" ")[0] if label.startswith("gamma=") else ""
+    first = label.split(" ")[0]
+    return first if "=" in first else ""
+
+
+def _is_plain_loss(fn):
+    """A loss function of (input, target, ...): the pointwise cases this script can vary
+    (not the "fn.grad_hess" rows, nor fastloss.trimmed, whose first argument is a loss)."""
+    try:
+        return next(iter(inspect.signature(fn).parameters)) == "input"
+    except (TypeError, ValueError, StopIteration):
+        return False
 
 
 def main(argv=None):
@@ -68,14 +83,18 @@ def main(argv=None):
     ap.add_argument("--limit", type=float, default=2.5,
                     help="flag a variant slower than this many times the loss's value+grad call")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--losses", help="only these registry cases (comma-separated)")
     args = ap.parse_args(argv)
+    only = set(args.losses.split(",")) if args.losses else None
     n, dtype = int(args.n), np.dtype(args.dtype)
     print(f"N={n:.0e} {dtype.name} threads={args.threads}; ratio = variant / the same kernel's value+grad "
           f"(flagged above {args.limit}x)")
     flagged = []
     for case in B.pointwise_cases():
         data = case.setup(n, dtype, np.random.default_rng(0))
-        fn = getattr(fl, case.name)
+        fn = getattr(fl, case.name, None)
+        if fn is None or not _is_plain_loss(fn) or (only is not None and case.name not in only):
+            continue
         base_kw = dict(data.get("params", {}))
         times = {}
         for label, kw in _variants(case, data):

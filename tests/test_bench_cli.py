@@ -48,9 +48,9 @@ def test_bad_arguments(argv, msg, capsys):
 
 def test_losses_pick_the_families():
     picked, err = B._pick_losses("cross_entropy", ["pointwise", "rows"])
-    assert err is None and picked == {"pointwise": [], "rows": ["cross_entropy"]}
+    assert err is None and picked == {"pointwise": [], "rows": ["cross_entropy"], "overlap": []}
     picked, err = B._pick_losses("mse_loss, huber_loss,mse_loss", ["pointwise", "rows"])
-    assert err is None and picked == {"pointwise": ["mse_loss", "huber_loss"], "rows": []}
+    assert err is None and picked == {"pointwise": ["mse_loss", "huber_loss"], "rows": [], "overlap": []}
     # every pointwise function that the benchmark times is accepted
     every, timed = B.family_losses()["pointwise"]
     assert set(timed) <= set(every) and "mse_loss" in timed

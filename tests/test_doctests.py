@@ -45,6 +45,8 @@ def test_module_doctests(modname):
     for lib in ("torch", "xgboost", "lightgbm", "dask", "jax"):
         if modname == f"fastloss.{lib}":
             pytest.importorskip(lib)
+    if modname == "fastloss.plot":
+        pytest.importorskip("matplotlib")
     mod = importlib.import_module(modname)
     if _is_compiled(mod):
         pytest.skip(f"{modname} is a compiled module")

@@ -31,9 +31,26 @@ NOT_IN_TORCH = {
     "softmax_focal_loss", "poly1_cross_entropy",
     "LogCoshLoss", "QuantileLoss", "SigmoidFocalLoss", "HingeLoss", "SquaredHingeLoss", "SoftmaxFocalLoss",
     "Poly1CrossEntropyLoss",
+    # the regression catalogue (fastloss._regression_losses) and the trimmed/winsorized reductions
+    "gamma_nll_loss", "tweedie_loss", "pseudo_huber_loss", "fair_loss", "cauchy_loss", "tukey_biweight_loss",
+    "expectile_loss", "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "trimmed", "winsorized",
+    "GammaNLLLoss", "TweedieLoss", "PseudoHuberLoss", "FairLoss", "CauchyLoss", "TukeyBiweightLoss",
+    "ExpectileLoss", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Trimmed", "Winsorized",
+    # the set-overlap losses (segmentation_models_pytorch's definitions)
+    "dice_loss", "jaccard_loss", "tversky_loss", "bce_dice_loss", "ce_dice_loss", "lovasz_hinge_loss",
+    "lovasz_softmax_loss", "DiceLoss", "JaccardLoss", "TverskyLoss", "BCEDiceLoss", "CEDiceLoss",
+    "LovaszHingeLoss", "LovaszSoftmaxLoss",
 }
+# losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
+# classes (reduction="none", eps=1e-7, *, n_threads=None)
+TORCHVISION_FORM = {
+    "box_iou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss",
+    "BoxIoULoss", "GeneralizedBoxIoULoss", "DistanceBoxIoULoss", "CompleteBoxIoULoss",
+}
+NOT_IN_TORCH |= TORCHVISION_FORM
 # public callables that are not losses
-NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp"}
+NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp", "suggest", "diagnose",
+              "LossWarning", "set_cache_limit", "cache_info"}
 # the per-class weight of the softmax focal loss is its alpha (no separate weight=)
 WEIGHT_NAME = {"softmax_focal_loss": "alpha"}
 EXTRAS = ("return_grad", "out", "n_threads")
@@ -44,9 +61,14 @@ def _public(mod):
 
 
 def _params(obj):
-    """Parameters of a function, or of a class's __init__ (without self)."""
+    """Parameters of a function, or of a class's __init__ (without self),
+    less the keyword-only ``check`` that fastloss._check adds last to the
+    losses diagnose knows (tests/test_check.py tests it)."""
     sig = inspect.signature(obj)
-    return list(sig.parameters.values())
+    ps = list(sig.parameters.values())
+    if ps and ps[-1].name == "check" and ps[-1].kind is P.KEYWORD_ONLY:
+        ps.pop()
+    return ps
 
 
 def _torch_twin(name):
@@ -90,7 +112,7 @@ def _functions(mod):
 
 
 def _classes(mod):
-    return [n for n in _public(mod) if inspect.isclass(getattr(mod, n))]
+    return [n for n in _public(mod) if inspect.isclass(getattr(mod, n)) and n not in NOT_LOSSES]
 
 
 @pytest.mark.parametrize("name", _functions(fl))
@@ -104,6 +126,11 @@ def test_function_signature(name):
         assert all(p.default is None or p.default is False for p in extra)
         if not any(p.name == "weight" for p in _params(twin)):
             assert "weight" in names, f"{name}: PyTorch has no weight=; fastloss's goes keyword-only"
+        return
+    if name in TORCHVISION_FORM:
+        assert [(p.name, p.default) for p in ours[:4]] == [
+            ("boxes1", P.empty), ("boxes2", P.empty), ("reduction", "none"), ("eps", 1e-7)], name
+        assert [p.name for p in ours[4:]] == list(EXTRAS) and all(p.kind is P.KEYWORD_ONLY for p in ours[4:])
         return
     # the non-torch form
     assert [p.name for p in ours[:2]] == ["input", "target"], name
@@ -132,7 +159,7 @@ def test_class_signature(name):
     assert ours[-1].name == "n_threads" and ours[-1].kind is P.KEYWORD_ONLY, name
     assert all(p.kind is P.POSITIONAL_OR_KEYWORD for p in ours[:-1]), name
     red = [p for p in ours if p.name == "reduction"]
-    assert red and red[0].default == "mean", name
+    assert red and red[0].default == ("none" if name in TORCHVISION_FORM else "mean"), name
 
 
 @pytest.mark.parametrize("name", _functions(flt))

@@ -630,6 +630,90 @@ GCASES = [
     GCase("multi_margin-p2", "MultiMarginLoss", {"p": 2, "weight": _W5}, d_labels((4, 5))),
     GCase("multilabel_soft_margin", "MultiLabelSoftMarginLoss", {"weight": _W5}, d_multilabel((4, 5))),
 ]
+
+
+def g_positive(shape=(4, 3), zeros=False):
+    """A raw prediction (log link) and positive targets (some 0 with zeros=True)."""
+    def data(rng):
+        t = rng.gamma(2.0, 1.0, shape)
+        if zeros:
+            t.reshape(-1)[::3] = 0.0
+        return [rng.normal(0, 1, shape), t], (0,)
+    return data
+
+
+def g_msle(shape=(4, 3)):
+    def data(rng):  # inputs above Keras's clamp at 1e-7
+        return [rng.uniform(0.2, 3.0, shape), rng.uniform(0.0, 3.0, shape)], (0,)
+    return data
+
+
+def g_distinct(shape=(4, 5)):
+    """Residuals whose losses are well apart, so a small step keeps the trimmed set."""
+    def data(rng):
+        d = (rng.permutation(shape[0] * shape[1]) * 0.25 + 0.3) * np.where(rng.random(shape[0] * shape[1]) < 0.5, -1, 1)
+        x = rng.normal(0, 1, shape)
+        return [x, x - d.reshape(shape)], (0,)
+    return data
+
+
+GCASES += [  # the regression catalogue (fastloss._regression_losses)
+    GCase("gamma_nll", "GammaNLLLoss", {}, g_positive()),
+    GCase("tweedie-1.5", "TweedieLoss", {"power": 1.5}, g_positive(zeros=True)),
+    GCase("pseudo_huber", "PseudoHuberLoss", {"delta": 0.8}, d_reg((4, 3))),
+    GCase("fair", "FairLoss", {"c": 1.3}, d_reg((4, 3))),
+    GCase("cauchy", "CauchyLoss", {"c": 1.3}, d_reg((4, 3))),
+    GCase("tukey", "TukeyBiweightLoss", {"c": 2.0}, g_away(2.0)),
+    GCase("expectile", "ExpectileLoss", {"tau": 0.3}, g_away()),
+    GCase("mape", "MeanAbsolutePercentageError", {}, g_away()),
+    GCase("msle", "MeanSquaredLogarithmicError", {}, g_msle()),
+    GCase("trimmed-huber", "Trimmed", {"loss": fl.HuberLoss(delta=1.0), "trim": 0.2}, g_distinct()),
+    GCase("trimmed-upper-mse", "Trimmed", {"loss": fl.MSELoss(), "trim": 0.3, "tails": "upper"}, g_distinct()),
+    GCase("winsorized-huber", "Winsorized", {"loss": fl.HuberLoss(delta=1.0), "limit": 0.2}, g_distinct()),
+]
+
+
+def d_seg(kind, shape=(2, 3, 4, 3)):
+    """Set-overlap losses: logits and labels (or a mask) of a small batch."""
+    def data(rng):
+        x = rng.normal(0, 1.5, shape)
+        if kind == "labels":
+            return [x, rng.integers(0, shape[1], shape[:1] + shape[2:]).astype(np.int64)], (0,)
+        if kind == "binary":
+            return [x[:, 0], (rng.random(x[:, 0].shape) > 0.5).astype(float)], (0,)
+        return [x, (rng.random(shape) > 0.5).astype(float)], (0,)
+    return data
+
+
+def d_boxes(same_aspect=False, n=5):
+    """Box pairs away from ties; same_aspect=True gives CIoU's aspect term a
+    zero derivative (its alpha is a constant in torchvision's gradient, so
+    gradcheck applies only where that term is flat)."""
+    def data(rng):
+        b1 = rng.uniform(0, 4, (n, 4))
+        b1[:, 2:] = b1[:, :2] + rng.uniform(0.5, 3, (n, 2))
+        b2 = b1 + rng.normal(0, 0.7, (n, 4))
+        b2[:, 2:] = b2[:, :2] + rng.uniform(0.5, 3, (n, 2))
+        if same_aspect:
+            s = rng.uniform(0.5, 2, (n, 1))
+            b2[:, 2:] = b2[:, :2] + (b1[:, 2:] - b1[:, :2]) * s
+        return [b1, b2], (0, 1)
+    return data
+
+
+GCASES += [
+    GCase("dice", "DiceLoss", {"mode": "multiclass", "smooth": 0.5}, d_seg("labels")),
+    GCase("jaccard", "JaccardLoss", {"mode": "multilabel", "per_image": True}, d_seg("mask")),
+    GCase("tversky", "TverskyLoss", {"mode": "binary", "alpha": 0.3, "beta": 0.7, "gamma": 1.5}, d_seg("binary")),
+    GCase("bce_dice", "BCEDiceLoss", {"mode": "multilabel"}, d_seg("mask")),
+    GCase("ce_dice", "CEDiceLoss", {"per_image": True}, d_seg("labels")),
+    GCase("lovasz_hinge", "LovaszHingeLoss", {"per_image": True}, d_seg("binary")),
+    GCase("lovasz_softmax", "LovaszSoftmaxLoss", {}, d_seg("labels")),
+    GCase("box_iou", "BoxIoULoss", {}, d_boxes()),
+    GCase("giou", "GeneralizedBoxIoULoss", {}, d_boxes()),
+    GCase("diou", "DistanceBoxIoULoss", {}, d_boxes()),
+    GCase("ciou", "CompleteBoxIoULoss", {}, d_boxes(same_aspect=True)),
+]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 
 
@@ -879,16 +963,18 @@ def test_fastloss_errors_pass_through():
 
 def _fastloss_losses():
     """(name, kind) of every loss fastloss exports, by the rule fastloss.torch
-    documents: a class with value_and_grad and grad_hess, or a function with
-    input and return_grad parameters."""
+    documents: a class with value_and_grad, or a function with a return_grad
+    parameter and input (or the operands its _grad_args names) among its
+    parameters."""
     out = []
     for name in fl.__all__:
         obj = getattr(fl, name, None)
-        if inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess"):
+        if inspect.isclass(obj) and hasattr(obj, "value_and_grad"):
             out.append((name, "module"))
         elif inspect.isfunction(obj):
             params = inspect.signature(obj).parameters
-            if "input" in params and "return_grad" in params:
+            ops = getattr(obj, "_grad_args", ("input",))
+            if "return_grad" in params and ("input" in params or all(a in params for a in ops)):
                 out.append((name, "function"))
     return out
 

@@ -13,9 +13,27 @@ OpenMP, for float32 and float64 NumPy arrays.  Functions follow
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
+from ._cache import cache_info, set_cache_limit
 from ._pointwise_losses import *  # noqa: F401,F403
 from ._pointwise_losses import __all__ as _pw_all
 from ._class_losses import *  # noqa: F401,F403
 from ._class_losses import __all__ as _cl_all
+from ._regression_losses import *  # noqa: F401,F403
+from ._regression_losses import __all__ as _rg_all
+from ._segmentation_losses import *  # noqa: F401,F403
+from ._segmentation_losses import __all__ as _seg_all
+from ._box_losses import *  # noqa: F401,F403
+from ._box_losses import __all__ as _box_all
+from ._suggest import suggest
+from ._diagnose import LossWarning, diagnose
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+__all__ += list(_rg_all)
+__all__ += list(_seg_all) + list(_box_all)
+__all__ += ["set_cache_limit", "cache_info"]
+__all__ += ["suggest", "diagnose", "LossWarning"]
+
+from ._check import install as _install_check  # check=True on every loss call
+
+_install_check(globals())
+del _install_check

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastloss {bench,config}``."""
+"""Command line: ``python -m fastloss {bench,config,plot}``."""
 from __future__ import annotations
 
 import argparse
@@ -48,8 +48,47 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "
-                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both")
+                        "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
+                        "overlap (Dice, Tversky, BCE+Dice, Lovasz-softmax at 16x4x256x256, box IoU losses "
+                        "on 1e6 pairs) on request; "
+                        "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request")
+    _plot_parser(sub)
     return p
+
+
+def _plot_parser(sub):
+    pl = sub.add_parser(
+        "plot",
+        help="draw a loss's value, gradient and Hessian (needs matplotlib: pip install 'fastloss[plot]')",
+        description="Draw the value, gradient and diagonal Hessian of a loss, computed by the fastloss "
+                    "kernels, for its main parameter at a few values. One loss: NAME --out FILE.png; "
+                    "the gallery: --all --out DIR (a PNG per loss and an index, DIR/README.md).",
+    )
+    pl.add_argument("name", nargs="?", metavar="NAME", help="the loss (function or class name), e.g. huber_loss")
+    pl.add_argument("--all", action="store_true", help="draw every loss into the directory --out")
+    pl.add_argument("--out", metavar="PATH", help="the PNG file (one loss; default NAME.png) or directory (--all)")
+    pl.add_argument("--dpi", type=int, default=72, help="resolution (default 72: a 648x187 image)")
+    pl.add_argument("--list", action="store_true", help="list the losses that have a picture")
+
+
+def _plot(args, parser) -> int:
+    from fastloss import plot
+
+    if args.list:
+        print("\n".join(sorted(plot.RECIPES)))
+        return 0
+    if args.all == (args.name is not None):
+        parser.error("plot: give one loss NAME, or --all")
+    try:
+        if args.all:
+            paths = plot.save_all(args.out or ".", dpi=args.dpi)
+            print(f"wrote {len(paths)} pictures and README.md to {args.out or '.'}")
+        else:
+            print(f"wrote {plot.save(args.name, args.out or f'{args.name}.png', dpi=args.dpi)}")
+    except (ValueError, ImportError) as exc:
+        print(f"python -m fastloss {exc}" if isinstance(exc, ValueError) else exc, file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv=None) -> int:
@@ -67,6 +106,8 @@ def main(argv=None) -> int:
         from fastloss.bench import main_bench
 
         return main_bench(args)
+    if args.command == "plot":
+        return _plot(args, parser)
     parser.print_help()  # pragma: no cover - argparse rejects unknown commands
     return 2
 

@@ -5,7 +5,7 @@ import os
 import platform
 import sys
 
-from . import _pointwise, _rows
+from . import _overlap, _pointwise, _rows
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
@@ -13,6 +13,7 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 _FORCE_BASELINE = os.environ.get("FASTLOSS_FORCE_BASELINE", "").strip().lower() not in ("", "0", "false", "no")
 _pointwise.select_isa(_FORCE_BASELINE)
 _rows.select_isa(_FORCE_BASELINE)
+_overlap.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 
@@ -76,7 +77,9 @@ def show_config(file=None) -> dict | None:
 
     Reports the version, whether OpenMP is on, the default thread count,
     the SIMD path chosen at run time (``FASTLOSS_FORCE_BASELINE=1`` forces
-    the baseline) and the build flags.  ``show_config()`` prints to stdout
+    the baseline), the build flags and the block cache of the returned
+    arrays (:func:`set_cache_limit`, ``FASTLOSS_CACHE_BYTES``).
+    ``show_config()`` prints to stdout
     and ``show_config(file=f)`` to ``f``, returning None (as NumPy's
     ``show_config``: a REPL does not echo the table a second time);
     ``show_config(file=False)`` prints nothing and returns the dict.
@@ -88,7 +91,7 @@ def show_config(file=None) -> dict | None:
     >>> sorted(k for k in cfg if k in ("openmp", "simd_path", "version"))
     ['openmp', 'simd_path', 'version']
     """
-    from . import __version__
+    from . import __version__, _cache
 
     try:
         from . import _build_info as bi
@@ -111,6 +114,7 @@ def show_config(file=None) -> dict | None:
         "cflags": cflags,
         "ldflags": ldflags,
         "block_size": _pointwise.BLOCK,
+        "cache": _cache.describe(),
     }
     if file is not False:
         out = file if file is not None else sys.stdout

@@ -41,6 +41,7 @@ cdef extern from "_src/fl_pointwise.h" nogil:
     const char *fl_pw_name(int i)
     int fl_pw_has_target_grad(int i)
     fl_pw_block_fn fl_pw_get(int loss_id, int f64)
+    void fl_pw_vmath(int which, int f64, const void *x, void *y, fl_idx n)
     const char *fl_select_isa(int force_baseline)
     const char *fl_isa_name()
     int fl_have_v3_build()
@@ -75,6 +76,8 @@ _LIGHT_MIN = 32768
 _HEAVY_MIN = 16384
 _HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_full", "gaussian_nll", "bce", "bce_logits",
           "sigmoid_focal", "sigmoid_focal_g2", "soft_margin", "kl_div", "kl_div_log"}
+# the regression catalogue: exp/log (the deviances, fair, Cauchy, MSLE)
+_HEAVY |= {"gamma_nll", "tweedie", "tweedie0", "tweedie1", "fair", "cauchy", "msle"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN
 cdef int _is_heavy[64]
@@ -270,6 +273,20 @@ def stream_add(const float[::1] a, const float[::1] b, float[::1] c, int n_threa
         else:
             for i in range(n):
                 c[i] = a[i] + b[i]
+
+
+def vmath(str name, cnp.ndarray x):
+    """The kernels' inline ``exp`` (name "exp", x <= 0) or ``log1p`` on
+    [0, 1] ("log1p01") over a C-contiguous float32/float64 array, on the
+    chosen instruction-set path (for the accuracy tests)."""
+    if not (x.flags.c_contiguous and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8)):
+        raise ValueError("vmath: x must be a C-contiguous float32 or float64 array")
+    if name not in ("exp", "log1p01"):
+        raise ValueError(f"vmath: unknown function {name!r}")
+    cdef cnp.ndarray y = x.copy()
+    fl_pw_vmath(0 if name == "exp" else 1, x.dtype.itemsize == 8, cnp.PyArray_DATA(x),
+                cnp.PyArray_DATA(y), cnp.PyArray_SIZE(x))
+    return y
 
 
 def overlaps(cnp.ndarray a, cnp.ndarray b):

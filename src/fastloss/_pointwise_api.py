@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from . import _pointwise
+from ._alloc import empty
 from ._chunks import _REQUEST, Denominator, Plan, Planned
 from ._config import _threads
 from ._validate import (
@@ -122,17 +123,17 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
             if not sp.target_grad:
                 raise ValueError(f"{op}: the gradient with respect to target is not available for this loss")
             t_out = bufs.get("target")
-            gt = np.empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
+            gt = empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
         if sp.extra and sp.extra in bufs:
             g2 = check_out(bufs[sp.extra], f"out ({sp.extra})", op, dt, shape)
     if mode != VALUE:
-        g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
+        g = empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if mode == GRAD_HESS:
-            h = np.empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
+            h = empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
         elif sp.extra == "var" and g2 is None:
-            g2 = np.empty(shape, dt)
+            g2 = empty(shape, dt)
     if reduction == "none":
-        lo = np.empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
+        lo = empty(shape, dt) if loss_out is None else check_out(loss_out, "loss_out", op, dt, shape)
     if out is not None or hess_out is not None or loss_out is not None:
         if mode == VALUE and out is not None:
             raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")

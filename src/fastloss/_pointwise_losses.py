@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
+from ._alloc import empty
 from ._pointwise_api import (
     GRAD,
     GRAD_HESS,

@@ -2,7 +2,8 @@
 """The row-over-classes driver: one parallel loop for every loss that reads
 a row of C class scores per item (cross-entropy, NLL, focal, margins).
 
-The per-loss math lives in ``_src/fl_rows_math.h``; this module owns what
+The per-loss math lives in ``_src/fl_rows_math.h`` and the family headers
+it includes (``fl_rows_ce.h``, ``fl_rows_focal.h``, ...); this module owns what
 every row loss shares: blocks of items, threads, the deterministic
 reduction, the mean's denominator and the GIL.  It trusts its caller
 (``fastloss._rows_api``), which validates every array and parameter

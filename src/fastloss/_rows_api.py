@@ -24,6 +24,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import _rows
+from ._alloc import empty
 from ._chunks import _REQUEST, Denominator, Plan, Planned
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
@@ -218,17 +219,17 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
                                  f"input's shape {shape} (class probabilities or multilabel targets), "
                                  f"got target of shape {t.shape}")
             t_out = bufs.get("target")
-            gt = np.empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
+            gt = empty(shape, dt) if t_out is None else check_out(t_out, "out (target)", op, dt, shape)
             if t_out is not None:
                 check_no_overlap(gt, "out (target)", op, x, t, w, *(b for b in (out, loss_out) if b is not None))
     if mode != VALUE:
-        g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
+        g = empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if mode == GRAD_HESS:
-            h = np.empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
+            h = empty(shape, dt) if hess_out is None else check_out(hess_out, "hess_out", op, dt, shape)
         if mode == HVP:
             vv = as_operand(v, "v", op, dt, shape)
     if reduction == "none" and mode != HVP:
-        lo = np.empty(items, dt) if loss_out is None else _check_loss_out(loss_out, op, dt, items)
+        lo = empty(items, dt) if loss_out is None else _check_loss_out(loss_out, op, dt, items)
     if out is not None or hess_out is not None or loss_out is not None:
         bufs = ((g if out is not None else None, "out"), (h if hess_out is not None else None, "hess_out"),
                 (lo if loss_out is not None else None, "loss_out"))

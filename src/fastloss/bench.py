@@ -4,9 +4,13 @@ Run it as ``python -m fastloss bench`` (``--help`` for the options).  For
 every loss in the registry, every size, dtype and thread count it times, in
 one process:
 
-* fastloss's fused value-and-gradient call (``return_grad=True``), once with
-  a freshly allocated gradient ("fresh", what a user sees first) and once
-  writing into a preallocated ``out=`` buffer (what a backend does);
+* fastloss's fused value-and-gradient call (``return_grad=True``) three
+  ways: the default call with fastloss's block cache switched off, so each
+  call maps a new gradient ("fresh": what every call cost before the cache,
+  and costs with ``FASTLOSS_CACHE_BYTES=0``); the same default call with
+  the cache on ("cached": what a user's call costs, the gradient's memory
+  reused once the previous one is dropped); and writing into a
+  preallocated ``out=`` buffer (what a backend does);
 * the NumPy reference, ``fastloss.reference.<name>`` (float64, textbook);
 * PyTorch forward + backward, when torch is installed;
 * scikit-learn's private ``sklearn._loss`` module, where it has the loss.
@@ -47,9 +51,10 @@ import fastloss as fl
 
 __all__ = ["Case", "pointwise_cases", "measure", "stream_bandwidth", "run_benchmark", "main_bench"]
 
-IMPLS = ("fastloss", "fastloss_out", "numpy", "torch", "sklearn")
+IMPLS = ("fastloss", "fastloss_cached", "fastloss_out", "numpy", "torch", "sklearn")
 IMPL_LABEL = {
     "fastloss": "fastloss fresh",
+    "fastloss_cached": "fastloss cached",
     "fastloss_out": "fastloss out=",
     "numpy": "numpy",
     "torch": "torch",
@@ -181,7 +186,25 @@ def _log_probabilities(n, dtype, rng):
 
 # ----------------------------------------------------------------- generic preparers
 
-def _fastloss_preparer(name: str, out: bool) -> Preparer:
+class _CacheOff:
+    """Context of a "fresh" timing: fastloss's block cache off (limit 0),
+    so every call gets new memory from the system, as before the cache."""
+
+    def __enter__(self):
+        self.old = fl.set_cache_limit(0)
+
+    def __exit__(self, *exc):
+        fl.set_cache_limit(self.old)
+
+
+def fresh_outputs(call):
+    """Mark a timed callable as "fresh": :func:`measure` runs it with the
+    block cache off."""
+    call.around = _CacheOff
+    return call
+
+
+def _fastloss_preparer(name: str, out: bool, cached: bool = True) -> Preparer:
     def prepare(data, n_threads):
         fn = getattr(fl, name, None)
         if fn is None:
@@ -190,7 +213,8 @@ def _fastloss_preparer(name: str, out: bool) -> Preparer:
         if out:
             buf = np.empty_like(args[0])
             return lambda: fn(*args, **params, return_grad=True, out=buf, n_threads=n_threads)
-        return lambda: fn(*args, **params, return_grad=True, n_threads=n_threads)
+        call = lambda: fn(*args, **params, return_grad=True, n_threads=n_threads)  # noqa: E731
+        return call if cached else fresh_outputs(call)
 
     return prepare
 
@@ -270,7 +294,8 @@ def pointwise_case(name, setup, params=None, torch=None, torch_grad_args=(0,), t
         return d
 
     impls = {
-        "fastloss": _fastloss_preparer(name, out=False),
+        "fastloss": _fastloss_preparer(name, out=False, cached=False),
+        "fastloss_cached": _fastloss_preparer(name, out=False),
         "fastloss_out": _fastloss_preparer(name, out=True),
         "numpy": _numpy_preparer(name),
     }
@@ -317,6 +342,159 @@ def _t_squared_hinge(torch, F, x, t):
     return torch.clamp(1.0 - t * x, min=0.0).square().mean()
 
 
+# ----------------------------------------------------------------- the regression catalogue
+
+def _gamma_data(n, dtype, rng):
+    x = (0.5 * rng.standard_normal(n)).astype(dtype)  # raw prediction: log of the mean
+    t = rng.gamma(2.0, np.exp(x.astype(np.float64)) / 2.0).astype(dtype)
+    t = np.maximum(t, np.finfo(dtype).tiny)  # > 0 after rounding
+    return {"args": (x, t)}
+
+
+def _tweedie_data(n, dtype, rng):
+    x = (0.5 * rng.standard_normal(n)).astype(dtype)
+    t = np.where(rng.random(n) < 0.3, 0.0, rng.gamma(2.0, np.exp(x.astype(np.float64)) / 2.0)).astype(dtype)
+    return {"args": (x, t)}  # compound Poisson-Gamma: exact zeros and positive amounts
+
+
+def _positive_targets(n, dtype, rng):
+    t = rng.uniform(1.0, 10.0, n)
+    x = (t + rng.standard_normal(n)).astype(dtype)
+    return {"args": (x, t.astype(dtype))}
+
+
+def _grad_hess_case(fn_name, cls_name, setup, params, sklearn, sklearn_note) -> Case:
+    """``cls_name.grad_hess`` (the Newton / gradient-boosting call), the row
+    ``fn_name.grad_hess``, against scikit-learn's ``gradient_hessian`` with
+    preallocated outputs."""
+    params = dict(params)
+
+    def setup_with_params(n, dtype, rng):
+        d = setup(n, dtype, rng)
+        d.setdefault("params", dict(params))
+        return d
+
+    def fastloss_prep(out):
+        def prepare(data, n_threads):
+            cls = getattr(fl, cls_name, None)
+            if cls is None:
+                return None
+            obj = cls(**data["params"], reduction="sum", n_threads=n_threads)
+            x, t = data["args"]
+            if out:
+                bufs = (np.empty_like(x), np.empty_like(x))
+                return lambda: obj.grad_hess(x, t, out=bufs)
+            return lambda: obj.grad_hess(x, t)
+        return prepare
+
+    def sklearn_prep(data, n_threads):
+        sk = _sklearn_loss()
+        if sk is None:
+            return None
+        x, t = data["args"]
+        obj = sklearn(sk, **data["params"])
+        g, h = np.empty_like(x), np.empty_like(x)
+        return lambda: obj.gradient_hessian(y_true=t, raw_prediction=x, gradient_out=g, hessian_out=h,
+                                            n_threads=n_threads)
+
+    impls = {"fastloss": fastloss_prep(False), "fastloss_out": fastloss_prep(True), "sklearn": sklearn_prep}
+    return Case(f"{fn_name}.grad_hess", "pointwise", setup_with_params, impls, 4,
+                {"sklearn": f"{sklearn_note}.gradient_hessian"})
+
+
+def _trimmed_case() -> Case:
+    """fl.trimmed(x, t, HuberLoss(), trim=0.05): the fused kernel, the O(N) selection and the masked sum."""
+
+    def setup(n, dtype, rng):
+        d = _regression(n, dtype, rng)
+        d["params"] = {"trim": 0.05}
+        return d
+
+    def fastloss_prep(out):
+        def prepare(data, n_threads):
+            if not hasattr(fl, "trimmed"):
+                return None
+            loss, (x, t) = fl.HuberLoss(delta=1.0), data["args"]
+            if out:
+                buf = np.empty_like(x)
+                return lambda: fl.trimmed(x, t, loss, 0.05, return_grad=True, out=buf, n_threads=n_threads)
+            return lambda: fl.trimmed(x, t, loss, 0.05, return_grad=True, n_threads=n_threads)
+        return prepare
+
+    def torch_trimmed(torch, F, x, t, trim):
+        l = F.huber_loss(x, t, reduction="none")
+        k = int(trim * l.numel())
+        return torch.sort(l).values[k:l.numel() - k].mean()  # the trimmed mean by a full sort
+
+    impls = {"fastloss": fastloss_prep(False), "fastloss_out": fastloss_prep(True),
+             "torch": _torch_preparer(torch_trimmed)}
+    return Case("trimmed", "pointwise", setup, impls, 3,
+                {"torch": "trimmed Huber written with torch.sort (torch has no trimmed reduction)"})
+
+
+def _t_gamma(torch, F, x, t):
+    return (x + t * torch.exp(-x)).mean()
+
+
+def _t_tweedie(torch, F, x, t, power):
+    p = power
+    return (torch.exp((2 - p) * x) / (2 - p) - t * torch.exp((1 - p) * x) / (1 - p)).mean()
+
+
+def _t_pseudo_huber(torch, F, x, t, delta):
+    return (delta * delta * (torch.sqrt(1 + ((x - t) / delta) ** 2) - 1)).mean()
+
+
+def _t_fair(torch, F, x, t, c):
+    a = (x - t).abs() / c
+    return (c * c * (a - torch.log1p(a))).mean()
+
+
+def _t_cauchy(torch, F, x, t, c):
+    return (0.5 * c * c * torch.log1p(((x - t) / c) ** 2)).mean()
+
+
+def _t_tukey(torch, F, x, t, c):
+    z = x - t
+    return torch.where(z.abs() <= c, c * c / 6 * (1 - (1 - (z / c) ** 2) ** 3), c * c / 6).mean()
+
+
+def _t_expectile(torch, F, x, t, tau):
+    r = t - x
+    return (torch.where(r >= 0, tau, 1 - tau) * r * r).mean()
+
+
+def _t_mape(torch, F, x, t):
+    return (100 * (t - x).abs() / torch.clamp(t.abs(), min=1e-7)).mean()
+
+
+def _t_msle(torch, F, x, t):
+    return ((torch.log1p(torch.clamp(x, min=1e-7)) - torch.log1p(torch.clamp(t, min=1e-7))) ** 2).mean()
+
+
+def _regression_cases() -> list:
+    """The regression catalogue (fastloss._regression_losses) and the trimmed reduction."""
+    return [
+        pointwise_case("gamma_nll_loss", _gamma_data, torch=_t_gamma, torch_composed=True,
+                       sklearn=lambda sk: sk.HalfGammaLoss(), sklearn_note="HalfGammaLoss"),
+        _grad_hess_case("gamma_nll_loss", "GammaNLLLoss", _gamma_data, {}, lambda sk: sk.HalfGammaLoss(),
+                        "HalfGammaLoss"),
+        pointwise_case("tweedie_loss", _tweedie_data, {"power": 1.5}, torch=_t_tweedie, torch_composed=True,
+                       sklearn=lambda sk, power: sk.HalfTweedieLoss(power=power),
+                       sklearn_note="HalfTweedieLoss(power=1.5)"),
+        _grad_hess_case("tweedie_loss", "TweedieLoss", _tweedie_data, {"power": 1.5},
+                        lambda sk, power: sk.HalfTweedieLoss(power=power), "HalfTweedieLoss(power=1.5)"),
+        pointwise_case("pseudo_huber_loss", _regression, {"delta": 1.0}, torch=_t_pseudo_huber, torch_composed=True),
+        pointwise_case("fair_loss", _regression, {"c": 1.0}, torch=_t_fair, torch_composed=True),
+        pointwise_case("cauchy_loss", _regression, {"c": 1.0}, torch=_t_cauchy, torch_composed=True),
+        pointwise_case("tukey_biweight_loss", _regression, {"c": 4.685}, torch=_t_tukey, torch_composed=True),
+        pointwise_case("expectile_loss", _regression, {"tau": 0.9}, torch=_t_expectile, torch_composed=True),
+        pointwise_case("mean_absolute_percentage_error", _positive_targets, torch=_t_mape, torch_composed=True),
+        pointwise_case("mean_squared_logarithmic_error", _positive_targets, torch=_t_msle, torch_composed=True),
+        _trimmed_case(),
+    ]
+
+
 def pointwise_cases() -> list:
     """The registry of pointwise losses, in the order of the tables."""
     cases = [
@@ -357,8 +535,9 @@ def pointwise_cases() -> list:
         pointwise_case("kl_div", _log_probabilities,
                        torch=lambda torch, F, x, t: F.kl_div(x, t, reduction="mean")),
     ]
-    # Losses this build of fastloss does not have (yet) are left out.
-    return [c for c in cases if hasattr(fl, c.name)]
+    cases += _regression_cases()
+    # Losses this build of fastloss does not have (yet) are left out ("fn.grad_hess" rows by their function).
+    return [c for c in cases if hasattr(fl, c.name.split(".")[0])]
 
 
 # ----------------------------------------------------------------- timing
@@ -389,9 +568,15 @@ def measure(fn, repeat=5, min_time=0.02, max_total=3.0, min_total=0.2) -> dict:
     (one call >= min_time) the repeats are cut so the timed calls stay near
     ``max_total`` seconds (at least one after the warmup), and a call slower
     than ``max_total`` is timed once, its warmup being the measurement.
-    The garbage collector is off while timing."""
+    The garbage collector is off while timing.  A callable with an
+    ``around`` attribute (a context manager class, see
+    :func:`fresh_outputs`) is timed inside that context."""
+    around = getattr(fn, "around", None)
+    ctx = around() if around is not None else None
     gc_was = gc.isenabled()
     gc.disable()
+    if ctx is not None:
+        ctx.__enter__()
     try:
         t_warm = _clock(fn, 1)
         if t_warm >= max_total:  # very slow (the NumPy reference at large N): one call is the figure
@@ -415,6 +600,8 @@ def measure(fn, repeat=5, min_time=0.02, max_total=3.0, min_total=0.2) -> dict:
             while sum(times) * number < min_total and len(times) < MAX_REPEATS:
                 times.append(_clock(fn, number) / number)
     finally:
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
         if gc_was:
             gc.enable()
     best, median = min(times), statistics.median(times)
@@ -583,32 +770,38 @@ def _noisy(results, loss, n, dtype, threads, impl):
 
 NOISY_NOTE = f"noisy: median repeat > {NOISY:g}x the best (stalls from other processes): no ratio"
 # the columns of the default table (fits 100 columns); --wide prints all
-NARROW = ("loss", "fl fresh", "fl out=", "torch", "sklearn", "torch/fl", "sk/fl", "%stream")
+NARROW = ("loss", "fl fresh", "fl cached", "fl out=", "torch", "sklearn", "torch/fl", "sk/fl", "%stream")
 
 
 def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n=10**6, wide=False):
     itemsize = np.dtype(dtype).itemsize
     bw = stream.get(threads, {}).get("gbs")
-    header = ["loss", "fl fresh", "fl out=", "numpy", "torch", "sklearn",
-              "numpy/fl", "torch/fl", "sk/fl", "fresh/out", "GB/s", "%stream", "bw floor"]
-    rows, footnotes, ratios = [], {}, {k: [] for k in ("numpy", "torch", "sklearn", "out")}
+    header = ["loss", "fl fresh", "fl cached", "fl out=", "numpy", "torch", "sklearn",
+              "numpy/fl", "torch/fl", "sk/fl", "fresh/out", "cached/out", "GB/s", "%stream", "bw floor"]
+    rows, footnotes, ratios = [], {}, {k: [] for k in ("numpy", "torch", "sklearn", "out", "cout")}
     for c in cases:
         t = {impl: _best(results, c.name, n, dtype, threads, impl) for impl in IMPLS}
         noisy = {impl: _noisy(results, c.name, n, dtype, threads, impl) for impl in IMPLS}
-        fresh = t["fastloss"]
+        # rivals are set against the default call: cached (fresh where it was not timed)
+        bk = "fastloss_cached" if t["fastloss_cached"] else "fastloss"
+        base = t[bk]
 
         def ratio(impl):
             other = t[impl]
-            if other is None or not fresh:
+            if other is None or not base:
                 return None
-            if noisy[impl] or noisy["fastloss"]:
+            if noisy[impl] or noisy[bk]:
                 return "noisy"
-            return other / fresh
+            return other / base
+
+        def vs_out(impl):
+            if not t["fastloss_out"] or t[impl] is None:
+                return None
+            return "noisy" if noisy["fastloss_out"] or noisy[impl] else t[impl] / t["fastloss_out"]
 
         rn, rt, rs = ratio("numpy"), ratio("torch"), ratio("sklearn")
-        ro = None if not t["fastloss_out"] or fresh is None else (
-            "noisy" if noisy["fastloss_out"] or noisy["fastloss"] else fresh / t["fastloss_out"])
-        for k, v in (("numpy", rn), ("torch", rt), ("sklearn", rs), ("out", ro)):
+        ro, rc = vs_out("fastloss"), vs_out("fastloss_cached")
+        for k, v in (("numpy", rn), ("torch", rt), ("sklearn", rs), ("out", ro), ("cout", rc)):
             ratios[k].append(None if v == "noisy" else v)
         gbs = pct = floor = None
         if n >= big_n and t["fastloss_out"]:
@@ -631,6 +824,7 @@ def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n
         rows.append([c.name if wide else SHORT.get(c.name, c.name)] + cells + [
             fmt_ratio(rn), fmt_ratio(rt), fmt_ratio(rs),
             "-" if ro is None else ("noisy" if ro == "noisy" else f"{ro:.2f}x"),
+            "-" if rc is None else ("noisy" if rc == "noisy" else f"{rc:.2f}x"),
             "-" if gbs is None else f"{gbs:.1f}",
             "-" if pct is None else f"{pct:.0f}%",
             fmt_time(floor) if floor is not None else "-"])
@@ -648,6 +842,8 @@ def print_block(cases, results, stream, n, dtype, threads, out=sys.stdout, big_n
                                                           ("sklearn", "sk/fl")) if g[k]]
     if g["out"]:
         parts.append(f"fresh/out= {g['out']:.2f}x")
+    if g["cout"]:
+        parts.append(f"cached/out= {g['cout']:.2f}x")
     if parts:
         print("geomean: " + ",  ".join(parts), file=out)
     for note, mark in footnotes.items():
@@ -821,11 +1017,14 @@ def print_legend(out=sys.stdout, max_total=3.0, wide=True, min_total=0.2):
         print(f"""
 How to read: times are the best (minimum) over repeats of the mean time per call (short calls are
   repeated for {min_total:g} s at least; a call slower than {max_total:g} s is timed once; "noisy": median > {NOISY:g}x best).
-  fl fresh / fl out=  fastloss value+grad, a new gradient array / a preallocated out= buffer
+  fl fresh            fastloss value+grad, the default call with its block cache OFF: a newly
+                      mapped gradient each call (what every call cost before the cache)
+  fl cached           the same default call with the block cache ON (the library's default)
+  fl out=             the same into a preallocated out= buffer
   torch, sklearn      PyTorch forward + backward; sklearn._loss loss_gradient (one more array out)
-  X/fl                X's time / fastloss fresh time: >1 means fastloss is that many times faster
+  X/fl                X's time / fastloss cached time: >1 means fastloss is that many times faster
   %stream             bytes the fused call moves / out= time, against the STREAM add bandwidth
-  --wide adds the NumPy reference, fresh/out, GB/s and the bandwidth floor (bench/README.md).""",
+  --wide adds numpy, fresh/out, cached/out, GB/s and the bandwidth floor (bench/README.md).""",
               file=out)
         return
     print(f"""
@@ -833,15 +1032,21 @@ How to read: times are the best (minimum) over repeats of the mean time per call
   (short calls are repeated until the timed calls add up to {min_total:g} s; a call slower
   than {max_total:g} s is timed once; "noisy": the median repeat exceeds {NOISY:g}x the best,
   and no ratio is computed from it).
-  fl fresh  fastloss value+grad (return_grad=True), new gradient array each call
+  fl fresh  fastloss value+grad (return_grad=True), the default call with fastloss's block cache
+            OFF (set_cache_limit(0)): each call's gradient is memory newly mapped by the system
+            (page faults + zeroing above ~32 MB); what every call cost before the cache
+  fl cached the same default call with the block cache ON (the library's default): a large
+            gradient reuses the block of the previous one once that array is dropped
   fl out=   the same, writing into a preallocated out= buffer
   numpy     fastloss.reference: the test oracle, plain NumPy in float64, slow on purpose (not tuned
             NumPy code); single thread, so timed once per size/dtype and shown in each thread table
   torch     PyTorch forward + backward on CPU tensors sharing the NumPy memory, torch.set_num_threads(threads)
   sklearn   sklearn._loss <Loss>.loss_gradient with preallocated loss_out/gradient_out of the
             input's dtype: per-element loss + gradient (no reduction, no 1/n) - it writes one more array
-  X/fl      X's time / fastloss fresh time: >1 means fastloss is that many times faster
-  fresh/out fastloss fresh time / out= time (>1: what allocating the gradient costs)
+  X/fl      X's time / fastloss cached time (the default call): >1 means fastloss is that many
+            times faster
+  fresh/out fastloss fresh time / out= time (>1: what mapping a new gradient costs);
+  cached/out the same for the cached call (1.0: the default call costs what out= does)
   GB/s      bytes the fused call must move (input, target, grad: 3 arrays x itemsize x N;
             Gaussian NLL 5) / fastloss out= time; %stream = that / STREAM add bandwidth at the same
             thread count; bw floor = bytes / STREAM bandwidth, the time a memory-bound kernel can't beat""",
@@ -919,9 +1124,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows", file=sys.stderr)
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap, guide",
+              file=sys.stderr)
         return 2
     picked = None
     if args.losses:
@@ -947,6 +1153,23 @@ def main_bench(args) -> int:
         if quick:
             rargs += ["--shapes", "8192x1000,65536x32"]
         bench_rows.main(rargs)
+    if "overlap" in families:
+        from fastloss import bench_overlap
+
+        print("\n== set overlap (segmentation, boxes): fastloss vs smp / torchvision formulas in PyTorch ==")
+        oargs = ["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads),
+                 "--min-time", str(args.min_time)]
+        if picked is not None:
+            oargs += ["--losses", ",".join(picked["overlap"])]
+        rc = bench_overlap.main(oargs)
+        if rc:
+            return rc
+    if "guide" in families:
+        from fastloss import bench_guide
+
+        print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
+        bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+                         + (["--n", "1e6"] if quick else []))
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")
@@ -963,20 +1186,26 @@ ROWS_BENCHED = ("cross_entropy",)
 
 def family_losses() -> dict:
     """{family: (every fastloss function of the family, the ones it benches)}."""
-    from fastloss import _class_losses, _pointwise_losses
+    from fastloss import _class_losses, _pointwise_losses, _regression_losses
 
     def fns(mod):
         return [n for n in mod.__all__ if n[0].islower()]
 
-    return {"pointwise": (fns(_pointwise_losses), [c.name for c in pointwise_cases()]),
-            "rows": (fns(_class_losses), list(ROWS_BENCHED))}
+    from fastloss import _box_losses, _segmentation_losses, bench_overlap
+
+    pw = [c.name for c in pointwise_cases()]
+    # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
+    return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
+            "rows": (fns(_class_losses), list(ROWS_BENCHED)),
+            "overlap": (fns(_segmentation_losses) + fns(_box_losses),
+                        list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES))}
 
 
 def _pick_losses(text, families):
     """({family: [names]}, error message or None) for --losses."""
     names = [s.strip() for s in text.split(",") if s.strip()]
     table = family_losses()
-    picked = {f: [] for f in ("pointwise", "rows")}
+    picked = {f: [] for f in ("pointwise", "rows", "overlap")}
     for name in names:
         fam = next((f for f, (every, _) in table.items() if name in every), None)
         if fam is None:

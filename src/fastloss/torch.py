@@ -188,7 +188,11 @@ class _FusedLoss(torch.autograd.Function):
                 continue
             shape, sum_shape = shapes
             go = grad_out
-            if go.dim() and go.shape != g.shape:
+            if class_axis is None and go.dim() < g.dim():
+                # one value per leading index (an image of a set-overlap
+                # loss): broadcast over the trailing axes
+                go = go.reshape(go.shape + (1,) * (g.dim() - go.dim()))
+            elif go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
                 # gradient over the classes too: broadcast along the class
                 # axis (1 as PyTorch's (N, C, ...), or the last axis)
@@ -310,12 +314,13 @@ def _make_module(cls):
     kept = [p for p in options if not (legacy and p.name in ("size_average", "reduce"))]
     call_sig = inspect.signature(cls.value_and_grad)
     operand_names = [p.name for p in list(call_sig.parameters.values())[1:]
-                     if p.name not in ("weight", "out", "loss_out", "wrt")]
+                     if p.name not in ("weight", "out", "loss_out", "wrt", "check")]
+    has_weight = "weight" in call_sig.parameters
     P = inspect.Parameter
     fwd_sig = inspect.Signature(
         [P("self", P.POSITIONAL_OR_KEYWORD)]
         + [P(n, P.POSITIONAL_OR_KEYWORD) for n in operand_names]
-        + [P("weight", P.KEYWORD_ONLY, default=None)]
+        + ([P("weight", P.KEYWORD_ONLY, default=None)] if has_weight else [])
     )
 
     def __init__(self, *args, **kwargs):
@@ -376,12 +381,13 @@ def _make_module(cls):
             grads = tuple(n for n in names if n in grad_names or n == "target")  # in operand order
         slots = tuple(i for i, n in enumerate(names) if n in grads)
 
+        wkw = {"weight": w} if has_weight else {}
         if grads == grad_names:
             def call(*arrays):
-                return loss.value_and_grad(*arrays, weight=w)
+                return loss.value_and_grad(*arrays, **wkw)
         else:
             def call(*arrays):
-                return loss.value_and_grad(*arrays, weight=w, wrt=grads)
+                return loss.value_and_grad(*arrays, **wkw, wrt=grads)
 
         return _apply(call, (name, names, slots, class_axis), *ops)
 
@@ -413,7 +419,9 @@ def _make_module(cls):
 
 
 def _is_loss_class(obj) -> bool:
-    return inspect.isclass(obj) and hasattr(obj, "value_and_grad") and hasattr(obj, "grad_hess")
+    # a loss object has value_and_grad (grad_hess only where a diagonal
+    # Hessian is defined: not for the set-overlap losses)
+    return inspect.isclass(obj) and hasattr(obj, "value_and_grad")
 
 
 def _is_loss_function(name: str, obj) -> bool:
@@ -423,7 +431,7 @@ def _is_loss_function(name: str, obj) -> bool:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return False
-    return "return_grad" in params and "input" in params
+    return "return_grad" in params and ("input" in params or all(a in params for a in _grad_args(obj)))
 
 
 def _populate():

@@ -51,6 +51,7 @@ __attribute__((simd("notinbranch"))) extern double log(double);
 #  define FL_SIMD_SUM(s, b) FL_PRAGMA(omp simd reduction(+:s) reduction(|:b))
 #else /* MSVC: its /openmp is OpenMP 2.0, without simd; the loops still
           auto-vectorize where they can */
+#  define FL_PRAGMA(x)
 #  define FL_SIMD_SUM(s, b)
 #endif
 

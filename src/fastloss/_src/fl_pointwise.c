@@ -69,3 +69,18 @@ const char *fl_select_isa(int force_baseline)
 }
 
 const char *fl_isa_name(void) { return fl_isa; }
+
+void fl_pw_vmath(int which, int f64, const void *x, void *y, fl_idx n)
+{
+    const int v3 = fl_pw_f32 != pw_table_f32_base;
+#if FL_HAVE_X86_V3
+    if (v3) {
+        if (f64) vmath_f64_v3(which, (const double *)x, (double *)y, n);
+        else vmath_f32_v3(which, (const float *)x, (float *)y, n);
+        return;
+    }
+#endif
+    (void)v3;
+    if (f64) vmath_f64_base(which, (const double *)x, (double *)y, n);
+    else vmath_f32_base(which, (const float *)x, (float *)y, n);
+}

@@ -71,7 +71,18 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(squared_hinge, 0, 0, 0)      \
     X(soft_margin, 0, 0, 0)        \
     X(kl_div, 0, 0, 1)             \
-    X(kl_div_log, 0, 0, 1)
+    X(kl_div_log, 0, 0, 1)         \
+    X(gamma_nll, 0, 0, 0)          \
+    X(tweedie, 0, 0, 0)            \
+    X(tweedie0, 0, 0, 0)           \
+    X(tweedie1, 0, 0, 0)           \
+    X(pseudo_huber, 0, 0, 0)       \
+    X(fair, 0, 0, 0)               \
+    X(cauchy, 0, 0, 0)             \
+    X(tukey_biweight, 0, 0, 0)     \
+    X(expectile, 0, 0, 0)          \
+    X(mape, 0, 0, 0)               \
+    X(msle, 0, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);
@@ -86,5 +97,8 @@ fl_pw_block_fn fl_pw_get(int id, int f64);
 const char *fl_select_isa(int force_baseline);
 const char *fl_isa_name(void);
 int fl_have_v3_build(void);
+/* For the accuracy tests: y = exp_np(x) (which = 0) or log1p01(x) (1) on
+ * the chosen instruction-set path. */
+void fl_pw_vmath(int which, int f64, const void *x, void *y, fl_idx n);
 
 #endif /* FL_POINTWISE_H */

@@ -1,0 +1,500 @@
+"""``fastloss.diagnose``: catch the common mistakes of a loss call.
+
+The mistakes the loss guide lists -- an activation applied before a loss
+that applies its own, one-hot labels where integer labels are expected (and
+the reverse), swapped arguments, a regression loss on class labels -- and
+the data problems behind a loss that is NaN or learns nothing (NaN or a
+constant target, a class never present, weights that zero everything) are
+checks over figures that one pass of the summary kernel measures
+(``fastloss._summary``).  Each finding names the mistake, the figure that
+shows it, and the fix, and is issued as a :class:`LossWarning`.
+
+Two tables drive it:
+
+* ``EXPECT``: what each public loss expects of its input and target (the
+  kind of values, not their shapes);
+* ``CHECKS``: each check, the kinds it applies to, and the test that fires
+  it.
+
+Thresholds
+----------
+``MIN_N = 16``: checks that infer intent from a pattern of values (all in
+[0, 1], all integers, constant, only 0 and 1) need at least this many
+values -- fewer is too weak a sign (this module's judgment).
+``ROW_TOL = 1e-3``: a row "sums to 1" within this (float32 softmax and
+log-softmax rows are within ~1e-6; this module's judgment).
+``ABSENT_FACTOR = 10``: a class absent from the labels is reported only
+when there are at least 10 labels per class: with C equally likely classes
+the chance that some class is missing from 10 C labels is at most
+``C exp(-10)``, about 5e-5 per class (this module's judgment).
+"""
+from __future__ import annotations
+
+import html
+import warnings
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+from ._suggest import Figures, _label_counts, summarize
+
+__all__ = ["diagnose", "LossWarning", "Finding", "Diagnosis"]
+
+MIN_N = 16
+ROW_TOL = 1e-3
+ABSENT_FACTOR = 10
+
+
+class LossWarning(UserWarning):
+    """A likely mistake in a loss call, found by :func:`fastloss.diagnose`
+    or by a loss called with ``check=True``.  The message names the
+    operation, the mistake with the figure that shows it, and the fix;
+    ``.finding`` holds the :class:`Finding`.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, fastloss as fl
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     _ = fl.diagnose("mse_loss", np.zeros(4), np.array([1.0, np.nan, 2.0, 3.0]))
+    >>> w[0].category is fl.LossWarning, w[0].message.finding.code
+    (True, 'nan_target')
+    """
+
+    def __init__(self, finding: "Finding"):
+        super().__init__(str(finding))
+        self.finding = finding
+
+
+class Finding(NamedTuple):
+    """One mistake found: a stable ``code``, the operation, what was seen
+    (with its figure) and how to fix it."""
+    code: str
+    op: str
+    message: str
+    fix: str
+
+    def __str__(self):
+        return f"{self.op}: {self.message}. Fix: {self.fix}"
+
+
+class Diagnosis(list):
+    """The findings of :func:`fastloss.diagnose` (a list of
+    :class:`Finding`; empty when nothing was found)."""
+
+    def __init__(self, items, op):
+        super().__init__(items)
+        self.op = op
+
+    @property
+    def ok(self) -> bool:
+        return not self
+
+    @property
+    def codes(self):
+        return [f.code for f in self]
+
+    def __repr__(self):
+        if not self:
+            return f"fastloss.diagnose({self.op}): no mistakes found"
+        lines = [f"fastloss.diagnose({self.op}): {len(self)} finding{'s' if len(self) > 1 else ''}"]
+        for f in self:
+            lines.append(f"  [{f.code}] {f.message}")
+            lines.append(f"      fix: {f.fix}")
+        return "\n".join(lines)
+
+    def _repr_html_(self):
+        e = html.escape
+        if not self:
+            return f"<p><b>fastloss.diagnose</b>(<code>{e(self.op)}</code>): no mistakes found</p>"
+        rows = "".join(f"<tr><td><code>{e(f.code)}</code></td><td>{e(f.message)}</td><td>{e(f.fix)}</td></tr>"
+                       for f in self)
+        return (f"<div><p><b>fastloss.diagnose</b>(<code>{e(self.op)}</code>)</p><table><thead><tr>"
+                f"<th>mistake</th><th>seen</th><th>fix</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+# ---------------------------------------------------------------- what each loss expects
+
+class Expect(NamedTuple):
+    cls: str      # the nn-style class's name
+    input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_logprob
+    target: str   # real | count | binary | pm1 | prob | labels | labels_or_probs | multilabel
+
+
+#: What each public loss expects of its input and target.  A loss added to
+#: fastloss adds a row (tests/test_diagnose.py checks that every public
+#: loss has one).
+EXPECT = {
+    "mse_loss": Expect("MSELoss", "real", "real"),
+    "l1_loss": Expect("L1Loss", "real", "real"),
+    "huber_loss": Expect("HuberLoss", "real", "real"),
+    "smooth_l1_loss": Expect("SmoothL1Loss", "real", "real"),
+    "log_cosh_loss": Expect("LogCoshLoss", "real", "real"),
+    "quantile_loss": Expect("QuantileLoss", "real", "real"),
+    "poisson_nll_loss": Expect("PoissonNLLLoss", "real", "count"),
+    "gaussian_nll_loss": Expect("GaussianNLLLoss", "real", "real"),
+    "binary_cross_entropy": Expect("BCELoss", "prob", "binary"),
+    "binary_cross_entropy_with_logits": Expect("BCEWithLogitsLoss", "logit", "binary"),
+    "sigmoid_focal_loss": Expect("SigmoidFocalLoss", "logit", "binary"),
+    "hinge_loss": Expect("HingeLoss", "score", "pm1"),
+    "squared_hinge_loss": Expect("SquaredHingeLoss", "score", "pm1"),
+    "soft_margin_loss": Expect("SoftMarginLoss", "score", "pm1"),
+    "kl_div": Expect("KLDivLoss", "logprob", "prob"),
+    "cross_entropy": Expect("CrossEntropyLoss", "rows_logit", "labels_or_probs"),
+    "nll_loss": Expect("NLLLoss", "rows_logprob", "labels"),
+    "softmax_focal_loss": Expect("SoftmaxFocalLoss", "rows_logit", "labels"),
+    "multi_margin_loss": Expect("MultiMarginLoss", "rows_score", "labels"),
+    "multilabel_soft_margin_loss": Expect("MultiLabelSoftMarginLoss", "rows_logit", "multilabel"),
+    "poly1_cross_entropy": Expect("Poly1CrossEntropyLoss", "rows_logit", "labels_or_probs"),
+}
+_BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
+#: Public functions that are not losses of (input, target), and why they
+#: have no row in EXPECT.
+NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value"}
+
+
+def resolve(loss):
+    """(function name, Expect, parameters read from a loss object) for a
+    loss given as a name, a fastloss function, class or object."""
+    params = {}
+    if isinstance(loss, str):
+        name = _BY_CLASS.get(loss, loss)
+    elif isinstance(loss, type):
+        name = _BY_CLASS.get(loss.__name__, loss.__name__)
+    elif callable(loss) and getattr(loss, "__module__", "").startswith("fastloss") and not hasattr(loss, "reduction"):
+        name = loss.__name__
+    else:
+        name = _BY_CLASS.get(type(loss).__name__, type(loss).__name__)
+        for k in ("weight", "ignore_index", "log_target", "log_input", "pos_weight"):
+            if hasattr(loss, k):
+                params[k] = getattr(loss, k)
+    if name not in EXPECT:
+        raise ValueError(f"diagnose: loss must be a fastloss loss (a function, class, object or name), "
+                         f"got {loss!r}")
+    return name, EXPECT[name], params
+
+
+# ---------------------------------------------------------------- the checks
+# Each check takes (figures, expect, params) and returns None, or the
+# (message, fix) pair, formatted from the figures.
+
+def _nan_target(f, e, p):
+    if f.get("target_nan"):
+        return (f"target has {f.target_nan} NaN value{'s' if f.target_nan > 1 else ''} of {f.target_n}",
+                "drop or impute them: NaN propagates to the loss and its gradient (fastloss never masks it)")
+
+
+def _nan_input(f, e, p):
+    if f.get("input_nan"):
+        return (f"input has {f.input_nan} NaN value{'s' if f.input_nan > 1 else ''} of {f.input_n}",
+                "the model's output is NaN: look for a diverged step (lower the learning rate) or NaN features")
+
+
+def _constant_target(f, e, p):
+    if f.get("labels"):
+        if f.get("n_labelled", 0) >= MIN_N and f.get("n_present") == 1:
+            return (f"every label is class {f.only_class} ({f.n_labelled} labels)",
+                    "a model learns nothing from one class: check the labels and the data pipeline "
+                    "(a filter or join that dropped the other classes)")
+        return None
+    if f.get("target_n", 0) >= MIN_N and f.get("target_constant"):
+        return (f"target is constant (every one of its {f.target_n} values is {f.target_min:g})",
+                "a model learns nothing from a constant target: check the targets and the data pipeline")
+
+
+def _probabilities_as_logits(f, e, p):
+    if e.input not in ("logit", "score", "rows_logit") or f.get("input_n", 0) < MIN_N:
+        return None
+    if not f.get("input_unit") or f.get("input_binary"):
+        return None
+    what = "softmax" if e.input == "rows_logit" and e.target != "multilabel" else "sigmoid"
+    if f.get("input_row_dev") is not None and f.input_row_dev <= ROW_TOL and what == "softmax":
+        seen = (f"every row of input sums to 1 (largest |sum - 1| {f.input_row_dev:.2g}): softmax outputs "
+                f"where {f.op} expects logits")
+    else:
+        seen = (f"every input value is in [0, 1] (min {f.input_min:.3g}, max {f.input_max:.3g}): "
+                f"probabilities where {f.op} expects {'scores' if 'score' in e.input else 'logits'}")
+    return seen, f"pass the raw scores (drop the {what}): {f.op} applies it itself, more stably"
+
+
+def _logits_as_probabilities(f, e, p):
+    if e.input != "prob" or f.get("input_unit", True) or f.get("input_n", 0) == 0:
+        return None
+    return (f"input has values outside [0, 1] (min {f.input_min:.3g}, max {f.input_max:.3g}): logits where "
+            f"{f.op} expects probabilities (the call raises on them)",
+            "use binary_cross_entropy_with_logits on the logits (stabler than a sigmoid and then "
+            "binary_cross_entropy)")
+
+
+def _not_log_probabilities(f, e, p):
+    if e.input not in ("logprob", "rows_logprob") or not f.get("input_n"):
+        return None
+    if f.get("input_npos", 0) > 0:
+        if f.get("input_unit"):
+            return (f"every input value is in [0, 1] (max {f.input_max:.3g}): probabilities where {f.op} "
+                    f"expects log-probabilities", "pass np.log of them (or log_softmax of the logits)")
+        return (f"input has positive values (max {f.input_max:.3g}): raw scores where {f.op} expects "
+                f"log-probabilities",
+                "apply log_softmax first, or use cross_entropy on the raw scores"
+                if e.input == "rows_logprob" else "apply log_softmax to the scores first")
+    dev = f.get("input_row_dev")
+    if e.input == "rows_logprob" and dev is not None and dev > ROW_TOL:
+        return (f"rows of exp(input) sum to {f.input_row_sum_min:.3g}..{f.input_row_sum_max:.3g}, not 1: "
+                f"not normalized log-probabilities",
+                "apply log_softmax over the classes (or use cross_entropy on the raw scores)")
+
+
+def _onehot_for_labels(f, e, p):
+    if e.target != "labels" or not f.get("target_same_shape"):
+        return None
+    if f.get("target_onehot"):
+        return (f"target is one-hot (shape {f.target_shape}) where {f.op} expects integer class labels",
+                "pass target.argmax(axis=1) (integer labels of input's shape without the class axis)")
+    if f.get("target_unit") and not f.get("target_binary"):
+        return (f"target holds class probabilities (shape {f.target_shape}) where {f.op} takes integer labels "
+                f"only", "use cross_entropy, which takes probability targets, or the labels' argmax")
+
+
+def _labels_for_binary(f, e, p):
+    if e.target not in ("binary", "multilabel", "prob"):
+        return None
+    if f.get("target_for_rows"):
+        return (f"target of shape {f.target_shape} for input of shape {f.input_shape}: integer class labels "
+                f"where {f.op} expects one 0/1 value per input",
+                "use cross_entropy for class labels, or one-hot encode them")
+    if f.get("target_integral") and f.get("target_max", 0) > 1 and f.get("target_min", 0) >= 0:
+        return (f"target holds integers up to {f.target_max:g} where {f.op} expects 0/1 targets or "
+                f"probabilities: class labels?", "use cross_entropy for class labels, or one-hot encode them")
+
+
+def _zero_one_for_pm1(f, e, p):
+    if e.target != "pm1" or not f.get("target_binary") or f.get("target_npos", 0) == f.get("target_n"):
+        return None
+    return (f"target is 0/1 where {f.op} expects -1/1: a target of 0 counts as neither class",
+            "pass 2 * target - 1")
+
+
+def _swapped(f, e, p):
+    if e.input not in ("real", "logit", "score", "prob") or not f.get("target_same_shape"):
+        return None
+    if f.get("input_n", 0) < MIN_N or not f.get("input_integral") or f.get("target_integral", True):
+        return None
+    if f.input_min == f.input_max or f.get("target_nan"):
+        return None
+    return (f"input is integer-valued ({f.input_min:g}..{f.input_max:g}) and target is not: arguments "
+            f"swapped?", f"call {f.op}(input, target) with the prediction first and the truth second, as PyTorch")
+
+
+def _regression_on_classes(f, e, p):
+    if e.input != "real" or e.target not in ("real",) or f.get("target_n", 0) < MIN_N:
+        return None
+    if f.get("target_binary") and 0 < f.get("target_npos", 0) < f.target_n:
+        pct = 100 * f.target_npos / f.target_n
+        onehot = f.get("target_onehot")
+        return (f"target is {'one-hot' if onehot else '0/1'} ({pct:.3g} % ones): {f.op} fits class labels as "
+                f"numbers", "use cross_entropy on logits (integer labels: target.argmax(axis=-1))" if onehot
+                else "use binary_cross_entropy_with_logits on logits")
+    if f.get("target_pm1") and 0 < f.get("target_npos", 0) < f.target_n:
+        return (f"target is -1/1: {f.op} fits class labels as numbers",
+                "use soft_margin_loss (or binary_cross_entropy_with_logits on (target + 1) / 2)")
+
+
+def _negative_counts(f, e, p):
+    if e.target == "count" and f.get("target_min", 0) < 0:
+        return (f"target has negative values (min {f.target_min:g}) where {f.op} expects counts (>= 0)",
+                "check the targets; a Poisson likelihood is for non-negative counts")
+
+
+def _class_never_present(f, e, p):
+    absent = f.get("absent_classes")
+    if not f.get("labels") or not absent or f.get("n_labelled", 0) < ABSENT_FACTOR * f.n_classes:
+        return None
+    shown = ", ".join(str(c) for c in absent[:8]) + (", ..." if len(absent) > 8 else "")
+    return (f"class{'es' if len(absent) > 1 else ''} {shown} of {f.n_classes} never appear{'' if len(absent) > 1 else 's'} "
+            f"in {f.n_labelled} labels", "check the label mapping (classes numbered from 1? a class dropped "
+            "upstream?), or drop the unused classes' scores")
+
+
+def _weights_zero(f, e, p):
+    if f.get("weight_all_zero"):
+        return ("every weight is 0: the loss and its gradient are 0 (a weighted mean divides by 0)",
+                "check the weights (a mask inverted? a weight of the wrong class?)")
+    if f.get("labels") and f.get("n_labelled", 0) == 0 and f.get("n_ignored", 0) > 0:
+        return (f"every target equals ignore_index ({p.get('ignore_index', -100)}): the mean is NaN",
+                "check ignore_index and the padding of the targets")
+    if f.get("class_weight_zero_present"):
+        return ("the class weight of every class present in the target is 0: the weighted mean divides by 0 "
+                "(NaN)", "check the class weights")
+
+
+class Check(NamedTuple):
+    code: str
+    test: Callable
+
+
+#: Every check, in the order its findings are reported.
+CHECKS = (
+    Check("nan_target", _nan_target),
+    Check("nan_input", _nan_input),
+    Check("constant_target", _constant_target),
+    Check("probabilities_as_logits", _probabilities_as_logits),
+    Check("logits_as_probabilities", _logits_as_probabilities),
+    Check("not_log_probabilities", _not_log_probabilities),
+    Check("onehot_for_labels", _onehot_for_labels),
+    Check("labels_for_binary", _labels_for_binary),
+    Check("zero_one_for_pm1", _zero_one_for_pm1),
+    Check("swapped_arguments", _swapped),
+    Check("regression_on_classes", _regression_on_classes),
+    Check("negative_counts", _negative_counts),
+    Check("class_never_present", _class_never_present),
+    Check("weights_zero", _weights_zero),
+)
+
+
+# ---------------------------------------------------------------- the figures
+
+def _items(shape, axis):
+    if axis == -1:
+        return shape[:-1]
+    return () if len(shape) == 1 else (shape[0],) + tuple(shape[2:])
+
+
+def _array(a, name, op):
+    a = a if type(a) is np.ndarray else np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} must be a real (float, integer or bool) array, got dtype {a.dtype}")
+    return a.astype(np.uint8) if a.dtype.kind == "b" else a
+
+
+def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
+    """The figures the checks read: one summary pass over input and one
+    over target (label counts for integer labels)."""
+    import fastloss
+
+    op = name
+    x = _array(input, "input", op)
+    t = _array(target, "target", op)
+    f = Figures(op=op, input_shape=x.shape, target_shape=t.shape)
+    rows = e.input.startswith("rows")
+    axis = getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) if rows else None
+    row, C = 0, None
+    if rows and x.ndim >= 1:
+        C = x.shape[-1] if axis == -1 or x.ndim == 1 else x.shape[1]
+        if axis == -1 or x.ndim <= 2:
+            row = C if C and x.size else 0
+    summarize(x, "input_", f, row=row, row_exp=e.input == "rows_logprob", n_threads=n_threads)
+    same = t.shape == x.shape
+    f["target_same_shape"] = same
+    is_labels = rows and not same and t.shape == _items(x.shape, axis) and e.target != "multilabel"
+    f["target_for_rows"] = (not rows and x.ndim >= 2 and t.shape == _items(x.shape, 1) and t.shape != x.shape)
+    if is_labels and t.dtype.kind in "iu":
+        ii = params.get("ignore_index", -100)
+        ii = -100 if ii is None else int(ii)
+        counts, n_ig, n_bad = _label_counts(t, C, ii)
+        n_lab = int(counts.sum())
+        present = np.flatnonzero(counts)
+        f.update(labels=True, n_classes=C, n_labelled=n_lab, n_ignored=n_ig, n_out_of_range=n_bad,
+                 n_present=int(present.size), only_class=int(present[0]) if present.size == 1 else None,
+                 absent_classes=[int(c) for c in np.flatnonzero(counts == 0)])
+        w = params.get("weight")
+        if w is not None and n_lab:
+            w = np.asarray(w, dtype=np.float64).reshape(-1)
+            if w.shape == (C,):
+                f["class_weight_zero_present"] = not np.any(w[present] != 0)
+    else:
+        trow = row if same and row else 0
+        summarize(t, "target_", f, row=trow, n_threads=n_threads)
+        if trow and f.get("target_rows"):
+            f["target_onehot"] = bool(f["target_binary"] and f["target_onehot_rows"] == f["target_rows"])
+        elif same and t.ndim >= 2 and f["target_binary"]:
+            # one-hot along a class axis that is not contiguous: test it directly
+            ax = -1 if axis == -1 else 1
+            f["target_onehot"] = bool(np.all(np.sum(t, axis=ax, dtype=np.float64) == 1))
+    weight = params.get("weight")
+    if weight is not None:
+        w = np.asarray(weight)
+        f["weight_all_zero"] = w.size > 0 and not np.any(w != 0)
+    return f
+
+
+def run_checks(name, e, f, params):
+    out = []
+    for c in CHECKS:
+        r = c.test(f, e, params)
+        if r is not None:
+            out.append(Finding(c.code, name, r[0], r[1]))
+    return out
+
+
+def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threads: Optional[int] = None,
+             **params) -> Diagnosis:
+    """Look for the common mistakes of a loss call before (or instead of)
+    making it.
+
+    Detects: probabilities passed where logits are expected (every value
+    in [0, 1]; rows summing to 1 for the softmax losses); logits or raw
+    scores where (log-)probabilities are expected; one-hot or probability
+    targets where integer labels are expected, and labels where 0/1
+    targets are; 0/1 targets where -1/1 are; arguments that look swapped
+    (an integer-valued input with a continuous target); a regression loss
+    on 0/1, -1/1 or one-hot targets; NaN in the target or input; a
+    constant target; a class that never appears; weights (or
+    ``ignore_index``) that zero every term.  The checks and their
+    thresholds are the table ``fastloss._diagnose.CHECKS``.
+
+    Parameters
+    ----------
+    loss : str, function, class or loss object
+        The loss to check the call of: ``"cross_entropy"``,
+        ``fl.cross_entropy``, ``fl.CrossEntropyLoss`` or
+        ``fl.CrossEntropyLoss(ignore_index=0)`` (whose options are read).
+    input, target : array_like
+        As you would pass them to the loss.
+    *args
+        Further positional operands of the loss (``var``), not checked.
+    weight : array_like, optional
+        The weights you would pass (per element, or per class).
+    warn : bool
+        Issue each finding as a :class:`LossWarning` (default True).
+    n_threads : int, optional
+        Threads for the summary pass.
+    **params
+        The loss's options that matter here (``ignore_index``,
+        ``log_target``, ...); others are accepted and ignored.
+
+    Returns
+    -------
+    Diagnosis
+        A list of :class:`Finding` ``(code, op, message, fix)``, empty when
+        nothing was found; it prints as a report (HTML in a notebook).
+
+    Notes
+    -----
+    One pass of the compiled summary kernel over input and one over target
+    (label counts for integer labels).  The checks that read intent from a
+    pattern of values need at least 16 values.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(64, 5)); labels = rng.integers(0, 5, 64)
+    >>> probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    >>> d = fl.diagnose(fl.cross_entropy, probs, labels, warn=False)
+    >>> d.codes
+    ['probabilities_as_logits']
+    >>> print(d[0].fix)
+    pass the raw scores (drop the softmax): cross_entropy applies it itself, more stably
+    >>> fl.diagnose(fl.cross_entropy, logits, labels).ok
+    True
+    """
+    name, e, p = resolve(loss)
+    p.update(params)
+    if weight is not None:
+        p["weight"] = weight
+    f = figures(name, e, input, target, p, n_threads=n_threads)
+    found = Diagnosis(run_checks(name, e, f, p), name)
+    if warn:
+        for finding in found:
+            warnings.warn(LossWarning(finding), stacklevel=2)
+    return found

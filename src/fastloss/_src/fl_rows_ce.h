@@ -1,0 +1,555 @@
+/* fl_rows_ce.h -- cross-entropy (and Poly-1): integer labels, soft
+ * targets, and the grouped small-C path of the common case.
+ * Included by fl_rows_math.h in the stamping context of fl_stamp.h (T,
+ * T_F32, TI, FN, EXP, LOG); no include guard, on purpose. */
+
+/* ================= cross-entropy (and Poly-1), integer labels ============ */
+
+/* One row with a checked label y; returns the row's loss. */
+static double FN(ce_row)(const fl_row_args *a, const T *restrict z, T *restrict g,
+                         T *restrict h, const T *restrict v, fl_idx y)
+{
+    const fl_idx C = a->C;
+    const T *w = (const T *)a->w;
+    const double eps = a->prm.pa, pe = a->prm.pb, b = eps / (double)C;
+    const double wy = w ? (double)w[y] : 1.0;
+    const double A = (1 - eps) * wy, M = A + b * a->wsum;
+    const T m = FN(r_max)(z, C);
+    double k;
+    const double rest = FN(r_sumexp_x)(z, g, C, m, &k), s = k + rest, is = 1 / s;
+    const double zy = (double)z[y] - (double)m;
+    double loss = M * FN(log_s)(rest, k) - (A != 0 ? A * zy : 0.0);
+    if (eps != 0) loss -= b * FN(r_wdiff)(z, w, C, m);
+    /* p_y's numerator: parked by r_sumexp_x, or recomputed the same way
+     * (so that the value-only call gives the same bits) */
+    const double ey = g ? (double)g[y] : (pe != 0 ? (double)EXPN(z[y] - m) : 0.0), py = ey * is;
+    double qp = 0, Es = 0;
+    if (pe != 0) {
+        Es = eps != 0 ? FN(r_wexp)(z, g, w, C, m) * is : 0.0;
+        qp = A * py + b * Es;
+        loss += pe * (M - qp);
+    }
+    if (!g) return loss;
+    const double gs = a->gscale;
+    const double om = ((k - 1) + rest) * is;   /* 1 - p of a class at the max */
+    if (a->mode == FL_ROW_HVP) {
+        double pr, pm;
+        FN(r_dot_x)(g, v, C, &pr, &pm);
+        FN(r_hvp_write)(g, v, C, (T)is, (T)om, (T)(gs * M), (T)pr, (T)pm);
+        return loss;
+    }
+    FN(r_sm_write_any)(g, h, NULL, w, C, (T)is, (T)om, (T)(M + pe * qp), (T)gs, (T)M, (T)pe,
+                       (T)qp, (T)(1 - eps), (T)b, eps != 0, pe != 0);
+    /* The target class, from double scalars, with 1 - p_y from the classes
+     * below the max when the target is at the max (no cancellation):
+     * g_y = M p_y - q_y + pe p_y (qp - q_y), M p_y - q_y = -A (1 - p_y)
+     * + b (W p_y - w_y), qp - q_y = -A (1 - p_y) + b (E/s - w_y). */
+    const double omp = zy == 0 ? ((k - 1) + rest) * is : 1 - py;
+    const double dq = -A * omp + b * (Es - wy);
+    g[y] = (T)(gs * (-A * omp + b * (a->wsum * py - wy) + pe * py * dq));
+    if (h) h[y] = (T)(gs * (M * py * omp + pe * py * dq * (1 - 2 * py)));
+    return loss;
+}
+
+/* The tile form: J positions of one sample starting at item r0. */
+static double FN(ce_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off, fl_idx *bad)
+{
+    const fl_idx C = a->C, S = a->S;
+    const T *z = (const T *)a->x + off;
+    T *g = a->g ? (T *)a->g + off : NULL;
+    T *h = a->h ? (T *)a->h + off : NULL;
+    const T *v = a->v ? (const T *)a->v + off : NULL;
+    T *l = a->l ? (T *)a->l + r0 : NULL;
+    const T *w = (const T *)a->w;
+    const double eps = a->prm.pa, pe = a->prm.pb, b = eps / (double)C, gs = a->gscale;
+    fl_idx yv[FL_ROW_TILE];
+    T act[FL_ROW_TILE], mt[FL_ROW_TILE];
+    double A[FL_ROW_TILE], M[FL_ROW_TILE], st[FL_ROW_TILE], kt[FL_ROW_TILE], d[FL_ROW_TILE];
+    double qp[FL_ROW_TILE], Es[FL_ROW_TILE];
+    int any = 0;
+    for (fl_idx jj = 0; jj < J; jj++) {
+        const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
+        const int ok = FN(label_ok)(y, a->ignore, C);
+        if (ok < 0 && *bad < 0) *bad = r0 + jj;
+        act[jj] = ok > 0;
+        yv[jj] = ok > 0 ? (fl_idx)y : 0;
+        const double wy = ok > 0 ? (w ? (double)w[y] : 1.0) : 0.0;
+        A[jj] = (1 - eps) * wy;
+        M[jj] = ok > 0 ? A[jj] + b * a->wsum : 0.0;
+        any |= ok > 0;
+    }
+    if (!any) return FN(t_none)(g, h, l, C, S, J);
+    FN(t_max)(z, C, S, J, mt);
+    FN(t_sumexp_x)(z, g, C, S, J, mt, d, kt);   /* d: the sum below the max */
+    double loss[FL_ROW_TILE], omp[FL_ROW_TILE], py[FL_ROW_TILE], rs[FL_ROW_TILE];
+    for (fl_idx jj = 0; jj < J; jj++) {
+        const double zy = (double)z[yv[jj] * S + jj] - (double)mt[jj];
+        rs[jj] = d[jj];
+        st[jj] = kt[jj] + d[jj];
+        loss[jj] = M[jj] * FN(log_s)(d[jj], kt[jj]) - (A[jj] != 0 ? A[jj] * zy : 0.0);
+        py[jj] = exp(zy) / st[jj];
+        omp[jj] = zy == 0 ? ((kt[jj] - 1) + d[jj]) / st[jj] : 1 - py[jj];
+    }
+    if (eps != 0) {
+        FN(t_wdiff)(z, w, C, S, J, mt, d);
+        for (fl_idx jj = 0; jj < J; jj++) loss[jj] -= b * d[jj];
+    }
+    for (fl_idx jj = 0; jj < J; jj++) qp[jj] = Es[jj] = 0;
+    if (pe != 0) {
+        if (eps != 0) FN(t_wexp)(z, g, w, C, S, J, mt, d);
+        for (fl_idx jj = 0; jj < J; jj++) {
+            Es[jj] = eps != 0 ? d[jj] / st[jj] : 0.0;
+            qp[jj] = A[jj] * py[jj] + b * Es[jj];
+            loss[jj] += pe * (M[jj] - qp[jj]);
+        }
+    }
+    double total = 0;
+    for (fl_idx jj = 0; jj < J; jj++) {
+        const double lv = act[jj] != 0 ? loss[jj] : 0.0;
+        if (l) l[jj] = (T)lv;
+        total += lv;
+    }
+    if (!g) return total;
+    T is[FL_ROW_TILE], om[FL_ROW_TILE], cp[FL_ROW_TILE], cg[FL_ROW_TILE], ch[FL_ROW_TILE];
+    T qpt[FL_ROW_TILE];
+    for (fl_idx jj = 0; jj < J; jj++) {
+        is[jj] = (T)(1 / st[jj]);
+        om[jj] = (T)(((kt[jj] - 1) + rs[jj]) / st[jj]);
+        ch[jj] = (T)M[jj];
+    }
+    if (a->mode == FL_ROW_HVP) {
+        double pr[FL_ROW_TILE], pm[FL_ROW_TILE];
+        T prt[FL_ROW_TILE], pmt[FL_ROW_TILE];
+        FN(t_dot_x)(g, v, C, S, J, pr, pm);
+        for (fl_idx jj = 0; jj < J; jj++) { prt[jj] = (T)pr[jj]; pmt[jj] = (T)pm[jj]; }
+        for (fl_idx jj = 0; jj < J; jj++) cp[jj] = (T)(gs * M[jj]);
+        FN(t_hvp_write)(g, v, C, S, J, is, om, cp, prt, pmt, act);
+        return total;
+    }
+    for (fl_idx jj = 0; jj < J; jj++) {
+        cp[jj] = (T)(M[jj] + pe * qp[jj]);
+        cg[jj] = (T)gs;
+        qpt[jj] = (T)qp[jj];
+    }
+    FN(t_sm_write_any)(g, h, NULL, w, C, S, J, is, om, cp, cg, ch, qpt, act, (T)pe,
+                       (T)(1 - eps), (T)b, eps != 0, pe != 0);
+    for (fl_idx jj = 0; jj < J; jj++) {   /* the target class, as in ce_row */
+        if (act[jj] == 0) continue;
+        const fl_idx k = yv[jj] * S + jj;
+        const double wy = w ? (double)w[yv[jj]] : 1.0, p = py[jj];
+        const double dq = -A[jj] * omp[jj] + b * (Es[jj] - wy);
+        g[k] = (T)(gs * (-A[jj] * omp[jj] + b * (a->wsum * p - wy) + pe * p * dq));
+        if (h) h[k] = (T)(gs * (M[jj] * p * omp[jj] + pe * p * dq * (1 - 2 * p)));
+    }
+    return total;
+}
+
+/* ================= cross-entropy (and Poly-1), soft targets ============== */
+
+/* M = sum_c q_c and Z = sum_c q_c (z_c - m), q_c = w_c (ls1 t_c + b) */
+FL_INLINE void FN(r_qsums)(const T *restrict z, const T *restrict t, const T *restrict w,
+                           fl_idx n, T m, T ls1, T b, double *Mo, double *Zo)
+{
+    double M = 0, Z = 0;
+    for (fl_idx c0 = 0; c0 < n; c0 += FL_ROW_CHUNK) {
+        const fl_idx c1 = RW_MIN(n, c0 + FL_ROW_CHUNK);
+        T sm = 0, sz = 0;
+        if (w) {
+            RW_PRAGMA(omp simd reduction(+:sm, sz))
+            for (fl_idx c = c0; c < c1; c++) {
+                const T q = w[c] * (ls1 * t[c] + b);
+                sm += q;
+                const T u = q != 0 ? q * (z[c] - m) : (T)0;
+                sz += u;
+            }
+        } else {
+            RW_PRAGMA(omp simd reduction(+:sm, sz))
+            for (fl_idx c = c0; c < c1; c++) {
+                const T q = ls1 * t[c] + b;
+                sm += q;
+                const T u = q != 0 ? q * (z[c] - m) : (T)0;
+                sz += u;
+            }
+        }
+        M += (double)sm;
+        Z += (double)sz;
+    }
+    *Mo = M;
+    *Zo = Z;
+}
+
+/* sum_c q_c e_c (Poly-1), e parked or recomputed */
+FL_INLINE double FN(r_qexp)(const T *restrict z, const T *restrict e, const T *restrict t,
+                            const T *restrict w, fl_idx n, T m, T ls1, T b)
+{
+    double d;
+    if (e) RW_SUM(d, n, const T q = (w ? w[c] : (T)1) * (ls1 * t[c] + b); const T term_ = q * e[c];);
+    else RW_SUM(d, n, const T q = (w ? w[c] : (T)1) * (ls1 * t[c] + b); const T term_ = q * EXPN(z[c] - m););
+    return d;
+}
+
+/* The target's gradient, d l / d t_c = ls1 w_c (pe (1 - p_c) - log p_c),
+ * times the reduction's scale (in cg), with log p_c = z_c - m - log s and
+ * p_c = e_c / s from the exponentials parked in e (read before the write
+ * pass turns them into the gradient).  A class with ls1 w_c = 0 gets 0. */
+FL_INLINE void FN(r_tgrad_write)(T *restrict gt, const T *restrict z, const T *restrict e,
+                                 const T *restrict w, fl_idx n, T m, T lse, T is, T cg, T pe,
+                                 const int PO)
+{
+    RW_PRAGMA(omp simd)
+    for (fl_idx c = 0; c < n; c++) {
+        const T k = cg * (w ? w[c] : (T)1);
+        const T lp = (z[c] - m) - lse;
+        const T u = PO ? pe * (1 - e[c] * is) - lp : -lp;
+        gt[c] = k != 0 ? k * u : (T)0;
+    }
+}
+
+static double FN(ce_soft_row)(const fl_row_args *a, const T *restrict z, const T *restrict t,
+                              T *restrict g, T *restrict h, const T *restrict v, T *restrict gt)
+{
+    const fl_idx C = a->C;
+    const T *w = (const T *)a->w;
+    const double eps = a->prm.pa, pe = a->prm.pb, b = eps / (double)C;
+    const T m = FN(r_max)(z, C);
+    double k;
+    const double rest = FN(r_sumexp_x)(z, g, C, m, &k), s = k + rest;
+    double M, Z;
+    FN(r_qsums)(z, t, w, C, m, (T)(1 - eps), (T)b, &M, &Z);
+    const double lse = FN(log_s)(rest, k);
+    double loss = M * lse - Z, qp = 0;
+    if (pe != 0) {
+        qp = FN(r_qexp)(z, g, t, w, C, m, (T)(1 - eps), (T)b) / s;
+        loss += pe * (M - qp);
+    }
+    if (!g) return loss;
+    const double gs = a->gscale, is = 1 / s, om = ((k - 1) + rest) * is;
+    if (gt) {
+        if (pe != 0) FN(r_tgrad_write)(gt, z, g, w, C, m, (T)lse, (T)is, (T)(gs * (1 - eps)), (T)pe, 1);
+        else FN(r_tgrad_write)(gt, z, g, w, C, m, (T)lse, (T)is, (T)(gs * (1 - eps)), (T)pe, 0);
+    }
+    if (a->mode == FL_ROW_HVP) {
+        double pr, pm;
+        FN(r_dot_x)(g, v, C, &pr, &pm);
+        FN(r_hvp_write)(g, v, C, (T)is, (T)om, (T)(gs * M), (T)pr, (T)pm);
+        return loss;
+    }
+    FN(r_sm_write_any)(g, h, t, w, C, (T)is, (T)om, (T)(M + pe * qp), (T)gs, (T)M, (T)pe,
+                       (T)qp, (T)(1 - eps), (T)b, 2, pe != 0);
+    return loss;
+}
+
+static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off, fl_idx *bad)
+{
+    (void)bad;
+    const fl_idx C = a->C, S = a->S;
+    const T *z = (const T *)a->x + off, *t = (const T *)a->t + off;
+    T *g = a->g ? (T *)a->g + off : NULL;
+    T *h = a->h ? (T *)a->h + off : NULL;
+    const T *v = a->v ? (const T *)a->v + off : NULL;
+    T *l = a->l ? (T *)a->l + r0 : NULL;
+    T *gt = a->gt ? (T *)a->gt + off : NULL;
+    const T *w = (const T *)a->w;
+    const double eps = a->prm.pa, pe = a->prm.pb, gs = a->gscale;
+    const T ls1 = (T)(1 - eps), b = (T)(eps / (double)C);
+    T mt[FL_ROW_TILE], act[FL_ROW_TILE];
+    double st[FL_ROW_TILE], kt[FL_ROW_TILE], rs[FL_ROW_TILE], ls[FL_ROW_TILE], M[FL_ROW_TILE];
+    double Z[FL_ROW_TILE], qp[FL_ROW_TILE];
+    FN(t_max)(z, C, S, J, mt);
+    FN(t_sumexp_x)(z, g, C, S, J, mt, rs, kt);
+    for (fl_idx jj = 0; jj < J; jj++) {
+        ls[jj] = FN(log_s)(rs[jj], kt[jj]);
+        st[jj] = kt[jj] + rs[jj];
+    }
+    if (w) {
+        TL_SUM(M, s_[jj] += w[c] * (ls1 * t[o_ + jj] + b););
+        TL_SUM(Z, const T q = w[c] * (ls1 * t[o_ + jj] + b);
+               const T u_ = q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0; s_[jj] += u_;);
+    } else {
+        TL_SUM(M, s_[jj] += ls1 * t[o_ + jj] + b;);
+        TL_SUM(Z, const T q = ls1 * t[o_ + jj] + b;
+               const T u_ = q != 0 ? q * (z[o_ + jj] - mt[jj]) : (T)0; s_[jj] += u_;);
+    }
+    for (fl_idx jj = 0; jj < J; jj++) qp[jj] = 0;
+    if (pe != 0) {
+        if (g) TL_SUM(qp, const T u_ = (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) * g[o_ + jj]; s_[jj] += u_;);
+        else TL_SUM(qp, const T u_ = (w ? w[c] : (T)1) * (ls1 * t[o_ + jj] + b) *
+                                  EXPN(z[o_ + jj] - mt[jj]); s_[jj] += u_;);
+        for (fl_idx jj = 0; jj < J; jj++) qp[jj] /= st[jj];
+    }
+    double total = 0;
+    for (fl_idx jj = 0; jj < J; jj++) {
+        const double lv = M[jj] * ls[jj] - Z[jj] + (pe != 0 ? pe * (M[jj] - qp[jj]) : 0.0);
+        if (l) l[jj] = (T)lv;
+        total += lv;
+    }
+    if (!g) return total;
+    T is[FL_ROW_TILE], om[FL_ROW_TILE], cp[FL_ROW_TILE], cg[FL_ROW_TILE], ch[FL_ROW_TILE];
+    T qpt[FL_ROW_TILE];
+    for (fl_idx jj = 0; jj < J; jj++) {
+        act[jj] = 1;
+        is[jj] = (T)(1 / st[jj]);
+        om[jj] = (T)(((kt[jj] - 1) + rs[jj]) / st[jj]);
+        ch[jj] = (T)(gs * M[jj]);       /* H v's scale; the write pass takes M */
+        cp[jj] = (T)(M[jj] + pe * qp[jj]);
+        cg[jj] = (T)gs;
+        qpt[jj] = (T)qp[jj];
+    }
+    if (gt) {
+        /* the target's gradient, as r_tgrad_write, before g is overwritten */
+        const T cgt = (T)(gs * (1 - eps)), pet = (T)pe;
+        T lt[FL_ROW_TILE];
+        for (fl_idx jj = 0; jj < J; jj++) lt[jj] = (T)ls[jj];
+        for (fl_idx c = 0; c < C; c++) {
+            const T k = cgt * (w ? w[c] : (T)1);
+            const T *restrict zc = z + c * S, *restrict ec = g + c * S;
+            T *restrict tc = gt + c * S;
+            RW_PRAGMA(omp simd)
+            for (fl_idx jj = 0; jj < J; jj++) {
+                const T lp = (zc[jj] - mt[jj]) - lt[jj];
+                const T u = pe != 0 ? pet * (1 - ec[jj] * is[jj]) - lp : -lp;
+                tc[jj] = k != 0 ? k * u : (T)0;
+            }
+        }
+    }
+    if (a->mode == FL_ROW_HVP) {
+        double pr[FL_ROW_TILE], pm[FL_ROW_TILE];
+        T prt[FL_ROW_TILE], pmt[FL_ROW_TILE];
+        FN(t_dot_x)(g, v, C, S, J, pr, pm);
+        for (fl_idx jj = 0; jj < J; jj++) { prt[jj] = (T)pr[jj]; pmt[jj] = (T)pm[jj]; }
+        FN(t_hvp_write)(g, v, C, S, J, is, om, ch, prt, pmt, act);
+        return total;
+    }
+    for (fl_idx jj = 0; jj < J; jj++) ch[jj] = (T)M[jj];
+    FN(t_sm_write_any)(g, h, t, w, C, S, J, is, om, cp, cg, ch, qpt, act, (T)pe, ls1, b, 2,
+                       pe != 0);
+    return total;
+}
+
+static double FN(rows_ce)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
+{
+    const T *vbase = (const T *)a->v;
+    RW_LABEL_ROWS(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y))
+}
+
+/* log1p(t), t >= 0, in double from log alone (vectorizes with libmvec) */
+FL_INLINE double FN(log1p_d)(double t)
+{
+    const double u = 1 + t, d = u - 1;
+    const double r = log(u) * (t / d);
+    return d == 0 ? t : r;
+}
+
+/* the plain write pass, in place over the parked e: g = k1 e, h = kh p (1 -
+ * p), p = e is (om at e = 1) */
+FL_INLINE void FN(r_plain_write)(T *restrict g, T *restrict h, fl_idx n, T k1, T kh, T is, T om)
+{
+    if (h) {
+        RW_PRAGMA(omp simd)
+        for (fl_idx c = 0; c < n; c++) {
+            const T e = g[c], p = e * is;
+            const T omp = e == 1 ? om : 1 - p;
+            h[c] = kh * p * omp;
+            g[c] = k1 * e;
+        }
+    } else {
+        RW_PRAGMA(omp simd)
+        for (fl_idx c = 0; c < n; c++) g[c] = k1 * g[c];
+    }
+}
+
+#define FL_ROW_GROUP 8
+/* Rows of at most this many classes take rows_ce_plain's flat path: the
+ * group's shifted logits z - m are laid out contiguously (in the gradient
+ * buffer, or a scratch of FL_ROW_GROUP * RW_SMALL_C values without one)
+ * and exponentiated in one loop over the whole group, whose constants are
+ * set up once instead of once per row; the split sums then read e. */
+#define RW_SMALL_C 64
+
+/* r_sumexp_x's split of a row of C <= RW_SMALL_C exponentials already in
+ * e: the sum of those below 1 in RW_VL float lanes (tree as RW_SUM), and
+ * the count of those equal to 1 in integer lanes (exact in any order);
+ * the tail is the last RW_VL classes with the lanes already summed masked
+ * off, or for C < RW_VL a clamped index.  No chunk loop: at C = 32 that
+ * and the second float tree cost a third of the row. */
+FL_INLINE double FN(r_split_small)(const T *restrict e, fl_idx C, double *k)
+{
+    T l1[RW_VL];
+    TI l2[RW_VL];
+    for (int q = 0; q < RW_VL; q++) { l1[q] = 0; l2[q] = 0; }
+    fl_idx cb = 0;
+    for (; cb + RW_VL <= C; cb += RW_VL) {
+        RW_PRAGMA(omp simd)
+        for (int q = 0; q < RW_VL; q++) {
+            const T ec = e[cb + q];
+            const int mx = ec == 1;
+            const T t1 = mx ? (T)0 : ec;
+            l1[q] += t1;
+            l2[q] += mx;
+        }
+    }
+    if (cb < C) {
+        const fl_idx b = C >= RW_VL ? C - RW_VL : 0;
+        const int off = (int)(cb - b);
+        int vl = RW_VL;
+        RW_OPAQUE(vl);
+        RW_PRAGMA(omp simd)
+        for (int q = 0; q < vl; q++) {
+            const int in = C >= RW_VL ? q >= off : (fl_idx)q < C;
+            const fl_idx c = in ? b + q : C - 1;
+            const T ec = e[c];
+            const int mx = ec == 1;
+            const T t1 = (in && !mx) ? ec : (T)0;
+            l1[q] += t1;
+            l2[q] += in & mx;
+        }
+    }
+    TI kc = 0;
+    for (int q = 0; q < RW_VL; q++) kc += l2[q];
+    *k = (double)kc;
+    return (double)RW_TREE(l1);
+}
+
+/* rows_ce_plain's per-row scalars, vectorized across a group of rows */
+static void FN(plain_scalars)(const double *restrict rest, const double *restrict kk,
+                                 const double *restrict zy, const double *restrict A,
+                                 const double *restrict ey, double gs, double *restrict loss,
+                                 double *restrict is, double *restrict om, double *restrict gy,
+                                 double *restrict hy)
+{
+    RW_PRAGMA(omp simd)
+    for (int j = 0; j < FL_ROW_GROUP; j++) {
+        const double t = (kk[j] - 1) + rest[j], iv = 1 / (kk[j] + rest[j]);
+        const double o = t * iv, py = ey[j] * iv;
+        const double omp = zy[j] == 0 ? o : 1 - py; /* 1 - p_y, exact at the max */
+        const double az = A[j] * zy[j];
+        loss[j] = A[j] * FN(log1p_d)(t) - (A[j] != 0 ? az : 0.0);
+        is[j] = iv;
+        om[j] = o;
+        gy[j] = -gs * A[j] * omp;
+        hy[j] = gs * A[j] * py * omp;
+    }
+}
+
+/* Cross-entropy with integer labels and no label smoothing, Poly-1 or H v,
+ * on contiguous rows -- the common case -- in groups of FL_ROW_GROUP rows:
+ * each row's vector passes (max; exp, parked, and the split sums) run first,
+ * then the scalars of the whole group (log1p, 1/s, the coefficients and the
+ * target's gradient) are computed vectorized across its rows, then each
+ * row's write pass.  With C = 32 the per-row scalar work otherwise costs more
+ * than the row's exponentials.  The formulas are ce_row's with eps = pe = 0:
+ * loss = w_y (log1p(k - 1 + rest) - (z_y - m)), g = w_y (p - onehot). */
+static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
+{
+    const fl_idx C = a->C, end = start + n;
+    const T *w = (const T *)a->w;
+    T *l = (T *)a->l;
+    const double gs = a->gscale;
+    const int flat = C <= RW_SMALL_C;
+    T sbuf[FL_ROW_GROUP * RW_SMALL_C];
+    double total = 0;
+    for (fl_idx r0 = start; r0 < end; r0 += FL_ROW_GROUP) {
+        const int G = (int)RW_MIN((fl_idx)FL_ROW_GROUP, end - r0);
+        double rest[FL_ROW_GROUP], kk[FL_ROW_GROUP], zy[FL_ROW_GROUP], A[FL_ROW_GROUP];
+        double ey[FL_ROW_GROUP];
+        fl_idx yv[FL_ROW_GROUP];
+        int act[FL_ROW_GROUP];
+        for (int j = 0; j < FL_ROW_GROUP; j++) {
+            rest[j] = 0; kk[j] = 1; zy[j] = 0; A[j] = 0; ey[j] = 1; yv[j] = 0; act[j] = 0;
+        }
+        const T *x0 = (const T *)a->x + r0 * C;
+        T *g0 = a->g ? (T *)a->g + r0 * C : NULL;
+        T *h0 = a->h ? (T *)a->h + r0 * C : NULL;
+        T *eb = g0 ? g0 : sbuf; /* the flat path's exponentials */
+        for (int j = 0; j < G; j++) {
+            const fl_idx r = r0 + j;
+            const T *z = x0 + j * C;
+            T *g = g0 ? g0 + j * C : NULL;
+            if (r + 1 < end) FN(prefetch_row)(z + C, C);
+            const int64_t y = FN(label)(a->t, a->tcode, r);
+            const int ok = FN(label_ok)(y, a->ignore, C);
+            if (ok <= 0) {
+                if (ok < 0 && *bad < 0) *bad = r;
+                if (flat) { /* exp(-inf) = 0: the row's gradient is zeroed by the flat exp */
+                    T *d = eb + j * C;
+                    for (fl_idx c = 0; c < C; c++) d[c] = -(T)INFINITY;
+                } else {
+                    FN(zero)(g, C);
+                }
+                FN(zero)(h0 ? h0 + j * C : NULL, C);
+                continue;
+            }
+            act[j] = 1;
+            yv[j] = (fl_idx)y;
+            A[j] = w ? (double)w[y] : 1.0;
+            const T m = FN(r_max)(z, C);
+            zy[j] = (double)z[y] - (double)m;
+            if (flat) {
+                T *d = eb + j * C;
+                RW_PRAGMA(omp simd)
+                for (fl_idx c = 0; c < C; c++) d[c] = z[c] - m;
+                continue;
+            }
+            rest[j] = FN(r_sumexp_x)(z, g, C, m, &kk[j]);
+            if (g) ey[j] = (double)g[y];
+        }
+        if (flat) {
+            /* the same exponentials and sums as r_sumexp_x (same bits) */
+            const fl_idx GC = (fl_idx)G * C;
+            RW_PRAGMA(omp simd)
+            for (fl_idx i = 0; i < GC; i++) eb[i] = EXPN(eb[i]);
+            for (int j = 0; j < G; j++) {
+                if (!act[j]) continue;
+                rest[j] = FN(r_split_small)(eb + j * C, C, &kk[j]);
+                if (g0) ey[j] = (double)eb[j * C + yv[j]];
+            }
+        }
+        double loss[FL_ROW_GROUP], is[FL_ROW_GROUP], om[FL_ROW_GROUP], gy[FL_ROW_GROUP], hy[FL_ROW_GROUP];
+        FN(plain_scalars)(rest, kk, zy, A, ey, gs, loss, is, om, gy, hy);
+        for (int j = 0; j < G; j++) {
+            const double lv = act[j] ? loss[j] : 0.0;
+            if (l) l[r0 + j] = (T)lv;
+            total += lv;
+        }
+        if (!g0) continue;
+        for (int j = 0; j < G; j++) {
+            if (!act[j]) continue;
+            T *g = g0 + j * C;
+            T *h = h0 ? h0 + j * C : NULL;
+            FN(r_plain_write)(g, h, C, (T)(gs * A[j] * is[j]), (T)(gs * A[j]), (T)is[j], (T)om[j]);
+            g[yv[j]] = (T)gy[j];
+            if (h) h[yv[j]] = (T)hy[j];
+        }
+    }
+    return total;
+}
+
+static double FN(block_ce)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
+{
+    if (a->S == 1) {
+        if (a->prm.pa == 0 && a->prm.pb == 0 && a->mode != FL_ROW_HVP)
+            return FN(rows_ce_plain)(a, start, n, bad);
+        return FN(rows_ce)(a, start, n, bad);
+    }
+    RW_TILES(FN(ce_tile))
+}
+
+static double FN(block_ce_soft)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
+{
+    if (a->S == 1) {
+        const fl_idx C = a->C;
+        T *l = (T *)a->l;
+        double total = 0;
+        for (fl_idx r = start; r < start + n; r++) {
+            const fl_idx o = r * C;
+            const double lv = FN(ce_soft_row)(
+                a, (const T *)a->x + o, (const T *)a->t + o, a->g ? (T *)a->g + o : NULL,
+                a->h ? (T *)a->h + o : NULL, a->v ? (const T *)a->v + o : NULL,
+                a->gt ? (T *)a->gt + o : NULL);
+            if (l) l[r] = (T)lv;
+            total += lv;
+        }
+        return total;
+    }
+    RW_TILES(FN(ce_soft_tile))
+}

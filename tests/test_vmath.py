@@ -1,0 +1,92 @@
+"""Accuracy of the kernels' inline vector math (fl_vmath.h, fl_pointwise_math.h).
+
+The logistic and softmax kernels call an inline ``exp`` (x <= 0) and, for
+the softplus tail, ``log1p`` on [0, 1]; both are polynomials evaluated in
+the vector lanes of the dtype.  Checked here on dense grids, on the
+instruction-set path in use, against NumPy's extended precision
+(``np.longdouble``, 64-bit mantissa on x86) and spot-checked with mpmath:
+float64 within 2 ulp, float32 within its documented bounds.
+"""
+import numpy as np
+import pytest
+
+from fastloss import _pointwise
+
+LD = np.longdouble
+EXACT_LD = np.finfo(LD).nmant >= 63   # x87 extended: a reference finer than double
+
+
+def _ulps(got, ref):
+    """|got - ref| in units of the last place of ref (rounded to got's dtype)."""
+    ref_t = ref.astype(got.dtype)
+    sp = np.spacing(np.abs(ref_t)).astype(LD)
+    return np.abs((got.astype(LD) - ref) / sp).astype(np.float64)
+
+
+@pytest.mark.skipif(not EXACT_LD, reason="needs an extended-precision long double as the reference")
+def test_exp_float64_within_one_ulp_on_a_dense_grid():
+    x = np.concatenate([-np.linspace(0.0, 708.0, 2_000_001), -np.geomspace(1e-300, 1.0, 50_001),
+                        -np.random.default_rng(0).uniform(0.0, 708.0, 200_000)])
+    got = _pointwise.vmath("exp", x)
+    err = _ulps(got, np.exp(x.astype(LD)))
+    assert err.max() <= 1.2, (err.max(), x[err.argmax()])
+    assert _pointwise.vmath("exp", np.array([0.0]))[0] == 1.0   # exactly (the max-split sums need it)
+
+
+def test_exp_float64_edges():
+    x = np.array([-708.0, -708.5, -745.2, -800.0, -np.inf, np.nan, -1e-320, -0.0])
+    got = _pointwise.vmath("exp", x)
+    assert got[0] == pytest.approx(np.exp(-708.0), rel=1e-15)
+    assert (got[1:5] == 0).all()             # below -708: flushed to 0 (< 3.3e-308)
+    assert np.isnan(got[5])
+    assert got[6] == 1.0 and got[7] == 1.0
+
+
+@pytest.mark.skipif(not EXACT_LD, reason="needs an extended-precision long double as the reference")
+def test_log1p01_float64_within_two_ulp_on_a_dense_grid():
+    e = np.concatenate([np.linspace(0.0, 1.0, 2_000_001), np.geomspace(1e-300, 1.0, 100_001),
+                        np.random.default_rng(1).random(200_000)])
+    got = _pointwise.vmath("log1p01", e)
+    err = _ulps(got, np.log1p(e.astype(LD)))
+    assert err.max() <= 2.0, (err.max(), e[err.argmax()])
+    assert err.mean() < 0.5
+
+
+def test_log1p01_float64_tiny_and_special():
+    # (its inputs are exp(-|x|) from exp_np: 0 or at least 3.3e-308, never subnormal)
+    e = np.array([0.0, 2.3e-308, 1e-300, 2.0 ** -55, 2.0 ** -53, np.nan])
+    got = _pointwise.vmath("log1p01", e)
+    np.testing.assert_array_equal(got[:4], e[:4])          # log1p(e) rounds to e below 2^-54
+    assert got[4] == np.log1p(2.0 ** -53)
+    assert np.isnan(got[5])
+
+
+def test_float64_against_mpmath():
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    rng = np.random.default_rng(2)
+    x = -np.concatenate([rng.uniform(0, 708, 300), rng.uniform(0, 1, 300), 10.0 ** rng.uniform(-20, 0, 300)])
+    e = np.concatenate([rng.random(300), 10.0 ** rng.uniform(-20, 0, 300)])
+    for name, pts, f in (("exp", x, mp.exp), ("log1p01", e, mp.log1p)):
+        got = _pointwise.vmath(name, pts)
+        for p, g in zip(pts, got):
+            ref = f(mp.mpf(float(p)))
+            ulp = float(np.spacing(abs(float(ref))))
+            assert abs(mp.mpf(float(g)) - ref) <= (1.2 if name == "exp" else 2.0) * ulp, (name, p)
+
+
+@pytest.mark.skipif(not EXACT_LD, reason="needs an extended-precision long double as the reference")
+def test_float32_exp_and_log1p01_bounds():
+    x = -np.linspace(0.0, 87.3, 1_000_001).astype(np.float32)
+    err = _ulps(_pointwise.vmath("exp", x), np.exp(x.astype(LD)))
+    assert err.max() <= 1.1, err.max()
+    e = np.linspace(0.0, 1.0, 1_000_001).astype(np.float32)
+    err = _ulps(_pointwise.vmath("log1p01", e), np.log1p(e.astype(LD)))
+    assert err.max() <= 3.2, err.max()   # float's degree-8 fit (see fl_pointwise_math.h)
+
+
+def test_vmath_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="vmath: x must be a C-contiguous float32 or float64 array"):
+        _pointwise.vmath("exp", np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="vmath: unknown function 'sin'"):
+        _pointwise.vmath("sin", np.zeros(3))
