@@ -105,6 +105,51 @@ def _class_w(C):
     return lambda rng, dt, shape: rng.uniform(0.2, 2, C).astype(dt)
 
 
+def _positive_target(n):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt), rng.gamma(2.0, 1.0, n).astype(dt) + dt(0.05)), {}
+    return make
+
+
+def _mape(n):
+    def make(rng, dt):
+        t = rng.uniform(0.5, 3.0, n) * rng.choice([-1.0, 1.0], n)
+        return (rng.standard_normal(n).astype(dt), t.astype(dt)), {}
+    return make
+
+
+def _msle(n):
+    def make(rng, dt):
+        return (rng.uniform(-0.5, 4, n).astype(dt), rng.uniform(-0.5, 4, n).astype(dt)), {}
+    return make
+
+
+def _boxes(n):
+    def make(rng, dt):
+        def boxes():
+            xy = rng.uniform(0, 10, (n, 2))
+            return np.concatenate([xy, xy + rng.uniform(0.5, 4, (n, 2))], axis=1).astype(dt)
+        return (boxes(), boxes()), {}
+    return make
+
+
+def _seg_binary(n, hw=(6, 7)):
+    def make(rng, dt):
+        return (rng.standard_normal((n, 1) + hw).astype(dt), (rng.uniform(0, 1, (n, 1) + hw) > 0.6).astype(dt)), {}
+    return make
+
+
+def _seg_multiclass(n, C, hw=(5, 6), mode=True):
+    def make(rng, dt):
+        return ((rng.standard_normal((n, C) + hw).astype(dt), rng.integers(0, C, (n,) + hw)),
+                {"mode": "multiclass"} if mode else {})
+    return make
+
+
+def _const(v):
+    return lambda *a: v
+
+
 P2 = (2503, 8)  # 20024 elements, rows of 8: blocks of 8192 start inside rows 1024 apart
 
 CASES = [
@@ -144,7 +189,37 @@ CASES = [
     Case("multilabel_soft_margin", fl.multilabel_soft_margin_loss, _with(_multilabel(4001, 6),
                                                                          weight=_class_w(6))),
     Case("poly1", fl.poly1_cross_entropy, _with(_labels(6007, 7, ignore=True), epsilon=lambda *a: 1.0)),
+    # the regression catalogue (pointwise driver)
+    Case("gamma_nll", fl.gamma_nll_loss, _with(_positive_target(P2), weight=_elem_w)),
+    Case("tweedie", fl.tweedie_loss, _with(_count((20011,)), power=_const(1.5))),
+    Case("pseudo_huber", fl.pseudo_huber_loss, _with(_reg(P2), delta=_const(0.8))),
+    Case("fair", fl.fair_loss, _with(_reg(), c=_const(1.3))),
+    Case("cauchy", fl.cauchy_loss, _with(_reg(P2), c=_const(0.9))),
+    Case("tukey", fl.tukey_biweight_loss, _with(_reg(), c=_const(2.0))),
+    Case("expectile", fl.expectile_loss, _with(_reg(P2), tau=_const(0.7), weight=_elem_w)),
+    Case("mape", fl.mean_absolute_percentage_error, _mape((20011,))),
+    Case("msle", fl.mean_squared_logarithmic_error, _msle(P2)),
+    # box losses (overlap driver, elementwise over pairs of boxes)
+    Case("box_iou", fl.box_iou_loss, _boxes(9001), ("mean", "sum", "none")),
+    Case("giou", fl.generalized_box_iou_loss, _boxes(9001), ("sum", "none")),
+    Case("diou", fl.distance_box_iou_loss, _boxes(9001), ("mean", "none")),
+    Case("ciou", fl.complete_box_iou_loss, _boxes(9001), ("mean", "none")),
 ]
-BY_ID = {c.cid: c for c in CASES}
+
+# Losses whose reduction is not a sum of aligned blocks (fastloss.dask refuses them);
+# calls for the other adapters.
+UNSPLIT = [
+    Case("trimmed", fl.trimmed, _with(_reg((3001,)), loss=_const(fl.MSELoss()), trim=_const(0.1))),
+    Case("winsorized", fl.winsorized, _with(_reg((3001,)), loss=_const(fl.HuberLoss(delta=0.5)),
+                                            limit=_const(0.1), tails=_const("upper"))),
+    Case("dice", fl.dice_loss, _seg_binary(9)),
+    Case("jaccard-per_image", fl.jaccard_loss, _with(_seg_binary(9), per_image=_const(True))),
+    Case("tversky", fl.tversky_loss, _with(_seg_multiclass(7, 4), alpha=_const(0.3), beta=_const(0.7))),
+    Case("bce_dice", fl.bce_dice_loss, _seg_binary(9)),
+    Case("ce_dice", fl.ce_dice_loss, _seg_multiclass(7, 4, mode=False)),
+    Case("lovasz_hinge", fl.lovasz_hinge_loss, _with(_seg_binary(9), per_image=_const(True))),
+    Case("lovasz_softmax", fl.lovasz_softmax_loss, _seg_multiclass(7, 4, mode=False)),
+]
+BY_ID = {c.cid: c for c in CASES + UNSPLIT}
 
 

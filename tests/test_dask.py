@@ -42,7 +42,7 @@ F32, F64 = np.float32, np.float64
 # ----------------------------------------------------------------- cases
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _loss_cases import BY_ID, CASES  # noqa: E402
+from _loss_cases import BY_ID, CASES, UNSPLIT  # noqa: E402
 
 
 def _chunkings(n):
@@ -99,7 +99,29 @@ def _check(case, dtype, reduction, grad, chunking, scheduler="sync", split_other
 
 # ----------------------------------------------------------------- coverage
 
-REFUSED = {}  # loss function -> why its reduction cannot be split (none today)
+REFUSED = {c.fn.__name__ for c in UNSPLIT}  # their reduction is not a sum of aligned blocks
+
+
+@pytest.mark.parametrize("case", UNSPLIT, ids=repr)
+def test_losses_that_cannot_be_split_are_refused_by_name(case):
+    rng = np.random.default_rng(0)
+    args, kw = case.make(rng, F64)
+    name = case.fn.__name__
+    with pytest.raises(TypeError, match=rf"fastloss\.dask\.{name}: cannot be split into chunks exactly: .*; call "
+                                        rf"fastloss\.{name} on a NumPy array") as err:
+        _dask_call(case, args, kw, (args[0].shape[0],))
+    assert case.fn._unsplittable in str(err.value)  # the loss's own declaration (docs/conventions.md)
+
+
+def test_a_loss_on_another_loss_call_path_is_not_taken_for_it():
+    """A loss whose driver reports another loss's plan (a trimmed mean runs
+    its inner loss's pointwise path) is refused, with or without a
+    declared reason."""
+    x = da.zeros(100, chunks=30)
+    c = fld._Call(fl.trimmed, (x, x, fl.MSELoss()), {})
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.trimmed: this loss's driver does not hand out per-block "
+                                        r"sums"):
+        c._ask(slab=True)
 
 
 def test_every_loss_has_a_dask_form_and_a_case():

@@ -34,7 +34,7 @@ optax = pytest.importorskip("optax")
 import fastloss.jax as flj  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from _loss_cases import CASES  # noqa: E402
+from _loss_cases import CASES, UNSPLIT  # noqa: E402
 
 F32, F64 = np.float32, np.float64
 TOL = {F32: dict(rtol=2e-5, atol=2e-6), F64: dict(rtol=1e-12, atol=1e-13)}
@@ -153,11 +153,13 @@ def test_target_gradients_against_optax():
 # ----------------------------------------------------------------- 2. every loss: fastloss's bits
 
 def _grad_positions(case, args, kw):
-    names = ["input", "target", "var"][:len(args)]
-    return [i for i, n in enumerate(names) if n in case.fn._grad_args]
+    import inspect
+
+    names = list(inspect.signature(case.fn).parameters)[:len(args)]
+    return [i for i, n in enumerate(names) if n in getattr(case.fn, "_grad_args", ("input",))]
 
 
-@pytest.mark.parametrize("case", CASES, ids=repr)
+@pytest.mark.parametrize("case", CASES + UNSPLIT, ids=repr)
 def test_same_bits_as_the_numpy_call(case):
     rng = np.random.default_rng(zlib.crc32(case.cid.encode()))
     args, kw = case.make(rng, F32)
@@ -194,8 +196,9 @@ def test_same_bits_as_the_numpy_call(case):
                 np.testing.assert_array_equal(np.asarray(g), e, err_msg=what)
                 continue
             ww = w
-            if w.ndim < e.ndim:  # a row loss: one value per row, the gradient over the classes too
-                ww = np.expand_dims(w, getattr(case.fn, "_class_axis", 1))
+            if w.ndim < e.ndim:  # one value per row (box, image), the gradient over its classes too
+                ax = getattr(case.fn, "_class_axis", 1)
+                ww = w.reshape(w.shape + (1,) * (e.ndim - w.ndim)) if ax is None else np.expand_dims(w, ax)
             if np.shape(args[pos[k]]) == args[0].shape:
                 np.testing.assert_array_equal(np.asarray(g), e * ww, err_msg=what)
             else:  # an operand broadcast against the input: fastloss's per-element gradient,
@@ -215,7 +218,7 @@ def test_every_loss_has_a_jax_form():
     loss_fns = {n for n in fl.__all__ if callable(getattr(fl, n)) and n[0].islower()
                 and "return_grad" in inspect.signature(getattr(fl, n)).parameters}
     assert fns == loss_fns
-    assert {c.fn.__name__ for c in CASES} == fns
+    assert {c.fn.__name__ for c in CASES + UNSPLIT} == fns
     for n in fns:
         params = inspect.signature(getattr(flj, n)).parameters
         assert "return_grad" not in params and "out" not in params

@@ -14,7 +14,7 @@ function as any user would.  Each driver's call path (``_pointwise_api.run``,
 ``_rows_api.run``) reads it with :func:`current`:
 
 - ``phase="plan"``: validate the arguments as usual, then store the
-  reduction's structure in ``request.plan`` (see :func:`make_plan`) and
+  reduction's structure in ``request.plan`` (a :class:`Plan`) and
   raise :class:`Planned` before any kernel runs.  The adapter calls the
   function on a thin slice of the operands to learn it.
 - ``phase="main"``: run the kernel with ``request.div``, the whole array's
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from typing import Callable, NamedTuple, Optional
 
@@ -46,22 +47,27 @@ class Denominator(NamedTuple):
     shapes (a weighted mean, labels that may be ignored)."""
     block: int            # units (elements or items) per block of this pass
     args: tuple           # the loss's arguments the pass reads, e.g. ("weight",)
-    run: Callable         # run(*those arguments' chunks, shape=, offset=) -> float64 parts
+    run: Callable         # run(*those arguments' chunks, shape=, offset=, whole=) -> float64 parts
+    #                       (shape: the chunk's input shape; whole: the whole input's)
 
 
 class Plan(NamedTuple):
     """How a driver reduces one call, for an adapter that splits the input
-    along its axis 0.  The units are elements (pointwise) or items (rows)."""
+    along its axis 0.  The units are elements (pointwise) or items (rows,
+    boxes).  ``op`` is the loss the driver ran as: an adapter checks it is
+    the function it called (a loss built on another loss's call path, as a
+    trimmed mean, would otherwise pass its inner call's plan off as its own)."""
+    op: str
     driver: str
     dtype: object                 # the working dtype (the outputs' dtype)
     split: bool                   # axis 0 may be chunked at all
     per_index: int                # units per index of axis 0
     block: int                    # units per block: chunk offsets must be multiples
     value_drop: Optional[int]     # axis of input a reduction="none" value lacks (None: none)
-    div: Optional[Callable]       # div(global input shape) -> the mean's divisor; None if
-    #                               there is no mean or it needs `denom`
-    denom: Optional[Denominator]  # the extra pass of a mean whose divisor it sums
-    finish: Callable              # finish(total, div) -> the value, as the driver computes it
+    div: Optional[Callable]       # div(global input shape) -> what every chunk's call needs of
+    #                               the whole array (the mean's divisor); None if nothing or `denom`
+    denom: Optional[Denominator]  # the extra pass whose parts, added in order, are that
+    finish: Callable              # finish(list of every chunk's parts, div) -> the value
     reduced: bool                 # reduction is "mean"/"sum"/"batchmean" (a scalar value)
 
 
@@ -102,3 +108,23 @@ def alignment(per_index: int, block: int) -> int:
     if per_index <= 0:
         return 1
     return block // math.gcd(block, per_index)
+
+
+def ordered_sum(parts_list):
+    """Every chunk's block sums added in block order, one after the other
+    from 0.0, as a driver adds its blocks.  A part that is an array of
+    rows (per-class sums of a block) is added row by row."""
+    total = 0.0
+    for p in parts_list:
+        for v in (p.tolist() if p.ndim == 1 else p):
+            total = total + v
+    return total
+
+
+def _summed(finish, parts_list, div):
+    return finish(ordered_sum(parts_list), div)
+
+
+def summed(finish: Callable) -> Callable:
+    """A Plan.finish from finish(total, div): the parts added in order first."""
+    return functools.partial(_summed, finish)

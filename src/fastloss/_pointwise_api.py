@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _pointwise
 from ._alloc import empty
-from ._chunks import _REQUEST, Denominator, Plan, Planned
+from ._chunks import _REQUEST, Denominator, Plan, Planned, summed
 from ._config import _threads
 from ._validate import (
     F32,
@@ -203,7 +203,7 @@ def _rows(shape):
     return shape[0] if shape else 1
 
 
-def _weight_parts(op, dt, nt, weight, *, shape, offset=0):
+def _weight_parts(op, dt, nt, weight, *, shape, offset=0, whole=None):
     """The denominator pass of a weighted mean over one chunk: the weights
     broadcast to the chunk's shape, summed per block (see block_sum)."""
     dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
@@ -227,8 +227,8 @@ def _plan(sp, shape, dt, reduction, wdiv, extra, nt):
         div = _elements
     elif reduction == "batchmean":
         div = _rows
-    return Plan("pointwise", dt, len(shape) >= 1, math.prod(shape[1:]), block, None, div, denom,
-                functools.partial(finish, reduction, wdiv), reduction != "none")
+    return Plan(sp.op, "pointwise", dt, len(shape) >= 1, math.prod(shape[1:]), block, None, div, denom,
+                summed(functools.partial(finish, reduction, wdiv)), reduction != "none")
 
 
 def mode_of(return_grad) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _rows
 from ._alloc import empty
-from ._chunks import _REQUEST, Denominator, Plan, Planned
+from ._chunks import _REQUEST, Denominator, Plan, Planned, summed
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
 from ._validate import (
@@ -293,7 +293,7 @@ def _items_of(axis, shape):
     return math.prod(shape[:axis] + shape[axis + 1:]) if shape else 1
 
 
-def _denom_parts(sp, op, dt, C, w, ignore_index, denom, nt, target, *, shape, offset=0):
+def _denom_parts(sp, op, dt, C, w, ignore_index, denom, nt, target, *, shape, offset=0, whole=None):
     """The labels pass over one chunk of labels: the blocks' sums of
     w[label] (or their count), and the first bad label's error."""
     dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
@@ -323,8 +323,8 @@ def _plan(sp, op, shape, items, dt, C, S, w, ignore_index, denom, reduction, mod
         else:
             div = functools.partial(_items_of, drop)
     split = ndim >= 2 and mode != HVP
-    return Plan("rows", dt, split, math.prod(items[1:]) if split else 0, _rows.block_items(C, S), drop, div, dnm,
-                functools.partial(finish, reduction, denom != _rows.DENOM_NONE), reduction != "none")
+    return Plan(op, "rows", dt, split, math.prod(items[1:]) if split else 0, _rows.block_items(C, S), drop, div, dnm,
+                summed(functools.partial(finish, reduction, denom != _rows.DENOM_NONE)), reduction != "none")
 
 
 def mode_of(return_grad) -> int:

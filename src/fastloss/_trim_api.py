@@ -422,3 +422,10 @@ def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, re
     reduction = V.check_reduction(reduction, op, REDUCTIONS)
     return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
                         n_threads, op, out=out, winsor=True)
+
+
+# Why an adapter that splits the input into chunks (fastloss.dask) cannot
+# give these losses exactly: see docs/conventions.md.
+trimmed._unsplittable = winsorized._unsplittable = Trimmed._unsplittable = (
+    "its value drops or clips the largest losses of the whole array, an order statistic of all the "
+    "elements, not a sum of blocks")

@@ -102,23 +102,13 @@ def _main_task(fn, kwargs, names, div, offset, *arrays):
     return req.parts, res
 
 
-def _denom_task(run, offset, shape, *arrays):
+def _denom_task(run, offset, shape, whole, *arrays):
     with _chunks.active(_chunks.Request("denom", offset=offset)):
-        return run(*arrays, shape=shape, offset=offset)
-
-
-def _ordered_sum(parts_list):
-    """The float64 sum of every chunk's block sums, in block order (as the
-    driver adds its blocks: one after the other, from 0.0)."""
-    total = 0.0
-    for p in parts_list:
-        for v in p.tolist():
-            total += v
-    return total
+        return run(*arrays, shape=shape, offset=offset, whole=whole)
 
 
 def _finish_task(finish, div, parts_list):
-    return np.float64(finish(_ordered_sum(parts_list), div))
+    return np.float64(finish(parts_list, div))
 
 
 def _pick(res, k):
@@ -233,12 +223,19 @@ class _Call:
             return 0
         return None
 
+    def refuse_unsplittable(self):
+        why = getattr(self.fn, "_unsplittable", None)
+        if why:
+            raise TypeError(f"fastloss.dask.{self.op}: cannot be split into chunks exactly: {why}; call "
+                            f"fastloss.{self.op} on a NumPy array (or on each part you want a loss of)")
+
     def plan(self) -> _chunks.Plan:
         """Ask the driver how it reduces: the loss on a slice of one index
         along axis 0 (zeros; no kernel runs).  A loss that cannot be split
         along axis 0 (a row loss on one sample) is asked again with the
         whole shapes (zeros that are never written)."""
         if self._plan is None:
+            self.refuse_unsplittable()
             plan = self._ask(slab=True)
             self._plan = plan if plan.split else self._ask(slab=False)
         return self._plan
@@ -264,7 +261,7 @@ class _Call:
                 msg += (f" (fastloss.dask checks the shapes on a slice of one index along axis 0 of "
                         f"{self.first}, whose shape is {self.shape})")
             raise type(exc)(msg) from None
-        if req.plan is None:
+        if req.plan is None or req.plan.op != self.op:
             raise TypeError(
                 f"fastloss.dask.{self.op}: this loss's driver does not hand out per-block sums, so its "
                 f"reduction cannot be split into chunks; call fastloss.{self.op} on a NumPy array")
@@ -352,8 +349,8 @@ def _run(call: _Call, rechunk: bool):
                 else:
                     pieces, ax, a = p
                     args.append(pieces[i] if ax == 0 else pieces)
-            dtasks.append(dask.delayed(_denom_task, pure=True)(den.run, off, cshape, *args))
-        div = dask.delayed(_ordered_sum, pure=True)(dtasks)
+            dtasks.append(dask.delayed(_denom_task, pure=True)(den.run, off, cshape, shape, *args))
+        div = dask.delayed(_chunks.ordered_sum, pure=True)(dtasks)
     elif reduced and plan.div is not None:
         div = plan.div(shape)
 

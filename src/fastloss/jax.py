@@ -127,28 +127,41 @@ def _host(fn, names, static, want, value_dtype, expand, *arrays):
 
 
 def _value_shape(fn, names, static, arrays, op):
-    """The value's shape, from the driver's plan (no kernel runs): the
-    input's for a pointwise "none", without the class axis for a row loss,
-    () for a reduced value; and the axis of the input it lacks (or None)."""
+    """The value's shape and the axis of the input it lacks (or None): ()
+    for a reduced value; for reduction="none", from the driver's plan (no
+    kernel runs), or else from a call on zeros of the operands' shapes."""
+    if static.get("reduction", _default(fn, "reduction")) != "none":
+        return (), None
     kw = dict(static)
     kw.update({n: np.zeros(a.shape, a.dtype) for n, a in zip(names, arrays)})
     req = _chunks.Request("plan")
+    shape = tuple(arrays[0].shape)
     try:
         with _chunks.active(req):
             out = fn(**kw)
     except _chunks.Planned:
         plan = req.plan
-        if plan.reduced:
-            return (), None
-        shape = tuple(arrays[0].shape)
-        d = plan.value_drop
-        return (shape, None) if d is None else (shape[:d] + shape[d + 1:], d)
+        if plan.op == op:
+            d = plan.value_drop
+            return (shape, None) if d is None else (shape[:d] + shape[d + 1:], d)
+        out = _call(fn, kw, op)  # a loss built on another loss's call path: its own result
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"fastloss.jax.{op}: {exc}") from None
-    # a driver without a plan ran on zeros: its result's shape
-    shape, vs = tuple(arrays[0].shape), np.shape(out)
+    vs = np.shape(out[0] if isinstance(out, tuple) else out)
     drop = next((i for i in range(len(shape)) if shape[:i] + shape[i + 1:] == vs), None) if vs != shape else None
     return vs, drop
+
+
+def _call(fn, kw, op):
+    try:
+        return fn(**kw)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"fastloss.jax.{op}: {exc}") from None
+
+
+def _default(fn, name):
+    p = inspect.signature(fn).parameters.get(name)
+    return None if p is None else p.default
 
 
 # ---------------------------------------------------------------- the custom_vjp
@@ -221,8 +234,8 @@ def _build(fn, op, names, static, arrays):
                 out.append(None)
                 continue
             c = ct
-            if drop is not None and jnp.ndim(c):
-                c = jnp.expand_dims(c, drop)  # reduction="none" of a row loss: one value per row
+            if 0 < jnp.ndim(c) < g.ndim:  # reduction="none" with one value per row, box or image
+                c = jnp.expand_dims(c, drop) if drop is not None else c.reshape(c.shape + (1,) * (g.ndim - c.ndim))
             r = g * c.astype(g.dtype)
             if r.shape != shapes[i]:
                 r = _sum_to(r, shapes[i], n, fn)
