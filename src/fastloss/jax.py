@@ -128,25 +128,29 @@ def _host(fn, names, static, want, value_dtype, expand, *arrays):
 
 def _value_shape(fn, names, static, arrays, op):
     """The value's shape and the axis of the input it lacks (or None): ()
-    for a reduced value; for reduction="none", from the driver's plan (no
-    kernel runs), or else from a call on zeros of the operands' shapes."""
-    if static.get("reduction", _default(fn, "reduction")) != "none":
-        return (), None
+    for a reduced value; for reduction="none", from the driver's plan, or
+    else from a call on zeros of the operands' shapes.  Either way the
+    arguments are checked now, when the function is called or traced."""
+    reduced = static.get("reduction", _default(fn, "reduction")) != "none"
     kw = dict(static)
     kw.update({n: np.zeros(a.shape, a.dtype) for n, a in zip(names, arrays)})
     req = _chunks.Request("plan")
     shape = tuple(arrays[0].shape)
     try:
         with _chunks.active(req):
-            out = fn(**kw)
+            out = fn(**kw)  # a driver without a plan runs on the zeros
     except _chunks.Planned:
         plan = req.plan
+        if reduced:
+            return (), None
         if plan.op == op:
             d = plan.value_drop
             return (shape, None) if d is None else (shape[:d] + shape[d + 1:], d)
         out = _call(fn, kw, op)  # a loss built on another loss's call path: its own result
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"fastloss.jax.{op}: {exc}") from None
+    if reduced:
+        return (), None
     vs = np.shape(out[0] if isinstance(out, tuple) else out)
     drop = next((i for i in range(len(shape)) if shape[:i] + shape[i + 1:] == vs), None) if vs != shape else None
     return vs, drop
