@@ -90,6 +90,7 @@ extensions = [
     ext("_overlap", ["fl_overlap.c"]),
     ext("_summary", ["fl_summary.c"]),
     ext("_alloc", ["fl_alloc.c"]),
+    ext("_features", ["fl_features.c"]),
 ]
 # Developers: FASTLOSS_BUILD_ONLY=_rows python setup.py build_ext --inplace
 # rebuilds just that extension.

@@ -94,6 +94,32 @@ def _cases(rng, n, dtype):
             ("multilabel_soft_margin", lambda: grad(fl.multilabel_soft_margin_loss, z, multi)),
             ("hess_cross_entropy", lambda: fl.CrossEntropyLoss().grad_hess(z, lab_ok)),
         ]
+    if hasattr(fl, "triplet_margin_loss"):
+        # Row-over-features losses and the in-batch passes: dispatched the same way.
+        D = 13                                                 # a vector + a tail
+        r = n // D
+        a3 = [f(rng.normal(size=(r, D))) for _ in range(3)]
+        s2 = f(np.where(rng.random(r) < 0.5, -1.0, 1.0))
+        b2 = f(rng.random(r) < 0.5)
+        E = f(rng.normal(size=(min(r, 300), D)))
+        blab = np.arange(E.shape[0]) % 7
+
+        def grads(fn, *args, **kw):  # every operand's gradient, for each reduction
+            out = []
+            for red in ("none", "mean", "sum"):
+                out += list(fn(*args, reduction=red, return_grad=True, **kw))
+            return tuple(out)
+
+        cases += [
+            ("triplet", lambda: grads(fl.triplet_margin_loss, *a3, 1.0, 2, 1e-6, True)),
+            ("triplet_p3", lambda: grads(fl.triplet_margin_loss, *a3, 1.0, 3)),
+            ("triplet_cosine", lambda: grads(fl.triplet_margin_with_distance_loss, *a3, distance="cosine")),
+            ("cosine_embedding", lambda: grads(fl.cosine_embedding_loss, a3[0], a3[1], s2, 0.1)),
+            ("contrastive", lambda: grads(fl.contrastive_loss, a3[0], a3[1], b2, 3.0)),
+            ("batch_hard", lambda: fl.batch_hard_triplet_loss(E, blab, 0.5, return_grad=True)),
+            ("batch_all", lambda: fl.batch_all_triplet_loss(E, blab, 0.5, return_grad=True)),
+            ("nt_xent", lambda: fl.nt_xent_loss(E, blab, 0.2, return_grad=True)),
+        ]
     return cases
 
 

@@ -40,6 +40,9 @@ NOT_IN_TORCH = {
     "dice_loss", "jaccard_loss", "tversky_loss", "bce_dice_loss", "ce_dice_loss", "lovasz_hinge_loss",
     "lovasz_softmax_loss", "DiceLoss", "JaccardLoss", "TverskyLoss", "BCEDiceLoss", "CEDiceLoss",
     "LovaszHingeLoss", "LovaszSoftmaxLoss",
+    # the embedding losses PyTorch lacks
+    "contrastive_loss", "cosine_distance_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss",
+    "ContrastiveLoss", "CosineDistanceLoss", "BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss",
 }
 # losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
 # classes (reduction="none", eps=1e-7, *, n_threads=None)
@@ -48,6 +51,10 @@ TORCHVISION_FORM = {
     "BoxIoULoss", "GeneralizedBoxIoULoss", "DistanceBoxIoULoss", "CompleteBoxIoULoss",
 }
 NOT_IN_TORCH |= TORCHVISION_FORM
+# non-torch losses whose operands are not (input, target): a pair with a
+# per-row target, and the in-batch losses' embeddings and labels
+OPERANDS = {"contrastive_loss": ["input1", "input2", "target"], "batch_hard_triplet_loss": ["embeddings", "labels"],
+            "batch_all_triplet_loss": ["embeddings", "labels"], "nt_xent_loss": ["embeddings", "labels"]}
 # public callables that are not losses
 NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp", "suggest", "diagnose",
               "LossWarning", "set_cache_limit", "cache_info"}
@@ -133,10 +140,11 @@ def test_function_signature(name):
         assert [p.name for p in ours[4:]] == list(EXTRAS) and all(p.kind is P.KEYWORD_ONLY for p in ours[4:])
         return
     # the non-torch form
-    assert [p.name for p in ours[:2]] == ["input", "target"], name
+    lead = OPERANDS.get(name, ["input", "target"])
+    assert [p.name for p in ours[:len(lead)]] == lead, name
     kw = [p for p in ours if p.kind is P.KEYWORD_ONLY]
-    positional = [p for p in ours[2:] if p.kind is P.POSITIONAL_OR_KEYWORD]
-    assert len(positional) + len(kw) + 2 == len(ours), f"{name}: no *args/**kwargs"
+    positional = [p for p in ours[len(lead):] if p.kind is P.POSITIONAL_OR_KEYWORD]
+    assert len(positional) + len(kw) + len(lead) == len(ours), f"{name}: no *args/**kwargs"
     kwn = [p.name for p in kw]
     assert kwn[-4:] == ["reduction", *EXTRAS], f"{name}: keyword-only tail {kwn}"
     assert kw[-4].default == "mean"

@@ -199,6 +199,36 @@ def d_multilabel(shape=(11, 6)):
     return data
 
 
+def g_feat(n_ops, shape=(4, 3), target=None):
+    """Rows of features for the embedding losses, all differentiable; a
+    per-row target (+-1 or 0/1) or, for "elementwise", +-1 of the inputs' shape."""
+    def data(rng):
+        arrays = [rng.normal(0, 1, shape) for _ in range(n_ops)]
+        if target == "sign":
+            arrays.append(np.where(rng.random(shape[:-1]) < 0.5, -1.0, 1.0))
+        elif target == "binary":
+            arrays.append(rng.integers(0, 2, shape[:-1]).astype(np.float64))
+        elif target == "elementwise":
+            arrays.append(np.where(rng.random(shape) < 0.5, -1.0, 1.0))
+        return arrays, tuple(range(n_ops))
+    return data
+
+
+def g_hinge_emb(shape, margin=0.75):
+    """Distances (input) at least 0.1 from the margin, the hinge of target -1."""
+    def data(rng):
+        x = margin + np.where(rng.random(shape) < 0.5, -1, 1) * rng.uniform(0.1, 0.7, shape)
+        return [x, np.where(rng.random(shape) < 0.5, -1.0, 1.0)], (0,)
+    return data
+
+
+def g_batch(N=12, D=4, K=3):
+    """A batch of embeddings with K classes of N/K rows each."""
+    def data(rng):
+        return [rng.normal(0, 1, (N, D)), np.arange(N) % K], (0,)
+    return data
+
+
 # ------------------------------------------------------------ the table
 
 class Case(NamedTuple):
@@ -314,6 +344,27 @@ _ROW_CASES = [
 ]
 
 CASES += [c for c in _ROW_CASES if c.module in flt.__all__]
+
+# the embedding losses: one gradient per differentiable operand, a per-row
+# value for reduction="none" (grad_output broadcast over the features)
+_EMB_CASES = [
+    Case("triplet", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss, F.triplet_margin_loss,
+         {"margin": 1.5}, g_feat(3, (9, 5))),
+    Case("triplet-p1-swap", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss,
+         F.triplet_margin_loss, {"p": 1.0, "swap": True, "margin": 2.0}, g_feat(3, (9, 5))),
+    Case("triplet-unbatched", "TripletMarginLoss", "triplet_margin_loss", nn.TripletMarginLoss,
+         F.triplet_margin_loss, {"margin": 3.0}, g_feat(3, (6,))),
+    Case("triplet_distance", "TripletMarginWithDistanceLoss", "triplet_margin_with_distance_loss",
+         nn.TripletMarginWithDistanceLoss, F.triplet_margin_with_distance_loss, {"margin": 1.5, "swap": True},
+         g_feat(3, (9, 5))),
+    Case("cosine_embedding", "CosineEmbeddingLoss", "cosine_embedding_loss", nn.CosineEmbeddingLoss,
+         F.cosine_embedding_loss, {"margin": -0.3}, g_feat(2, (9, 5), target="sign")),
+    Case("margin_ranking", "MarginRankingLoss", "margin_ranking_loss", nn.MarginRankingLoss,
+         F.margin_ranking_loss, {"margin": 0.2}, g_feat(2, (9, 5), target="elementwise")),
+    Case("hinge_embedding", "HingeEmbeddingLoss", "hinge_embedding_loss", nn.HingeEmbeddingLoss,
+         F.hinge_embedding_loss, {"margin": 0.75}, g_hinge_emb((9, 5))),
+]
+CASES += [c for c in _EMB_CASES if c.module in flt.__all__]
 
 PARAMS = [pytest.param(c, r, id=f"{c.id}-{r}") for c in CASES for r in c.reductions]
 
@@ -714,12 +765,29 @@ GCASES += [
     GCase("diou", "DistanceBoxIoULoss", {}, d_boxes()),
     GCase("ciou", "CompleteBoxIoULoss", {}, d_boxes(same_aspect=True)),
 ]
+
+GCASES += [
+    GCase("triplet-swap", "TripletMarginLoss", {"margin": 0.5, "swap": True}, g_feat(3)),
+    GCase("triplet-p3", "TripletMarginLoss", {"p": 3.0}, g_feat(3)),
+    GCase("triplet_distance-cosine", "TripletMarginWithDistanceLoss",
+          {"distance_function": "cosine", "margin": 0.5}, g_feat(3)),
+    GCase("cosine_embedding", "CosineEmbeddingLoss", {"margin": 0.1}, g_feat(2, target="sign")),
+    GCase("margin_ranking", "MarginRankingLoss", {"margin": 0.1}, g_feat(2, target="elementwise")),
+    GCase("hinge_embedding", "HingeEmbeddingLoss", {"margin": 0.75}, g_hinge()),
+    GCase("contrastive", "ContrastiveLoss", {"margin": 2.0}, g_feat(2, target="binary")),
+    GCase("cosine_distance", "CosineDistanceLoss", {}, g_feat(2)),
+    GCase("batch_hard", "BatchHardTripletLoss", {"margin": 0.5}, g_batch()),
+    GCase("batch_all", "BatchAllTripletLoss", {"margin": 0.5}, g_batch()),
+    GCase("nt_xent", "NTXentLoss", {"temperature": 0.5}, g_batch()),
+]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("case", GCASES, ids=lambda c: c.id)
 def test_gradcheck(case, reduction):
+    if reduction not in getattr(getattr(fl, case.module), "_reductions", (reduction,)):
+        pytest.skip(f"{case.module} has no reduction={reduction!r}")
     rng = np.random.default_rng(_seed("gradcheck", case.id))
     arrays, diff = case.data(rng)
     ops = _operands(arrays, diff, torch.float64)

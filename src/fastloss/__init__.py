@@ -24,6 +24,8 @@ from ._segmentation_losses import *  # noqa: F401,F403
 from ._segmentation_losses import __all__ as _seg_all
 from ._box_losses import *  # noqa: F401,F403
 from ._box_losses import __all__ as _box_all
+from ._embedding_losses import *  # noqa: F401,F403
+from ._embedding_losses import __all__ as _emb_all
 from ._suggest import suggest
 from ._diagnose import LossWarning, diagnose
 
@@ -31,6 +33,7 @@ __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] +
 __all__ += list(_rg_all)
 __all__ += list(_seg_all) + list(_box_all)
 __all__ += ["set_cache_limit", "cache_info"]
+__all__ += list(_emb_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
 
 from ._check import install as _install_check  # check=True on every loss call

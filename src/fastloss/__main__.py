@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
                         "overlap (Dice, Tversky, BCE+Dice, Lovasz-softmax at 16x4x256x256, box IoU losses "
                         "on 1e6 pairs) on request; "
-                        "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request")
+                        "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request; "
+                        "embeddings (triplet, pair and in-batch losses at 65536x128 and N=4096) on request")
     _plot_parser(sub)
     return p
 

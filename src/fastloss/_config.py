@@ -5,7 +5,7 @@ import os
 import platform
 import sys
 
-from . import _overlap, _pointwise, _rows
+from . import _features, _overlap, _pointwise, _rows
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
@@ -14,6 +14,7 @@ _FORCE_BASELINE = os.environ.get("FASTLOSS_FORCE_BASELINE", "").strip().lower() 
 _pointwise.select_isa(_FORCE_BASELINE)
 _rows.select_isa(_FORCE_BASELINE)
 _overlap.select_isa(_FORCE_BASELINE)
+_features.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 

@@ -1124,9 +1124,10 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide")]
+    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide", "embeddings")]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose pointwise, rows, overlap, guide",
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; "
+              f"choose pointwise, rows, overlap, guide, embeddings",
               file=sys.stderr)
         return 2
     picked = None
@@ -1170,6 +1171,12 @@ def main_bench(args) -> int:
         print("\n== suggest, diagnose and check=True against one read of the data and the loss's own call ==")
         bench_guide.main(["--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
                          + (["--n", "1e6"] if quick else []))
+    if "embeddings" in families:
+        from fastloss import bench_embeddings
+
+        print("\n== embedding losses (row over features, in-batch): fastloss vs PyTorch ==")
+        bench_embeddings.main(["--dtypes", ",".join(d.name for d in dtypes), "--repeat", str(repeat),
+                               "--threads", ",".join(str(t) for t in threads)])
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")

@@ -82,7 +82,9 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(tukey_biweight, 0, 0, 0)     \
     X(expectile, 0, 0, 0)          \
     X(mape, 0, 0, 0)               \
-    X(msle, 0, 0, 0)
+    X(msle, 0, 0, 0)               \
+    X(margin_ranking, 1, 1, 0)     \
+    X(hinge_embedding, 0, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

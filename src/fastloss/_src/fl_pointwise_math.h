@@ -477,6 +477,40 @@ PW_SIG(kl_div_log)
 
 #include "fl_pointwise_regression_math.h"
 
+/* ---------------- embeddings (elementwise) ---------------- */
+
+/* PyTorch's margin_ranking_loss: max(0, -y (x1 - x2) + margin) with
+ * x1 = x, x2 = e, pa = margin; d/dx1 = -y, d/dx2 = y where the term is
+ * >= 0 (clamp_min passes the gradient at 0, as PyTorch's); h = 0.  bad
+ * for a (non-NaN) y other than -1 and 1. */
+PW_SIG(margin_ranking)
+{
+    (void)pb; (void)pc; (void)i0; (void)i1; (void)gy;
+    const T z = pa - y * (x - e);
+    *v = z < 0 ? (T)0 : z;
+    const T gx = z < 0 ? (T)0 : -y; /* NaN z: the value is NaN, g is -y */
+    *g = gx; *g2 = -gx; *h = 0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
+/* PyTorch's hinge_embedding_loss: x for y = 1, max(0, margin - x) for
+ * y = -1 (pa = margin); h = 0; bad for a (non-NaN) y other than -1 and 1,
+ * and a NaN y gives NaN. */
+PW_SIG(hinge_embedding)
+{
+    (void)e; (void)pb; (void)pc; (void)i0; (void)i1; (void)g2; (void)gy;
+    const T z = pa - x;
+    const T neg = z < 0 ? (T)0 : z;
+    const T gneg = z < 0 ? (T)0 : (T)-1;
+    const int pos = y == 1;
+    /* single-level selects: nested ones kept this loop scalar */
+    const T vv = pos ? x : neg, gg = pos ? (T)1 : gneg;
+    *v = y == y ? vv : y;
+    *g = y == y ? gg : y;
+    *h = 0;
+    *bad = (y == y) & (y != 1) & (y != -1);
+}
+
 /* ---------------- the shared math, for the accuracy tests ---------------- */
 
 /* y = f(x) over n elements, f = exp_np (x <= 0) or log1p01 (x in [0, 1]),

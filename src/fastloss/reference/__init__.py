@@ -13,3 +13,4 @@ from .rows import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
 from .segmentation import *  # noqa: F401,F403
 from .boxes import *  # noqa: F401,F403
+from .embeddings import *  # noqa: F401,F403
