@@ -146,6 +146,35 @@ def _seg_multiclass(n, C, hw=(5, 6), mode=True):
     return make
 
 
+def _rows_of(k, n, D, target=None):
+    """k operands of n rows of D features, and a per-row target (+-1 or 0/1)."""
+    def make(rng, dt):
+        ops = tuple(rng.standard_normal((n, D)).astype(dt) for _ in range(k))
+        if target == "sign":
+            ops += (rng.choice([-1.0, 1.0], n).astype(dt),)
+        elif target == "binary":
+            ops += ((rng.uniform(0, 1, n) > 0.5).astype(dt),)
+        return ops, {}
+    return make
+
+
+def _row_w(rng, dt, shape):
+    return rng.uniform(0.2, 2.0, shape[:-1]).astype(dt)
+
+
+def _ranking(n):
+    def make(rng, dt):
+        return (rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt),
+                rng.choice([-1.0, 1.0], n).astype(dt)), {}
+    return make
+
+
+def _batch(n, D):
+    def make(rng, dt):
+        return (rng.standard_normal((n, D)).astype(dt), rng.integers(0, 5, n)), {}
+    return make
+
+
 def _const(v):
     return lambda *a: v
 
@@ -204,6 +233,15 @@ CASES = [
     Case("giou", fl.generalized_box_iou_loss, _boxes(9001), ("sum", "none")),
     Case("diou", fl.distance_box_iou_loss, _boxes(9001), ("mean", "none")),
     Case("ciou", fl.complete_box_iou_loss, _boxes(9001), ("mean", "none")),
+    # the row-over-features driver (and two pointwise pair losses)
+    Case("triplet", fl.triplet_margin_loss, _with(_rows_of(3, 3001, 12), weight=_row_w, swap=_const(True))),
+    Case("triplet_distance", fl.triplet_margin_with_distance_loss,
+         _with(_rows_of(3, 3001, 12), distance_function=_const("cosine"), margin=_const(0.3))),
+    Case("cosine_embedding", fl.cosine_embedding_loss, _with(_rows_of(2, 3001, 12, "sign"), margin=_const(0.1))),
+    Case("contrastive", fl.contrastive_loss, _with(_rows_of(2, 3001, 12, "binary"), weight=_row_w)),
+    Case("cosine_distance", fl.cosine_distance_loss, _with(_rows_of(2, 3001, 12), weight=_row_w)),
+    Case("margin_ranking", fl.margin_ranking_loss, _with(_ranking(20011), margin=_const(0.2), weight=_elem_w)),
+    Case("hinge_embedding", fl.hinge_embedding_loss, _with(_sign(P2), margin=_const(0.8))),
 ]
 
 # Losses whose reduction is not a sum of aligned blocks (fastloss.dask refuses them);
@@ -219,6 +257,9 @@ UNSPLIT = [
     Case("ce_dice", fl.ce_dice_loss, _seg_multiclass(7, 4, mode=False)),
     Case("lovasz_hinge", fl.lovasz_hinge_loss, _with(_seg_binary(9), per_image=_const(True))),
     Case("lovasz_softmax", fl.lovasz_softmax_loss, _seg_multiclass(7, 4, mode=False)),
+    Case("batch_hard", fl.batch_hard_triplet_loss, _batch(60, 8), ("mean", "sum")),
+    Case("batch_all", fl.batch_all_triplet_loss, _batch(60, 8), ("mean", "sum")),
+    Case("nt_xent", fl.nt_xent_loss, _batch(60, 8), ("mean", "sum")),
 ]
 BY_ID = {c.cid: c for c in CASES + UNSPLIT}
 

@@ -167,7 +167,7 @@ def test_same_bits_as_the_numpy_call(case):
     pos = _grad_positions(case, args, kw)
     jargs = [jnp.asarray(a) for a in args]
     jkw = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
-    for reduction in case.reductions[:1] + ("none",):  # "sum" takes the same path as "mean"
+    for reduction in case.reductions[:1] + tuple(r for r in ("none",) if r in case.reductions):  # "sum" ~ "mean"
         res = case.fn(*args, **kw, reduction=reduction, return_grad=True)
         value, grads = res[0], res[1:]
         if reduction == "none":
