@@ -86,6 +86,7 @@ def ext(name, c_sources=()):
 extensions = [
     ext("_pointwise", ["fl_pointwise.c"]),
     ext("_rows", ["fl_rows.c"]),
+    ext("_sequence", ["fl_sequence.c"]),
     ext("_trim", ["fl_trim.c"]),
     ext("_overlap", ["fl_overlap.c"]),
     ext("_summary", ["fl_summary.c"]),

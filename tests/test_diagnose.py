@@ -209,7 +209,7 @@ def test_expect_covers_every_public_loss():
             continue
         obj = getattr(fl, name)
         if isinstance(obj, type):
-            assert name in D._BY_CLASS, f"{name}: no row in fastloss._diagnose.EXPECT"
+            assert name in D._BY_CLASS or name in D.NOT_CHECKED, f"{name}: no row in fastloss._diagnose.EXPECT"
         else:
             assert name in D.EXPECT or name in D.NOT_CHECKED, f"{name}: no row in fastloss._diagnose.EXPECT"
     for name, e in D.EXPECT.items():

@@ -120,6 +120,17 @@ def _cases(rng, n, dtype):
             ("batch_all", lambda: fl.batch_all_triplet_loss(E, blab, 0.5, return_grad=True)),
             ("nt_xent", lambda: fl.nt_xent_loss(E, blab, 0.2, return_grad=True)),
         ]
+    if hasattr(fl, "ctc_loss"):
+        # CTC (the sequence driver): the recursion's inline exp/log on both paths
+        T, NS, Cc, S = 40, n // 500 + 1, 9, 8
+        zs = f(rng.normal(scale=2.0, size=(T, NS, Cc)))
+        lps = f(zs - np.logaddexp.reduce(zs.astype(np.float64), axis=2, keepdims=True))
+        tgs = rng.integers(1, Cc, size=(NS, S))
+        ils, tls = rng.integers(S, T + 1, size=NS), rng.integers(0, S + 1, size=NS)
+        cases += [
+            ("ctc", lambda: grad(fl.ctc_loss, lps, tgs, ils, tls)),
+            ("ctc_logits", lambda: grad(fl.ctc_loss, zs, tgs, ils, tls, from_logits=True)),
+        ]
     return cases
 
 

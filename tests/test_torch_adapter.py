@@ -229,6 +229,16 @@ def g_batch(N=12, D=4, K=3):
     return data
 
 
+def d_ctc(T=6, N=2, C=4, S=3):
+    """CTC: log-probabilities (T, N, C), padded targets, lengths (the gradient
+    is the exact one with respect to the log-probabilities)."""
+    def data(rng):
+        lp = _log_softmax(rng.normal(0, 1, (T, N, C)), axis=2)
+        t = rng.integers(1, C, (N, S)).astype(np.int64)
+        return [lp, t, np.array([T, T - 1]), np.array([S, S - 1])], (0,)
+    return data
+
+
 # ------------------------------------------------------------ the table
 
 class Case(NamedTuple):
@@ -680,6 +690,7 @@ GCASES = [
     GCase("multi_margin-p1", "MultiMarginLoss", {"margin": 0.75}, g_margin_grid()),
     GCase("multi_margin-p2", "MultiMarginLoss", {"p": 2, "weight": _W5}, d_labels((4, 5))),
     GCase("multilabel_soft_margin", "MultiLabelSoftMarginLoss", {"weight": _W5}, d_multilabel((4, 5))),
+    GCase("ctc", "CTCLoss", {"blank": 0}, d_ctc()),
 ]
 
 
@@ -1050,7 +1061,8 @@ def _fastloss_losses():
 def test_every_fastloss_loss_is_adapted():
     losses = _fastloss_losses()
     names = {n for n, _ in losses}
-    assert {"MSELoss", "mse_loss", "GaussianNLLLoss", "gaussian_nll_loss", "KLDivLoss"} <= names
+    assert {"MSELoss", "mse_loss", "GaussianNLLLoss", "gaussian_nll_loss", "KLDivLoss", "CTCLoss",
+            "ctc_loss"} <= names
     missing = [n for n in names if n not in flt.__all__]
     assert not missing, f"fastloss losses without a fastloss.torch form: {missing}"
     extra = [n for n in flt.__all__ if n not in names]

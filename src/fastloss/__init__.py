@@ -18,6 +18,8 @@ from ._pointwise_losses import *  # noqa: F401,F403
 from ._pointwise_losses import __all__ as _pw_all
 from ._class_losses import *  # noqa: F401,F403
 from ._class_losses import __all__ as _cl_all
+from ._sequence_losses import *  # noqa: F401,F403
+from ._sequence_losses import __all__ as _sq_all
 from ._regression_losses import *  # noqa: F401,F403
 from ._regression_losses import __all__ as _rg_all
 from ._segmentation_losses import *  # noqa: F401,F403
@@ -30,6 +32,7 @@ from ._suggest import suggest
 from ._diagnose import LossWarning, diagnose
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config", "__version__"] + list(_pw_all) + list(_cl_all)
+__all__ += list(_sq_all)
 __all__ += list(_rg_all)
 __all__ += list(_seg_all) + list(_box_all)
 __all__ += ["set_cache_limit", "cache_info"]

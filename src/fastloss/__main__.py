@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--family", metavar="LIST", default="pointwise,rows",
                    help="loss families: pointwise (per-element losses over N elements) and rows "
                         "(cross-entropy at 8192x1000, 65536x32, 2048x32000; quick: the first two); default both; "
+                        "ctc (TxNxCxS 100x32x30x20, 500x32x100x100, 2000x1x100x400, float32) on request; "
                         "overlap (Dice, Tversky, BCE+Dice, Lovasz-softmax at 16x4x256x256, box IoU losses "
                         "on 1e6 pairs) on request; "
                         "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request; "

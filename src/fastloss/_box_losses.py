@@ -202,3 +202,30 @@ BoxIoULoss = _box_class("BoxIoULoss", box_iou_loss, "iou")
 GeneralizedBoxIoULoss = _box_class("GeneralizedBoxIoULoss", generalized_box_iou_loss, "giou")
 DistanceBoxIoULoss = _box_class("DistanceBoxIoULoss", distance_box_iou_loss, "diou")
 CompleteBoxIoULoss = _box_class("CompleteBoxIoULoss", complete_box_iou_loss, "ciou")
+
+
+# ------------------------------------------------------------------ examples
+# Valid calls of every loss, from which the fuzz harness derives its hostile
+# variants (fastloss._examples; docs/reliability.md).
+
+def _declare_examples():
+    import numpy as np
+
+    from . import _examples as E
+
+    def gen(rng, dtype, size):
+        shape = (size, 4) if rng.random() < 0.85 else (4,)
+
+        def boxes():
+            xy = rng.uniform(-5, 5, shape[:-1] + (2,))
+            return np.concatenate([xy, xy + rng.uniform(0.1, 4, shape[:-1] + (2,))], -1).astype(dtype)
+
+        return E.Example({"boxes1": boxes(), "boxes2": boxes(),
+                          "reduction": ("none", "mean", "sum")[int(rng.integers(0, 3))]})
+
+    for fn, cls in ((box_iou_loss, BoxIoULoss), (generalized_box_iou_loss, GeneralizedBoxIoULoss),
+                    (distance_box_iou_loss, DistanceBoxIoULoss), (complete_box_iou_loss, CompleteBoxIoULoss)):
+        E.declare(gen, fn, cls)
+
+
+_declare_examples()

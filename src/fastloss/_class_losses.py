@@ -55,9 +55,12 @@ _COMMON = """reduction : {"mean", "sum", "none"}
         multilabel_soft_margin_loss, poly1_cross_entropy), in that order.
     out : ndarray or tuple of ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs), or one per gradient returned.
+        aligned, writeable, not overlapping the inputs), or one per gradient
+        returned.  Every label is checked before anything is written: after
+        a ValueError for a bad label, out is untouched.
     n_threads : int, optional
-        Threads for this call (default :func:`fastloss.get_num_threads`).
+        Threads for this call (default :func:`fastloss.get_num_threads`;
+        at most ``max(64, 4 x os.cpu_count())``).
 
     Returns
     -------
@@ -70,7 +73,8 @@ _COMMON = """reduction : {"mean", "sum", "none"}
     ------
     ValueError
         For a label outside [0, C) that is not ignore_index, naming its
-        position and value; for shapes that do not match.
+        position and value (uint64 labels beyond int64 included); for
+        shapes that do not match.
     TypeError
         For float labels where integers are expected and the reverse.
 
@@ -634,6 +638,94 @@ for _cls in (CrossEntropyLoss, NLLLoss, SoftmaxFocalLoss, MultiMarginLoss, Poly1
 MultiLabelSoftMarginLoss._target_kind = "values"
 del _cls
 
+
+# ------------------------------------------------------------------ examples
+# Valid calls of every loss, from which the fuzz harness derives its hostile
+# variants (fastloss._examples; docs/reliability.md).
+
+def _declare_examples():
+    from . import _examples as E
+
+    def red(rng):
+        return ("mean", "sum", "none")[int(rng.integers(0, 3))]
+
+    def base(rng, dtype, size, spatial=True, kind="normal", soft=False, ignore=True):
+        shape = E.rows_shape(rng, size, spatial)
+        C = shape[0] if len(shape) == 1 else shape[1]
+        args = {"input": E.values(rng, kind, shape, dtype), "reduction": red(rng)}
+        lab = {}
+        if soft and rng.random() < 0.3:  # class probabilities, along the class axis
+            last = shape if len(shape) < 3 else shape[:1] + shape[2:] + shape[1:2]
+            t = E.values(rng, "simplex", last, dtype)
+            args["target"] = t if len(shape) < 3 else np.ascontiguousarray(np.moveaxis(t, -1, 1))
+        else:
+            ii = int(rng.choice([-100, -1, 0])) if ignore and rng.random() < 0.5 else None
+            args["target"] = E.labels(rng, shape, C, ii)
+            lab["target"] = C
+            if ignore:
+                args["ignore_index"] = -100 if ii is None else ii
+        return args, lab, C, dtype
+
+    def class_weight(rng, args, C, dtype, name="weight"):
+        if rng.random() < 0.4:
+            args[name] = E.values(rng, "positive", (C,), dtype)
+
+    def gen_ce(rng, dtype, size, soft=True):
+        args, lab, C, dt = base(rng, dtype, size, soft=soft)
+        class_weight(rng, args, C, dt)
+        if rng.random() < 0.4:
+            args["label_smoothing"] = float(rng.uniform(0, 1))
+        return E.Example(args, lab)
+
+    def gen_hvp(rng, dtype, size):
+        ex = gen_ce(rng, dtype, size)
+        ex.args["v"] = E.values(rng, "normal", ex.args["input"].shape, dtype)
+        return ex
+
+    def gen_poly(rng, dtype, size):
+        ex = gen_ce(rng, dtype, size)
+        ex.args["epsilon"] = float(rng.uniform(-1, 3))
+        return ex
+
+    def gen_nll(rng, dtype, size):
+        args, lab, C, dt = base(rng, dtype, size, kind="logprob")
+        class_weight(rng, args, C, dt)
+        return E.Example(args, lab)
+
+    def gen_focal(rng, dtype, size):
+        args, lab, C, dt = base(rng, dtype, size)
+        a = rng.random()
+        if a < 0.3:
+            args["alpha"] = E.values(rng, "positive", (C,), dt)
+        elif a < 0.6:
+            args["alpha"] = float(rng.uniform(0, 1))
+        args["gamma"] = float(rng.choice([0.0, 0.5, 2.0, 3.0]))
+        return E.Example(args, lab)
+
+    def gen_mm(rng, dtype, size):
+        args, lab, C, dt = base(rng, dtype, size, spatial=False, ignore=False)
+        class_weight(rng, args, C, dt)
+        args["p"] = int(rng.choice([1, 2]))
+        args["margin"] = float(rng.uniform(0, 2))
+        return E.Example(args, lab)
+
+    def gen_mlsm(rng, dtype, size):
+        shape = E.rows_shape(rng, size, spatial=False)
+        args = {"input": E.values(rng, "normal", shape, dtype), "target": E.values(rng, "binary", shape, dtype),
+                "reduction": red(rng)}
+        class_weight(rng, args, shape[-1], dtype)
+        return E.Example(args)
+
+    E.declare(gen_ce, cross_entropy, CrossEntropyLoss)
+    E.declare(gen_hvp, cross_entropy_hvp)
+    E.declare(gen_poly, poly1_cross_entropy, Poly1CrossEntropyLoss)
+    E.declare(gen_nll, nll_loss, NLLLoss)
+    E.declare(gen_focal, softmax_focal_loss, SoftmaxFocalLoss)
+    E.declare(gen_mm, multi_margin_loss, MultiMarginLoss)
+    E.declare(gen_mlsm, multilabel_soft_margin_loss, MultiLabelSoftMarginLoss)
+
+
+_declare_examples()
 # Gradients returned by return_grad=True (``_grad_args``) and those computed
 # only when asked for (``_optional_grad_args``: the target's, for targets of
 # the input's shape); adapters such as fastloss.torch read both.

@@ -5,7 +5,10 @@ import os
 import platform
 import sys
 
+import numpy as np
+
 from . import _features, _overlap, _pointwise, _rows
+from . import _sequence
 
 __all__ = ["get_num_threads", "set_num_threads", "show_config"]
 
@@ -15,6 +18,7 @@ _pointwise.select_isa(_FORCE_BASELINE)
 _rows.select_isa(_FORCE_BASELINE)
 _overlap.select_isa(_FORCE_BASELINE)
 _features.select_isa(_FORCE_BASELINE)
+_sequence.select_isa(_FORCE_BASELINE)
 
 _num_threads: int | None = None
 
@@ -24,7 +28,7 @@ def get_num_threads() -> int:
 
     This is the value set by :func:`set_num_threads`, or else OpenMP's
     current maximum, which follows ``OMP_NUM_THREADS`` and threadpoolctl's
-    limits.
+    limits (never more than :data:`fastloss._config.MAX_THREADS`).
 
     Examples
     --------
@@ -34,14 +38,17 @@ def get_num_threads() -> int:
     """
     if _num_threads is not None:
         return _num_threads
-    return max(1, _pointwise.max_threads())
+    return min(max(1, _pointwise.max_threads()), MAX_THREADS)
 
 
 def set_num_threads(n: int | None) -> None:
     """Set the default thread count of every fastloss call.
 
     ``None`` goes back to OpenMP's default (``OMP_NUM_THREADS``,
-    threadpoolctl).  A per-call ``n_threads=`` wins over this.
+    threadpoolctl).  A per-call ``n_threads=`` wins over this.  ``n`` must
+    be a positive integer no larger than ``max(64, 4 x os.cpu_count())``
+    (or OpenMP's thread limit ``OMP_THREAD_LIMIT``, if lower): more is a
+    ValueError, as it is for ``n_threads=`` of every call.
 
     Examples
     --------
@@ -56,19 +63,39 @@ def set_num_threads(n: int | None) -> None:
     _num_threads = n
 
 
+def _thread_cap() -> int:
+    """The most threads a call may ask for: max(64, 4 x the CPU count), or
+    OpenMP's thread limit (OMP_THREAD_LIMIT) if that is lower.
+
+    libgomp aborts the process ("Thread creation failed") or crashes when
+    asked for thousands of threads, and no CPU gains from more threads than
+    a few times its cores, so a larger request is an error, not a crash."""
+    cap = max(64, 4 * (os.cpu_count() or 1))
+    limit = _pointwise.thread_limit()
+    return max(1, min(cap, limit)) if limit > 0 else cap
+
+
+#: The largest ``n_threads`` accepted (see ``_thread_cap``); fixed at import.
+MAX_THREADS = _thread_cap()
+
+
 def _check_threads(n, op: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, int) and not hasattr(n, "__index__"):
         raise TypeError(f"{op}: n_threads must be a positive integer or None, got {n!r}")
     n = int(n.__index__())
     if n < 1:
         raise ValueError(f"{op}: n_threads must be a positive integer or None, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(
+            f"{op}: n_threads must be at most {MAX_THREADS} (max(64, 4 x the CPU count), or "
+            f"OMP_THREAD_LIMIT if lower), got {n}")
     return n
 
 
 def _threads(n, op: str) -> int:
     if n is None:
         return get_num_threads()
-    if type(n) is int and n > 0:
+    if type(n) is int and 0 < n <= MAX_THREADS:
         return n
     return _check_threads(n, op)
 
@@ -107,6 +134,7 @@ def show_config(file=None) -> dict | None:
         "openmp": _pointwise.OPENMP,
         "openmp_flavor": flavor,
         "num_threads": get_num_threads(),
+        "max_n_threads": MAX_THREADS,
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "simd_path": _pointwise.isa_name(),
         "simd_paths_built": "x86-64-v3 + baseline" if _pointwise.have_v3_build() else "baseline",

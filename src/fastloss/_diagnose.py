@@ -150,7 +150,10 @@ EXPECT = {
 _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 #: Public functions that are not losses of (input, target), and why they
 #: have no row in EXPECT.
-NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value"}
+NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value",
+               "ctc_loss": "a sequence loss (log-probabilities over time, label sequences, lengths), "
+                           "not an (input, target) pair",
+               "CTCLoss": "the class of ctc_loss"}
 
 
 def resolve(loss):

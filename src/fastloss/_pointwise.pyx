@@ -54,10 +54,12 @@ cdef extern from *:
     #else
     #define FL_OPENMP 0
     static int omp_get_max_threads(void) { return 1; }
+    static int omp_get_thread_limit(void) { return 1; }
     #endif
     """
     int FL_OPENMP
     int omp_get_max_threads() nogil
+    int omp_get_thread_limit() nogil
 
 #: kernel id of each pointwise loss, by name
 LOSS_IDS = {fl_pw_name(i).decode(): i for i in range(fl_pw_nlosses())}
@@ -118,6 +120,11 @@ def have_v3_build():
 
 def max_threads():
     return omp_get_max_threads()
+
+
+def thread_limit():
+    """OpenMP's thread limit (OMP_THREAD_LIMIT; INT_MAX when unset)."""
+    return omp_get_thread_limit()
 
 
 cdef inline void* _ptr(object a):

@@ -107,6 +107,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS_KL if sp.batchmean else REDUCTIONS)
     nt = _threads(n_threads, op)
+    if loss_out is not None and reduction != "none":
+        raise ValueError(f"{op}: loss_out is the buffer of the per-element losses of reduction='none', "
+                         f"got reduction={reduction!r}")
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     y = as_operand(target, "target", op, dt, shape)
@@ -266,10 +269,12 @@ class _PointwiseLoss:
 
     def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
-        buffers (input's shape and dtype, C-contiguous) for the gradient and,
-        with reduction="none", the per-element loss.  ``wrt``, a tuple of
-        operand names (e.g. ``("input", "target")``), asks for those
-        gradients instead, returned in that order (``out`` then a tuple)."""
+        buffers (input's shape and dtype, C-contiguous, aligned) for the
+        gradient and, with reduction="none" only, the per-element loss.
+        After a ValueError for a value outside the loss's domain their
+        contents are unspecified.  ``wrt``, a tuple of operand names (e.g.
+        ``("input", "target")``), asks for those gradients instead, returned
+        in that order (``out`` then a tuple)."""
         grads = ("input",) if wrt is None else _wrt(self, wrt)
         return run(self._spec, input, target, weight, self.reduction, GRAD,
                    self._params, self.n_threads, out=out, loss_out=loss_out, grads=grads)

@@ -52,10 +52,14 @@ _COMMON = """weight : array_like, optional
         "target" is available where PyTorch differentiates the target.
     out : ndarray or tuple of ndarray, optional
         Buffer for the gradient (input's shape and dtype, C-contiguous,
-        writeable, not overlapping the inputs), or one buffer (or None) per
-        gradient returned.
+        aligned, writeable, not overlapping the inputs), or one buffer (or
+        None) per gradient returned.  A value outside the loss's domain (a
+        probability outside [0, 1], a target other than -1/1, a negative
+        var) is found in the kernel's own pass: after that ValueError the
+        contents of out are unspecified.
     n_threads : int, optional
-        Threads for this call (default :func:`fastloss.get_num_threads`).
+        Threads for this call (default :func:`fastloss.get_num_threads`;
+        at most ``max(64, 4 x os.cpu_count())``).
 
     Returns
     -------
@@ -382,7 +386,7 @@ def _gaussian_var(var, x, op):
     if x.ndim >= 1 and v.ndim == x.ndim - 1 and v.shape == x.shape[:-1]:
         v = v[..., None]  # PyTorch: var with one dimension fewer is unsqueezed
     try:
-        full = np.ascontiguousarray(np.broadcast_to(v, x.shape), dtype=x.dtype)
+        full = V.contiguous(np.broadcast_to(v, x.shape), x.dtype)
     except ValueError:
         raise ValueError(f"{op}: var of shape {vshape} cannot be broadcast to the input's shape {x.shape}") from None
     return full, vshape, v.shape
@@ -508,13 +512,13 @@ def _pos_weight(pos_weight, x, op):
     if x.size == 0:  # nothing to read; keep the period positive
         return np.ones(1, x.dtype), 1
     if pw.ndim <= 1 and pw.size in (1, c):
-        pw = np.ascontiguousarray(pw.reshape(-1), dtype=x.dtype)
+        pw = V.contiguous(pw.reshape(-1), x.dtype)
         p = pw.size
         if p < 256:  # tile a short period so the kernel's runs stay long (a copy of < 512 values)
             pw = np.tile(pw, -(-256 // p))
         return pw, pw.size
     try:
-        full = np.ascontiguousarray(np.broadcast_to(pw, x.shape), dtype=x.dtype)
+        full = V.contiguous(np.broadcast_to(pw, x.shape), x.dtype)
     except ValueError:
         raise ValueError(f"{op}: pos_weight of shape {pw.shape} cannot be broadcast to the input's shape "
                          f"{x.shape}; it is usually of shape (C,) for C = input.shape[-1] = {c}") from None
@@ -1043,6 +1047,64 @@ class KLDivLoss(_PointwiseLoss):
         return [("reduction", self.reduction), ("log_target", self.log_target)]
 
 
+# ------------------------------------------------------------------ examples
+# Valid calls of every loss, from which the fuzz harness derives its hostile
+# variants (fastloss._examples; docs/reliability.md).
+
+def _declare_examples():
+    from . import _examples as E
+
+    def r(lo, hi):
+        return lambda rng: float(rng.uniform(lo, hi))
+
+    def pick(*vals):
+        return lambda rng: vals[int(rng.integers(0, len(vals)))]
+
+    pw = E.pointwise
+    for gen, fn, cls in [
+        (pw(), mse_loss, MSELoss), (pw(), l1_loss, L1Loss), (pw(), log_cosh_loss, LogCoshLoss),
+        (pw(delta=r(0.1, 3)), huber_loss, HuberLoss), (pw(beta=r(0, 2)), smooth_l1_loss, SmoothL1Loss),
+        (pw(quantile=r(0.05, 0.95)), quantile_loss, QuantileLoss),
+        (pw("prob", "unit"), binary_cross_entropy, BCELoss),
+        (pw(target="unit", alpha=pick(0.25, -1.0, 0.8), gamma=pick(2.0, 0.0, 0.5, 3.0)), sigmoid_focal_loss,
+         SigmoidFocalLoss),
+        (pw(target="sign"), hinge_loss, HingeLoss), (pw(target="sign"), squared_hinge_loss, SquaredHingeLoss),
+        (pw(target="sign"), soft_margin_loss, SoftMarginLoss),
+    ]:
+        E.declare(gen, fn, cls)
+
+    def gen_poisson(rng, dtype, size):
+        log_input = bool(rng.random() < 0.5)
+        ex = pw("normal" if log_input else "positive", "count", log_input=log_input,
+                full=bool(rng.random() < 0.5), eps=r(1e-8, 1e-2))(rng, dtype, size)
+        return ex
+
+    def gen_gaussian(rng, dtype, size):
+        ex = pw(full=pick(False, True), eps=pick(1e-6, 1e-3))(rng, dtype, size)
+        shape = ex.args["input"].shape
+        vshape = shape[:-1] if shape and rng.random() < 0.3 else E.broadcast_shape(rng, shape)
+        ex.args["var"] = E.values(rng, "positive", vshape, dtype)
+        return ex
+
+    def gen_bce_logits(rng, dtype, size):
+        ex = pw(target="unit")(rng, dtype, size)
+        shape = ex.args["input"].shape
+        if rng.random() < 0.5:
+            ex.args["pos_weight"] = E.values(rng, "positive", shape[-1:] if shape else (), dtype)
+        return ex
+
+    def gen_kl(rng, dtype, size):
+        log_target = bool(rng.random() < 0.5)
+        return pw("logprob", "logprob" if log_target else "unit", ("mean", "sum", "none", "batchmean"),
+                  log_target=log_target)(rng, dtype, size)
+
+    E.declare(gen_poisson, poisson_nll_loss, PoissonNLLLoss)
+    E.declare(gen_gaussian, gaussian_nll_loss, GaussianNLLLoss)
+    E.declare(gen_bce_logits, binary_cross_entropy_with_logits, BCEWithLogitsLoss)
+    E.declare(gen_kl, kl_div, KLDivLoss)
+
+
+_declare_examples()
 # Gradients computed only when asked for (return_grad=("input", "target"),
 # value_and_grad(..., wrt=...)): the target's, where the kernel has it
 # (the losses PyTorch differentiates with respect to target, and the

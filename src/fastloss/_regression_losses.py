@@ -553,3 +553,43 @@ class MeanSquaredLogarithmicError(_PointwiseLoss):
 
     def __init__(self, reduction="mean", *, n_threads=None):
         super().__init__(reduction, n_threads=n_threads)
+
+
+# ------------------------------------------------------------------ examples
+# Valid calls of every loss, from which the fuzz harness derives its hostile
+# variants (fastloss._examples; docs/reliability.md).
+
+def _declare_examples():
+    from . import _examples as E
+    from ._pointwise_losses import HuberLoss, MSELoss
+
+    def r(lo, hi):
+        return lambda rng: float(rng.uniform(lo, hi))
+
+    pw = E.pointwise
+    for gen, fn, cls in [
+        (pw("normal", "positive"), gamma_nll_loss, GammaNLLLoss),
+        (pw("normal", "count", power=lambda rng: float(rng.choice([0.0, 1.0, 1.5, 1.8]))), tweedie_loss, TweedieLoss),
+        (pw(delta=r(0.1, 3)), pseudo_huber_loss, PseudoHuberLoss), (pw(c=r(0.1, 3)), fair_loss, FairLoss),
+        (pw(c=r(0.1, 3)), cauchy_loss, CauchyLoss), (pw(c=r(0.5, 6)), tukey_biweight_loss, TukeyBiweightLoss),
+        (pw(tau=r(0.05, 0.95)), expectile_loss, ExpectileLoss),
+        (pw("normal", "positive"), mean_absolute_percentage_error, MeanAbsolutePercentageError),
+        (pw("positive", "positive"), mean_squared_logarithmic_error, MeanSquaredLogarithmicError),
+    ]:
+        E.declare(gen, fn, cls)
+
+    def wrap(key, lo, hi):
+        def gen(rng, dtype, size):
+            ex = pw()(rng, dtype, size)
+            ex.args["loss"] = MSELoss() if rng.random() < 0.5 else HuberLoss(delta=0.5)
+            ex.args[key] = float(rng.uniform(lo, hi))
+            if rng.random() < 0.3:
+                ex.args["tails"] = "upper"
+            return ex
+        return gen
+
+    E.declare(wrap("trim", 0.0, 0.45), trimmed, Trimmed)
+    E.declare(wrap("limit", 0.0, 0.45), winsorized, Winsorized)
+
+
+_declare_examples()

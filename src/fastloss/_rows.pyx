@@ -34,6 +34,7 @@ cdef extern from "_src/fl_rows.h" nogil:
         void *gt
         fl_idx C, S
         int64_t ignore
+        int has_ignore
         int tcode
         int mode
         fl_params prm
@@ -155,9 +156,9 @@ cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx 
 
 
 def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
-        Py_ssize_t C, Py_ssize_t S, long long ignore,
+        Py_ssize_t C, Py_ssize_t S, long long ignore, bint has_ignore,
         double pa, double pb, double pc, int i0, int i1, double wsum,
-        int mode, double gscale, int denom, int n_threads, gt=None,
+        int mode, double gscale, int denom, bint check_first, int n_threads, gt=None,
         double[::1] parts=None, den_given=None):
     """Run row loss ``loss_id`` over all N S items of x (N C S elements).
 
@@ -167,14 +168,19 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     count of the labels that are not ignored, found by a first pass over
     the labels, which also sets the gradient's scale to its inverse; else
     0), and the index of the first item whose label is out of range (-1 if
-    none).  With a bad label found by the first pass nothing is written.
-    ``gt``, the gradient with respect to a soft target (mode 1, kernels
-    ce_soft and multilabel_soft_margin), is written in the same pass.
+    none).  ``check_first`` runs that first pass over the labels for any
+    ``denom`` (integer labels only), so that a bad label is found before
+    anything is written; with a bad label found by the first pass nothing
+    is written.  ``has_ignore`` false: no label is ignored (``ignore`` is
+    not read).  ``gt``, the gradient with respect to a soft target (mode 1,
+    kernels ce_soft and multilabel_soft_margin), is written in the same
+    pass.
 
     For fastloss.dask: ``parts`` (float64, one per block of
     ``block_items(C, S)`` items), if given, receives the main pass's block
     sums; ``den_given``, the denominator of the whole array (the sum of
-    the ``denominator`` parts of every chunk), replaces the labels pass.
+    the ``denominator`` parts of every chunk), replaces the labels pass
+    (the chunk's labels were checked by that pass).
     """
     cdef fl_row_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -196,7 +202,7 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     a.x = _ptr(x); a.t = _ptr(t); a.w = _ptr(w); a.v = _ptr(v)
     a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.gt = _ptr(gt)
     a.C = C; a.S = S if S > 0 else 1
-    a.ignore = ignore; a.tcode = tcode; a.mode = mode
+    a.ignore = ignore; a.has_ignore = has_ignore; a.tcode = tcode; a.mode = mode
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.wsum = wsum
     a.gscale = gscale
@@ -207,19 +213,22 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     if denom != 0 and den_given is not None:
         den = den_given
         a.gscale = 1.0 / den if den != 0 else float("inf")
-    elif denom != 0:
-        if denom == DENOM_COUNT:
+    elif denom != 0 or check_first:
+        if denom != DENOM_WEIGHT:
             a.w = NULL
         _blocks(lfn, &a, items, fl_row_block_items(1, 1), nt, &den, &bad)
         if bad >= 0:
             return float("nan"), den, bad
         a.w = _ptr(w)
-        a.gscale = 1.0 / den if den != 0 else float("inf")
+        if denom != 0:
+            a.gscale = 1.0 / den if den != 0 else float("inf")
+        else:
+            den = 0.0
     _blocks(fn, &a, items, per, nt, &total, &bad, pp)
     return total, den, bad
 
 
-def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, int denom,
+def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, bint has_ignore, int denom,
                 int n_threads, double[::1] parts):
     """The labels pass of ``run`` alone, over the labels ``t`` (one per
     item): fills ``parts`` (float64, one per block of ``block_items(1, 1)``
@@ -242,7 +251,7 @@ def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, int d
     a.x = NULL; a.t = _ptr(t); a.w = NULL if denom == DENOM_COUNT else _ptr(w); a.v = NULL
     a.g = NULL; a.h = NULL; a.l = NULL; a.gt = NULL
     a.C = C; a.S = 1
-    a.ignore = ignore; a.tcode = tcode; a.mode = 0
+    a.ignore = ignore; a.has_ignore = has_ignore; a.tcode = tcode; a.mode = 0
     a.prm.pa = 0; a.prm.pb = 0; a.prm.pc = 0; a.prm.i0 = 0; a.prm.i1 = 0
     a.wsum = 0; a.gscale = 1.0
     if items * C < _parallel_min:

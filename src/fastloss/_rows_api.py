@@ -12,8 +12,16 @@ Shapes.  The class axis is axis 1, as in PyTorch: input (C,) (one
 unbatched sample), (N, C) or (N, C, d1, ..., dk); integer labels then have
 shape (), (N,) or (N, d1, ..., dk), soft targets the input's shape.  (The
 multilabel loss keeps PyTorch's classes-on-the-last-axis instead.)
-Labels of dtype int64, int32 or uint8 are read in place; other integer
-dtypes are converted to int64 once.
+Labels of dtype int64, int32 or uint8 are read in place (when aligned and
+C-contiguous); other integer dtypes are converted to int64 once (uint64
+labels beyond int64's range are refused, with their value).
+
+Bad labels.  Every integer label is checked against [0, C) (and
+``ignore_index``) by a first pass over the labels before anything is
+written, so a ValueError for a bad label leaves ``out=`` and ``loss_out=``
+untouched.  There is no in-band "no ignore_index" value: ``ignore_index=
+None`` (the drivers' default) ignores nothing, and every int64, -2**63
+included, is a legal ignore_index.
 """
 from __future__ import annotations
 
@@ -37,14 +45,20 @@ from ._validate import (
     as_input,
     as_operand,
     asarray,
+    behaved,
     check_no_overlap,
     check_out,
     check_reduction,
+    contiguous,
+    fmt_index,
     real,
 )
 
 HVP = 3
-NO_IGNORE = -(2 ** 63)       # an ignore_index that no label equals
+# Check every label in a pass of its own before the kernel writes (see the
+# module's docstring); the cost measured is in docs/reliability.md.
+CHECK_LABELS_FIRST = True
+_I64_MAX = 2 ** 63 - 1
 _LABEL_CODES = {np.dtype(k): v for k, v in _rows.LABEL_CODES.items()}
 _NO_PARAMS = (0.0, 0.0, 0.0, 0, 0)
 
@@ -102,34 +116,39 @@ def _labels(t: np.ndarray, sp: _RowSpec, items: tuple, shape: tuple) -> np.ndarr
             f"got target of shape {t.shape}")
     if k not in "iu":
         raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
-    if t.dtype in _LABEL_CODES and t.flags.c_contiguous:
-        return t
     if t.dtype in _LABEL_CODES:
-        return np.ascontiguousarray(t)
-    return np.ascontiguousarray(t, dtype=np.int64)
+        return t if behaved(t) else contiguous(t, t.dtype)
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and t.max() > _I64_MAX:
+        # uint64 beyond int64: would wrap to a negative label (even to ignore_index)
+        bad = int(np.flatnonzero(t.reshape(-1) > _I64_MAX)[0])
+        val = int(t.reshape(-1)[bad])
+        idx = np.unravel_index(bad, items) if items else ()
+        raise ValueError(f"{op}: Target {val} is out of bounds ({fmt_index('target', idx)} = {val} "
+                         f"does not fit in int64)")
+    return contiguous(t, np.int64)
 
 
 def class_weight(w, name: str, op: str, dt: np.dtype, C: int) -> Optional[np.ndarray]:
     """A per-class weight as a C-contiguous (C,) array of the working dtype."""
     if w is None:
         return None
-    if type(w) is np.ndarray and w.dtype is dt and w.shape == (C,) and w.flags.c_contiguous:
+    if type(w) is np.ndarray and w.dtype is dt and w.shape == (C,) and behaved(w):
         return w
     a = asarray(w, name, op)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{op}: {name} must be a real array, got dtype {a.dtype}")
     if a.shape != (C,):
         raise ValueError(f"{op}: {name} must be a 1-D array of n_classes = {C} elements, got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=dt)
+    return contiguous(a, dt)
 
 
 def check_ignore_index(ignore_index, op: str) -> int:
-    if type(ignore_index) is int and -(2 ** 63) < ignore_index < 2 ** 63:
+    if type(ignore_index) is int and -(2 ** 63) <= ignore_index < 2 ** 63:
         return ignore_index
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
     v = int(ignore_index)
-    if not -(2 ** 63) < v < 2 ** 63:
+    if not -(2 ** 63) <= v < 2 ** 63:
         raise ValueError(f"{op}: ignore_index must fit in int64, got {v}")
     return v
 
@@ -144,7 +163,7 @@ def check_label_smoothing(ls, op: str) -> float:
 
 
 def _check_loss_out(buf, op, dt, items):
-    if type(buf) is np.ndarray and buf.shape != items:
+    if type(buf) is np.ndarray and buf.dtype == dt and buf.shape != items:
         raise ValueError(f"{op}: loss_out must have shape {items} (input's shape without the class axis), "
                          f"got {buf.shape}")
     return check_out(buf, "loss_out", op, dt, items)
@@ -157,7 +176,7 @@ def _bad_label(op, t, bad, items, C):
     raise ValueError(f"{op}: Target {val} is out of bounds ({where} = {val}, n_classes = {C})")
 
 
-def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, params=_NO_PARAMS,
+def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_NO_PARAMS,
         reduction="mean", mode=VALUE, n_threads=None, out=None, hess_out=None, loss_out=None,
         v=None, w_name="weight", op=None, grads=("input",)):
     """Validate, run the fused row kernel once, and shape the result.
@@ -170,7 +189,8 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     (input's shape without the class axis) for "none"; the gradient is
     that of the returned value (of the sum for "none").
     params = (pa, pb, pc, i0, i1) of the kernel (see fl_rows.h); op, if
-    given, names the operation in messages instead of the spec's name.
+    given, names the operation in messages instead of the spec's name;
+    ignore_index None ignores no label.
     grads names the gradients mode GRAD returns: "input", and "target"
     for a target of input's shape (computed in the same pass); out is a
     buffer or a tuple of buffers, one per name.
@@ -179,11 +199,16 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     nt = _threads(n_threads, op)
+    if mode == VALUE and out is not None:
+        raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
+    if loss_out is not None and (reduction != "none" or mode == HVP):
+        raise ValueError(f"{op}: loss_out is the buffer of the per-item losses of reduction='none', "
+                         f"got reduction={reduction!r}")
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     C, S, items = _shape_of(x, sp)
 
-    t = target if type(target) is np.ndarray else asarray(target, "target", op)
+    t = asarray(target, "target", op)
     soft = sp.soft >= 0 and t.shape == shape
     if soft:
         if sp.soft_float and t.dtype.kind != "f":
@@ -192,7 +217,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
                 f"floating point, got {t.dtype}" + ("; class labels need shape " + str(items) if sp.labels >= 0 else ""))
         t = as_operand(t, "target", op, dt, shape)
         kid, tcode = sp.soft, 0
-        if ignore_index != NO_IGNORE and ignore_index >= 0:
+        if ignore_index is not None and ignore_index >= 0:
             raise ValueError(f"{op}: ignore_index is not supported for class-probability targets")
     elif sp.labels >= 0:
         t = _labels(t, sp, items, shape)
@@ -260,8 +285,11 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=NO_IGNORE, par
         parts = np.empty((n_loc + per - 1) // per, np.float64)
         req.parts = parts
     pa, pb, pc, i0, i1 = params
-    total, den, bad = _rows.run(kid, dt is not F32, x, t, tcode, w, vv, g, h, lo, C, S, ignore_index,
-                                pa, pb, pc, i0, i1, wsum, mode, gscale, denom, nt, gt, parts, den_given)
+    has_ignore = ignore_index is not None
+    total, den, bad = _rows.run(kid, dt is not F32, x, t, tcode, w, vv, g, h, lo, C, S,
+                                ignore_index if has_ignore else 0, has_ignore,
+                                pa, pb, pc, i0, i1, wsum, mode, gscale, denom,
+                                CHECK_LABELS_FIRST and not soft, nt, gt, parts, den_given)
     if bad >= 0:
         _bad_label(op, t, bad, items, C)
 
@@ -301,8 +329,9 @@ def _denom_parts(sp, op, dt, C, w, ignore_index, denom, nt, target, *, shape, of
     t = _labels(t, sp, t.shape, shape)
     per = _rows.block_items(1, 1)
     parts = np.empty((t.size + per - 1) // per, np.float64)
+    has_ignore = ignore_index is not None
     _, bad = _rows.denominator(dt is not F32, t, _LABEL_CODES[t.dtype], w, C,
-                               ignore_index, denom, nt, parts)
+                               ignore_index if has_ignore else 0, has_ignore, denom, nt, parts)
     if bad >= 0:
         _bad_label(op, t, bad, t.shape, C)
     return parts
@@ -360,9 +389,10 @@ class _RowLoss:
     def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers for the gradient (input's shape and dtype) and, with
-        reduction="none", the per-item loss (input's shape without the class
-        axis).  ``wrt=("input", "target")`` also returns the gradient with
-        respect to a target of input's shape (class probabilities)."""
+        reduction="none" only, the per-item loss (input's shape without the
+        class axis).  Labels are checked before anything is written.
+        ``wrt=("input", "target")`` also returns the gradient with respect to
+        a target of input's shape (class probabilities)."""
         if wrt is None:
             return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
         return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, grads=_wrt(self, wrt))

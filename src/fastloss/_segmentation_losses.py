@@ -570,3 +570,80 @@ LovaszHingeLoss = _seg_class("LovaszHingeLoss", lovasz_hinge_loss, _cdoc(lovasz_
 LovaszSoftmaxLoss = _seg_class("LovaszSoftmaxLoss", lovasz_softmax_loss, _cdoc(lovasz_softmax_loss, _W).replace(
     "x = np.array([[[2.0, -1.0], [0.5, -3.0]]]); t = np.array([[[1.0, 0.0], [1.0, 0.0]]])",
     "x = np.zeros((1, 3, 2, 2)); t = np.array([[[0, 1], [2, 1]]])").replace("(1, 2, 2)", "(1, 3, 2, 2)"))
+
+
+# ------------------------------------------------------------------ examples
+# Valid calls of every loss, from which the fuzz harness derives its hostile
+# variants (fastloss._examples; docs/reliability.md).
+
+def _declare_examples():
+    import numpy as np
+
+    from . import _examples as E
+
+    def red(rng):
+        return ("mean", "sum", "none")[int(rng.integers(0, 3))]
+
+    def spatial(rng, size):
+        N = max(1, size // 4) if size else 0
+        return (N,) + tuple(int(rng.integers(1, 5)) for _ in range(int(rng.integers(1, 3))))
+
+    def make(rng, dtype, size, mode):
+        sp = spatial(rng, size)
+        C = int(rng.integers(2, 6))
+        if mode == "binary":
+            x = E.values(rng, "normal", sp, dtype)
+            return {"input": x, "target": E.values(rng, "binary", sp, dtype)}, {}
+        shape = sp[:1] + (C,) + sp[1:]
+        x = E.values(rng, "normal", shape, dtype)
+        if mode == "multilabel":
+            return {"input": x, "target": E.values(rng, "binary", shape, dtype)}, {}
+        return {"input": x, "target": rng.integers(0, C, sp).astype(np.int64)}, {"target": C}
+
+    def overlap(extra=None, modes=("binary", "multiclass", "multilabel")):
+        def gen(rng, dtype, size):
+            mode = modes[int(rng.integers(0, len(modes)))]
+            args, lab = make(rng, dtype, size, mode)
+            args.update(mode=mode, reduction=red(rng), per_image=bool(rng.random() < 0.3))
+            if rng.random() < 0.3:
+                args["smooth"] = float(rng.uniform(0, 1))
+            if extra:
+                extra(rng, args)
+            return E.Example(args, lab)
+        return gen
+
+    def tv(rng, args):
+        args.update(alpha=float(rng.uniform(0, 1)), beta=float(rng.uniform(0, 1)), gamma=float(rng.uniform(0.5, 2)))
+
+    def multiclass_only(fn_extra=None):
+        def gen(rng, dtype, size):
+            args, lab = make(rng, dtype, size, "multiclass")
+            args.update(reduction=red(rng), per_image=bool(rng.random() < 0.3))
+            return E.Example(args, lab)
+        return gen
+
+    def gen_bce_dice(rng, dtype, size):
+        ex = overlap(modes=("binary", "multilabel"))(rng, dtype, size)
+        ex.args.update(bce_weight=float(rng.uniform(0, 2)), dice_weight=float(rng.uniform(0, 2)))
+        return ex
+
+    def gen_ce_dice(rng, dtype, size):
+        ex = multiclass_only()(rng, dtype, size)
+        ex.args.update(ce_weight=float(rng.uniform(0, 2)), dice_weight=float(rng.uniform(0, 2)))
+        return ex
+
+    def gen_lovasz_hinge(rng, dtype, size):
+        args, lab = make(rng, dtype, size, "binary")
+        args.update(reduction=red(rng), per_image=bool(rng.random() < 0.3))
+        return E.Example(args, lab)
+
+    E.declare(overlap(), dice_loss, DiceLoss)
+    E.declare(overlap(), jaccard_loss, JaccardLoss)
+    E.declare(overlap(tv), tversky_loss, TverskyLoss)
+    E.declare(gen_bce_dice, bce_dice_loss, BCEDiceLoss)
+    E.declare(gen_ce_dice, ce_dice_loss, CEDiceLoss)
+    E.declare(gen_lovasz_hinge, lovasz_hinge_loss, LovaszHingeLoss)
+    E.declare(multiclass_only(), lovasz_softmax_loss, LovaszSoftmaxLoss)
+
+
+_declare_examples()

@@ -4,10 +4,15 @@ Dtype policy (as scikit-image's): float32 and float64 arrays are used as
 they are; float16 becomes float32; integer and bool become float64;
 complex, object, string and datetime arrays are refused with a TypeError.
 The ``input`` fixes the working dtype; ``target``, ``weight`` and the other
-operands are converted to it (one copy, only if their dtype differs).  A
+operands are converted to it (one copy, only if their dtype differs).  An aligned
 C-contiguous array of the working dtype is never copied; any other layout
-is copied once.  Messages follow PyTorch: the operation, then what was
-expected, then what was received.
+(strided, Fortran, negative or zero strides, byte-swapped, or misaligned:
+``np.frombuffer(buf, dtype, offset=1)``, whose loads are undefined
+behaviour in C) is copied once.  An output buffer (``out=``,
+``hess_out=``, ``loss_out=``) is never copied: one that is not an aligned,
+C-contiguous, writeable ndarray of the right dtype and shape is an error.
+Messages follow PyTorch: the operation, then what was expected, then what
+was received.
 """
 from __future__ import annotations
 
@@ -36,60 +41,73 @@ def _float_dtype(dt: np.dtype, name: str, op: str) -> np.dtype:
 
 
 def not_array_like(a, name: str, op: str) -> TypeError:
-    """The error for a value NumPy cannot take as an array (a tensor that
-    requires grad says where it belongs)."""
+    """The error for a value NumPy cannot take as an array (ragged lists and
+    the like; a tensor that requires grad says where it belongs)."""
     if getattr(a, "requires_grad", False) and type(a).__module__.startswith("torch"):
         return TypeError(
             f"{op}: {name} is a torch.Tensor that requires grad; fastloss's NumPy API takes arrays and gives "
             f"no autograd: use fastloss.torch.{op} (the same loss, differentiable), or pass {name}.detach()")
-    return TypeError(f"{op}: {name} must be array-like, got {type(a).__name__}")
+    return TypeError(f"{op}: {name} must be array-like (a regular, non-ragged nesting of numbers), "
+                     f"got {type(a).__name__}")
 
 
 def asarray(a, name: str, op: str) -> np.ndarray:
     """np.asarray(a), with an error that names the argument."""
+    if type(a) is np.ndarray:
+        return a
     try:
         return np.asarray(a)
     except Exception as exc:
         raise not_array_like(a, name, op) from exc
 
 
+def contiguous(a, dtype) -> np.ndarray:
+    """``a`` as an aligned, C-contiguous array of ``dtype``: ``a`` itself if
+    it is one, else one copy.  (``np.asarray`` and ``np.ascontiguousarray``
+    return a misaligned array as it is; the kernels must not see one.)"""
+    a = np.asarray(a, dtype=dtype, order="C")  # (ascontiguousarray would make 0-d 1-d)
+    if not a.flags.aligned:
+        a = a.copy()
+    return a
+
+
+def behaved(a: np.ndarray) -> bool:
+    """Whether the kernels can read ``a`` in place: C-contiguous and aligned."""
+    f = a.flags
+    return f.c_contiguous and f.aligned
+
+
 def as_input(a, name: str, op: str) -> np.ndarray:
-    """``a`` as a C-contiguous float32 or float64 array (the working dtype)."""
+    """``a`` as an aligned C-contiguous float32 or float64 array (the working dtype)."""
     if type(a) is np.ndarray:
         dt = a.dtype
-        if (dt is F32 or dt is F64) and a.flags.c_contiguous:
+        if (dt is F32 or dt is F64) and behaved(a):
             return a
     else:
-        try:
-            a = np.asarray(a)
-        except Exception as exc:  # ragged lists and the like
-            raise not_array_like(a, name, op) from exc
+        a = asarray(a, name, op)
     dt = _float_dtype(a.dtype, name, op)
-    return np.asarray(a, dtype=dt, order="C")  # (ascontiguousarray would make 0-d 1-d)
+    return contiguous(a, dt)
 
 
 def as_operand(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
-    """``a`` as a C-contiguous array of ``dtype`` and exactly ``shape``."""
+    """``a`` as an aligned C-contiguous array of ``dtype`` and exactly ``shape``."""
     if type(a) is np.ndarray:
-        if a.dtype is dtype and a.flags.c_contiguous and a.shape == shape:
+        if a.dtype is dtype and a.shape == shape and behaved(a):
             return a
     else:
-        try:
-            a = np.asarray(a)
-        except Exception as exc:
-            raise not_array_like(a, name, op) from exc
+        a = asarray(a, name, op)
     _float_dtype(a.dtype, name, op)
     if a.shape != shape:
         raise ValueError(
             f"{op}: {name} must have the same shape as input, "
             f"got input: {shape} and {name}: {a.shape}"
         )
-    return np.asarray(a, dtype=dtype, order="C")
+    return contiguous(a, dtype)
 
 
 def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
     """``a`` broadcast to ``shape`` (one copy if its shape differs)."""
-    if type(a) is np.ndarray and a.dtype is dtype and a.flags.c_contiguous and a.shape == shape:
+    if type(a) is np.ndarray and a.dtype is dtype and a.shape == shape and behaved(a):
         return a
     a = asarray(a, name, op)
     _float_dtype(a.dtype, name, op)
@@ -100,11 +118,13 @@ def as_broadcast(a, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.nda
             raise ValueError(
                 f"{op}: {name} of shape {a.shape} cannot be broadcast to the input's shape {shape}"
             ) from None
-    return np.asarray(a, dtype=dtype, order="C")
+    return contiguous(a, dtype)
 
 
 def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndarray:
-    """Check a caller's output buffer: ndarray, dtype, shape, C order, writeable."""
+    """Check a caller's output buffer: ndarray, dtype, shape, C order,
+    aligned, writeable.  A buffer is never copied, so a misaligned one is
+    refused (the kernels' stores to it would be undefined behaviour)."""
     if type(buf) is not np.ndarray:
         raise ValueError(f"{op}: {name} must be a numpy.ndarray, got {type(buf).__name__}")
     if buf.dtype is not dtype and buf.dtype != dtype:
@@ -113,6 +133,10 @@ def check_out(buf, name: str, op: str, dtype: np.dtype, shape: tuple) -> np.ndar
         raise ValueError(f"{op}: {name} must have shape {shape} (the input's), got {buf.shape}")
     if not buf.flags.c_contiguous:
         raise ValueError(f"{op}: {name} must be C-contiguous")
+    if not buf.flags.aligned:
+        raise ValueError(
+            f"{op}: {name} must be aligned to its dtype ({dtype.alignment} bytes), got a misaligned array "
+            f"(e.g. from np.frombuffer with an offset); pass an np.empty buffer")
     if not buf.flags.writeable:
         raise ValueError(f"{op}: {name} must be writeable, got a read-only array")
     return buf
@@ -137,7 +161,11 @@ def real(value, name: str, op: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
             raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float's range (10**400)
+        raise ValueError(f"{op}: {name} must be a real number within float64's range, "
+                         f"got an integer of {int(value).bit_length()} bits") from None
     if v != v:
         raise ValueError(f"{op}: {name} must not be NaN")
     return v

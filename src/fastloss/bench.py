@@ -1107,6 +1107,10 @@ def _json_default(o):
     return str(o)
 
 
+#: the benchmark families of ``python -m fastloss bench --family``
+FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide")
+
+
 def main_bench(args) -> int:
     """Entry point for ``python -m fastloss bench`` (args from argparse)."""
     quick = args.quick
@@ -1124,10 +1128,9 @@ def main_bench(args) -> int:
         print("python -m fastloss bench: --repeat must be >= 1", file=sys.stderr)
         return 2
     families = [s.strip() for s in (getattr(args, "family", None) or "pointwise,rows").split(",") if s.strip()]
-    bad = [f for f in families if f not in ("pointwise", "rows", "overlap", "guide", "embeddings")]
+    bad = [f for f in families if f not in FAMILIES]
     if bad:
-        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; "
-              f"choose pointwise, rows, overlap, guide, embeddings",
+        print(f"python -m fastloss bench: unknown family {', '.join(bad)}; choose {', '.join(FAMILIES)}",
               file=sys.stderr)
         return 2
     picked = None
@@ -1177,6 +1180,15 @@ def main_bench(args) -> int:
         print("\n== embedding losses (row over features, in-batch): fastloss vs PyTorch ==")
         bench_embeddings.main(["--dtypes", ",".join(d.name for d in dtypes), "--repeat", str(repeat),
                                "--threads", ",".join(str(t) for t in threads)])
+    if "ctc" in families:
+        from fastloss import bench_ctc
+
+        print("\n== CTC (sequence): fastloss vs PyTorch ==")
+        cargs = ["--dtypes", ",".join(d.name for d in dtypes) if args.dtypes else "float32",
+                 "--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)]
+        if quick:
+            cargs += ["--shapes", "100x32x30x20,2000x1x100x400"]
+        bench_ctc.main(cargs)
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")

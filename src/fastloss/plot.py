@@ -58,7 +58,9 @@ RECIPES: dict = {}
 
 #: Public names that have no picture, and why.
 NO_RECIPE = {"cross_entropy_hvp": "a Hessian-vector product, not a loss: cross_entropy's picture shows "
-                                  "the Hessian's diagonal"}
+                                  "the Hessian's diagonal",
+             "ctc_loss": "a sequence loss: its value is a sum over alignments, with no curve in one variable",
+             "CTCLoss": "the class of ctc_loss"}
 
 
 def recipe(name: str, xlabel: str, caption: str):

@@ -93,7 +93,12 @@ def _wants_target_grad(loss, target) -> bool:
 
 
 def _as_array(t, name: str, op: str, differentiable: bool):
-    """A CPU tensor as a NumPy array sharing its memory; other values pass."""
+    """A CPU tensor as a NumPy array sharing its memory; other values pass.
+
+    Floating dtypes NumPy lacks (bfloat16, float8) of a non-differentiable
+    operand become float32 (exactly), as PyTorch promotes them against a
+    float32 input; sparse, quantized and other non-strided tensors are a
+    TypeError naming the tensor."""
     if not isinstance(t, torch.Tensor):
         return t
     if t.device.type != "cpu":
@@ -101,6 +106,13 @@ def _as_array(t, name: str, op: str, differentiable: bool):
             f"fastloss.torch.{op}: {name} is on {t.device}; fastloss runs on the CPU "
             f"(move it with .cpu(), or use torch.nn's loss on that device)"
         )
+    if t.layout is not torch.strided or t.is_nested:
+        raise TypeError(
+            f"fastloss.torch.{op}: {name} is a {'nested' if t.is_nested else 'sparse'} tensor "
+            f"(layout {t.layout}); fastloss takes dense tensors (call .to_dense())"
+        )
+    if t.is_quantized:
+        raise TypeError(f"fastloss.torch.{op}: {name} is a quantized tensor ({t.dtype}); dequantize it first")
     if differentiable and t.dtype not in _FLOAT:
         raise TypeError(
             f"fastloss.torch.{op}: {name} must be float32 or float64, got {t.dtype}"
@@ -110,7 +122,26 @@ def _as_array(t, name: str, op: str, differentiable: bool):
             f"fastloss.torch.{op}: {name} requires grad, but fastloss gives gradients only "
             f"with respect to {', '.join(_GRAD_NOTE)}; detach it"
         )
-    return t.detach().numpy()
+    t = t.detach()
+    if t.is_floating_point() and t.dtype not in _FLOAT and t.dtype is not torch.float16:
+        t = t.to(torch.float32)  # bfloat16, float8: NumPy has no such dtype
+    try:
+        return t.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise TypeError(f"fastloss.torch.{op}: {name} of dtype {t.dtype} cannot be read by NumPy ({exc})") from None
+
+
+def _check_operands(tensors, names, op):
+    """The input must be a tensor (it fixes the result's dtype and carries
+    the graph); the other operands a tensor or a Python number (as
+    ``var: Tensor | float`` of gaussian_nll_loss), not a list or an array."""
+    for i, (t, name) in enumerate(zip(tensors, names)):
+        if isinstance(t, torch.Tensor):
+            continue
+        if i and isinstance(t, (int, float)) and not isinstance(t, bool):
+            continue
+        raise TypeError(f"fastloss.torch.{op}: {name} must be a torch.Tensor"
+                        f"{'' if i == 0 else ' or a number'}, got {type(t).__name__}")
 
 
 _GRAD_NOTE = ("input", "var (gaussian_nll_loss)", "target where PyTorch differentiates it")
@@ -146,6 +177,7 @@ class _FusedLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, meta, *tensors):
         op, names, grad_slots, class_axis = meta
+        _check_operands(tensors, names, op)
         arrays, sum_shapes = [], {}
         for i, (t, name) in enumerate(zip(tensors, names)):
             a = _as_array(t, name, op, i in grad_slots)
@@ -183,6 +215,8 @@ class _FusedLoss(torch.autograd.Function):
         anchor, *grads = ctx.saved_tensors
         _, _, grad_slots, class_axis = ctx.meta
         result = [None] * (2 + ctx.n_operands)
+        if isinstance(class_axis, tuple):  # axes to insert, in order
+            class_axis = tuple(sorted(class_axis))
         for slot, g, shapes in zip(grad_slots, grads, ctx.shapes):
             if shapes is None or not ctx.needs_input_grad[2 + slot]:
                 continue
@@ -195,8 +229,13 @@ class _FusedLoss(torch.autograd.Function):
             elif go.dim() and go.shape != g.shape:
                 # reduction="none" of a row loss: one value per row, the
                 # gradient over the classes too: broadcast along the class
-                # axis (1 as PyTorch's (N, C, ...), or the last axis)
-                go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
+                # axis (1 as PyTorch's (N, C, ...), or the last axis); a
+                # loss may name several axes (a sequence loss: time and class)
+                if isinstance(class_axis, tuple):
+                    for ax in class_axis:
+                        go = go.unsqueeze(ax)
+                else:
+                    go = go.unsqueeze(class_axis if class_axis >= 0 else go.dim() + 1 + class_axis)
             r = g * go
             if r.shape != shape:
                 r = r.sum_to_size(sum_shape).reshape(shape)
@@ -285,7 +324,7 @@ def _make_function(fn):
             kw.update(rest)
             return fn(**kw, return_grad=want)
 
-        return _apply(call, (op, names, slots, class_axis), *ops)
+        return _apply(call, (op, names, slots, _axes(class_axis, rest)), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
     wrapper.__doc__ = (
@@ -365,7 +404,7 @@ def _make_module(cls):
             given = len(operands) + len([k for k in kw if k != "weight"])
             raise TypeError(
                 f"fastloss.torch.{name}: forward takes ({', '.join(operand_names)}), got {given} "
-                f"tensors (and weight= as a keyword)"
+                f"tensors" + (" (and weight= as a keyword)" if has_weight else "")
             ) from None
         ops = [bound.arguments[n] for n in operand_names]
         for n, o in zip(operand_names, ops):
@@ -389,7 +428,7 @@ def _make_module(cls):
             def call(*arrays):
                 return loss.value_and_grad(*arrays, **wkw, wrt=grads)
 
-        return _apply(call, (name, names, slots, class_axis), *ops)
+        return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
     forward.__signature__ = fwd_sig
 
@@ -416,6 +455,14 @@ def _make_module(cls):
     mod.__init__.__signature__ = init_sig
     mod.__init__.__qualname__ = f"{name}.__init__"
     return mod
+
+
+def _axes(class_axis, options):
+    """A loss's ``_class_axis``: an int, a tuple of the gradient's axes
+    that reduction="none"'s value lacks, or a function of the call's
+    options (the function's keyword arguments, the object's attributes)
+    returning one of those."""
+    return class_axis(options) if callable(class_axis) else class_axis
 
 
 def _is_loss_class(obj) -> bool:

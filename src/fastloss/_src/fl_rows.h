@@ -58,7 +58,8 @@ typedef struct {
                           NULL; FL_ROW_GRAD only, by ce_soft and
                           multilabel_soft_margin */
     fl_idx C, S;       /* classes; positions per sample */
-    int64_t ignore;    /* ignore_index (labels equal to it are skipped) */
+    int64_t ignore;    /* ignore_index (labels equal to it are skipped), if has_ignore */
+    int has_ignore;    /* 0: no ignore_index (no label is skipped) */
     int tcode;         /* FL_LABEL_* */
     int mode;          /* FL_ROW_* */
     fl_params prm;     /* the loss's parameters, see FL_ROW_LIST */
@@ -67,7 +68,7 @@ typedef struct {
 } fl_row_args;
 
 /* Returns the block's sum of the item losses; sets *bad to the index of
- * the block's first item whose label is outside [0, C) and not ignore
+ * the block's first item whose label is outside [0, C) and not ignored
  * (leave *bad at -1 when all are good).  Such items count as ignored. */
 typedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad);
 

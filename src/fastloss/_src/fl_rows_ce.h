@@ -69,7 +69,7 @@ static double FN(ce_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off,
     int any = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         act[jj] = ok > 0;
         yv[jj] = ok > 0 ? (fl_idx)y : 0;
@@ -467,7 +467,7 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             T *g = g0 ? g0 + j * C : NULL;
             if (r + 1 < end) FN(prefetch_row)(z + C, C);
             const int64_t y = FN(label)(a->t, a->tcode, r);
-            const int ok = FN(label_ok)(y, a->ignore, C);
+            const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
             if (ok <= 0) {
                 if (ok < 0 && *bad < 0) *bad = r;
                 if (flat) { /* exp(-inf) = 0: the row's gradient is zeroed by the flat exp */

@@ -103,7 +103,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
     int any = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         act[jj] = ok > 0;
         yv[jj] = ok > 0 ? (fl_idx)y : 0;

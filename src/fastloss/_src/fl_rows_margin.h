@@ -30,7 +30,7 @@ static double FN(nll_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx off
     double total = 0;
     for (fl_idx jj = 0; jj < J; jj++) {
         const int64_t y = FN(label)(a->t, a->tcode, r0 + jj);
-        const int ok = FN(label_ok)(y, a->ignore, C);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
         double lv = 0;
         if (ok < 0 && *bad < 0) *bad = r0 + jj;
         if (ok > 0) {
@@ -196,16 +196,52 @@ static double FN(block_multilabel_soft_margin)(const fl_row_args *a, fl_idx star
 }
 
 /* The labels pass: the block's sum of w[label] (count without w) over the
- * labels that are not ignored, and the first bad label. */
+ * labels that are not ignored, and the first bad label.  It runs before the
+ * main pass whenever labels are read (the mean's denominator, and the check
+ * that finds a bad label before out= is written), so the count is a
+ * branch-free vectorized loop per label type; the first bad label is looked
+ * for only in a block that has one. */
+#define RW_LABEL_COUNT(TY)                                                     \
+    do {                                                                       \
+        const TY *t_ = (const TY *)a->t + start;                               \
+        RW_PRAGMA(omp simd reduction(+ : cnt, nbad))                          \
+        for (fl_idx i = 0; i < n; i++) {                                       \
+            const int64_t y = (int64_t)t_[i];                                  \
+            const int64_t ign = (int64_t)(hi & (y == ig));                     \
+            const int64_t in = (int64_t)((y >= 0) & (y < C));                  \
+            cnt += in & (ign ^ 1);                                             \
+            nbad += (in | ign) ^ 1;                                            \
+        }                                                                      \
+    } while (0)
+
 static double FN(block_labels)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
 {
     const T *w = (const T *)a->w;
+    const int64_t C = (int64_t)a->C, ig = a->ignore;
+    const int hi = a->has_ignore != 0;
     double ws = 0;
-    for (fl_idx r = start; r < start + n; r++) {
-        const int64_t y = FN(label)(a->t, a->tcode, r);
-        const int ok = FN(label_ok)(y, a->ignore, a->C);
-        if (ok > 0) ws += w ? (double)w[y] : 1.0;
-        else if (ok < 0 && *bad < 0) *bad = r;
+    int64_t cnt = 0, nbad = 0;
+    if (!w) {
+        switch (a->tcode) {
+        case FL_LABEL_I64: RW_LABEL_COUNT(int64_t); break;
+        case FL_LABEL_I32: RW_LABEL_COUNT(int32_t); break;
+        default: RW_LABEL_COUNT(uint8_t); break;
+        }
+        ws = (double)cnt;
+    } else {
+        for (fl_idx r = start; r < start + n; r++) {
+            const int64_t y = FN(label)(a->t, a->tcode, r);
+            const int ok = FN(label_ok)(y, ig, hi, a->C);
+            if (ok > 0) ws += (double)w[y];
+            nbad += ok < 0;
+        }
     }
+    if (nbad)
+        for (fl_idx r = start; r < start + n; r++)
+            if (FN(label_ok)(FN(label)(a->t, a->tcode, r), ig, hi, a->C) < 0) {
+                *bad = r;
+                break;
+            }
     return ws;
 }
+#undef RW_LABEL_COUNT

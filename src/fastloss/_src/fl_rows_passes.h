@@ -144,10 +144,13 @@ FL_INLINE int64_t FN(label)(const void *t, int code, fl_idx r)
     }
 }
 
-/* is label y a class (1), ignored (0), or bad (-1)? */
-FL_INLINE int FN(label_ok)(int64_t y, int64_t ignore, fl_idx C)
+/* is label y a class (1), ignored (0), or bad (-1)?  has_ignore says
+ * whether there is an ignore_index at all: no in-band "none" value, so
+ * every int64 is a legal ignore_index and every label outside [0, C) that
+ * is not it is reported. */
+FL_INLINE int FN(label_ok)(int64_t y, int64_t ignore, int has_ignore, fl_idx C)
 {
-    if (y == ignore) return 0;
+    if (has_ignore && y == ignore) return 0;
     return (y >= 0 && y < (int64_t)C) ? 1 : -1;
 }
 
@@ -476,7 +479,7 @@ FL_INLINE void FN(prefetch_row)(const T *p, fl_idx C)
         if (r + 1 < start + n) FN(prefetch_row)(z + C, C);                     \
         T *h = a->h ? (T *)a->h + r * C : NULL;                                \
         const int64_t y_ = FN(label)(a->t, a->tcode, r);                       \
-        const int ok = FN(label_ok)(y_, a->ignore, C);                         \
+        const int ok = FN(label_ok)(y_, a->ignore, a->has_ignore, C);          \
         double lv = 0;                                                         \
         if (ok > 0) {                                                          \
             const fl_idx y = (fl_idx)y_;                                       \

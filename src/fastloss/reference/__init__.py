@@ -10,6 +10,7 @@ diagonal Hessian.  Slow on purpose: clarity over speed.
 """
 from .pointwise import *  # noqa: F401,F403
 from .rows import *  # noqa: F401,F403
+from .sequence import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
 from .segmentation import *  # noqa: F401,F403
 from .boxes import *  # noqa: F401,F403
