@@ -244,6 +244,29 @@ CASES = [
     Case("hinge_embedding", fl.hinge_embedding_loss, _with(_sign(P2), margin=_const(0.8))),
 ]
 
+def _ctc(T, N, C, S, batch_first=False, from_logits=False):
+    """CTC: log_probs (T, N, C) (logits, batch-first if asked), padded
+    targets without the blank 0, lengths that vary (one target longer
+    than its input can fit: an infinite loss, zeroed)."""
+    def make(rng, dt):
+        z = rng.standard_normal((T, N, C)) * 2
+        lp = z if from_logits else z - np.log(np.exp(z).sum(-1, keepdims=True))
+        if batch_first:
+            lp = np.ascontiguousarray(lp.transpose(1, 0, 2))
+        targets = rng.integers(1, C, (N, S)).astype(np.int64)
+        il = rng.integers(T // 2, T + 1, N).astype(np.int64)
+        tl = rng.integers(1, S + 1, N).astype(np.int64)
+        tl[0] = S
+        il[0] = S - 1  # shorter than its target: no alignment
+        kw = {"zero_infinity": True}
+        if batch_first:
+            kw["batch_first"] = True
+        if from_logits:
+            kw["from_logits"] = True
+        return (lp.astype(dt), targets, il, tl), kw
+    return make
+
+
 # Losses whose reduction is not a sum of aligned blocks (fastloss.dask refuses them);
 # calls for the other adapters.
 UNSPLIT = [
@@ -260,6 +283,9 @@ UNSPLIT = [
     Case("batch_hard", fl.batch_hard_triplet_loss, _batch(60, 8), ("mean", "sum")),
     Case("batch_all", fl.batch_all_triplet_loss, _batch(60, 8), ("mean", "sum")),
     Case("nt_xent", fl.nt_xent_loss, _batch(60, 8), ("mean", "sum")),
+    # the sequence driver (its batch is axis 1 of log_probs)
+    Case("ctc", fl.ctc_loss, _ctc(40, 5, 6, 8)),
+    Case("ctc-batch_first-logits", fl.ctc_loss, _ctc(40, 5, 6, 8, batch_first=True, from_logits=True)),
 ]
 BY_ID = {c.cid: c for c in CASES + UNSPLIT}
 

@@ -150,6 +150,49 @@ def test_target_gradients_against_optax():
         _close(gt, r[1], F64, "soft cross-entropy, target alone")
 
 
+@pytest.mark.parametrize("dtype", [F32, F64], ids=lambda d: d.__name__)
+def test_ctc_against_optax(dtype):
+    """optax.ctc_loss (logits (B, T, K) with paddings, per-sequence -log p)
+    against fastloss.jax.ctc_loss on the same logits (from_logits=True,
+    batch_first=True) and on their log_softmax, time first (the gradient
+    chained through jax.nn.log_softmax): values of reduction "none" and
+    the gradient of a random weighting of them, and "sum"."""
+    rng = np.random.default_rng(13)
+    B, T, K, S = 6, 30, 7, 9
+    logits = rng.standard_normal((B, T, K)) * 2
+    labels = rng.integers(1, K, (B, S))
+    tl = rng.integers(1, S + 1, B)
+    il = rng.integers(2 * S + 1, T + 1, B)  # every target fits (optax's log(0) is -1e5, fastloss's inf)
+    with _x64(dtype):
+        z, y = jnp.asarray(logits, dtype), jnp.asarray(labels)
+        til, ttl = jnp.asarray(il), jnp.asarray(tl)
+        lpad = jnp.asarray(np.arange(T)[None, :] >= il[:, None], dtype)
+        ypad = jnp.asarray(np.arange(S)[None, :] >= tl[:, None], dtype)
+        w = jnp.asarray(rng.uniform(0.5, 2.0, B), dtype)
+
+        def theirs(z):
+            return optax.losses.ctc_loss(z, lpad, y, ypad, blank_id=0)
+
+        def ours_logits(z, r="none"):
+            return flj.ctc_loss(z, y, til, ttl, reduction=r, from_logits=True, batch_first=True)
+
+        def ours_log_softmax(z, r="none"):
+            lp = jnp.transpose(jax.nn.log_softmax(z, axis=-1), (1, 0, 2))
+            return flj.ctc_loss(lp, y, til, ttl, reduction=r)
+
+        v_ref = theirs(z)
+        g_ref = jax.jit(jax.grad(lambda z: (theirs(z) * w).sum()))(z)
+        gs_ref = jax.grad(lambda z: theirs(z).sum())(z)
+        for name, ours in (("from_logits", ours_logits), ("log_softmax", ours_log_softmax)):
+            v = ours(z)
+            assert v.dtype == dtype
+            _close(v, v_ref, dtype, f"ctc {name} none value")
+            _close(jax.jit(jax.grad(lambda z: (ours(z) * w).sum()))(z), g_ref, dtype, f"ctc {name} none gradient")
+            vs, gs = jax.value_and_grad(lambda z: ours(z, "sum"))(z)
+            _close(vs, v_ref.sum(), dtype, f"ctc {name} sum value")
+            _close(gs, gs_ref, dtype, f"ctc {name} sum gradient")
+
+
 # ----------------------------------------------------------------- 2. every loss: fastloss's bits
 
 def _grad_positions(case, args, kw):
@@ -198,6 +241,7 @@ def test_same_bits_as_the_numpy_call(case):
             ww = w
             if w.ndim < e.ndim:  # one value per row (box, image), the gradient over its classes too
                 ax = getattr(case.fn, "_class_axis", 1)
+                ax = ax(kw) if callable(ax) else ax  # CTC: time and class, around the batch axis
                 ww = w.reshape(w.shape + (1,) * (e.ndim - w.ndim)) if ax is None else np.expand_dims(w, ax)
             if np.shape(args[pos[k]]) == args[0].shape:
                 np.testing.assert_array_equal(np.asarray(g), e * ww, err_msg=what)

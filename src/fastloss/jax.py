@@ -156,8 +156,23 @@ def _value_shape(fn, names, static, arrays, op):
     if reduced:
         return (), None
     vs = np.shape(out[0] if isinstance(out, tuple) else out)
-    drop = next((i for i in range(len(shape)) if shape[:i] + shape[i + 1:] == vs), None) if vs != shape else None
-    return vs, drop
+    return vs, (_lacking_axes(fn, static, shape, vs) if vs != shape else None)
+
+
+def _lacking_axes(fn, static, shape, vs):
+    """The axes of the gradient a reduction="none" value lacks: the loss's
+    ``_class_axis`` (an axis, a tuple of axes, or a function of the
+    options: docs/conventions.md) where it fits the shapes, else the one
+    axis whose removal gives the value's shape (None: the value indexes
+    the gradient's leading axes)."""
+    ca = getattr(fn, "_class_axis", 1)
+    if callable(ca):
+        ca = ca(static)
+    if ca is not None and shape:
+        axes = tuple(sorted(a % len(shape) for a in (ca if isinstance(ca, tuple) else (ca,))))
+        if tuple(s for i, s in enumerate(shape) if i not in axes) == vs:
+            return axes[0] if len(axes) == 1 else axes
+    return next((i for i in range(len(shape)) if shape[:i] + shape[i + 1:] == vs), None)
 
 
 def _call(fn, kw, op):
