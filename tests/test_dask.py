@@ -356,6 +356,24 @@ def test_data_errors_name_the_index_in_the_whole_array():
         fld.binary_cross_entropy(da.from_array(p, chunks=(100, 2)), np.zeros((300, 2))).compute(scheduler="sync")
 
 
+def test_check_looks_at_the_chunks_not_at_the_planning_call():
+    """check=True: building the graph (a call on zeros) warns of nothing;
+    a chunk whose data the check flags warns when it runs."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    x, t = rng.uniform(1, 2, 20000), rng.uniform(1, 2, 20000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = fld.mean_absolute_percentage_error(da.from_array(x, chunks=7000), da.from_array(t, chunks=7000),
+                                               check=True)
+        assert v.compute(scheduler="sync") == fl.mean_absolute_percentage_error(x, t)
+    t[15000:] = 0.0
+    v = fld.mean_absolute_percentage_error(da.from_array(x, chunks=7000), da.from_array(t, chunks=7000), check=True)
+    with pytest.warns(fl.LossWarning, match="mean_absolute_percentage_error: target has"):
+        v.compute(scheduler="sync")
+
+
 def test_legacy_arguments_are_resolved_once():
     x = da.ones((100,), chunks=30)
     with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):

@@ -343,6 +343,20 @@ def test_vmap_over_a_batch_axis():
 
 # ----------------------------------------------------------------- 5. errors
 
+def test_check_looks_at_the_data_not_at_the_shape_call():
+    """check=True: the call on zeros that finds the value's shape warns of
+    nothing; the kernel's call on data the check flags warns."""
+    import warnings
+
+    x, t = np.linspace(1, 2, 50), np.linspace(1, 3, 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flj.mean_absolute_percentage_error(jnp.asarray(x), jnp.asarray(t), reduction="none", check=True)
+    t[:10] = 0.0
+    with pytest.warns(fl.LossWarning, match="mean_absolute_percentage_error: target has"):
+        jax.block_until_ready(flj.mean_absolute_percentage_error(jnp.asarray(x), jnp.asarray(t), check=True))
+
+
 def test_errors():
     x = jnp.ones(4, F32)
     with pytest.raises(TypeError, match=r"fastloss\.jax\.mse_loss: input must be float32 or float64, got bfloat16; "
