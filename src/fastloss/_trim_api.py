@@ -15,7 +15,7 @@ import inspect
 
 import numpy as np
 
-from . import _check, _trim
+from . import _check, _pointwise, _trim
 from . import _validate as V
 from ._alloc import empty
 from ._config import _threads
@@ -122,7 +122,7 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     div = kept if reduction == "mean" else 0
     total, nan, wd = _trim.trim(lo, g, h, w, lo if reduction == "none" else None, k_lo, k,
                                 1.0 / div if div else 1.0, nt, winsor,
-                                float(np.sum(w, dtype=np.float64)) if wdiv else None)
+                                _pointwise.block_sum(w, dt is not V.F32, nt) if wdiv else None)
     if reduction == "none":
         value = lo
     elif nan:
