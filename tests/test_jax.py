@@ -17,6 +17,7 @@ jax.value_and_grad and jax.vmap.
 5. Errors: other dtypes, devices, differentiating an operand fastloss has
    no gradient for, second derivatives, return_grad=, the import error.
 """
+import contextlib
 import pathlib
 import subprocess
 import sys
@@ -42,6 +43,17 @@ TOL = {F32: dict(rtol=2e-5, atol=2e-6), F64: dict(rtol=1e-12, atol=1e-13)}
 
 def _x64(dtype):
     return jax.enable_x64(dtype is F64)
+
+
+@contextlib.contextmanager
+def _x64_process(dtype):
+    """64-bit mode for the process (every thread) while the block runs."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", dtype is F64)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 def _close(a, b, dtype, what):
@@ -163,14 +175,14 @@ def test_ctc_against_optax(dtype):
     labels = rng.integers(1, K, (B, S))
     tl = rng.integers(1, S + 1, B)
     il = rng.integers(2 * S + 1, T + 1, B)  # every target fits (optax's log(0) is -1e5, fastloss's inf)
-    with _x64(dtype):
+    with _x64_process(dtype):  # optax's scan runs the callback on another thread: see the module's docstring
         z, y = jnp.asarray(logits, dtype), jnp.asarray(labels)
         til, ttl = jnp.asarray(il), jnp.asarray(tl)
         lpad = jnp.asarray(np.arange(T)[None, :] >= il[:, None], dtype)
         ypad = jnp.asarray(np.arange(S)[None, :] >= tl[:, None], dtype)
         w = jnp.asarray(rng.uniform(0.5, 2.0, B), dtype)
 
-        def theirs(z):
+        def theirs(z, r="none"):
             return optax.losses.ctc_loss(z, lpad, y, ypad, blank_id=0)
 
         def ours_logits(z, r="none"):
@@ -180,16 +192,20 @@ def test_ctc_against_optax(dtype):
             lp = jnp.transpose(jax.nn.log_softmax(z, axis=-1), (1, 0, 2))
             return flj.ctc_loss(lp, y, til, ttl, reduction=r)
 
-        v_ref = theirs(z)
-        g_ref = jax.jit(jax.grad(lambda z: (theirs(z) * w).sum()))(z)
-        gs_ref = jax.grad(lambda z: theirs(z).sum())(z)
-        for name, ours in (("from_logits", ours_logits), ("log_softmax", ours_log_softmax)):
-            v = ours(z)
+        @jax.jit
+        def all_of(z):
+            """optax's and ours (from logits, through log_softmax): "none" values,
+            the gradient of a random weighting of them, "sum" value_and_grad"""
+            return [(f(z), jax.grad(lambda z: (f(z) * w).sum())(z),
+                     *jax.value_and_grad(lambda z: f(z, "sum").sum())(z))
+                    for f in (theirs, ours_logits, ours_log_softmax)]
+
+        (v_ref, g_ref, vs_ref, gs_ref), *ours = all_of(z)
+        for name, (v, g, vs, gs) in zip(("from_logits", "log_softmax"), ours):
             assert v.dtype == dtype
             _close(v, v_ref, dtype, f"ctc {name} none value")
-            _close(jax.jit(jax.grad(lambda z: (ours(z) * w).sum()))(z), g_ref, dtype, f"ctc {name} none gradient")
-            vs, gs = jax.value_and_grad(lambda z: ours(z, "sum"))(z)
-            _close(vs, v_ref.sum(), dtype, f"ctc {name} sum value")
+            _close(g, g_ref, dtype, f"ctc {name} none gradient")
+            _close(vs, vs_ref, dtype, f"ctc {name} sum value")
             _close(gs, gs_ref, dtype, f"ctc {name} sum gradient")
 
 
@@ -355,6 +371,17 @@ def test_check_looks_at_the_data_not_at_the_shape_call():
     t[:10] = 0.0
     with pytest.warns(fl.LossWarning, match="mean_absolute_percentage_error: target has"):
         jax.block_until_ready(flj.mean_absolute_percentage_error(jnp.asarray(x), jnp.asarray(t), check=True))
+
+
+def test_a_float32_operand_traced_as_float64_is_refused():
+    """The callback's operands converted to float32 by JAX (64-bit mode off
+    in the callback's thread) are refused, not computed in float32."""
+    from fastloss.jax import _host
+
+    x = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match=r"fastloss\.jax\.mse_loss: the callback received input as float32, "
+                                        r"traced as float64: JAX's 64-bit mode is off .*jax_enable_x64"):
+        _host(fl.mse_loss, ("input", "target"), {}, (), np.float64, (), x, x)
 
 
 def test_errors():

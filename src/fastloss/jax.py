@@ -16,7 +16,13 @@ differentiated computes no gradient.  Generated from fastloss's loss table:
 a loss added to fastloss is here with no new code.
 
 Arrays are float32 or float64 on the CPU (JAX's default float32, or
-float64 under ``jax.enable_x64``); labels are integers.  An input on
+float64 with 64-bit mode on); labels are integers.  For float64, turn
+64-bit mode on for the process (``jax.config.update("jax_enable_x64",
+True)`` or ``JAX_ENABLE_X64=1``): the ``jax.enable_x64`` context manager
+is thread-local, and where XLA runs the callback on another thread JAX
+hands it the operands converted to float32, which fastloss.jax refuses
+with a ``TypeError`` (inside a ``JaxRuntimeError``) rather than compute
+in float32.  An input on
 another device or of another dtype (bfloat16, float16) raises a
 ``TypeError``: use a JAX-native loss (``optax.losses``) there.  The loss's
 options (``reduction``, ``delta``, ``ignore_index``, ...) are Python
@@ -116,7 +122,15 @@ def _host(fn, names, static, want, value_dtype, expand, *arrays):
     """The kernel call: (value,) or (value, *gradients of `want`)."""
     kw = dict(static)
     kw.update(zip(names, (np.asarray(a) for a in arrays)))
-    x_shape = kw[names[0]].shape
+    x0 = kw[names[0]]
+    if x0.dtype != value_dtype:
+        raise TypeError(
+            f"fastloss.jax.{fn.__name__}: the callback received {names[0]} as {x0.dtype}, traced as "
+            f"{np.dtype(value_dtype)}: JAX's 64-bit mode is off in the thread that runs the callback "
+            f"(jax.enable_x64 as a context manager is thread-local, and XLA may run a callback on "
+            f"another thread); enable it for the process: jax.config.update('jax_enable_x64', True) "
+            f"or JAX_ENABLE_X64=1")
+    x_shape = x0.shape
     per_item = getattr(fn, "_per_item_args", {})
     for n in expand:
         kw[n] = _broadcast_operand(kw[n], n, x_shape, per_item)
