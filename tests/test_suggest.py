@@ -201,6 +201,11 @@ def _trigger(rule):
         if "target_binary" in when and when["target_binary"][2] is True:
             return _binary(0.3, 500), None, "ranking"
         return np.where(_binary(0.4, 500) > 0, 1.0, -1.0), None, "ranking"
+    if task == "sequence":
+        t = RNG.integers(1, 20, (4, 10))
+        if "seq_aligned" in when:
+            return t, RNG.normal(size=(50, 4, 20)), "sequence"
+        return t, None, "sequence"
     if task == "detection":
         if when.get("boxes", (0, 0, False))[2] is True:
             return _box_pair()[1], None, "detection"
@@ -248,6 +253,12 @@ def _run_recommendation(loss, t, x):
         x = _box_pair(t.shape[0])[0]
     if name in ("BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss"):
         assert np.isfinite(loss(x, t))
+        return
+    if name == "CTCLoss":                                  # frames (T, N, C) of log-probabilities, (N, S) labels
+        T, C = 50, int(t.max()) + 1
+        z = RNG.normal(size=(T, t.shape[0], C))
+        lp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        assert np.isfinite(loss(lp, t, [T] * t.shape[0], [t.shape[1]] * t.shape[0]))
         return
     if name in ("ContrastiveLoss", "CosineEmbeddingLoss", "MarginRankingLoss"):
         shape = t.shape if name == "MarginRankingLoss" else t.shape + (8,)
@@ -356,6 +367,26 @@ def test_ranking_targets_get_the_metric_learning_and_pair_losses():
     assert [r.name for r in fl.suggest(pm, task="ranking")] == ["MarginRankingLoss", "CosineEmbeddingLoss"]
     # not inferred: class labels without task="ranking" stay a classification
     assert fl.suggest(lab, rng.normal(size=(30, 16))).task == "multiclass"
+
+
+def test_label_sequences_get_ctc_unless_aligned_frame_by_frame():
+    rng = np.random.default_rng(0)
+    t = rng.integers(1, 20, (4, 10))                          # padded (N, S) labels
+    for frames in (rng.normal(size=(50, 4, 20)), rng.normal(size=(4, 50, 20))):   # (T, N, C), (N, T, C)
+        s = fl.suggest(t, frames, task="sequence")
+        assert [r.name for r in s] == ["CTCLoss"]             # no per-step cross-entropy: nothing to align it
+        assert s[0].reason.startswith("label sequences (length 10) for 50 frames")
+        tnc = frames if frames.shape[1] == 4 else frames.transpose(1, 0, 2)
+        log_probs = tnc - np.log(np.exp(tnc).sum(axis=2, keepdims=True))
+        assert np.isfinite(s[0].loss(log_probs, t, [50] * 4, [10] * 4))   # the configured loss runs
+    s = fl.suggest(t[0], rng.normal(size=(50, 20)), task="sequence")   # one unbatched sequence (T, C)
+    assert [r.name for r in s] == ["CTCLoss"]
+    aligned = fl.suggest(t, rng.normal(size=(4, 20, 10)), task="sequence")   # (N, C, S): a label per step
+    assert [r.name for r in aligned] == ["CrossEntropyLoss"]
+    s = fl.suggest(t, task="sequence")                        # no input: both, CTC first, and why
+    assert [r.name for r in s] == ["CTCLoss", "CrossEntropyLoss"]
+    assert "not aligned frame by frame" in s[0].reason
+    assert "CTCLoss" not in [r.name for r in fl.suggest(rng.normal(size=(4, 10)), task="sequence")]  # not labels
 
 
 def test_detection_boxes_get_the_iou_losses():

@@ -81,6 +81,13 @@ Ranking and metric learning (task="ranking")
     0/1 flag per pair: the contrastive loss (Hadsell, Chopra & LeCun 2006).
     A -1/1 target: the margin ranking loss (which of two scores ranks
     higher) and the cosine embedding loss (PyTorch's pair losses).
+Sequences (task="sequence")
+    Integer label sequences, ``(N, S)`` padded or one ``(S,)``: with
+    frames of scores that are not one per label (``(T, N, C)`` or ``(N,
+    T, C)``), the labels need an alignment: CTC (Graves et al. 2006),
+    summed over every alignment, class 0 the blank.  Scores ``(N, C, S)``,
+    a label per step, are a classification per step: cross-entropy.
+    Without input both, CTC first.
 Segmentation
     A label per pixel (integer labels ``(N, d1, ...)`` for scores ``(N, C,
     d1, ...)``) or a 0/1 mask (a 0/1 target of at least 3 dimensions, or
@@ -485,6 +492,13 @@ RULES = (
          "loss", 10),
     Rule(("ranking",), (("target_pm1", "==", True), ("target_binary", "==", False)), "CosineEmbeddingLoss", {},
          "a -1/1 flag per pair of embeddings (similar / dissimilar): the cosine embedding loss", 20),
+    # sequences: label sequences, aligned frame by frame or not
+    Rule(("sequence",), (("seq_labels", "==", True), ("seq_aligned", "==", False)), "CTCLoss", {},
+         "label sequences (length {seq_len}) for {seq_frames} frames, not one label per frame: CTC sums over "
+         "every alignment of the labels to the frames (Graves et al. 2006); class 0 is the blank", 5),
+    Rule(("sequence",), (("seq_labels", "==", True), ("has_input", "==", False)), "CTCLoss", {},
+         "label sequences (length {seq_len}): if they are transcripts, not aligned frame by frame, CTC "
+         "(Graves et al. 2006; class 0 is the blank); aligned, one label per step: cross-entropy per step", 9),
     # detection
     Rule(("detection",), (("boxes", "==", False),), "SigmoidFocalLoss", {"alpha": FOCAL_ALPHA, "gamma": FOCAL_GAMMA},
          "dense detection: RetinaNet's classification loss (Lin et al. 2017: alpha 0.25, gamma 2)", 10),
@@ -628,6 +642,8 @@ def _classify(f: Figures, t, x, task, n_threads):
         _box_figures(f, t)
     if task == "ranking":
         _ranking_figures(f, t)
+    if task == "sequence":
+        _sequence_figures(f, t, x)
     if task in ("binary", "detection") and f["target_unit"]:
         n = f["target_n"]
         pos = float(np.sum(t, dtype=np.float64)) if not f["target_binary"] else f["target_npos"]
@@ -644,7 +660,7 @@ def _classify(f: Figures, t, x, task, n_threads):
         f.update(pos_frac=pos / n, pos_pct=100 * pos / n)
         if 0 < pos < n:
             f["imbalance"] = max(pos, n - pos) / min(pos, n - pos)
-    if task in _CLASSES and "class_counts" not in f and not f["seg_mask"]:
+    if task in _CLASSES and "class_counts" not in f and not f["seg_mask"] and f.get("seq_aligned") is not False:
         if f.get("onehot"):
             counts = np.asarray(t.reshape(-1, t.shape[-1]).sum(axis=0, dtype=np.float64), dtype=np.int64)
             _class_figures(f, counts, "one-hot columns")
@@ -700,6 +716,29 @@ def _ranking_figures(f: Figures, t):
         _, counts = np.unique(t, return_counts=True)
         f.update(n_label_classes=int(counts.size), n_labelled_rows=int(n), min_per_class=int(counts.min()),
                  max_per_class=int(counts.max()), classes_with_pairs=int(np.count_nonzero(counts >= 2)))
+
+
+def _sequence_figures(f: Figures, t, x):
+    """Integer label sequences ((N, S) padded, or one (S,)), and whether an
+    input of scores is aligned with them: one step per label, scores
+    (N, C, S) as cross-entropy takes them; otherwise (frames (T, N, C) or
+    (N, T, C) with T other than S) the labels need an alignment: CTC."""
+    n = f["target_n"]
+    f["seq_labels"] = (t.ndim in (1, 2) and n > 0 and f["target_integral"] and f["target_finite"] == n
+                       and f["target_min"] >= 0)
+    if not f["seq_labels"]:
+        return
+    f["seq_len"] = int(t.shape[-1])
+    if x is None or x.ndim != t.ndim + 1:
+        return
+    if t.ndim == 2:
+        aligned = x.shape[0] == t.shape[0] and x.shape[2] == t.shape[1]      # (N, C, S)
+        frames = x.shape[0] if x.shape[1] == t.shape[0] else x.shape[1]      # (T, N, C) or (N, T, C)
+    else:
+        aligned = x.shape[1] == t.shape[0]                                   # (C, S)
+        frames = x.shape[0]                                                  # (T, C)
+    f["seq_aligned"] = bool(aligned)
+    f["seq_frames"] = int(frames)
 
 
 def _box_figures(f: Figures, t):
@@ -791,7 +830,8 @@ def suggest(target, input=None, task: Optional[str] = None, *, n_threads: Option
     x = None if input is None else _as_array(input, "input")
     if t.size == 0:
         raise ValueError(f"suggest: target must not be empty, got shape {t.shape}")
-    if x is not None and x.shape != t.shape and t.shape != _items_shape(x.shape):
+    unaligned_ok = task == "sequence" and x is not None and x.ndim == t.ndim + 1   # CTC: (T, N, C) frames
+    if x is not None and x.shape != t.shape and t.shape != _items_shape(x.shape) and not unaligned_ok:
         raise ValueError(f"suggest: target of shape {t.shape} does not match input of shape {x.shape}: "
                          f"expected the same shape, or input's shape without axis 1 "
                          f"({_items_shape(x.shape)}) for class labels")

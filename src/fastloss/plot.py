@@ -66,7 +66,6 @@ RECIPES: dict = {}
 #: Public names that have no picture, and why.
 NO_RECIPE = {"cross_entropy_hvp": "a Hessian-vector product, not a loss: cross_entropy's picture shows "
                                   "the Hessian's diagonal",
-             "ctc_loss": "a sequence loss: its value is a sum over alignments, with no curve in one variable",
              "CTCLoss": "the class of ctc_loss"}
 
 
@@ -796,3 +795,28 @@ def _nt_xent(axes):
             val[i], g = loss.value_and_grad(E, lab)
             gn[i] = np.linalg.norm(g, axis=1).mean()
         _curves2(axes, ang, (val, gn), f"temperature={t}")
+
+
+_CTC_T, _CTC_C = 12, 4              # frames; classes (0 the blank, labels 1..3)
+
+
+@recipe("ctc_loss", "logit of each frame's aligned label (others 0)",
+        f"{_CTC_T} frames split evenly among the labels of target 1 2, 1 2 3, 1 1 (a repeat needs a blank between)",
+        ("value: -log P(target)", "gradient d/d that logit, middle frame", "gradient d/d blank logit, middle frame"))
+def _ctc(axes):
+    """One sample per point of z: frame t's logits put z on the label its
+    even share of the target gives it (no blank frames) and 0 elsewhere;
+    the loss sums over every alignment, so the value stays above -log of
+    the one path's probability and the blank's gradient shows the paths
+    through blanks."""
+    z = np.linspace(-4, 8, 241)
+    mid = _CTC_T // 2
+    for target in ((1, 2), (1, 2, 3), (1, 1)):
+        S = len(target)
+        label = np.array(target)[np.arange(_CTC_T) * S // _CTC_T]          # frame -> aligned label
+        x = np.zeros((_CTC_T, z.size, _CTC_C))
+        x[np.arange(_CTC_T), :, label] = z[None, :]
+        tg = np.tile(target, (z.size, 1))
+        value, g = _fl().ctc_loss(x, tg, [_CTC_T] * z.size, [S] * z.size, reduction="none", from_logits=True,
+                                  return_grad=True)
+        _curves(axes, z, value, g[mid, :, label[mid]], g[mid, :, 0], " ".join(map(str, target)))
