@@ -1090,3 +1090,15 @@ class NTXentLoss(_BatchLoss):
 
     def _repr_args(self):
         return [("temperature", self.temperature), ("reduction", self.reduction)]
+
+
+# Metadata for adapters that split the operands along axis 0 (fastloss.dask,
+# docs/conventions.md): per-row targets and weights lack the features axis
+# and are split with the rows; the in-batch losses cannot be split.
+for _f in (triplet_margin_loss, triplet_margin_with_distance_loss, cosine_embedding_loss, contrastive_loss,
+           cosine_distance_loss):
+    _f._per_item_args = {"target": -1, "weight": -1}
+for _f in (batch_hard_triplet_loss, batch_all_triplet_loss, nt_xent_loss):
+    _f._unsplittable = ("each row's loss depends on every other row of the batch (its N x N similarities), "
+                        "so the batch cannot be split")
+del _f
