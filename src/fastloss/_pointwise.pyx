@@ -79,6 +79,8 @@ _HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_ful
           "sigmoid_focal", "sigmoid_focal_g2", "soft_margin", "kl_div", "kl_div_log"}
 # the regression catalogue: exp/log (the deviances, fair, Cauchy, MSLE)
 _HEAVY |= {"gamma_nll", "tweedie", "tweedie0", "tweedie1", "fair", "cauchy", "msle"}
+# the generative and RL objectives with exp/log
+_HEAVY |= {"gaussian_kl", "gan_logistic", "ppo_clip"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN
 cdef int _is_heavy[64]

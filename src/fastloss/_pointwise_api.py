@@ -88,7 +88,7 @@ def grad_buffers(out, names, op: str) -> dict:
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        grads=("input",)):
+        grads=("input",), scale=1.0):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -99,6 +99,8 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     "none").  grads names "input", the extra operand (sp.extra, whose
     gradient the kernel writes in GRAD mode) and "target" (computed only
     when named).  out is a buffer or a tuple of buffers (see grad_buffers).
+    scale multiplies a "mean"/"sum" value and its gradients (a weighted term
+    of a sum of losses; not for "none").
     """
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -158,6 +160,8 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         div = (shape[0] if shape else 1) if reduction == "batchmean" else 0
     # summed weights of 0 divide as PyTorch's sum(w l) / sum(w) does: inf/NaN
     gscale = 1.0 / div if div else (math.inf if wdiv else 1.0)
+    if scale != 1.0:
+        gscale *= scale
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
                                 g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt)
@@ -172,6 +176,8 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         value = total / div
     else:
         value = float("nan") if not wdiv or total == 0 or total != total else math.copysign(math.inf, total)
+    if scale != 1.0 and reduction != "none":
+        value = value * scale
     if mode == VALUE:
         return value
     if mode == GRAD:

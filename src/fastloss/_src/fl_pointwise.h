@@ -84,7 +84,15 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(mape, 0, 0, 0)               \
     X(msle, 0, 0, 0)               \
     X(margin_ranking, 1, 1, 0)     \
-    X(hinge_embedding, 0, 0, 0)
+    X(hinge_embedding, 0, 0, 0)    \
+    X(gaussian_kl, 0, 0, 1)        \
+    X(gan_logistic, 0, 0, 0)       \
+    X(gan_square, 0, 0, 0)         \
+    X(gan_linear, 0, 0, 0)         \
+    X(gan_relu, 0, 0, 0)           \
+    X(policy_gradient, 0, 0, 0)    \
+    X(ppo_clip, 1, 0, 0)           \
+    X(value_clip, 1, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

@@ -477,6 +477,10 @@ PW_SIG(kl_div_log)
 
 #include "fl_pointwise_regression_math.h"
 
+/* ---------------- generative and RL objectives ---------------- */
+
+#include "fl_pointwise_generative_math.h"
+
 /* ---------------- embeddings (elementwise) ---------------- */
 
 /* PyTorch's margin_ranking_loss: max(0, -y (x1 - x2) + margin) with
