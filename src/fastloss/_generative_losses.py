@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 _P0 = (0.0, 0.0, 0.0, 0, 0)
-KL_REDUCTIONS = ("batchmean", "sum", "mean", "none")
-BATCH_REDUCTIONS = ("batchmean", "sum")
+REDUCTIONS = ("mean", "sum", "none")
+BATCH_REDUCTIONS = ("mean", "sum")
 GAN_KINDS = ("minimax", "nonsaturating", "least_squares", "wasserstein", "hinge")
 GP_KINDS = ("wgan-gp", "r1")
 
@@ -84,25 +84,47 @@ def _kind(kind, op, kinds, name="kind"):
 
 # ------------------------------------------------------------------ VAE
 
-def _kl_run(m, lv, red, mode, bufs, n_threads, sp, scale=1.0, names=("mu", "logvar")):
-    """The KL term on validated operands: value, or (value, g_mu, g_logvar)."""
+def _kl_run(m, lv, w, red, mode, bufs, n_threads, sp, scale=1.0, names=("mu", "logvar")):
+    """The KL term on validated operands: value, or (value, g_mu, g_logvar).
+    red "mean" is the driver's "batchmean" (the sum over the latent axis,
+    averaged over the batch); "none" the per-sample sums over the latent
+    axis (rows of the per-element terms)."""
     op = sp.op
+    dred = "batchmean" if red == "mean" else red
     if mode == VALUE:
-        return pw_run(sp, m, lv, None, red, VALUE, _P0, n_threads, scale=scale)
-    o_m = _buf(bufs, names[0], op, m.dtype, m.shape, f"out ({names[0]})")
-    o_l = _buf(bufs, names[1], op, m.dtype, m.shape, f"out ({names[1]})")
-    return pw_run(sp, m, lv, None, red, GRAD, _P0, n_threads, out=(o_m, o_l), grads=("input", "target"),
-                  scale=scale)
+        res = pw_run(sp, m, lv, w, dred, VALUE, _P0, n_threads, scale=scale)
+    else:
+        o_m = _buf(bufs, names[0], op, m.dtype, m.shape, f"out ({names[0]})")
+        o_l = _buf(bufs, names[1], op, m.dtype, m.shape, f"out ({names[1]})")
+        res = pw_run(sp, m, lv, w, dred, GRAD, _P0, n_threads, out=(o_m, o_l), grads=("input", "target"),
+                     scale=scale)
+    if red != "none":
+        return res
+    per = _per_sample(res if mode == VALUE else res[0])
+    return per if mode == VALUE else (per,) + res[1:]
 
 
-def gaussian_kl_loss(mu, logvar, reduction="batchmean", *, return_grad=False, out=None, n_threads=None):
+def _per_sample(terms):
+    """The per-element terms summed over all axes but the first (float64 sums)."""
+    if terms.ndim <= 1:
+        return terms
+    return terms.reshape(terms.shape[0], -1).sum(axis=1, dtype=np.float64).astype(terms.dtype)
+
+
+def _weight(weight, name, op, x):
+    return None if weight is None else V.as_broadcast(weight, name, op, x.dtype, x.shape)
+
+
+def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
     """KL divergence of a diagonal Gaussian from the standard normal (the VAE's KL term).
 
     ``KL(N(mu, exp(logvar)) || N(0, 1)) = -1/2 sum(1 + logvar - mu^2 -
     exp(logvar))`` (Kingma and Welling 2014, appendix B), per latent
-    coordinate ``0.5 (mu^2 + exp(logvar) - 1 - logvar)``.  By default
-    (``reduction="batchmean"``) it is summed over the latent axis and
-    averaged over the batch (the first axis): the usual per-sample KL.
+    coordinate ``0.5 (mu^2 + exp(logvar) - 1 - logvar)``.  It is summed over
+    the latent axis (all axes but the first) per sample, and
+    ``reduction="mean"`` (the default) averages the samples' KL over the
+    batch (the first axis): the VAE's usual convention, and *not* the mean
+    over all elements (divide by the latent size for that).
     ``exp(logvar) - 1 - logvar`` is evaluated without cancellation for
     small logvar, and the value and both gradients are finite for logvar
     from -200 to +88 (float32's exp limit; where
@@ -113,9 +135,13 @@ def gaussian_kl_loss(mu, logvar, reduction="batchmean", *, return_grad=False, ou
     ----------
     mu, logvar : array_like, same shape ``(N, D)`` (or any shape whose first
         axis is the batch; a 1-d array is N samples of a 1-d latent)
-    reduction : {"batchmean", "sum", "mean", "none"}
-        "batchmean": the sum divided by N; "sum"; "mean": divided by the
-        number of elements; "none": the per-element terms (mu's shape).
+    weight : array_like, optional
+        Per-element weights, broadcast to mu's shape (``w[:, None]`` for
+        one weight per sample); the mean still divides by N.
+    reduction : {"mean", "sum", "none"}
+        "mean": the total divided by N (the batch size); "sum": the total;
+        "none": the per-sample KL, shape ``(N,)`` (the terms summed over the
+        latent axes in float64).
     return_grad : bool or tuple of names
         Also return the gradients ``(value, grad_mu, grad_logvar)``, in the
         same pass: ``d/dmu = mu``, ``d/dlogvar = (exp(logvar) - 1) / 2``
@@ -136,11 +162,11 @@ def gaussian_kl_loss(mu, logvar, reduction="batchmean", *, return_grad=False, ou
     """
     op = "gaussian_kl_loss"
     mode, names = _request(gaussian_kl_loss, return_grad, op)
-    red = V.check_reduction(reduction, op, KL_REDUCTIONS)
+    red = V.check_reduction(reduction, op, REDUCTIONS)
     bufs = _bufs(out, mode, names, op)
     m = V.as_input(mu, "mu", op)
     lv = _like(logvar, "logvar", op, m, "mu")
-    res = _kl_run(m, lv, red, mode, bufs, n_threads, _KL)
+    res = _kl_run(m, lv, _weight(weight, "weight", op, m), red, mode, bufs, n_threads, _KL)
     if mode == VALUE:
         return res
     return _pick({"mu": res[1], "logvar": res[2]}, names, res[0])
@@ -157,15 +183,15 @@ def _check_beta(beta, op):
     return b
 
 
-def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", reduction="batchmean", *, return_grad=False,
-             out=None, n_threads=None):
+def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, reduction="mean",
+             return_grad=False, out=None, n_threads=None):
     """The VAE's negative ELBO (beta-VAE form): reconstruction + beta * KL, in one call.
 
     ``recon="bce"``: ``sum BCE_with_logits(input, target)`` (a Bernoulli
     decoder; input are the decoder's logits, target the data in [0, 1]);
     ``recon="mse"``: ``sum (input - target)^2`` (a Gaussian decoder;
     input is its mean).  The KL term is :func:`gaussian_kl_loss`.  With
-    ``reduction="batchmean"`` (the default) both terms are summed over
+    ``reduction="mean"`` (the default) both terms are summed over
     their features and averaged over the batch (the first axis, the same
     for input and mu): the per-sample negative ELBO of Kingma and Welling
     (2014), beta weighting the KL as Higgins et al. (2017); "sum" gives
@@ -180,7 +206,9 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", reduction="batchm
     mu, logvar : array_like ``(N, D)``, the encoder's outputs
     beta : float >= 0
     recon : {"bce", "mse"}
-    reduction : {"batchmean", "sum"}
+    weight : array_like ``(N,)``, optional
+        Per-sample weights of both terms; the mean still divides by N.
+    reduction : {"mean", "sum"}
     return_grad : bool or tuple of names
         Also return ``(value, grad_input, grad_mu, grad_logvar)``.
     out : ndarray or tuple of three ndarrays, optional
@@ -208,18 +236,26 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", reduction="batchm
         raise ValueError(f"{op}: input and mu must have the same batch size (first axis), got input: {x.shape} "
                          f"and mu: {m.shape}")
     sp = _VAE_BCE if rk == "bce" else _VAE_MSE
+    wx = wz = None
+    if weight is not None:
+        w = V.asarray(weight, "weight", op)
+        if w.shape != (x.shape[0],):
+            raise ValueError(f"{op}: weight must have shape ({x.shape[0]},) (one value per sample), got {w.shape}")
+        wx = V.as_broadcast(w.reshape((-1,) + (1,) * (x.ndim - 1)), "weight", op, x.dtype, x.shape)
+        wz = V.as_broadcast(w.reshape((-1,) + (1,) * (m.ndim - 1)), "weight", op, x.dtype, m.shape)
+    dred = "batchmean" if red == "mean" else red
     gi = _buf(bufs, "input", op, x.dtype, x.shape, "out (input)")
     if gi is not None:
         V.check_no_overlap(gi, "out (input)", op, m, lv)
     if mode == VALUE:
-        return pw_run(sp, x, t, None, red, VALUE, _P0, n_threads) + _kl_run(m, lv, red, VALUE, {}, n_threads,
+        return pw_run(sp, x, t, wx, dred, VALUE, _P0, n_threads) + _kl_run(m, lv, wz, red, VALUE, {}, n_threads,
                                                                              _VAE_KL, scale=b)
     if mode == GRAD:
         for k in ("mu", "logvar"):
             if bufs.get(k) is not None:
                 V.check_no_overlap(bufs[k], f"out ({k})", op, x, t)
-    vr, g_in = pw_run(sp, x, t, None, red, GRAD, _P0, n_threads, out=gi)
-    vk, g_mu, g_lv = _kl_run(m, lv, red, GRAD, bufs, n_threads, _VAE_KL, scale=b)
+    vr, g_in = pw_run(sp, x, t, wx, dred, GRAD, _P0, n_threads, out=gi)
+    vk, g_mu, g_lv = _kl_run(m, lv, wz, red, GRAD, bufs, n_threads, _VAE_KL, scale=b)
     return _pick({"input": g_in, "mu": g_mu, "logvar": g_lv}, names, vr + vk)
 
 
@@ -275,14 +311,15 @@ def _gan_spec(op, kernel):
     return _GAN_SPECS[k]
 
 
-def _gan_term(op, kernel, params, x, red, mode, out, n_threads):
+def _gan_term(op, kernel, params, x, w, red, mode, out, n_threads):
     # the target operand is not read by the GAN kernels: the input is passed again
-    return pw_run(_gan_spec(op, kernel), x, x, None, red, mode, (params[0], params[1], 0.0, 0, 0), n_threads,
+    return pw_run(_gan_spec(op, kernel), x, x, w, red, mode, (params[0], params[1], 0.0, 0, 0), n_threads,
                   out=out)
 
 
 def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label_smoothing=0.0, real_target=1.0,
-                           fake_target=0.0, reduction="mean", *, return_grad=False, out=None, n_threads=None):
+                           fake_target=0.0, *, real_weight=None, fake_weight=None, reduction="mean",
+                           return_grad=False, out=None, n_threads=None):
     """The GAN discriminator's (critic's) loss, from its logits on real and generated samples.
 
     With ``E_r``, ``E_f`` the means over the real and the fake batch (which
@@ -311,6 +348,9 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
         Only with the logistic kinds (a ValueError otherwise).
     real_target, fake_target : float
         LSGAN's b and a.
+    real_weight, fake_weight : array_like, optional
+        Per-element weights of the real and the fake terms (broadcast to
+        their logits' shapes); the means still divide by the lengths.
     reduction : {"mean", "sum"}
         "sum" replaces the two means by sums.
     return_grad : bool or tuple of names
@@ -339,17 +379,18 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
     xr = V.as_input(real_logits, "real_logits", op)
     xf = _own(fake_logits, "fake_logits", op, xr.dtype)
     (kr, pr), (kf, pf) = _d_terms(k, s, b, a)
+    wr, wf = _weight(real_weight, "real_weight", op, xr), _weight(fake_weight, "fake_weight", op, xf)
     if mode == VALUE:
-        return (_gan_term(op, kr, pr, xr, red, VALUE, None, n_threads)
-                + _gan_term(op, kf, pf, xf, red, VALUE, None, n_threads))
+        return (_gan_term(op, kr, pr, xr, wr, red, VALUE, None, n_threads)
+                + _gan_term(op, kf, pf, xf, wf, red, VALUE, None, n_threads))
     o_r = _buf(bufs, "real_logits", op, xr.dtype, xr.shape, "out (real_logits)")
     o_f = _buf(bufs, "fake_logits", op, xf.dtype, xf.shape, "out (fake_logits)")
     if o_r is not None:
         V.check_no_overlap(o_r, "out (real_logits)", op, xf, o_f)
     if o_f is not None:
         V.check_no_overlap(o_f, "out (fake_logits)", op, xr)
-    vr, gr = _gan_term(op, kr, pr, xr, red, GRAD, o_r, n_threads)
-    vf, gf = _gan_term(op, kf, pf, xf, red, GRAD, o_f, n_threads)
+    vr, gr = _gan_term(op, kr, pr, xr, wr, red, GRAD, o_r, n_threads)
+    vf, gf = _gan_term(op, kf, pf, xf, wf, red, GRAD, o_f, n_threads)
     return _pick({"real_logits": gr, "fake_logits": gf}, names, vr + vf)
 
 
@@ -358,8 +399,8 @@ gan_discriminator_loss._class_axis = None
 gan_discriminator_loss._own_shapes = True
 
 
-def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, reduction="mean", *, return_grad=False,
-                       out=None, n_threads=None):
+def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, weight=None, reduction="mean",
+                       return_grad=False, out=None, n_threads=None):
     """The GAN generator's loss, from the discriminator's logits on generated samples.
 
     With ``E`` the mean over the batch and ``sp(x) = log(1 + exp(x))``:
@@ -377,6 +418,8 @@ def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, reduct
     kind : {"minimax", "nonsaturating", "least_squares", "wasserstein", "hinge"}
     gen_target : float
         LSGAN's c.
+    weight : array_like, optional
+        Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
     return_grad, out, n_threads
         As :func:`gan_discriminator_loss` (one gradient).
@@ -396,8 +439,8 @@ def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, reduct
     bufs = _bufs(out, mode, names, op)
     kern, prm = _g_term(k, c)
     x = V.as_input(fake_logits, "fake_logits", op)
-    return _gan_term(op, kern, prm, x, red, mode, _buf(bufs, "fake_logits", op, x.dtype, x.shape, "out"),
-                     n_threads)
+    return _gan_term(op, kern, prm, x, _weight(weight, "weight", op, x), red, mode,
+                     _buf(bufs, "fake_logits", op, x.dtype, x.shape, "out"), n_threads)
 
 
 gan_generator_loss._grad_args = ("fake_logits",)
@@ -406,8 +449,8 @@ gan_generator_loss._class_axis = None
 _GP = ft_spec("gradient_penalty", "gradient_penalty", ("grads",))
 
 
-def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", reduction="mean", *, return_grad=False, out=None,
-                     n_threads=None):
+def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", *, weight=None, reduction="mean", return_grad=False,
+                     out=None, n_threads=None):
     """Gradient penalties of a GAN critic, from its per-sample input gradients.
 
     ``"wgan-gp"`` (Gulrajani et al. 2017): ``E[(||g_n|| - target_norm)^2]``;
@@ -426,6 +469,8 @@ def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", reduction="mean", *
     grads : array_like ``(N, ...)``
     target_norm : float
     kind : {"wgan-gp", "r1"}
+    weight : array_like ``(N,)``, optional
+        Per-sample weights; the mean still divides by N.
     reduction : {"mean", "sum", "none"}
         "none": one value per sample, shape ``(N,)``.
     return_grad : bool
@@ -457,7 +502,7 @@ def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", reduction="mean", *
         raise ValueError(f"{op}: grads must have at least one entry per sample, got shape {g.shape}")
     g2 = g.reshape(N, D)
     o = _buf(bufs, "grads", op, g.dtype, g.shape, "out")
-    res = run_rows(_GP, (g2,), params=(t, 0.0, 0.0, int(k == "r1"), 0), reduction=red, mode=mode,
+    res = run_rows(_GP, (g2,), weight=weight, params=(t, 0.0, 0.0, int(k == "r1"), 0), reduction=red, mode=mode,
                    out=None if o is None else (o.reshape(N, D),), n_threads=n_threads, op=op)
     if mode == VALUE:
         return res
@@ -516,19 +561,20 @@ class GaussianKLLoss(_Objective):
     (0.5, array([[1., 0.]]))
     """
     _grad_args = gaussian_kl_loss._grad_args
+    _reductions = REDUCTIONS
     _class_axis = None
     _options = ("reduction",)
 
-    def __init__(self, reduction="batchmean", *, n_threads: Optional[int] = None):
-        super().__init__(reduction=V.check_reduction(reduction, "GaussianKLLoss", KL_REDUCTIONS),
+    def __init__(self, reduction="mean", *, n_threads: Optional[int] = None):
+        super().__init__(reduction=V.check_reduction(reduction, "GaussianKLLoss", REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, mu, logvar):
-        return gaussian_kl_loss(mu, logvar, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, mu, logvar, weight=None):
+        return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, mu, logvar, out=None, *, wrt=None):
-        return gaussian_kl_loss(mu, logvar, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
-                                out=out, n_threads=self.n_threads)
+    def value_and_grad(self, mu, logvar, weight=None, out=None, *, wrt=None):
+        return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(),
+                                return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
 
 
 class VAELoss(_Objective):
@@ -541,21 +587,22 @@ class VAELoss(_Objective):
     4.0
     """
     _grad_args = vae_loss._grad_args
+    _reductions = BATCH_REDUCTIONS
     _class_axis = None
     _own_shapes = True
     _options = ("beta", "recon", "reduction")
 
-    def __init__(self, beta=1.0, recon="bce", reduction="batchmean", *, n_threads: Optional[int] = None):
+    def __init__(self, beta=1.0, recon="bce", reduction="mean", *, n_threads: Optional[int] = None):
         op = "VAELoss"
         super().__init__(beta=_check_beta(beta, op), recon=_kind(recon, op, ("bce", "mse"), "recon"),
                          reduction=V.check_reduction(reduction, op, BATCH_REDUCTIONS), n_threads=n_threads)
 
-    def __call__(self, input, target, mu, logvar):
-        return vae_loss(input, target, mu, logvar, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, input, target, mu, logvar, weight=None):
+        return vae_loss(input, target, mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, input, target, mu, logvar, out=None, *, wrt=None):
-        return vae_loss(input, target, mu, logvar, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
-                        out=out, n_threads=self.n_threads)
+    def value_and_grad(self, input, target, mu, logvar, weight=None, out=None, *, wrt=None):
+        return vae_loss(input, target, mu, logvar, weight=weight, **self._kw(),
+                        return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
 
 
 class GANDiscriminatorLoss(_Objective):
@@ -568,6 +615,7 @@ class GANDiscriminatorLoss(_Objective):
     0.25
     """
     _grad_args = gan_discriminator_loss._grad_args
+    _reductions = ("mean", "sum")
     _class_axis = None
     _own_shapes = True
     _options = ("kind", "label_smoothing", "real_target", "fake_target", "reduction")
@@ -599,6 +647,7 @@ class GANGeneratorLoss(_Objective):
     -2.0
     """
     _grad_args = gan_generator_loss._grad_args
+    _reductions = REDUCTIONS
     _class_axis = None
     _options = ("kind", "gen_target", "reduction")
 
@@ -607,12 +656,12 @@ class GANGeneratorLoss(_Objective):
         super().__init__(kind=_kind(kind, op, GAN_KINDS), gen_target=V.real(gen_target, "gen_target", op),
                          reduction=V.check_reduction(reduction, op, ("mean", "sum", "none")), n_threads=n_threads)
 
-    def __call__(self, fake_logits):
-        return gan_generator_loss(fake_logits, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, fake_logits, weight=None):
+        return gan_generator_loss(fake_logits, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, fake_logits, out=None, *, wrt=None):
-        return gan_generator_loss(fake_logits, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
-                                  out=out, n_threads=self.n_threads)
+    def value_and_grad(self, fake_logits, weight=None, out=None, *, wrt=None):
+        return gan_generator_loss(fake_logits, weight=weight, **self._kw(),
+                                  return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
 
 
 class GradientPenalty(_Objective):
@@ -625,6 +674,7 @@ class GradientPenalty(_Objective):
     (5.0, array([[2., 4.]]))
     """
     _grad_args = gradient_penalty._grad_args
+    _reductions = REDUCTIONS
     _class_axis = None
     _options = ("target_norm", "kind", "reduction")
 
@@ -633,9 +683,62 @@ class GradientPenalty(_Objective):
         super().__init__(target_norm=V.real(target_norm, "target_norm", op), kind=_kind(kind, op, GP_KINDS),
                          reduction=V.check_reduction(reduction, op, ("mean", "sum", "none")), n_threads=n_threads)
 
-    def __call__(self, grads):
-        return gradient_penalty(grads, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, grads, weight=None):
+        return gradient_penalty(grads, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, grads, out=None, *, wrt=None):
-        return gradient_penalty(grads, **self._kw(), return_grad=True if wrt is None else tuple(wrt), out=out,
-                                n_threads=self.n_threads)
+    def value_and_grad(self, grads, weight=None, out=None, *, wrt=None):
+        return gradient_penalty(grads, weight=weight, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
+                                out=out, n_threads=self.n_threads)
+
+
+# ------------------------------------------------------------------ example calls (the fuzz harness)
+
+def _declare_examples():
+    from . import _examples as E
+
+    def pick(rng, seq):
+        return seq[int(rng.integers(0, len(seq)))]
+
+    def batch(rng, size):
+        return size if rng.random() < 0.9 else 0
+
+    def gen_kl(rng, dtype, size):
+        shape = (batch(rng, size), int(rng.integers(1, 9)))
+        return E.Example({"mu": E.values(rng, "normal", shape, dtype), "logvar": E.values(rng, "normal", shape, dtype),
+                          "reduction": pick(rng, REDUCTIONS)})
+
+    def gen_vae(rng, dtype, size):
+        n = batch(rng, size)
+        xs, zs = (n, int(rng.integers(1, 13))), (n, int(rng.integers(1, 5)))
+        return E.Example({"input": E.values(rng, "normal", xs, dtype), "target": E.values(rng, "unit", xs, dtype),
+                          "mu": E.values(rng, "normal", zs, dtype), "logvar": E.values(rng, "normal", zs, dtype),
+                          "beta": float(rng.uniform(0, 2)), "recon": pick(rng, ("bce", "mse")),
+                          "reduction": pick(rng, BATCH_REDUCTIONS)})
+
+    def gen_disc(rng, dtype, size):
+        kind = pick(rng, GAN_KINDS)
+        args = {"real_logits": E.values(rng, "normal", E.shape_nd(rng, size), dtype),
+                "fake_logits": E.values(rng, "normal", E.shape_nd(rng, max(size // 2, 0)), dtype),
+                "kind": kind, "real_target": 1.0, "fake_target": 0.0, "reduction": pick(rng, ("mean", "sum"))}
+        if kind in ("minimax", "nonsaturating"):
+            args["label_smoothing"] = float(rng.uniform(0, 0.3))
+        return E.Example(args)
+
+    def gen_gen(rng, dtype, size):
+        return E.Example({"fake_logits": E.values(rng, "normal", E.shape_nd(rng, size), dtype),
+                          "kind": pick(rng, GAN_KINDS), "gen_target": float(rng.uniform(0, 1)),
+                          "reduction": pick(rng, ("mean", "sum", "none"))})
+
+    def gen_gp(rng, dtype, size):
+        shape = (batch(rng, size),) + tuple(int(rng.integers(1, 5)) for _ in range(int(rng.integers(0, 3))))
+        return E.Example({"grads": E.values(rng, "normal", shape, dtype), "target_norm": 1.0,
+                          "kind": pick(rng, GP_KINDS), "reduction": pick(rng, ("mean", "sum", "none"))})
+
+    E.declare(gen_kl, gaussian_kl_loss, GaussianKLLoss)
+    E.declare(gen_vae, vae_loss, VAELoss)
+    E.declare(gen_disc, gan_discriminator_loss, GANDiscriminatorLoss)
+    E.declare(gen_gen, gan_generator_loss, GANGeneratorLoss)
+    E.declare(gen_gp, gradient_penalty, GradientPenalty)
+
+
+_declare_examples()

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from . import _validate as V
-from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_doc, _request
+from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_doc, _request, _weight
 from ._pointwise_api import run as pw_run
 from ._pointwise_api import spec as pw_spec
 
@@ -32,7 +32,8 @@ def _out1(bufs, name, op, x):
     return _buf(bufs, name, op, x.dtype, x.shape, "out")
 
 
-def policy_gradient_loss(log_probs, advantages, reduction="mean", *, return_grad=False, out=None, n_threads=None):
+def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean", return_grad=False, out=None,
+                         n_threads=None):
     """REINFORCE's policy-gradient loss: ``-E[log pi(a|s) A]``.
 
     Elementwise ``-log_probs * advantages`` (Williams 1992; the advantages
@@ -45,6 +46,8 @@ def policy_gradient_loss(log_probs, advantages, reduction="mean", *, return_grad
     log_probs : array_like
         ``log pi(a_t | s_t)`` of the actions taken.
     advantages : array_like, same shape
+    weight : array_like, optional
+        Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
     return_grad : bool
         Also return the gradient with respect to log_probs.
@@ -64,7 +67,7 @@ def policy_gradient_loss(log_probs, advantages, reduction="mean", *, return_grad
     bufs = _bufs(out, mode, names, op)
     x = V.as_input(log_probs, "log_probs", op)
     a = _like(advantages, "advantages", op, x, "log_probs")
-    return pw_run(_PG, x, a, None, red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x))
+    return pw_run(_PG, x, a, _weight(weight, "weight", op, x), red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x))
 
 
 policy_gradient_loss._grad_args = ("log_probs",)
@@ -87,8 +90,8 @@ def _dual(dual_clip, op):
     return c
 
 
-def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=None, reduction="mean", *,
-                  stats=None, return_grad=False, out=None, n_threads=None):
+def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=None, *, weight=None, stats=None,
+                  reduction="mean", return_grad=False, out=None, n_threads=None):
     """PPO's clipped surrogate objective, as a loss to minimize.
 
     With ``r = exp(log_probs - old_log_probs)`` (the ratio, from the
@@ -114,6 +117,9 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
     log_probs, old_log_probs, advantages : array_like, one shape
     clip_eps : float > 0
     dual_clip : float > 1, optional
+    weight : array_like, optional
+        Per-element weights of the loss (not of the stats); the mean still
+        divides by the count.
     reduction : {"mean", "sum", "none"}
     stats : dict, optional
     return_grad : bool
@@ -143,7 +149,7 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
     x = V.as_input(log_probs, "log_probs", op)
     y = _like(old_log_probs, "old_log_probs", op, x, "log_probs")
     a = _like(advantages, "advantages", op, x, "log_probs")
-    res = pw_run(_PPO, x, y, None, red, mode, (eps, c, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x),
+    res = pw_run(_PPO, x, y, _weight(weight, "weight", op, x), red, mode, (eps, c, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x),
                  extra=a, extra_period=max(x.size, 1))
     if stats is not None:
         lr = np.subtract(x, y, dtype=np.float64)
@@ -166,8 +172,8 @@ def _value_kind(kind, delta, op):
     return 0.0 if k == "mse" else d
 
 
-def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delta=1.0, reduction="mean", *,
-               return_grad=False, out=None, n_threads=None):
+def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delta=1.0, *, weight=None,
+               reduction="mean", return_grad=False, out=None, n_threads=None):
     """The critic's value loss, with PPO's value clipping as OpenAI baselines defines it.
 
     Elementwise ``f(values - returns)`` with ``f(d) = d^2 / 2``
@@ -190,6 +196,8 @@ def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delt
     kind : {"mse", "huber"}
     delta : float > 0
         Huber's threshold.
+    weight : array_like, optional
+        Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
     return_grad, out, n_threads
         As :func:`policy_gradient_loss` (the gradient with respect to values).
@@ -214,7 +222,7 @@ def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delt
     x = V.as_input(values, "values", op)
     y = _like(returns, "returns", op, x, "values")
     e = x if old_values is None else _like(old_values, "old_values", op, x, "values")
-    return pw_run(_VL, x, y, None, red, mode, (eps, pb, 0.0, 0, 0), n_threads, out=_out1(bufs, "values", op, x),
+    return pw_run(_VL, x, y, _weight(weight, "weight", op, x), red, mode, (eps, pb, 0.0, 0, 0), n_threads, out=_out1(bufs, "values", op, x),
                   extra=e, extra_period=max(x.size, 1))
 
 
@@ -222,8 +230,8 @@ value_loss._grad_args = ("values",)
 value_loss._class_axis = None
 
 
-def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1.0, reduction="mean", *,
-            return_grad=False, out=None, n_threads=None):
+def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1.0, *, weight=None,
+            reduction="mean", return_grad=False, out=None, n_threads=None):
     """The TD(0) loss: ``f(values - (rewards + gamma (1 - dones) next_values))``.
 
     The target ``rewards + gamma (1 - dones) next_values`` (Sutton and
@@ -243,6 +251,8 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     gamma : float in [0, 1]
     kind : {"mse", "huber"}
     delta : float > 0
+    weight : array_like, optional
+        Per-element weights (importance weights of a prioritized replay).
     reduction : {"mean", "sum", "none"}
     return_grad, out, n_threads
         As :func:`value_loss`.
@@ -270,7 +280,7 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     target = nv * (1 - d)
     target *= x.dtype.type(g)
     target += r
-    return pw_run(_TD, x, target, None, red, mode, (math.inf, pb, 0.0, 0, 0), n_threads,
+    return pw_run(_TD, x, target, _weight(weight, "weight", op, x), red, mode, (math.inf, pb, 0.0, 0, 0), n_threads,
                   out=_out1(bufs, "values", op, x), extra=x, extra_period=max(x.size, 1))
 
 
@@ -289,6 +299,7 @@ class PolicyGradientLoss(_Objective):
     3.0
     """
     _grad_args = policy_gradient_loss._grad_args
+    _reductions = _REDUCTIONS
     _class_axis = None
     _options = ("reduction",)
 
@@ -296,11 +307,11 @@ class PolicyGradientLoss(_Objective):
         super().__init__(reduction=V.check_reduction(reduction, "PolicyGradientLoss", _REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, log_probs, advantages):
-        return policy_gradient_loss(log_probs, advantages, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, log_probs, advantages, weight=None):
+        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, log_probs, advantages, out=None, *, wrt=None):
-        return policy_gradient_loss(log_probs, advantages, **self._kw(),
+    def value_and_grad(self, log_probs, advantages, weight=None, out=None, *, wrt=None):
+        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(),
                                     return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
 
 
@@ -318,6 +329,7 @@ class PPOClipLoss(_Objective):
     1.0
     """
     _grad_args = ppo_clip_loss._grad_args
+    _reductions = _REDUCTIONS
     _class_axis = None
     _options = ("clip_eps", "dual_clip", "reduction")
 
@@ -328,12 +340,12 @@ class PPOClipLoss(_Objective):
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
         self.stats = {}
 
-    def __call__(self, log_probs, old_log_probs, advantages):
-        return ppo_clip_loss(log_probs, old_log_probs, advantages, **self._kw(), stats=self.stats,
+    def __call__(self, log_probs, old_log_probs, advantages, weight=None):
+        return ppo_clip_loss(log_probs, old_log_probs, advantages, weight=weight, **self._kw(), stats=self.stats,
                              n_threads=self.n_threads)
 
-    def value_and_grad(self, log_probs, old_log_probs, advantages, out=None, *, wrt=None):
-        return ppo_clip_loss(log_probs, old_log_probs, advantages, **self._kw(), stats=self.stats,
+    def value_and_grad(self, log_probs, old_log_probs, advantages, weight=None, out=None, *, wrt=None):
+        return ppo_clip_loss(log_probs, old_log_probs, advantages, weight=weight, **self._kw(), stats=self.stats,
                              return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
 
 
@@ -346,6 +358,7 @@ class ValueLoss(_Objective):
     2.5
     """
     _grad_args = value_loss._grad_args
+    _reductions = _REDUCTIONS
     _class_axis = None
     _options = ("clip_eps", "kind", "delta", "reduction")
 
@@ -355,11 +368,11 @@ class ValueLoss(_Objective):
         super().__init__(clip_eps=None if clip_eps is None else _clip_eps(clip_eps, op), kind=kind, delta=delta,
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
 
-    def __call__(self, values, returns, old_values=None):
-        return value_loss(values, returns, old_values, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, values, returns, old_values=None, weight=None):
+        return value_loss(values, returns, old_values, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, values, returns, old_values=None, out=None, *, wrt=None):
-        return value_loss(values, returns, old_values, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
+    def value_and_grad(self, values, returns, old_values=None, weight=None, out=None, *, wrt=None):
+        return value_loss(values, returns, old_values, weight=weight, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
                           out=out, n_threads=self.n_threads)
 
 
@@ -372,6 +385,7 @@ class TDLoss(_Objective):
     2.0
     """
     _grad_args = td_loss._grad_args
+    _reductions = _REDUCTIONS
     _class_axis = None
     _options = ("gamma", "kind", "delta", "reduction")
 
@@ -384,9 +398,54 @@ class TDLoss(_Objective):
         super().__init__(gamma=g, kind=kind, delta=delta, reduction=V.check_reduction(reduction, op, _REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, values, rewards, next_values, dones):
-        return td_loss(values, rewards, next_values, dones, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, values, rewards, next_values, dones, weight=None):
+        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(), n_threads=self.n_threads)
 
-    def value_and_grad(self, values, rewards, next_values, dones, out=None, *, wrt=None):
-        return td_loss(values, rewards, next_values, dones, **self._kw(),
+    def value_and_grad(self, values, rewards, next_values, dones, weight=None, out=None, *, wrt=None):
+        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(),
                        return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+
+
+# ------------------------------------------------------------------ example calls (the fuzz harness)
+
+def _declare_examples():
+    from . import _examples as E
+
+    def pick(rng, seq):
+        return seq[int(rng.integers(0, len(seq)))]
+
+    def gen_pg(rng, dtype, size):
+        s = E.shape_nd(rng, size)
+        return E.Example({"log_probs": E.values(rng, "logprob", s, dtype), "advantages": E.values(rng, "normal", s, dtype),
+                          "reduction": pick(rng, _REDUCTIONS)})
+
+    def gen_ppo(rng, dtype, size):
+        s = E.shape_nd(rng, size)
+        return E.Example({"log_probs": E.values(rng, "logprob", s, dtype),
+                          "old_log_probs": E.values(rng, "logprob", s, dtype),
+                          "advantages": E.values(rng, "normal", s, dtype), "clip_eps": float(rng.uniform(0.05, 0.4)),
+                          "dual_clip": pick(rng, (None, 3.0)), "reduction": pick(rng, _REDUCTIONS)})
+
+    def gen_value(rng, dtype, size):
+        s = E.shape_nd(rng, size)
+        args = {"values": E.values(rng, "normal", s, dtype), "returns": E.values(rng, "normal", s, dtype),
+                "kind": pick(rng, ("mse", "huber")), "delta": 1.0, "reduction": pick(rng, _REDUCTIONS)}
+        if rng.random() < 0.6:
+            args["old_values"] = E.values(rng, "normal", s, dtype)
+            args["clip_eps"] = float(rng.uniform(0.1, 1.0))
+        return E.Example(args)
+
+    def gen_td(rng, dtype, size):
+        s = E.shape_nd(rng, size)
+        return E.Example({"values": E.values(rng, "normal", s, dtype), "rewards": E.values(rng, "normal", s, dtype),
+                          "next_values": E.values(rng, "normal", s, dtype), "dones": E.values(rng, "binary", s, dtype),
+                          "gamma": float(rng.uniform(0.5, 1.0)), "kind": pick(rng, ("mse", "huber")), "delta": 1.0,
+                          "reduction": pick(rng, _REDUCTIONS)})
+
+    E.declare(gen_pg, policy_gradient_loss, PolicyGradientLoss)
+    E.declare(gen_ppo, ppo_clip_loss, PPOClipLoss)
+    E.declare(gen_value, value_loss, ValueLoss)
+    E.declare(gen_td, td_loss, TDLoss)
+
+
+_declare_examples()

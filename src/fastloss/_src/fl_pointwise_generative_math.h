@@ -151,8 +151,10 @@ PW_SIG(value_clip)
     const T xc = e + (dx < -pa ? -pa : (dx > pa ? pa : dx));
     T g1, g2c;
     const T f1 = FN(vl_f)(x - y, pb, &g1), f2 = FN(vl_f)(xc - y, pb, &g2c);
-    const int first = !(f1 < f2);
+    /* a NaN on either side reaches v and g (the clipped side's NaN, from
+     * old_values, through 0 * f2) */
+    const int first = f1 >= f2;
     *v = (T)0.5 * (first ? f1 : f2);
-    *g = (T)0.5 * (first ? g1 : (inside ? g2c : (T)0));
+    *g = (T)0.5 * (first ? g1 : (inside ? g2c : (T)0 * f2));
     *h = 0;
 }
