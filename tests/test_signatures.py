@@ -47,7 +47,7 @@ NOT_IN_TORCH = {
     "gaussian_kl_loss", "vae_loss", "gan_discriminator_loss", "gan_generator_loss", "gradient_penalty",
     "policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
     "GaussianKLLoss", "VAELoss", "GANDiscriminatorLoss", "GANGeneratorLoss", "GradientPenalty",
-    "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss",
+    "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss", "combined_loss", "CombinedLoss",
 }
 # losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
 # classes (reduction="none", eps=1e-7, *, n_threads=None)

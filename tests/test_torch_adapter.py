@@ -830,6 +830,8 @@ GCASES += [
     GCase("ppo", "PPOClipLoss", {"clip_eps": 0.2}, g_gen("ppo")),
     GCase("value", "ValueLoss", {"clip_eps": 0.5, "kind": "huber"}, g_gen("value")),
     GCase("td", "TDLoss", {"gamma": 0.9}, g_gen("td")),
+    GCase("combined", "CombinedLoss", {"terms": [(1.0, fl.MSELoss()), (0.5, fl.L1Loss(reduction="sum"))]},
+          g_away()),
 ]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 

@@ -171,6 +171,7 @@ NOT_CHECKED.update({
     "value_loss": "values and returns of a critic (any real numbers; nothing to check): " + _NOT_PAIR,
     "ValueLoss": "the class of value_loss",
     "td_loss": "values, rewards, next values and done flags: " + _NOT_PAIR, "TDLoss": "the class of td_loss",
+    "combined_loss": "a weighted sum of other losses (diagnose each term)", "CombinedLoss": "the class of combined_loss",
 })
 
 

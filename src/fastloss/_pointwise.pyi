@@ -36,6 +36,7 @@ def run(
     gscale: float,
     n_threads: int,
     gt: Optional[NDArray[np.floating]] = ...,
+    acc: bool = ...,
 ) -> tuple[float, bool]: ...
 def stream_add(
     a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], n_threads: int

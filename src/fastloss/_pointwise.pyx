@@ -33,6 +33,7 @@ cdef extern from "_src/fl_pointwise.h" nogil:
         fl_params prm
         double gscale
         int mode
+        int acc
     ctypedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start,
                                       fl_idx n, int *bad) noexcept nogil
     int FL_PW_BLOCK
@@ -136,14 +137,15 @@ cdef inline void* _ptr(object a):
 
 def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
-        int mode, double gscale, int n_threads, gt=None):
+        int mode, double gscale, int n_threads, gt=None, bint acc=False):
     """Run loss ``loss_id`` over all elements; return (sum, bad).
 
     ``sum`` is the float64 sum of the weighted per-element losses, added
     block by block in a fixed order.  ``bad`` is true if any element was
     outside the loss's domain.  Outputs that are None are not written;
     ``gt`` (the target's gradient) only in mode 1, by a loss in
-    ``TARGET_GRAD``.
+    ``TARGET_GRAD``.  ``acc``: add the gradient (and Hessian) into g (and
+    h) instead of writing them (modes 1 and 2, l and gt None).
     """
     cdef fl_pw_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -165,6 +167,7 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.gscale = gscale
     a.mode = mode
+    a.acc = acc
     if nblocks > 16:
         part = <double*>malloc(nblocks * sizeof(double))
         badv = <int*>malloc(nblocks * sizeof(int))

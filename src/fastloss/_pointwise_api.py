@@ -88,7 +88,7 @@ def grad_buffers(out, names, op: str) -> dict:
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        grads=("input",), scale=1.0):
+        grads=("input",), scale=1.0, accumulate=False):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -100,7 +100,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     gradient the kernel writes in GRAD mode) and "target" (computed only
     when named).  out is a buffer or a tuple of buffers (see grad_buffers).
     scale multiplies a "mean"/"sum" value and its gradients (a weighted term
-    of a sum of losses; not for "none").
+    of a sum of losses; not for "none").  accumulate adds the gradient
+    (and Hessian) into the given out (and hess_out) buffers instead of
+    writing them (a term of fastloss.CombinedLoss).
     """
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -164,7 +166,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         gscale *= scale
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
-                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt)
+                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, accumulate)
     if bad:
         sp.on_bad(x, y, extra)
 

@@ -338,6 +338,8 @@ NO_RECIPE.update({
     "GANDiscriminatorLoss": "the class of gan_discriminator_loss", "GANGeneratorLoss": "the class of gan_generator_loss",
     "GradientPenalty": "the class of gradient_penalty", "PolicyGradientLoss": "the class of policy_gradient_loss",
     "PPOClipLoss": "the class of ppo_clip_loss", "ValueLoss": "the class of value_loss", "TDLoss": "the class of td_loss",
+    "combined_loss": "a weighted sum of other losses: their pictures are drawn under their names",
+    "CombinedLoss": "the class of combined_loss",
 })
 
 

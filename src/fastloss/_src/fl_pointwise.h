@@ -41,6 +41,10 @@ typedef struct {
     fl_params prm;
     double gscale;       /* 1/n for the mean, 1 otherwise */
     int mode;
+    int acc;             /* nonzero: add into g (and h, g2) instead of
+                            writing them (a weighted term of a sum of
+                            losses); modes GRAD and GRAD_HESS, without l
+                            and gt */
 } fl_pw_args;
 
 /* Returns the block's sum of w_i * f_i; sets *bad to nonzero if an element
