@@ -45,8 +45,3 @@ __all__ += ["set_cache_limit", "cache_info"]
 __all__ += list(_emb_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
 __all__ += list(_gen_all) + list(_rl_all) + list(_cmb_all)
-
-from ._check import install as _install_check  # check=True on every loss call
-
-_install_check(globals())
-del _install_check
