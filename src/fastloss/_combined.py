@@ -66,13 +66,21 @@ def _fused(loss) -> bool:
     return type(loss).__name__ == "BCEWithLogitsLoss" and getattr(loss, "pos_weight", None) is None
 
 
+def _total(terms, vals):
+    """sum w_k v_k in term order (a plain float sum: inf and NaN terms propagate)."""
+    t = 0.0
+    for (w, _), v in zip(terms, vals):
+        t += w * v
+    return t
+
+
 def _run(terms, input, target, mode, out, n_threads, op, term_values):
     nt = n_threads
     if nt is not None:
         _threads(nt, op)
     if mode == VALUE:
         vals = [loss(input, target) for _, loss in terms]
-        value = math.fsum(w * v for (w, _), v in zip(terms, vals))
+        value = _total(terms, vals)
         if term_values is not None:
             term_values[:] = vals
         return value
@@ -118,7 +126,7 @@ def _run(terms, input, target, mode, out, n_threads, op, term_values):
         written = True
     if term_values is not None:
         term_values[:] = vals
-    value = math.fsum(w * v for (w, _), v in zip(terms, vals))
+    value = _total(terms, vals)
     return (value, g) if mode == GRAD else (g, h)
 
 

@@ -108,7 +108,7 @@ def _per_sample(terms):
     """The per-element terms summed over all axes but the first (float64 sums)."""
     if terms.ndim <= 1:
         return terms
-    return terms.reshape(terms.shape[0], -1).sum(axis=1, dtype=np.float64).astype(terms.dtype)
+    return terms.reshape(terms.shape[0], math.prod(terms.shape[1:])).sum(axis=1, dtype=np.float64).astype(terms.dtype)
 
 
 def _weight(weight, name, op, x):
@@ -252,8 +252,9 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
                                                                              _VAE_KL, scale=b)
     if mode == GRAD:
         for k in ("mu", "logvar"):
-            if bufs.get(k) is not None:
-                V.check_no_overlap(bufs[k], f"out ({k})", op, x, t)
+            ob = _buf(bufs, k, op, m.dtype, m.shape, f"out ({k})")
+            if ob is not None:
+                V.check_no_overlap(ob, f"out ({k})", op, x, t)
     vr, g_in = pw_run(sp, x, t, wx, dred, GRAD, _P0, n_threads, out=gi)
     vk, g_mu, g_lv = _kl_run(m, lv, wz, red, GRAD, bufs, n_threads, _VAE_KL, scale=b)
     return _pick({"input": g_in, "mu": g_mu, "logvar": g_lv}, names, vr + vk)
