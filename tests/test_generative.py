@@ -478,7 +478,7 @@ ERRORS = [
     (lambda: fl.vae_loss(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), weight=np.ones(3)),
      r"vae_loss: weight must have shape \(2,\) \(one value per sample\), got \(3,\)"),
     (lambda: fl.gaussian_kl_loss(np.zeros(2), np.zeros(2), out=np.zeros(2)),
-     r"gaussian_kl_loss: out= holds the gradients; pass return_grad=True"),
+     r"gaussian_kl_loss: out= is the gradient's buffer; pass return_grad=True"),
     (lambda: fl.vae_loss(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), beta=-1.0),
      r"vae_loss: beta must be a finite number >= 0, got -1.0"),
     (lambda: fl.vae_loss(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 1)), recon="l1"),

@@ -130,7 +130,7 @@ def _run(terms, input, target, mode, out, n_threads, op, term_values):
     return (value, g) if mode == GRAD else (g, h)
 
 
-def combined_loss(input, target, terms, *, weight=None, reduction="mean", term_values=None, return_grad=False,
+def combined_loss(input, target, terms, *, term_values=None, weight=None, reduction="mean", return_grad=False,
                   out=None, n_threads=None):
     """A weighted sum of losses of one ``(input, target)``: ``sum_k w_k L_k``.
 
@@ -147,12 +147,12 @@ def combined_loss(input, target, terms, *, weight=None, reduction="mean", term_v
         As every term takes them.
     terms : list of (float, loss object)
         E.g. ``[(1.0, fl.BCEWithLogitsLoss()), (0.5, fl.DiceLoss("binary"))]``.
+    term_values : list, optional
+        Receives the terms' values (unweighted), in the order of terms.
     weight : None
         Reserved (per-element weights belong to each term's constructor); must be None.
     reduction : {"mean"}
         Each term's own reduction applies; only "mean" (the default) is accepted here.
-    term_values : list, optional
-        Receives the terms' values (unweighted), in the order of terms.
     return_grad : bool
         Also return the gradient with respect to input.
     out : ndarray, optional
@@ -187,7 +187,7 @@ combined_loss._class_axis = None
 
 
 class CombinedLoss:
-    """A weighted sum of fastloss losses with one gradient buffer (see :func:`combined_loss`).
+    """The object form of :func:`fastloss.combined_loss`: a weighted sum of fastloss losses, one gradient buffer.
 
     ``loss(input, target)`` gives ``sum_k w_k L_k``; ``value_and_grad``
     the value and the gradient (accumulated in one buffer); ``grad_hess``

@@ -48,7 +48,7 @@ def _request(fn, return_grad, op):
 
 def _bufs(out, mode, names, op):
     if out is not None and mode == VALUE:
-        raise ValueError(f"{op}: out= holds the gradients; pass return_grad=True with it")
+        raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
     return grad_buffers(out, names, op) if mode == GRAD else {}
 
 
