@@ -36,6 +36,7 @@ def run(
     gscale: float,
     n_threads: int,
     gt: Optional[NDArray[np.floating]] = ...,
+    parts: Optional[NDArray[np.float64]] = ...,
     acc: bool = ...,
 ) -> tuple[float, bool]: ...
 def stream_add(
