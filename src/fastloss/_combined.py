@@ -184,6 +184,8 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
 
 
 combined_loss._class_axis = None
+combined_loss._unsplittable = ("its value is one driver call per term, and a term (Dice, a trimmed mean) may "
+                               "itself not be a sum of aligned blocks")
 
 
 class CombinedLoss:

@@ -263,6 +263,8 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
 vae_loss._grad_args = ("input", "mu", "logvar")
 vae_loss._class_axis = None
 vae_loss._own_shapes = True  # mu and logvar keep their own shape (fastloss.torch does not broadcast them)
+vae_loss._unsplittable = ("its value is two driver calls (the reconstruction and the KL, over operands of "
+                          "different shapes) whose per-block sums fastloss.dask does not join")
 
 
 # ------------------------------------------------------------------ GAN
@@ -398,6 +400,8 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
 gan_discriminator_loss._grad_args = ("real_logits", "fake_logits")
 gan_discriminator_loss._class_axis = None
 gan_discriminator_loss._own_shapes = True
+gan_discriminator_loss._unsplittable = ("its value is two driver calls over the real and the fake batches, "
+                                        "of their own lengths, whose per-block sums fastloss.dask does not join")
 
 
 def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, weight=None, reduction="mean",
