@@ -390,7 +390,7 @@ def test_errors():
                                         r"use a JAX-native loss \(optax\.losses\)"):
         flj.mse_loss(x.astype(jnp.bfloat16), x)
     with pytest.raises(TypeError, match=r"fastloss\.jax\.mse_loss: input must be float32 or float64, got int32"):
-        flj.mse_loss(jnp.arange(4), x)
+        flj.mse_loss(jnp.arange(4, dtype=jnp.int32), x)   # int32 whether or not 64-bit mode is on
     with pytest.raises(TypeError, match=r"fastloss\.jax\.mse_loss: return_grad= is not an argument of the JAX "
                                         r"form \(use jax\.grad\)"):
         flj.mse_loss(x, x, return_grad=True)
