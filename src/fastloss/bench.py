@@ -1140,7 +1140,7 @@ def _json_default(o):
 
 
 #: the benchmark families of ``python -m fastloss bench --family``
-FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide")
+FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide", "generative")
 
 
 def main_bench(args) -> int:
@@ -1224,6 +1224,12 @@ def main_bench(args) -> int:
         if quick:
             cargs += ["--shapes", "100x32x30x20,2000x1x100x400"]
         bench_ctc.main(cargs)
+    if "generative" in families:
+        from fastloss import bench_generative
+
+        print("\n== GAN, VAE and RL objectives, CombinedLoss: fastloss vs their formulas in PyTorch ==")
+        bench_generative.main(["--dtypes", ",".join(d.name for d in dtypes) if args.dtypes else "float32",
+                               "--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)])
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")
