@@ -49,7 +49,7 @@ def test_bad_arguments(argv, msg, capsys):
 
 def test_losses_pick_the_families():
     picked, err = B._pick_losses("cross_entropy", ["pointwise", "rows"])
-    none = {"pointwise": [], "rows": [], "overlap": [], "embeddings": [], "ctc": []}
+    none = {"pointwise": [], "rows": [], "overlap": [], "embeddings": [], "ctc": [], "generative": []}
     assert err is None and picked == dict(none, rows=["cross_entropy"])
     picked, err = B._pick_losses("mse_loss, huber_loss,mse_loss", ["pointwise", "rows"])
     assert err is None and picked == dict(none, pointwise=["mse_loss", "huber_loss"])
@@ -64,7 +64,7 @@ def test_every_family_lists_existing_losses():
     # every family of the benchmark (the embedding and ctc ones included) names
     # fastloss functions that exist, and times only functions of its own
     table = B.family_losses()
-    assert {"pointwise", "rows", "overlap", "embeddings", "ctc"} <= set(table)
+    assert {"pointwise", "rows", "overlap", "embeddings", "ctc", "generative"} <= set(table)
     assert "triplet_margin_loss" in table["embeddings"][0] and "nt_xent_loss" in table["embeddings"][0]
     assert table["ctc"] == (["ctc_loss"], ["ctc_loss"])
     seen = {}
@@ -76,7 +76,9 @@ def test_every_family_lists_existing_losses():
             assert seen.setdefault(name, fam) == fam, f"{name} in {seen[name]} and {fam}"
     public = {n for n in fl.__all__ if callable(getattr(fl, n)) and not isinstance(getattr(fl, n), type)
               and "return_grad" in inspect.signature(getattr(fl, n)).parameters}
-    assert public <= set(seen) | {n for n in public if n.endswith("_hvp")}, sorted(public - set(seen))
+    # (besides the Hessian-vector products, combined_loss: a combinator of other losses, no family's)
+    assert public <= set(seen) | {n for n in public if n.endswith("_hvp")} | {"combined_loss"}, \
+        sorted(public - set(seen))
 
 
 def test_losses_cross_entropy_runs_only_the_rows_family(monkeypatch, capsys):

@@ -1242,6 +1242,9 @@ def main_bench(args) -> int:
 
 # what each family benches (fastloss function names)
 ROWS_BENCHED = ("cross_entropy",)
+# (bench_generative's cases, as the functions they time)
+GENERATIVE_BENCHED = ("gan_discriminator_loss", "gan_generator_loss", "gradient_penalty", "gaussian_kl_loss",
+                      "vae_loss", "ppo_clip_loss", "value_loss", "policy_gradient_loss")
 
 
 def family_losses() -> dict:
@@ -1253,6 +1256,7 @@ def family_losses() -> dict:
 
     from fastloss import _box_losses, _segmentation_losses, bench_overlap
     from fastloss import _embedding_losses, _sequence_losses, bench_embeddings
+    from fastloss import _generative_losses, _rl_losses
 
     pw = [c.name for c in pointwise_cases()]
     # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
@@ -1261,7 +1265,8 @@ def family_losses() -> dict:
             "overlap": (fns(_segmentation_losses) + fns(_box_losses),
                         list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES)),
             "embeddings": (fns(_embedding_losses), list(bench_embeddings.CASES)),
-            "ctc": (fns(_sequence_losses), ["ctc_loss"])}
+            "ctc": (fns(_sequence_losses), ["ctc_loss"]),
+            "generative": (fns(_generative_losses) + fns(_rl_losses), list(GENERATIVE_BENCHED))}
 
 
 def _pick_losses(text, families):
