@@ -597,13 +597,10 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx *bad, dou
             }
         }
     }
-    for (fl_idx c2 = 0; c2 < C; c2++) {
-        RW_PRAGMA(omp simd)
-        for (int j = 0; j < 8; j++) zt[c2 * 8 + j] = k1[j] * zt[c2 * 8 + j];
-    }
+    const __m256 k1v = _mm256_loadu_ps(k1);   /* g = k1 e, scaled on the way out */
     for (fl_idx cb = 0; cb < C8; cb += 8) {
         __m256 r[8];
-        for (int q = 0; q < 8; q++) r[q] = _mm256_load_ps(zt + (cb + q) * 8);
+        for (int q = 0; q < 8; q++) r[q] = _mm256_mul_ps(k1v, _mm256_load_ps(zt + (cb + q) * 8));
         FN(tr8)(r);
         for (int j = 0; j < 8; j++) _mm256_storeu_ps(g0 + j * C + cb, r[j]);
         if (h0) {
@@ -614,7 +611,7 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx *bad, dou
     }
     for (fl_idx c2 = C8; c2 < C; c2++)
         for (int j = 0; j < 8; j++) {
-            g0[j * C + c2] = zt[c2 * 8 + j];
+            g0[j * C + c2] = k1[j] * zt[c2 * 8 + j];
             if (h0) h0[j * C + c2] = ht[c2 * 8 + j];
         }
     for (int j = 0; j < 8; j++) {
