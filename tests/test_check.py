@@ -1,8 +1,10 @@
 """check=True on every loss call: the keyword is on every public loss
-function and loss-class method (keyword-only, default False), was added by
-recompiling the function (no wrapper on the default path), warns the
-findings of diagnose at the caller's line, and changes no result."""
+function and loss-class method (keyword-only, the last, default False), is
+an ordinary parameter passed to the driver (no wrapper, no recompiled
+code), runs the checks once per call, warns the findings of diagnose at
+the caller's line, and changes no result."""
 import inspect
+import sys
 import warnings
 
 import numpy as np
@@ -13,6 +15,7 @@ from fastloss import _check
 from fastloss import _diagnose as D
 
 RNG = np.random.default_rng(11)
+METHODS = ("__call__", "value_and_grad", "grad_hess")
 
 
 def _functions():
@@ -23,8 +26,9 @@ def _methods():
     out = []
     for e in D.EXPECT.values():
         cls = getattr(fl, e.cls)
-        for m in _check.METHODS:
-            out.append((e.cls, m))
+        for m in METHODS:
+            if hasattr(cls, m):                  # grad_hess only where a diagonal Hessian is defined
+                out.append((e.cls, m))
     return out
 
 
@@ -37,25 +41,27 @@ def test_every_loss_function_takes_check(name):
 
 @pytest.mark.parametrize("cls,method", _methods())
 def test_every_loss_method_takes_check(cls, method):
-    p = inspect.signature(getattr(getattr(fl, cls), method)).parameters["check"]
+    params = inspect.signature(getattr(getattr(fl, cls), method)).parameters
+    p = params["check"]
     assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False
+    assert list(params)[-1] == "check"
 
 
-def test_every_one_was_recompiled_not_wrapped():
-    assert _check.rewritten and set(_check.rewritten.values()) == {"rewrite"}, \
-        {k: v for k, v in _check.rewritten.items() if v != "rewrite"}
-    for name in _functions():
-        fn = getattr(fl, name)
-        assert not hasattr(fn, "__wrapped__")
-        assert fn.__code__.co_filename.endswith(".py") and "_check" not in fn.__code__.co_filename
+@pytest.mark.parametrize("name", _functions())
+def test_check_is_a_parameter_of_the_source_not_a_rewrite(name):
+    """The function in the package is the one its module defines, compiled
+    from its file, with check=False in its own signature and passed on."""
+    fn = getattr(fl, name)
+    assert not hasattr(fn, "__wrapped__") and fn is getattr(sys.modules[fn.__module__], name)
+    assert fn.__code__.co_filename == inspect.getsourcefile(sys.modules[fn.__module__])
+    src = inspect.getsource(fn)
+    assert "check=False" in src and "check=check" in src
+    assert not hasattr(_check, "install")
 
 
-def test_the_recompiled_function_keeps_its_identity():
+def test_a_loss_keeps_its_source_lines_in_tracebacks():
     fn = fl.gaussian_nll_loss
-    assert fn.__name__ == "gaussian_nll_loss" and fn.__module__ == "fastloss._pointwise_losses"
     assert fn._grad_args == ("input", "var") and "Gaussian negative log-likelihood" in fn.__doc__
-    import fastloss._pointwise_losses as P
-    assert P.gaussian_nll_loss is fn
     src_line = inspect.getsourcelines(fn)[1]
     try:
         fl.mse_loss(np.zeros(3), np.zeros(4))
@@ -79,7 +85,31 @@ def _calls():
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     x = RNG.normal(size=200)
     y01 = (RNG.random(200) < 0.3).astype(float)
+    sx = RNG.normal(size=(4, 8, 8))
+    mask = (RNG.random(sx.shape) < 0.3).astype(float)
+    sl = RNG.normal(size=(4, 3, 8, 8))
+    slab = RNG.integers(0, 3, (4, 8, 8))
+    xy = RNG.uniform(0, 50, (40, 2))
+    boxes = np.concatenate([xy, xy + RNG.uniform(5, 20, (40, 2))], axis=1)
     return [
+        (fl.dice_loss, (1 / (1 + np.exp(-sx)), mask), {}, "probabilities_as_logits"),
+        (fl.DiceLoss(mode="multiclass").value_and_grad, (np.exp(sl) / np.exp(sl).sum(1, keepdims=True), slab), {},
+         "probabilities_as_logits"),
+        (fl.JaccardLoss(from_logits=False), (sx, mask), {}, "logits_as_probabilities"),
+        (fl.bce_dice_loss, (sx, np.zeros_like(mask)), {}, "constant_target"),
+        (fl.ce_dice_loss, (np.exp(sl) / np.exp(sl).sum(1, keepdims=True), slab), {}, "probabilities_as_logits"),
+        (fl.LovaszSoftmaxLoss(), (sl, np.full((4, 8, 8), 2)), {}, "constant_target"),
+        (fl.generalized_box_iou_loss, (boxes[:, [2, 3, 0, 1]], boxes), {}, "inverted_boxes"),
+        (fl.CompleteBoxIoULoss().value_and_grad, (boxes / 100, boxes), {}, "box_units"),
+        (fl.trimmed, (x, y01, fl.MSELoss()), {}, "regression_on_classes"),
+        (fl.Winsorized(fl.L1Loss()).value_and_grad, (x, y01), {}, "regression_on_classes"),
+        (fl.Trimmed(fl.HuberLoss()).grad_hess, (x, y01), {}, "regression_on_classes"),
+        (fl.mean_absolute_percentage_error, (x, np.where(y01 > 0, 0.0, 2.0)), {}, "zero_targets"),
+        (fl.triplet_margin_loss, (np.ones((8, 8)), sl[0, 0], sl[1, 0]), {}, "collapsed_embeddings"),
+        (fl.ContrastiveLoss().value_and_grad, (x.reshape(50, 4), x[::-1].reshape(50, 4), np.zeros(50)), {},
+         "constant_target"),
+        (fl.batch_all_triplet_loss, (x.reshape(50, 4), np.r_[np.arange(30), np.repeat(np.arange(30, 40), 2)]), {},
+         "batch_labels"),
         (fl.cross_entropy, (probs, labels), {}, "probabilities_as_logits"),
         (fl.CrossEntropyLoss(), (probs, labels), {}, "probabilities_as_logits"),
         (fl.CrossEntropyLoss().value_and_grad, (probs, labels), {}, "probabilities_as_logits"),
@@ -111,6 +141,43 @@ def test_check_true_warns_at_the_callers_line(k):
     _same(got, want)
 
 
+@pytest.mark.parametrize("call", [
+    lambda r: fl.cosine_embedding_loss(r.normal(size=(20, 4)), r.normal(size=(20, 4)), r.integers(0, 2, 20) * 1.0,
+                                       check=True),
+    lambda r: fl.MarginRankingLoss().value_and_grad(r.normal(size=20), r.normal(size=20), r.integers(0, 2, 20) * 1.0,
+                                                    check=True),
+    lambda r: fl.ContrastiveLoss()(r.normal(size=(20, 4)), r.normal(size=(20, 4)), np.arange(20.0) % 3, check=True),
+    lambda r: fl.batch_hard_triplet_loss(r.normal(size=(20, 4)), np.arange(20), check=True),
+], ids=["cosine_embedding_01", "margin_ranking_01", "contrastive_labels", "batch_hard_distinct"])
+def test_embedding_mistakes_warn_then_the_call_raises(call):
+    with pytest.warns(fl.LossWarning) as rec:
+        with pytest.raises(ValueError):
+            call(np.random.default_rng(0))
+    assert [r.filename for r in rec] == [__file__]
+
+
+def test_check_true_warns_before_the_call_raises():
+    x = RNG.normal(size=100)
+    t = np.abs(x)
+    t[5] = 0.0
+    with pytest.warns(fl.LossWarning, match=r"^gamma_nll_loss: target has values <= 0") as rec:
+        with pytest.raises(ValueError, match=r"^gamma_nll_loss: target must be > 0"):
+            fl.gamma_nll_loss(x, t, check=True)
+    assert rec[0].filename == __file__
+    with pytest.warns(fl.LossWarning, match=r"^tweedie_loss: target has values <= 0"):
+        with pytest.raises(ValueError, match=r"^tweedie_loss: target must be > 0 for power >= 2"):
+            fl.TweedieLoss(power=2.5)(x, t, check=True)
+    sx = RNG.normal(size=(4, 8, 8))
+    mask = (RNG.random(sx.shape) < 0.3).astype(float)
+    with pytest.warns(fl.LossWarning, match=r"^bce_dice_loss: .*a 0/255 image mask"):
+        with pytest.raises(ValueError, match=r"^bce_dice_loss: target must be in \[0, 1\]"):
+            fl.bce_dice_loss(sx, mask * 255, check=True)
+    sl, slab = RNG.normal(size=(4, 3, 8, 8)), RNG.integers(0, 3, (4, 8, 8))
+    with pytest.warns(fl.LossWarning, match=r"^dice_loss: target is one-hot"):
+        with pytest.raises(ValueError, match=r"^dice_loss: mode='multiclass' expects target of shape"):
+            fl.DiceLoss(mode="multiclass").value_and_grad(sl, np.eye(3)[slab].transpose(0, 3, 1, 2), check=True)
+
+
 def _same(a, b):
     if isinstance(a, tuple):
         assert len(a) == len(b)
@@ -122,7 +189,7 @@ def _same(a, b):
 
 def test_check_false_runs_no_check(monkeypatch):
     calls = []
-    monkeypatch.setattr(_check, "check_call", lambda op, *a: calls.append(op))
+    monkeypatch.setattr(_check, "check_call", lambda op, *a, **k: calls.append(op))
     logits = RNG.normal(size=(50, 3))
     labels = RNG.integers(0, 3, 50)
     fl.cross_entropy(logits, labels)
@@ -138,7 +205,7 @@ def test_check_false_runs_no_check(monkeypatch):
 
 @pytest.mark.parametrize("name", _functions())
 def test_clean_calls_give_no_warning_and_the_same_bits(name):
-    from test_diagnose import _clean
+    from test_diagnose import _clean, _instance
 
     x, t, extra = _clean(name, np.random.default_rng(3), 500)
     fn = getattr(fl, name)
@@ -146,22 +213,38 @@ def test_clean_calls_give_no_warning_and_the_same_bits(name):
         warnings.simplefilter("error")
         a = fn(x, t, *extra, return_grad=True, check=True)
     _same(a, fn(x, t, *extra, return_grad=True))
-    loss = getattr(fl, D.EXPECT[name].cls)()
+    loss, extra = _instance(name, extra)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _same(loss.value_and_grad(x, t, *extra, check=True), loss.value_and_grad(x, t, *extra))
 
 
-def test_a_function_that_cannot_be_recompiled_gets_a_wrapper():
-    def odd(input, target, **kwargs):
-        return float(np.sum(input))
+@pytest.mark.parametrize("name", _functions())
+def test_the_checks_run_once_per_call_in_the_driver(name, monkeypatch):
+    """Every form of every loss reaches its driver's one ``if check:`` once
+    (a class's call through its function, a trimmed loss through the
+    pointwise driver: still once)."""
+    from test_diagnose import _clean, _instance
 
-    w = _check.with_check(odd, "mse_loss")
-    assert _check.rewritten[odd.__qualname__] == "wrapper"
-    assert list(inspect.signature(w).parameters)[-2:] == ["check", "kwargs"]
-    assert w(np.ones(3), np.zeros(3)) == 3.0
-    with pytest.warns(fl.LossWarning, match="target is 0/1"):
-        w(np.linspace(0, 1, 20), np.r_[np.ones(5), np.zeros(15)], check=True)
+    x, t, extra = _clean(name, np.random.default_rng(5), 64)
+    calls = []
+    monkeypatch.setattr(_check, "check_call", lambda op, *a, **k: calls.append((op, k.get("loss"))))
+    want = name
+    obj, obj_extra = _instance(name, extra)
+    forms = [lambda c: getattr(fl, name)(x, t, *extra, check=c),
+             lambda c: getattr(fl, name)(x, t, *extra, return_grad=True, check=c),
+             lambda c: obj(x, t, *obj_extra, check=c),
+             lambda c: obj.value_and_grad(x, t, *obj_extra, check=c)]
+    if hasattr(obj, "grad_hess"):
+        forms.append(lambda c: obj.grad_hess(x, t, *obj_extra, check=c))
+    for form in forms:
+        calls.clear()
+        form(False)
+        assert calls == []
+        form(True)
+        assert len(calls) == 1 and calls[0][0] == want, calls
+        if D.EXPECT[name].input == "loss":
+            assert calls[0][1] is not None                 # the loss trimmed is what is checked
 
 
 def test_fastloss_torch_functions_pass_check_through():
@@ -170,7 +253,13 @@ def test_fastloss_torch_functions_pass_check_through():
 
     x = torch.tensor(RNG.normal(size=100), requires_grad=True)
     y = torch.tensor((RNG.random(100) < 0.3).astype(float))
-    with pytest.warns(fl.LossWarning, match="mse_loss: target is 0/1"):
+    with pytest.warns(fl.LossWarning, match="mse_loss: target is 0/1") as rec:
         v = flt.mse_loss(x, y, check=True)
+    assert [r.filename for r in rec] == [__file__]          # through torch.autograd: still the caller's line
     v.backward()
     assert x.grad is not None
+    p = inspect.signature(flt.dice_loss).parameters["check"]
+    assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False
+    with pytest.warns(fl.LossWarning, match="dice_loss: every input value is in") as rec:
+        flt.dice_loss(torch.rand(2, 8, 8, requires_grad=True), (torch.rand(2, 8, 8) < 0.3).double(), check=True)
+    assert [r.filename for r in rec] == [__file__]

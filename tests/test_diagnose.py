@@ -21,12 +21,60 @@ def _softmax(z):
     return e / e.sum(1, keepdims=True)
 
 
+def _boxes(rng, n):
+    xy = rng.uniform(0, 100, (n, 2))
+    wh = rng.uniform(5, 50, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1)
+
+
 def _clean(name, rng, n=N):
     """A correct call's (input, target, extra positional args) for each loss."""
     e = D.EXPECT[name]
     logits = rng.normal(size=(n, C)) * 2
     labels = rng.integers(0, C, n)
     x = rng.normal(size=n) * 2
+    rows = max(n // 8, 8)
+    if e.args[:2] == ("anchor", "positive"):  # triplets: positives near the anchors
+        a = rng.normal(size=(rows, 8))
+        return a, a + 0.3 * rng.normal(size=a.shape), (rng.normal(size=a.shape),)
+    if e.args == ("input1", "input2", "target"):
+        flags = rng.random(rows) < 0.5
+        if name == "margin_ranking_loss":
+            return rng.normal(size=rows), rng.normal(size=rows), (np.where(flags, 1.0, -1.0),)
+        x1 = rng.normal(size=(rows, 8))
+        x2 = np.where(flags[:, None], x1 + 0.3 * rng.normal(size=x1.shape), rng.normal(size=x1.shape))
+        return x1, x2, ((flags * 1.0 if e.target == "pair_flags" else np.where(flags, 1.0, -1.0)),)
+    if name == "hinge_embedding_loss":      # distances, -1/1
+        return np.abs(rng.normal(size=rows)) * 2, np.where(rng.random(rows) < 0.5, 1.0, -1.0), ()
+    if e.input == "embeddings" and e.target == "embeddings":
+        t = rng.normal(size=(rows, 8))
+        return t + 0.3 * rng.normal(size=t.shape), t, ()
+    if e.target == "row_labels":            # P classes x K = 2 samples
+        return rng.normal(size=(rows, 8)), rng.permutation(np.repeat(np.arange(rows // 2), 2)), ()
+    if e.input == "loss":                   # trimmed / winsorized: a loss of (input, target) wrapped
+        return x, x + rng.normal(size=n), (fl.HuberLoss(),)
+    if e.input == "boxes":
+        b = _boxes(rng, max(n // 4, 4))                 # predictions: centres and sizes jittered
+        c, wh = (b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]
+        c = c + rng.normal(size=c.shape) * 0.1 * wh
+        wh = wh * np.exp(rng.normal(size=wh.shape) * 0.1)
+        return np.concatenate([c - wh / 2, c + wh / 2], axis=1), b, ()
+    if e.target == "positive":              # Gamma: the log of the mean, positive targets
+        return x * 0.5, rng.gamma(2.0, np.exp(x * 0.5) / 2), ()
+    if name == "tweedie_loss":              # compound Poisson-Gamma: zeros and a continuous positive part
+        k = rng.poisson(np.exp(x * 0.5) * 0.7)
+        return x * 0.5, np.where(k > 0, rng.gamma(2.0 * np.maximum(k, 1), 0.5), 0.0), ()
+    if e.target == "nonneg":                # MSLE
+        t = np.exp(x * 0.5)
+        return np.abs(t + rng.normal(size=n) * 0.3), t, ()
+    if e.target == "nonzero":               # MAPE
+        t = 5 + x
+        return t + rng.normal(size=n), t, ()
+    if e.target in ("mask", "mask01") or e.vary is not None and e.vary({})[1] == "mask":
+        sx = x.reshape(4, -1) if n % 4 == 0 else x.reshape(1, -1)
+        return sx, (rng.random(sx.shape) < 0.3).astype(float), ()
+    if e.input == "rows_logit" and e.target == "labels" and name in ("ce_dice_loss", "lovasz_softmax_loss"):
+        return rng.normal(size=(4, C, n // 4)) * 2, rng.integers(0, C, (4, n // 4)), ()
     if (e.input, e.target) == ("real", "real"):
         return x, x + rng.normal(size=n), ((np.ones(n),) if name == "gaussian_nll_loss" else ())
     if e.target == "count":
@@ -46,6 +94,14 @@ def _clean(name, rng, n=N):
     return logits, labels, ()
 
 
+def _instance(name, extra=()):
+    """(the loss object of name, the extra operands its calls take)."""
+    cls = getattr(fl, D.EXPECT[name].cls)
+    if D.EXPECT[name].input == "loss":
+        return cls(extra[0]), ()
+    return cls(), extra
+
+
 LOSSES = sorted(D.EXPECT)
 
 
@@ -56,12 +112,71 @@ def test_no_false_alarm_on_a_clean_call(name, n, seed):
     rng = np.random.default_rng(seed)
     x, t, extra = _clean(name, rng, n)
     getattr(fl, name)(x, t, *extra)                      # the call itself is valid
-    for loss in (name, getattr(fl, name), getattr(fl, D.EXPECT[name].cls),
-                 getattr(fl, D.EXPECT[name].cls)()):
+    obj, obj_extra = _instance(name, extra)
+    for loss, args in ((name, extra), (getattr(fl, name), extra), (getattr(fl, D.EXPECT[name].cls), extra),
+                       (obj, obj_extra)):
         with warnings.catch_warnings():
             warnings.simplefilter("error")               # and no LossWarning either
-            d = fl.diagnose(loss, x, t, *extra)
+            d = fl.diagnose(loss, x, t, *args)
         assert d.ok, (name, d)
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("name", ["dice_loss", "jaccard_loss", "tversky_loss", "lovasz_softmax_loss"])
+def test_no_false_alarm_on_multiclass_segmentation(name, from_logits):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(3, C, 12, 12)) * 2
+    if not from_logits:
+        x = np.exp(x) / np.exp(x).sum(1, keepdims=True)
+    t = rng.integers(0, C, (3, 12, 12))
+    opts = {"from_logits": from_logits} if name == "lovasz_softmax_loss" else {"mode": "multiclass",
+                                                                             "from_logits": from_logits}
+    getattr(fl, name)(x, t, **opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fl.diagnose(name, x, t, **opts).ok
+        assert fl.diagnose(getattr(fl, D.EXPECT[name].cls)(**opts), x, t).ok
+        getattr(fl, name)(x, t, **opts, check=True)
+    if name != "lovasz_softmax_loss":                   # and a binary mask with probabilities
+        p = 1 / (1 + np.exp(-x[:, 0]))
+        m = (rng.random(p.shape) < 0.3).astype(float)
+        assert fl.diagnose(name, p if not from_logits else x[:, 0], m, from_logits=from_logits).ok
+
+
+def test_the_operands_of_pairs_and_triplets_are_named_by_their_roles():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(32, 4))
+    n = a.copy()
+    n[1, 1] = np.nan
+    d = fl.diagnose(fl.TripletMarginLoss(), a, a + 1, n, warn=False)
+    assert d.codes == ["nan_input"] and d[0].message == "negative has 1 NaN value of 128"
+    t = np.where(rng.random(32) < 0.5, 1.0, -1.0)
+    d = fl.diagnose("cosine_embedding_loss", a, a, (t + 1) / 2, warn=False)
+    assert d.codes == ["zero_one_for_pm1"]
+    assert fl.diagnose(fl.nt_xent_loss, a).ok                  # labels=None: the pairs (i, i + N/2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fl.nt_xent_loss(a, check=True)
+        fl.NTXentLoss()(a, np.arange(32) % 16, check=True)
+
+
+def test_masks_with_an_ignore_index_and_tweedie_powers_are_not_alarms():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 8, 8))
+    m = (rng.random(x.shape) < 0.3).astype(float)
+    m[:, 0] = 255                                         # an ignored border, as VOC's 255
+    assert fl.diagnose("dice_loss", x, m, ignore_index=255).ok
+    assert fl.diagnose(fl.LovaszHingeLoss(ignore_index=255), x, m).ok
+    d = fl.diagnose("dice_loss", x, m, warn=False)
+    assert d.codes == ["mask_out_of_range"] and d[0].fix == "pass ignore_index=255 so those pixels count for nothing"
+    y = rng.normal(size=500)
+    assert fl.diagnose("tweedie_loss", y * 0.1, y, power=-1.0).ok        # any real target for power <= 0
+    assert fl.diagnose(fl.TweedieLoss(power=0.0), y * 0.1, y).ok
+    assert fl.diagnose("tweedie_loss", y * 0.1, y, warn=False).codes == ["target_outside_support"]
+    z = np.abs(y)
+    z[:3] = 0
+    assert fl.diagnose("tweedie_loss", y * 0.1, z, power=1.5).ok
+    assert fl.diagnose(fl.TweedieLoss(power=3.0), y * 0.1, z, warn=False).codes == ["target_outside_support"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -88,7 +203,52 @@ def _cases():
     t_nan[[3, 99]] = np.nan
     x_nan = x.copy()
     x_nan[7] = np.nan
+    sx = rng.normal(size=(8, 16, 16)) * 2                       # binary segmentation logits
+    mask = (rng.random(sx.shape) < 0.3).astype(float)
+    sl = rng.normal(size=(8, C, 16, 16)) * 2                    # multiclass segmentation logits
+    slab = rng.integers(0, C, (8, 16, 16))
+    boxes = _boxes(rng, 200)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    xywh[:, :2] += 60                                           # w < x for most boxes
+    pos = rng.gamma(2.0, 1.0, N)
+    emb = rng.normal(size=(64, 8))
+    flags = (rng.random(64) < 0.5).astype(float)
+    emb_nan = emb.copy()
+    emb_nan[3, 2] = np.nan
     return [
+        ("collapsed_embeddings", "triplet_margin_loss", np.ones((64, 8)), emb, {}, (emb,)),
+        ("collapsed_embeddings", "batch_hard_triplet_loss", np.tile(emb[0], (64, 1)), np.arange(64) % 8, {}),
+        ("nan_input", "triplet_margin_loss", emb, emb, {}, (emb_nan,)),     # the negative's NaN
+        ("nan_input", "contrastive_loss", emb, emb_nan, {}, (flags,)),
+        ("zero_one_for_pm1", "cosine_embedding_loss", emb, emb, {}, (flags,)),
+        ("zero_one_for_pm1", "margin_ranking_loss", emb[:, 0], emb[:, 1], {}, (flags,)),
+        ("zero_one_for_pm1", "hinge_embedding_loss", np.abs(emb[:, 0]), flags, {}),
+        ("not_pair_flags", "contrastive_loss", emb, emb, {}, (rng.integers(0, 5, 64).astype(float),)),
+        ("not_pair_flags", "contrastive_loss", emb, emb, {}, (2 * flags - 1,)),
+        ("batch_labels", "batch_hard_triplet_loss", emb, np.arange(64), {}),
+        ("batch_labels", "batch_all_triplet_loss", emb, np.zeros(64, np.int64), {}),
+        ("batch_labels", "nt_xent_loss", emb, np.r_[np.arange(40), np.repeat(np.arange(40, 52), 2)], {}),
+        ("probabilities_as_logits", "dice_loss", 1 / (1 + np.exp(-sx)), mask, {}),
+        ("probabilities_as_logits", "ce_dice_loss", np.exp(sl) / np.exp(sl).sum(1, keepdims=True), slab, {}),
+        ("probabilities_as_logits", "lovasz_hinge_loss", 1 / (1 + np.exp(-sx)), mask, {}),
+        ("logits_as_probabilities", "dice_loss", sx, mask, {"from_logits": False}),
+        ("logits_as_probabilities", "lovasz_softmax_loss", sl, slab, {"from_logits": False}),
+        ("onehot_for_labels", "dice_loss", sl, np.eye(C)[slab].transpose(0, 3, 1, 2), {"mode": "multiclass"}),
+        ("onehot_for_labels", "ce_dice_loss", sl, np.eye(C)[slab].transpose(0, 3, 1, 2), {}),
+        ("labels_for_binary", "dice_loss", sl, slab, {"mode": "multilabel"}),
+        ("mask_out_of_range", "dice_loss", sx, mask * 255, {}),
+        ("mask_out_of_range", "bce_dice_loss", sx, rng.integers(0, C, sx.shape).astype(float), {}),
+        ("mask_out_of_range", "jaccard_loss", sx, sx, {}),
+        ("mask_out_of_range", "lovasz_hinge_loss", sx, rng.uniform(0, 1, sx.shape), {}),
+        ("inverted_boxes", "generalized_box_iou_loss", xywh, boxes, {}),
+        ("inverted_boxes", "box_iou_loss", boxes, boxes[:, [2, 3, 0, 1]], {}),
+        ("box_units", "complete_box_iou_loss", boxes / 200, boxes, {}),
+        ("target_outside_support", "gamma_nll_loss", x, np.where(y01 > 0, 0.0, pos), {}),
+        ("target_outside_support", "tweedie_loss", x, x * 3, {}),
+        ("target_outside_support", "mean_squared_logarithmic_error", x, x * 3, {}),
+        ("zero_targets", "mean_absolute_percentage_error", x, np.where(y01 > 0, 0.0, pos), {}),
+        ("regression_on_classes", "trimmed", x, y01, {"loss": fl.MSELoss()}),
+        ("nan_target", "winsorized", x, t_nan, {"loss": fl.L1Loss()}),
         ("nan_target", "mse_loss", x, t_nan, {}),
         ("nan_target", "binary_cross_entropy_with_logits", x, np.where(np.isnan(t_nan), np.nan, y01), {}),
         ("nan_input", "huber_loss", x_nan, x, {}),
@@ -137,12 +297,13 @@ CASES = _cases()
 
 @pytest.mark.parametrize("k", range(len(CASES)), ids=lambda k: f"{CASES[k][0]}-{CASES[k][1]}-{k}")
 def test_each_check_fires_on_data_built_for_it(k):
-    code, name, x, t, kw = CASES[k]
-    d = fl.diagnose(name, x, t, warn=False, **kw)
+    code, name, x, t, kw, *more = CASES[k]
+    d = fl.diagnose(name, x, t, *(more[0] if more else ()), warn=False, **kw)
     assert code in d.codes, (code, d)
     f = d[d.codes.index(code)]
-    assert f.op == name and f.message and f.fix
-    assert str(f) == f"{name}: {f.message}. Fix: {f.fix}"
+    op = D.resolve(kw["loss"])[0] if "loss" in kw else name     # a trimmed loss is checked as the one it wraps
+    assert f.op == op and f.message and f.fix
+    assert str(f) == f"{op}: {f.message}. Fix: {f.fix}"
 
 
 def test_every_check_has_a_triggering_case():

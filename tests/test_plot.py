@@ -69,6 +69,48 @@ def test_the_curves_are_the_kernels_values():
     np.testing.assert_array_equal(v, fl.cross_entropy(rows, np.zeros(z.size, np.int64), reduction="none"))
 
 
+def test_the_pictures_of_losses_of_many_variables_are_the_kernels_values():
+    fig = plot.figure("dice_loss")
+    assert [ax.get_title() for ax in fig.axes] == list(plot.RECIPES["dice_loss"].panels)
+    f, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "|logit|=10"][0].get_data()
+    i = 50                                                    # overlap 0.5: 50 of the 100 foreground pixels
+    x = np.full(400, -10.0); x[50:150] = 10.0
+    t = np.zeros(400); t[:100] = 1
+    assert f[i] == 0.5 and v[i] == fl.dice_loss(x[None], t[None])
+    assert v[i] == pytest.approx(0.5, abs=1e-3)              # hard predictions: 1 - overlap
+    g_fp = [ln for ln in fig.axes[2].lines if ln.get_label() == "|logit|=3"][0].get_ydata()
+    x3 = np.where(x > 0, 3.0, -3.0)
+    assert g_fp[i] == fl.dice_loss(x3[None], t[None], return_grad=True)[1][0, 149] > 0
+    fig = plot.figure("generalized_box_iou_loss")
+    dx, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "2 x 2"][0].get_data()
+    j = int(np.argmin(np.abs(dx - 3.0)))
+    b1 = np.array([[dx[j], 0.0, dx[j] + 2, 2.0]])
+    assert v[j] == fl.generalized_box_iou_loss(b1, np.array([[0.0, 0.0, 2.0, 2.0]]))[0]
+    assert v[int(np.argmin(np.abs(dx)))] == pytest.approx(0.0, abs=1e-6)
+    fig = plot.figure("box_iou_loss")                         # no gradient once the boxes stop overlapping
+    g = [ln for ln in fig.axes[1].lines if ln.get_label() == "2 x 2"][0].get_ydata()
+    assert np.all(g[np.abs(dx) > 2.01] == 0) and np.any(g[np.abs(dx) < 1.99] != 0)
+    fig = plot.figure("trimmed")
+    r, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "trim=0.1"][0].get_data()
+    xs = np.append(np.linspace(-1, 1, 19), r[-1])
+    assert v[-1] == fl.Trimmed(fl.MSELoss(), trim=0.1)(xs, np.zeros(20))
+
+
+def test_the_embedding_pictures_are_the_kernels_values():
+    fig = plot.figure("triplet_margin_loss")
+    gap, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "margin=1"][0].get_data()
+    np.testing.assert_allclose(v, np.maximum(0, 1 + gap), atol=1e-5)        # d(a, p) - d(a, n) on the axis
+    j = int(np.argmin(np.abs(gap - 1.0)))
+    a, p, n = np.zeros((1, 2)), np.array([[2 + gap[j] / 2, 0.0]]), np.array([[0.0, 2 - gap[j] / 2]])
+    assert v[j] == fl.triplet_margin_loss(a, p, n)
+    fig = plot.figure("hinge_embedding_loss")                 # no Hessian: two panels
+    assert [ax.get_title() for ax in fig.axes] == ["value", "gradient d/d input"]
+    fig = plot.figure("batch_hard_triplet_loss")
+    sep, v = [ln for ln in fig.axes[0].lines if ln.get_label() == "margin=1.0"][0].get_data()
+    E, lab = plot._two_classes(sep[10])
+    assert v[10] == fl.batch_hard_triplet_loss(E, lab, margin=1.0)
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match=r"^plot: no picture of 'hubber'; the losses drawn are: "):
         plot.figure("hubber")
@@ -91,10 +133,14 @@ def test_cli_one_loss_and_the_gallery(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_all_writes_every_picture_and_an_index(tmp_path):
+def test_cli_all_writes_every_picture_and_an_index(tmp_path, monkeypatch):
+    # every recipe renders in the test above; here --all walks the registry
+    # (three recipes of different kinds, so the suite renders each picture once)
+    some = {k: plot.RECIPES[k] for k in ("huber_loss", "dice_loss", "ctc_loss")}
+    monkeypatch.setattr(plot, "RECIPES", some)
     assert main(["plot", "--all", "--out", str(tmp_path), "--dpi", "30"]) == 0
     pngs = sorted(p.stem for p in tmp_path.glob("*.png"))
-    assert pngs == sorted(plot.RECIPES)
+    assert pngs == sorted(some)
     index = (tmp_path / "README.md").read_text()
     assert all(f"![{n}]({n}.png)" in index for n in pngs)
 

@@ -133,6 +133,18 @@ def _hetero_pair(n=20_000):
     return x + x * RNG.normal(size=n) * 0.3, x
 
 
+def _zero_inflated(n=5000, zero_frac=0.4):
+    y = RNG.gamma(2.0, 1.0, n)
+    y[RNG.random(n) < zero_frac] = 0
+    return y
+
+
+def _box_pair(n=300):
+    xy = RNG.uniform(0, 100, (n, 2))
+    b = np.concatenate([xy, xy + RNG.uniform(5, 40, (n, 2))], axis=1)
+    return b + RNG.normal(size=b.shape) * [1, 1, -1, -1] * 0.5, b
+
+
 def _softmax(z):
     e = np.exp(z - z.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
@@ -144,6 +156,10 @@ def _trigger(rule):
     task = tasks[0]
     when = dict((c[0], c) for c in rule.when)
     if task == "regression":
+        if "zero_frac" in when:
+            return _zero_inflated(), None, None
+        if "target_skew" in when:
+            return RNG.gamma(1.5, 2.0, 5000), None, None
         if "counts" in when:
             return RNG.poisson(3, 5000).astype(float), RNG.normal(size=5000), None
         if "hetero_corr_abs" in when:
@@ -164,6 +180,10 @@ def _trigger(rule):
         if rule.when and rule.when[0] == S._IMB:
             return _binary(0.02), None, None
         return _binary(0.4), None, None
+    if task == "segmentation":
+        if "seg_mask" in when and when["seg_mask"][2] is True:
+            return (RNG.random((6, 24, 24)) < 0.1).astype(float), None, None
+        return RNG.integers(0, 3, (6, 24, 24)), RNG.normal(size=(6, 3, 24, 24)), None
     if task in ("multiclass", "segmentation"):
         if "input_probabilities" in when:
             return _labels([1] * 4, 4000), _softmax(RNG.normal(size=(4000, 4))), None
@@ -175,7 +195,20 @@ def _trigger(rule):
         return (RNG.random((10_000, 3)) < p).astype(float), None, None
     if task == "distribution":
         return _softmax(RNG.normal(size=(1000, 6))), None, None
+    if task == "ranking":
+        if "metric_labels" in when:
+            return RNG.permutation(np.repeat(np.arange(16), 4)), RNG.normal(size=(64, 8)), "ranking"
+        if "target_binary" in when and when["target_binary"][2] is True:
+            return _binary(0.3, 500), None, "ranking"
+        return np.where(_binary(0.4, 500) > 0, 1.0, -1.0), None, "ranking"
+    if task == "sequence":
+        t = RNG.integers(1, 20, (4, 10))
+        if "seq_aligned" in when:
+            return t, RNG.normal(size=(50, 4, 20)), "sequence"
+        return t, None, "sequence"
     if task == "detection":
+        if when.get("boxes", (0, 0, False))[2] is True:
+            return _box_pair()[1], None, "detection"
         return _binary(0.01), None, "detection"
     raise AssertionError(f"no trigger for {rule}")
 
@@ -214,6 +247,23 @@ def _run_recommendation(loss, t, x):
         x = np.clip(x, 0, 1)
     if name == "KLDivLoss":
         x = np.log(_softmax(x))
+    if name in ("CEDiceLoss", "LovaszSoftmaxLoss") and x is None:
+        x = RNG.normal(size=(t.shape[0], int(t.max()) + 1) + t.shape[1:])
+    if "BoxIoU" in name:
+        x = _box_pair(t.shape[0])[0]
+    if name in ("BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss"):
+        assert np.isfinite(loss(x, t))
+        return
+    if name == "CTCLoss":                                  # frames (T, N, C) of log-probabilities, (N, S) labels
+        T, C = 50, int(t.max()) + 1
+        z = RNG.normal(size=(T, t.shape[0], C))
+        lp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        assert np.isfinite(loss(lp, t, [T] * t.shape[0], [t.shape[1]] * t.shape[0]))
+        return
+    if name in ("ContrastiveLoss", "CosineEmbeddingLoss", "MarginRankingLoss"):
+        shape = t.shape if name == "MarginRankingLoss" else t.shape + (8,)
+        assert np.isfinite(loss(RNG.normal(size=shape), RNG.normal(size=shape), t))
+        return
     if name == "GaussianNLLLoss":
         v = loss(x, t, np.ones_like(x))
     else:
@@ -226,6 +276,7 @@ def test_every_task_rule_is_reachable():
         (RNG.integers(0, 3, (4, 8, 8)), RNG.normal(size=(4, 3, 8, 8))),
         (RNG.integers(0, 3, 100), RNG.normal(size=(100, 3))),
         (np.eye(3)[RNG.integers(0, 3, 100)], None),
+        ((RNG.random((4, 16, 16)) < 0.2).astype(float), None),
         ((RNG.random((100, 3)) < 0.4).astype(float), None),
         (_softmax(RNG.normal(size=(100, 3))), None),
         (_binary(0.5, 100), None),
@@ -251,6 +302,104 @@ def test_gaussian_residuals_get_mse_and_nothing_robust(seed, n):
     assert s.task == "regression"
     assert [r.name for r in s] == ["MSELoss"], s
     assert s.figures["heavy_tails"] is False
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_positive_skewed_and_zero_inflated_targets_only(seed):
+    rng = np.random.default_rng(seed)
+    # positive but not skewed, normal, counts with zeros: no Gamma and no Tweedie
+    for y in (rng.uniform(1, 2, 5000), rng.normal(5, 1, 5000), rng.poisson(0.5, 5000).astype(float)):
+        names = [r.name for r in fl.suggest(y, task="regression")]
+        assert "GammaNLLLoss" not in names and "TweedieLoss" not in names, names
+    assert fl.suggest(rng.poisson(0.5, 5000).astype(float), task="regression")[0].name == "PoissonNLLLoss"
+    few = rng.gamma(2.0, 1.0, 5000)
+    few[:100] = 0                                        # 2 % zeros: below ZERO_FRAC, and not positive
+    names = [r.name for r in fl.suggest(few)]
+    assert "TweedieLoss" not in names and "GammaNLLLoss" not in names
+    y = _zero_inflated()
+    s = fl.suggest(y)
+    assert s[0].name == "TweedieLoss" and s[0].loss.power == 1.5
+    assert s[0].reason.startswith(f"{100 * np.mean(y == 0):.3g} % of targets are exactly 0")
+    s = fl.suggest(rng.lognormal(0, 1, 5000))
+    assert [r.name for r in s][:2] == ["GammaNLLLoss", "TweedieLoss"]
+    assert f"skewness {s.figures['target_skew']:.2f}" in s[0].reason
+
+
+def test_robust_alternatives_are_scaled_by_the_robust_sd():
+    t, x = _heavy_pair()
+    s = fl.suggest(t, x)
+    names = [r.name for r in s]
+    assert names == ["HuberLoss", "PseudoHuberLoss", "L1Loss", "CauchyLoss", "TukeyBiweightLoss"]
+    sd = s.figures["resid_scale"]
+    assert s[1].loss.delta == s[0].loss.delta
+    assert s[3].loss.c == pytest.approx(2.385 * sd, rel=2e-3) and s[4].loss.c == pytest.approx(4.685 * sd, rel=2e-3)
+
+
+def test_segmentation_masks_and_labels():
+    rng = np.random.default_rng(0)
+    mask = (rng.random((4, 32, 32)) < 0.03).astype(np.float32)
+    for x in (None, rng.normal(size=(4, 32, 32)), rng.normal(size=(4, 1, 32, 32))):
+        s = fl.suggest(mask, x, task="segmentation")
+        assert [r.name for r in s] == ["BCEDiceLoss", "LovaszHingeLoss"], (x is None or x.shape, s)
+        assert s[0].reason.startswith(f"a 0/1 mask, foreground on {100 * mask.mean():.3g} %")
+    soft = rng.uniform(0, 1, (4, 32, 32))
+    assert [r.name for r in fl.suggest(soft, task="segmentation")] == ["BCEDiceLoss"]   # no hinge on soft
+    lab = rng.choice(3, (4, 32, 32), p=[0.9, 0.08, 0.02])
+    s = fl.suggest(lab, rng.normal(size=(4, 3, 32, 32)))
+    assert s.task == "segmentation"
+    assert [r.name for r in s] == ["CEDiceLoss", "CrossEntropyLoss", "SoftmaxFocalLoss", "LovaszSoftmaxLoss"]
+    assert f"rarest class on {s.figures['min_class_pct']:.3g} %" in s[0].reason
+    assert "CEDiceLoss" not in [r.name for r in fl.suggest(lab.reshape(-1), rng.normal(size=(lab.size, 3)))]
+    # a 0/1 target of two dimensions is still multilabel, and a binary vector binary
+    assert fl.suggest((rng.random((100, 3)) < 0.4).astype(float)).task == "multilabel"
+    assert fl.suggest((rng.random(100) < 0.4).astype(float)).task == "binary"
+
+
+def test_ranking_targets_get_the_metric_learning_and_pair_losses():
+    rng = np.random.default_rng(0)
+    lab = rng.permutation(np.repeat(np.arange(10), 3))
+    s = fl.suggest(lab, rng.normal(size=(30, 16)), task="ranking")
+    assert [r.name for r in s] == ["BatchHardTripletLoss", "NTXentLoss", "BatchAllTripletLoss"]
+    assert s[0].reason.startswith("10 classes among 30 embeddings, 3..3 per class")
+    assert len(fl.suggest(np.arange(30), task="ranking")) == 0          # no class twice: no triplet, no pair
+    assert [r.name for r in fl.suggest(_binary(0.2, 300), task="ranking")] == ["ContrastiveLoss"]
+    pm = np.where(_binary(0.5, 300) > 0, 1.0, -1.0)
+    assert [r.name for r in fl.suggest(pm, task="ranking")] == ["MarginRankingLoss", "CosineEmbeddingLoss"]
+    # not inferred: class labels without task="ranking" stay a classification
+    assert fl.suggest(lab, rng.normal(size=(30, 16))).task == "multiclass"
+
+
+def test_label_sequences_get_ctc_unless_aligned_frame_by_frame():
+    rng = np.random.default_rng(0)
+    t = rng.integers(1, 20, (4, 10))                          # padded (N, S) labels
+    for frames in (rng.normal(size=(50, 4, 20)), rng.normal(size=(4, 50, 20))):   # (T, N, C), (N, T, C)
+        s = fl.suggest(t, frames, task="sequence")
+        assert [r.name for r in s] == ["CTCLoss"]             # no per-step cross-entropy: nothing to align it
+        assert s[0].reason.startswith("label sequences (length 10) for 50 frames")
+        tnc = frames if frames.shape[1] == 4 else frames.transpose(1, 0, 2)
+        log_probs = tnc - np.log(np.exp(tnc).sum(axis=2, keepdims=True))
+        assert np.isfinite(s[0].loss(log_probs, t, [50] * 4, [10] * 4))   # the configured loss runs
+    s = fl.suggest(t[0], rng.normal(size=(50, 20)), task="sequence")   # one unbatched sequence (T, C)
+    assert [r.name for r in s] == ["CTCLoss"]
+    aligned = fl.suggest(t, rng.normal(size=(4, 20, 10)), task="sequence")   # (N, C, S): a label per step
+    assert [r.name for r in aligned] == ["CrossEntropyLoss"]
+    s = fl.suggest(t, task="sequence")                        # no input: both, CTC first, and why
+    assert [r.name for r in s] == ["CTCLoss", "CrossEntropyLoss"]
+    assert "not aligned frame by frame" in s[0].reason
+    assert "CTCLoss" not in [r.name for r in fl.suggest(rng.normal(size=(4, 10)), task="sequence")]  # not labels
+
+
+def test_detection_boxes_get_the_iou_losses():
+    pred, boxes = _box_pair()
+    s = fl.suggest(boxes, task="detection")
+    assert [r.name for r in s] == ["GeneralizedBoxIoULoss", "DistanceBoxIoULoss", "CompleteBoxIoULoss", "SmoothL1Loss"]
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert s.figures["area_span"] == pytest.approx((w * h).max() / (w * h).min())
+    assert f"{(w / h).min():.2g}..{(w / h).max():.2g}" in s[2].reason
+    assert np.isfinite(s[0].loss(pred, boxes))
+    inverted = boxes[:, [2, 3, 0, 1]]                  # not corners: no IoU loss
+    assert "GeneralizedBoxIoULoss" not in [r.name for r in fl.suggest(inverted, task="detection")]
+    assert fl.suggest(_binary(0.01), task="detection")[0].name == "SigmoidFocalLoss"
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -349,7 +498,7 @@ def test_errors():
 
 
 def test_no_rule_for_a_task_says_so():
-    s = fl.suggest(_binary(0.3, 100), task="ranking")
+    s = fl.suggest(RNG.normal(size=100), task="ranking")          # graded scores: no rule of this build
     assert len(s) == 0 and s.best is None
     assert "no recommendation" in repr(s) and "no recommendation" in s._repr_html_()
 

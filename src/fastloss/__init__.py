@@ -38,8 +38,3 @@ __all__ += list(_seg_all) + list(_box_all)
 __all__ += ["set_cache_limit", "cache_info"]
 __all__ += list(_emb_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
-
-from ._check import install as _install_check  # check=True on every loss call
-
-_install_check(globals())
-del _install_check

@@ -35,6 +35,10 @@ _COMMON = """Parameters
         Buffers for the two gradients (the boxes' shape and dtype).
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the boxes first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -59,7 +63,8 @@ def _doc(fn):
 
 
 @_doc
-def box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=False, out=None, n_threads=None):
+def box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=False, out=None, n_threads=None,
+                 check=False):
     """IoU loss ``1 - I / (U + eps)`` of paired boxes.
 
     ``I`` is the intersection's area (0 unless the boxes overlap), ``U``
@@ -79,12 +84,12 @@ def box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=Fals
     >>> g1.shape, g2.shape
     ((2, 4), (2, 4))
     """
-    return run_boxes("box_iou_loss", "iou", boxes1, boxes2, reduction, eps, return_grad, out, n_threads)
+    return run_boxes("box_iou_loss", "iou", boxes1, boxes2, reduction, eps, return_grad, out, n_threads, check=check)
 
 
 @_doc
 def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=False, out=None,
-                             n_threads=None):
+                             n_threads=None, check=False):
     """Generalized IoU loss (Rezatofighi et al., 2019), as
     ``torchvision.ops.generalized_box_iou_loss``.
 
@@ -102,12 +107,12 @@ def generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, retu
     array([1.079365, 1.777778])
     """
     return run_boxes("generalized_box_iou_loss", "giou", boxes1, boxes2, reduction, eps, return_grad, out,
-                     n_threads)
+                     n_threads, check=check)
 
 
 @_doc
 def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=False, out=None,
-                          n_threads=None):
+                          n_threads=None, check=False):
     """Distance IoU loss (Zheng et al., 2020), as
     ``torchvision.ops.distance_box_iou_loss``.
 
@@ -125,12 +130,12 @@ def distance_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_
     array([0.968254])
     """
     return run_boxes("distance_box_iou_loss", "diou", boxes1, boxes2, reduction, eps, return_grad, out,
-                     n_threads)
+                     n_threads, check=check)
 
 
 @_doc
 def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_grad=False, out=None,
-                          n_threads=None):
+                          n_threads=None, check=False):
     """Complete IoU loss (Zheng et al., 2020), as
     ``torchvision.ops.complete_box_iou_loss``.
 
@@ -156,7 +161,7 @@ def complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7, *, return_
     array([1.019165])
     """
     return run_boxes("complete_box_iou_loss", "ciou", boxes1, boxes2, reduction, eps, return_grad, out,
-                     n_threads)
+                     n_threads, check=check)
 
 
 class _BoxLoss(_OverlapLoss):
@@ -173,17 +178,18 @@ class _BoxLoss(_OverlapLoss):
         super().__init__(check_reduction(reduction, type(self).__name__, REDUCTIONS), n_threads)
         self.eps = nonneg(eps, "eps", type(self).__name__)
 
-    def __call__(self, boxes1, boxes2):
-        """The loss value: a float, or an array of one loss per pair for reduction="none"."""
+    def __call__(self, boxes1, boxes2, *, check=False):
+        """The loss value: a float, or an array of one loss per pair for reduction="none".
+        ``check=True`` runs :func:`fastloss.diagnose`'s checks first."""
         return run_boxes(self._op, self._kind, boxes1, boxes2, self.reduction, self.eps, False, None,
-                         self.n_threads)
+                         self.n_threads, check=check)
 
-    def value_and_grad(self, boxes1, boxes2, out=None, loss_out=None):
+    def value_and_grad(self, boxes1, boxes2, out=None, loss_out=None, *, check=False):
         """``(value, g_boxes1, g_boxes2)`` in one pass; ``out`` is an optional
         pair of gradient buffers, ``loss_out`` one for the per-pair losses
         (reduction="none")."""
         return run_boxes(self._op, self._kind, boxes1, boxes2, self.reduction, self.eps, True, out,
-                         self.n_threads, loss_out=loss_out)
+                         self.n_threads, loss_out=loss_out, check=check)
 
     def _repr_args(self):
         return [("reduction", self.reduction), ("eps", self.eps)]

@@ -61,6 +61,10 @@ _COMMON = """reduction : {"mean", "sum", "none"}
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`;
         at most ``max(64, 4 x os.cpu_count())``).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on input and target first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -158,7 +162,7 @@ def _p_margin(p, margin, op):
 
 @_doc
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
-                  label_smoothing=0.0, *, return_grad=False, out=None, n_threads=None):
+                  label_smoothing=0.0, *, return_grad=False, out=None, n_threads=None, check=False):
     """Cross-entropy of logits, as ``torch.nn.functional.cross_entropy``.
 
     With ``p = softmax(input)`` over the class axis and a row of target
@@ -212,7 +216,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     mode, grads = _req(cross_entropy, return_grad)
     ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy")
     return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode, n_threads=n_threads, out=out, grads=grads)
+               mode=mode, n_threads=n_threads, out=out, grads=grads, check=check)
 
 
 def cross_entropy_hvp(input, target, v, *, weight=None, ignore_index=-100, label_smoothing=0.0,
@@ -253,7 +257,7 @@ def cross_entropy_hvp(input, target, v, *, weight=None, ignore_index=-100, label
 
 @_doc
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", *,
-             return_grad=False, out=None, n_threads=None):
+             return_grad=False, out=None, n_threads=None, check=False):
     """Negative log-likelihood, as ``torch.nn.functional.nll_loss``.
 
     input holds log-probabilities; the loss of an item with label ``y`` is
@@ -282,12 +286,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     mode, grads = _req(nll_loss, return_grad)
     ii = check_ignore_index(ignore_index, "nll_loss")
     return run(_NLL, input, target, weight=weight, ignore_index=ii, reduction=reduction,
-               mode=mode, n_threads=n_threads, out=out, grads=grads)
+               mode=mode, n_threads=n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def softmax_focal_loss(input, target, alpha=None, gamma=2.0, *, ignore_index=-100, reduction="mean",
-                       return_grad=False, out=None, n_threads=None):
+                       return_grad=False, out=None, n_threads=None, check=False):
     """Multi-class (softmax) focal loss (Lin et al., 2017).
 
     With ``p = softmax(input)_y`` for label ``y``: ``-alpha_y (1 - p)^gamma
@@ -320,12 +324,12 @@ def softmax_focal_loss(input, target, alpha=None, gamma=2.0, *, ignore_index=-10
     alpha_w, p = _p_focal(alpha, gamma, "softmax_focal_loss")
     ii = check_ignore_index(ignore_index, "softmax_focal_loss")
     return run(_FOCAL, input, target, weight=alpha_w, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode, n_threads=n_threads, out=out, w_name="alpha", grads=grads)
+               mode=mode, n_threads=n_threads, out=out, w_name="alpha", grads=grads, check=check)
 
 
 @_doc
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
-                      reduction="mean", *, return_grad=False, out=None, n_threads=None):
+                      reduction="mean", *, return_grad=False, out=None, n_threads=None, check=False):
     """Multi-class hinge loss, as ``torch.nn.functional.multi_margin_loss``.
 
     For label ``y``: ``w_y / C * sum_{c != y} max(0, margin - x_y + x_c)^p``
@@ -358,12 +362,12 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     prm = _p_margin(p, margin, "multi_margin_loss")
     return _mm_run(input, target, out, lambda x, t, o: run(
         _MM, x, t, weight=weight, params=prm, reduction=reduction, mode=mode, n_threads=n_threads, out=o,
-        grads=grads))
+        grads=grads, check=check))
 
 
 @_doc
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean", *,
-                                return_grad=False, out=None, n_threads=None):
+                                return_grad=False, out=None, n_threads=None, check=False):
     """Multi-label one-versus-all logistic loss, as
     ``torch.nn.functional.multilabel_soft_margin_loss``.
 
@@ -394,12 +398,12 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
         reduction = V.legacy_reduction(size_average, reduce, reduction, "multilabel_soft_margin_loss")
     mode, grads = _req(multilabel_soft_margin_loss, return_grad)
     return run(_MLSM, input, target, weight=weight, reduction=reduction, mode=mode,
-               n_threads=n_threads, out=out, grads=grads)
+               n_threads=n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def poly1_cross_entropy(input, target, epsilon=2.0, *, weight=None, ignore_index=-100, label_smoothing=0.0,
-                        reduction="mean", return_grad=False, out=None, n_threads=None):
+                        reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Poly-1 cross-entropy (Leng et al., 2022), as optax's ``poly_loss_cross_entropy``.
 
     ``cross_entropy + epsilon * sum_c q_c (1 - p_c)`` with the target
@@ -433,7 +437,7 @@ def poly1_cross_entropy(input, target, epsilon=2.0, *, weight=None, ignore_index
     e = _p_poly(epsilon, "poly1_cross_entropy")
     ii, p = _p_ce(ignore_index, label_smoothing, "poly1_cross_entropy", e)
     return run(_POLY, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,
-               mode=mode, n_threads=n_threads, out=out, grads=grads)
+               mode=mode, n_threads=n_threads, out=out, grads=grads, check=check)
 
 
 # ------------------------------------------------------------------ classes
@@ -474,10 +478,11 @@ class CrossEntropyLoss(_RowLoss):
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
     def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, v=None,
-             grads=("input",)):
+             grads=("input",), check=False):
         return run(self._spec, input, target, weight=self.weight if weight is None else weight,
                    ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
-                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, v=v, grads=grads)
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, v=v, grads=grads,
+                   check=check)
 
     def hvp(self, input, target, v, weight=None, out=None):
         """The Hessian of the value (input's shape) times ``v`` (input's shape)."""
@@ -505,10 +510,10 @@ class NLLLoss(_RowLoss):
         self._ii = check_ignore_index(ignore_index, type(self).__name__)
         self.weight, self.ignore_index = weight, ignore_index
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, check=False):
         return run(_NLL, input, target, weight=self.weight if weight is None else weight, ignore_index=self._ii,
                    reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out)
+                   loss_out=loss_out, check=check)
 
     def _repr_args(self):
         return [("weight", self.weight), ("ignore_index", self.ignore_index), ("reduction", self.reduction)]
@@ -534,13 +539,13 @@ class SoftmaxFocalLoss(_RowLoss):
         self._ii = check_ignore_index(ignore_index, op)
         self.alpha, self.gamma, self.ignore_index = alpha, gamma, ignore_index
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, check=False):
         w, prm = self._alpha_w, self._params
         if weight is not None:
             w, prm = _p_focal(weight, prm[0], type(self).__name__)
         return run(_FOCAL, input, target, weight=w, ignore_index=self._ii, params=prm,
                    reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out, w_name="alpha")
+                   loss_out=loss_out, w_name="alpha", check=check)
 
     def _repr_args(self):
         return [("alpha", self.alpha), ("gamma", self.gamma), ("ignore_index", self.ignore_index),
@@ -565,11 +570,11 @@ class MultiMarginLoss(_RowLoss):
         self._params = _p_margin(p, margin, type(self).__name__)
         self.p, self.margin, self.weight = p, margin, weight
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, check=False):
         return _mm_run(input, target, out, lambda x, t, o: run(
             _MM, x, t, weight=self.weight if weight is None else weight, params=self._params,
             reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=o, hess_out=hess_out,
-            loss_out=loss_out), op=type(self).__name__)
+            loss_out=loss_out, check=check), op=type(self).__name__)
 
     def _repr_args(self):
         return [("p", self.p), ("margin", self.margin), ("weight", self.weight), ("reduction", self.reduction)]
@@ -591,10 +596,11 @@ class MultiLabelSoftMarginLoss(_RowLoss):
                          n_threads=n_threads)
         self.weight = weight
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",)):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",),
+             check=False):
         return run(_MLSM, input, target, weight=self.weight if weight is None else weight,
                    reduction=self.reduction, mode=mode, n_threads=self.n_threads, out=out, hess_out=hess_out,
-                   loss_out=loss_out, grads=grads)
+                   loss_out=loss_out, grads=grads, check=check)
 
     def _repr_args(self):
         return [("weight", self.weight), ("reduction", self.reduction)]
@@ -619,10 +625,12 @@ class Poly1CrossEntropyLoss(_RowLoss):
         self.epsilon, self.weight, self.ignore_index, self.label_smoothing = (
             epsilon, weight, ignore_index, label_smoothing)
 
-    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",)):
+    def _run(self, input, target, weight, mode, out=None, hess_out=None, loss_out=None, grads=("input",),
+             check=False):
         return run(_POLY, input, target, weight=self.weight if weight is None else weight,
                    ignore_index=self._ii, params=self._params, reduction=self.reduction, mode=mode,
-                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, grads=grads)
+                   n_threads=self.n_threads, out=out, hess_out=hess_out, loss_out=loss_out, grads=grads,
+                   check=check)
 
     def _repr_args(self):
         return [("epsilon", self.epsilon), ("weight", self.weight), ("ignore_index", self.ignore_index),

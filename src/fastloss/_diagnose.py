@@ -4,15 +4,19 @@ The mistakes the loss guide lists -- an activation applied before a loss
 that applies its own, one-hot labels where integer labels are expected (and
 the reverse), swapped arguments, a regression loss on class labels -- and
 the data problems behind a loss that is NaN or learns nothing (NaN or a
-constant target, a class never present, weights that zero everything) are
-checks over figures that one pass of the summary kernel measures
-(``fastloss._summary``).  Each finding names the mistake, the figure that
+constant target, a class never present, weights that zero everything), and
+the domain mistakes of the regression, segmentation and box losses (a
+target outside the loss's support, a mask that is not one, boxes that are
+not corners), are checks over figures that one pass of the summary kernel
+measures (``fastloss._summary``; a few counts of their own for masks and
+boxes).  Each finding names the mistake, the figure that
 shows it, and the fix, and is issued as a :class:`LossWarning`.
 
 Two tables drive it:
 
 * ``EXPECT``: what each public loss expects of its input and target (the
-  kind of values, not their shapes);
+  kind of values, not their shapes; where the options decide, as a Dice
+  loss's ``mode`` and ``from_logits``, a function of them);
 * ``CHECKS``: each check, the kinds it applies to, and the test that fires
   it.
 
@@ -30,7 +34,9 @@ the chance that some class is missing from 10 C labels is at most
 """
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import warnings
 from typing import Callable, NamedTuple, Optional
 
@@ -117,9 +123,55 @@ class Diagnosis(list):
 
 class Expect(NamedTuple):
     cls: str      # the nn-style class's name
-    input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_logprob
-    target: str   # real | count | binary | pm1 | prob | labels | labels_or_probs | multilabel
+    input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_prob | rows_logprob
+    #               | boxes | embeddings (rows of features) | loss (those of the wrapped loss: trimmed, winsorized)
+    target: str   # real | count | positive | nonneg | nonzero | binary | pm1 | prob | labels | labels_or_probs
+    #               | multilabel | mask (0/1 or probabilities) | mask01 (0/1 only) | boxes | embeddings
+    #               | pair_flags (1 similar, 0 dissimilar) | row_labels (a class per row) | loss
+    vary: Optional[Callable] = None   # (params) -> (input, target): kinds that depend on the options
+    args: tuple = ("input", "target")  # the loss's array operands, in order: the first is checked as the
+    #                                    input, "target" (or "labels", else the second) as the target, the
+    #                                    others for NaN only
 
+
+def roles(e: Expect):
+    """(index of the target among e.args, the other operands' indices)."""
+    names = e.args
+    t = next((i for i, n in enumerate(names) if n in ("target", "labels")), 1)
+    return t, [i for i in range(1, len(names)) if i != t]
+
+
+def _seg_kinds(p):
+    """A Dice/Jaccard/Tversky loss: its mode and from_logits decide."""
+    logits = p.get("from_logits", True) is not False
+    if p.get("mode", "binary") == "multiclass":
+        return ("rows_logit" if logits else "rows_prob"), "labels"
+    return ("logit" if logits else "prob"), "mask"
+
+
+def _softmax_kinds(p):
+    """The Lovasz-softmax: from_logits decides."""
+    return ("rows_logit" if p.get("from_logits", True) is not False else "rows_prob"), "labels"
+
+
+def _tweedie_kinds(p):
+    """The Tweedie deviance's support depends on its power: that of the
+    kernel spec the power selects (the call checks it)."""
+    from ._regression_losses import _p_tweedie
+
+    try:
+        sp = _p_tweedie(p.get("power", 1.5), "diagnose")[0]
+    except (TypeError, ValueError):
+        return "real", "nonneg"
+    return "real", sp.target_kind or "real"
+
+
+_SEG = ("logit", "mask", _seg_kinds)
+_BOX = ("boxes", "boxes", None, ("boxes1", "boxes2"))
+_WRAPPED = ("loss", "loss")
+_TRIPLET = ("embeddings", "embeddings", None, ("anchor", "positive", "negative"))
+_PAIR = ("input1", "input2", "target")
+_BATCH = ("embeddings", "row_labels", None, ("embeddings", "labels"))
 
 #: What each public loss expects of its input and target.  A loss added to
 #: fastloss adds a row (tests/test_diagnose.py checks that every public
@@ -146,6 +198,41 @@ EXPECT = {
     "multi_margin_loss": Expect("MultiMarginLoss", "rows_score", "labels"),
     "multilabel_soft_margin_loss": Expect("MultiLabelSoftMarginLoss", "rows_logit", "multilabel"),
     "poly1_cross_entropy": Expect("Poly1CrossEntropyLoss", "rows_logit", "labels_or_probs"),
+    # the regression catalogue (input: the raw prediction; for the deviances the log of the mean)
+    "gamma_nll_loss": Expect("GammaNLLLoss", "real", "positive"),
+    "tweedie_loss": Expect("TweedieLoss", "real", "nonneg", _tweedie_kinds),
+    "pseudo_huber_loss": Expect("PseudoHuberLoss", "real", "real"),
+    "fair_loss": Expect("FairLoss", "real", "real"),
+    "cauchy_loss": Expect("CauchyLoss", "real", "real"),
+    "tukey_biweight_loss": Expect("TukeyBiweightLoss", "real", "real"),
+    "expectile_loss": Expect("ExpectileLoss", "real", "real"),
+    "mean_absolute_percentage_error": Expect("MeanAbsolutePercentageError", "real", "nonzero"),
+    "mean_squared_logarithmic_error": Expect("MeanSquaredLogarithmicError", "real", "nonneg"),
+    "trimmed": Expect("Trimmed", *_WRAPPED),
+    "winsorized": Expect("Winsorized", *_WRAPPED),
+    # set overlap: segmentation (classes on axis 1) and boxes (x1, y1, x2, y2)
+    "dice_loss": Expect("DiceLoss", *_SEG),
+    "jaccard_loss": Expect("JaccardLoss", *_SEG),
+    "tversky_loss": Expect("TverskyLoss", *_SEG),
+    "bce_dice_loss": Expect("BCEDiceLoss", "logit", "mask"),
+    "ce_dice_loss": Expect("CEDiceLoss", "rows_logit", "labels"),
+    "lovasz_hinge_loss": Expect("LovaszHingeLoss", "score", "mask01"),
+    "lovasz_softmax_loss": Expect("LovaszSoftmaxLoss", "rows_logit", "labels", _softmax_kinds),
+    "box_iou_loss": Expect("BoxIoULoss", *_BOX),
+    "generalized_box_iou_loss": Expect("GeneralizedBoxIoULoss", *_BOX),
+    "distance_box_iou_loss": Expect("DistanceBoxIoULoss", *_BOX),
+    "complete_box_iou_loss": Expect("CompleteBoxIoULoss", *_BOX),
+    # rows of features: triplets, pairs, in-batch metric learning
+    "triplet_margin_loss": Expect("TripletMarginLoss", *_TRIPLET),
+    "triplet_margin_with_distance_loss": Expect("TripletMarginWithDistanceLoss", *_TRIPLET),
+    "cosine_embedding_loss": Expect("CosineEmbeddingLoss", "embeddings", "pm1", None, _PAIR),
+    "margin_ranking_loss": Expect("MarginRankingLoss", "real", "pm1", None, _PAIR),
+    "hinge_embedding_loss": Expect("HingeEmbeddingLoss", "real", "pm1"),
+    "contrastive_loss": Expect("ContrastiveLoss", "embeddings", "pair_flags", None, _PAIR),
+    "cosine_distance_loss": Expect("CosineDistanceLoss", "embeddings", "embeddings"),
+    "batch_hard_triplet_loss": Expect("BatchHardTripletLoss", *_BATCH),
+    "batch_all_triplet_loss": Expect("BatchAllTripletLoss", *_BATCH),
+    "nt_xent_loss": Expect("NTXentLoss", *_BATCH),
 }
 _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 #: Public functions that are not losses of (input, target), and why they
@@ -154,11 +241,16 @@ NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, 
                "ctc_loss": "a sequence loss (log-probabilities over time, label sequences, lengths), "
                            "not an (input, target) pair",
                "CTCLoss": "the class of ctc_loss"}
+#: The options of a loss object that the checks read.
+OPTIONS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight", "mode", "from_logits", "power",
+           "loss", "similar_label")
 
 
 def resolve(loss):
     """(function name, Expect, parameters read from a loss object) for a
-    loss given as a name, a fastloss function, class or object."""
+    loss given as a name, a fastloss function, class or object.  The Expect
+    has the kinds of input and target for those parameters; a trimmed or
+    winsorized loss object resolves to the loss it wraps."""
     params = {}
     if isinstance(loss, str):
         name = _BY_CLASS.get(loss, loss)
@@ -168,7 +260,7 @@ def resolve(loss):
         name = loss.__name__
     else:
         name = _BY_CLASS.get(type(loss).__name__, type(loss).__name__)
-        for k in ("weight", "ignore_index", "log_target", "log_input", "pos_weight"):
+        for k in OPTIONS:
             if hasattr(loss, k):
                 params[k] = getattr(loss, k)
     if name not in EXPECT:
@@ -177,23 +269,47 @@ def resolve(loss):
     return name, EXPECT[name], params
 
 
+def expectation(name, e: Expect, params):
+    """``(name, Expect)`` with the kinds that hold for these parameters: a
+    trimmed or winsorized loss is checked as the loss it wraps
+    (``params["loss"]``)."""
+    if e.input == "loss":
+        inner = params.get("loss")
+        if inner is None:
+            raise ValueError(f"diagnose: {name} is checked as the loss it wraps: pass loss= (such as "
+                             f"fastloss.HuberLoss()), or the {e.cls} object itself")
+        name, e, p = resolve(inner)
+        for k, v in p.items():
+            params.setdefault(k, v)
+        params.pop("loss", None)
+        return expectation(name, e, params)
+    if e.vary is not None:
+        i, t = e.vary(params)
+        e = e._replace(input=i, target=t, vary=None)
+    return name, e
+
+
 # ---------------------------------------------------------------- the checks
 # Each check takes (figures, expect, params) and returns None, or the
 # (message, fix) pair, formatted from the figures.
 
 def _nan_target(f, e, p):
     if f.get("target_nan"):
-        return (f"target has {f.target_nan} NaN value{'s' if f.target_nan > 1 else ''} of {f.target_n}",
+        return (f"{f.target_name} has {f.target_nan} NaN value{'s' if f.target_nan > 1 else ''} of {f.target_n}",
                 "drop or impute them: NaN propagates to the loss and its gradient (fastloss never masks it)")
 
 
 def _nan_input(f, e, p):
-    if f.get("input_nan"):
-        return (f"input has {f.input_nan} NaN value{'s' if f.input_nan > 1 else ''} of {f.input_n}",
-                "the model's output is NaN: look for a diverged step (lower the learning rate) or NaN features")
+    for name, k, n in [(f.input_name, f.get("input_nan"), f.get("input_n"))] + f.get("others_nan", []):
+        if k:
+            return (f"{name} has {k} NaN value{'s' if k > 1 else ''} of {n}",
+                    "the model's output is NaN: look for a diverged step (lower the learning rate) or NaN "
+                    "features")
 
 
 def _constant_target(f, e, p):
+    if e.target == "row_labels":
+        return None      # _batch_labels says what a batch of one class means
     if f.get("labels"):
         if f.get("n_labelled", 0) >= MIN_N and f.get("n_present") == 1:
             return (f"every label is class {f.only_class} ({f.n_labelled} labels)",
@@ -201,7 +317,7 @@ def _constant_target(f, e, p):
                     "(a filter or join that dropped the other classes)")
         return None
     if f.get("target_n", 0) >= MIN_N and f.get("target_constant"):
-        return (f"target is constant (every one of its {f.target_n} values is {f.target_min:g})",
+        return (f"{f.target_name} is constant (every one of its {f.target_n} values is {f.target_min:g})",
                 "a model learns nothing from a constant target: check the targets and the data pipeline")
 
 
@@ -217,14 +333,21 @@ def _probabilities_as_logits(f, e, p):
     else:
         seen = (f"every input value is in [0, 1] (min {f.input_min:.3g}, max {f.input_max:.3g}): "
                 f"probabilities where {f.op} expects {'scores' if 'score' in e.input else 'logits'}")
+    if _has_option(f.op, "from_logits"):
+        return seen, f"pass the raw scores (drop the {what}): {f.op} applies it itself, more stably; or " \
+                     f"from_logits=False if these are the probabilities you mean"
     return seen, f"pass the raw scores (drop the {what}): {f.op} applies it itself, more stably"
 
 
 def _logits_as_probabilities(f, e, p):
-    if e.input != "prob" or f.get("input_unit", True) or f.get("input_n", 0) == 0:
+    if e.input not in ("prob", "rows_prob") or f.get("input_unit", True) or f.get("input_n", 0) == 0:
         return None
-    return (f"input has values outside [0, 1] (min {f.input_min:.3g}, max {f.input_max:.3g}): logits where "
-            f"{f.op} expects probabilities (the call raises on them)",
+    seen = (f"input has values outside [0, 1] (min {f.input_min:.3g}, max {f.input_max:.3g}): logits where "
+            f"{f.op} expects probabilities")
+    if _has_option(f.op, "from_logits"):
+        return seen + " (from_logits=False)", "pass from_logits=True (the default): the loss applies the " \
+            "sigmoid or softmax itself, in the same pass"
+    return (seen + " (the call raises on them)",
             "use binary_cross_entropy_with_logits on the logits (stabler than a sigmoid and then "
             "binary_cross_entropy)")
 
@@ -259,12 +382,19 @@ def _onehot_for_labels(f, e, p):
 
 
 def _labels_for_binary(f, e, p):
-    if e.target not in ("binary", "multilabel", "prob"):
+    if e.target not in ("binary", "multilabel", "prob", "mask", "mask01"):
         return None
     if f.get("target_for_rows"):
+        fix = "use cross_entropy for class labels, or one-hot encode them"
+        if e.target in ("mask", "mask01"):
+            fix = ("class labels need a softmax over the classes: " +
+                   ("mode='multiclass'" if _has_option(f.op, "mode") and f.op != "bce_dice_loss" else
+                    "ce_dice_loss" if f.op == "bce_dice_loss" else "lovasz_softmax_loss") +
+                   ", or one-hot encode them")
         return (f"target of shape {f.target_shape} for input of shape {f.input_shape}: integer class labels "
-                f"where {f.op} expects one 0/1 value per input",
-                "use cross_entropy for class labels, or one-hot encode them")
+                f"where {f.op} expects one 0/1 value per input", fix)
+    if e.target in ("mask", "mask01"):
+        return None     # values outside [0, 1]: _mask_out_of_range
     if f.get("target_integral") and f.get("target_max", 0) > 1 and f.get("target_min", 0) >= 0:
         return (f"target holds integers up to {f.target_max:g} where {f.op} expects 0/1 targets or "
                 f"probabilities: class labels?", "use cross_entropy for class labels, or one-hot encode them")
@@ -302,6 +432,123 @@ def _regression_on_classes(f, e, p):
                 "use soft_margin_loss (or binary_cross_entropy_with_logits on (target + 1) / 2)")
 
 
+def _mask_out_of_range(f, e, p):
+    if e.target not in ("mask", "mask01") or not f.get("target_n"):
+        return None
+    lo, hi = f.get("mask_min", f.target_min), f.get("mask_max", f.target_max)
+    if not (lo < 0 or hi > 1):
+        if e.target == "mask01" and not f.get("mask_binary", f.get("target_binary", True)):
+            return (f"target holds values strictly between 0 and 1 where {f.op} expects a hard 0/1 mask "
+                    f"(the call raises on them)",
+                    "threshold the target (target > 0.5), or use dice_loss / jaccard_loss, which take soft "
+                    "targets")
+        return None
+    seen = f"target has values outside [0, 1] (min {lo:g}, max {hi:g}) where {f.op} expects a mask"
+    if f.get("mask_0_255"):
+        return (seen + ": a 0/255 image mask", "divide it by 255 (target / 255)")
+    if f.get("mask_void_255"):
+        return (seen + ": 0/1 with 255, the void label of VOC-style masks",
+                "pass ignore_index=255 so those pixels count for nothing")
+    if f.get("target_integral") and lo >= 0:
+        other = ("mode='multiclass' with labels of shape (N, d1, ...)" if _has_option(f.op, "mode")
+                 and f.op != "bce_dice_loss" else "ce_dice_loss" if f.op == "bce_dice_loss"
+                 else "lovasz_softmax_loss")
+        return (seen + ": class labels?", f"class labels need a softmax over the classes: {other}")
+    return (seen + " (the call raises on them)",
+            "a mask holds 0 and 1, or probabilities in [0, 1]: check the target (logits or an unscaled image?)")
+
+
+def _target_outside_support(f, e, p):
+    if e.target not in ("positive", "nonneg") or not f.get("target_n"):
+        return None
+    lo = f.target_min
+    if e.target == "positive" and lo <= 0:
+        return (f"target has values <= 0 (min {lo:g}) where {f.op} expects positive targets "
+                f"(the Gamma/Tweedie support; the call raises on them)",
+                "for non-negative targets with zeros use tweedie_loss with 1 <= power < 2 (or poisson_nll_loss "
+                "for counts); for real-valued targets a regression loss such as huber_loss")
+    if e.target == "nonneg" and lo < 0:
+        if f.op == "mean_squared_logarithmic_error":
+            return (f"target has negative values (min {lo:g}): mean_squared_logarithmic_error clamps "
+                    f"them to 1e-7, so they all count as 0",
+                    "MSLE is for non-negative targets: shift them, or use mse_loss / huber_loss")
+        return (f"target has negative values (min {lo:g}) where {f.op} expects targets >= 0 (the call "
+                f"raises on them)", "a Tweedie deviance with power >= 1 is for non-negative targets: check "
+                "the targets, or use a regression loss such as huber_loss for real-valued ones")
+
+
+def _zero_targets(f, e, p):
+    if e.target != "nonzero" or not f.get("target_near_zero"):
+        return None
+    k = f.target_near_zero
+    return (f"target has {k} value{'s' if k > 1 else ''} with |target| < 1e-7 (of {f.target_n}): {f.op} "
+            f"divides by max(|target|, 1e-7), so each weighs up to 1e9 x its error",
+            "drop those targets, or use a loss that does not divide by the target (l1_loss, "
+            "mean_squared_logarithmic_error)")
+
+
+def _inverted_boxes(f, e, p):
+    if e.input != "boxes":
+        return None
+    for side in ("input", "target"):
+        k = f.get(side + "_inverted")
+        if k:
+            name, first = f[side + "_name"], f[side + "_first_inverted"]
+            return (f"{name} has {k} of {f[side + '_boxes']} boxes with x2 < x1 or y2 < y1 (first: {name}"
+                    f"[{first[0]}] = {first[1]}): not (x1, y1, x2, y2) corners",
+                    "boxes are (x1, y1, x2, y2): convert (x, y, w, h) boxes with x2 = x + w, y2 = y + h "
+                    "(torchvision.ops.box_convert), and check the order of the coordinates")
+
+
+def _box_units(f, e, p):
+    if e.input != "boxes" or f.get("input_n", 0) < MIN_N or f.get("target_n", 0) < MIN_N:
+        return None
+    for a, b in (("input", "target"), ("target", "input")):
+        if f.get(a + "_unit") and f.get(b + "_max", 0) > 2 and f.get(b + "_min", -1) >= 0:
+            return (f"{f[a + '_name']} lies in [0, 1] (max {f[a + '_max']:.3g}) and {f[b + '_name']} "
+                    f"reaches {f[b + '_max']:.4g}: normalized coordinates against pixels",
+                    "put both in the same units (multiply the normalized boxes by the image's width and "
+                    "height, or divide the others)")
+
+
+def _collapsed(f, e, p):
+    if e.input != "embeddings" or not f.get("input_collapsed"):
+        return None
+    return (f"every one of the {f.input_rows} rows of {f.input_name} is the same vector: collapsed embeddings",
+            "the model maps everything to one point (a dead layer, a learning rate too high, or a loss "
+            "without negatives): check its output before the loss")
+
+
+def _pair_flags(f, e, p):
+    if e.target != "pair_flags" or not f.get("target_n") or f.get("target_binary"):
+        return None
+    sim = p.get("similar_label", 1)
+    if f.get("target_pm1"):
+        return (f"target is -1/1 where {f.op} takes 1 and 0 (1 = similar_label = {sim}: a similar pair; "
+                f"the call raises on -1)", "pass (target > 0) as the target (or 1 - it, with similar_label=0)")
+    if f.get("target_integral") and f.get("target_min", -1) >= 0:
+        return (f"target holds integers up to {f.target_max:g} where {f.op} takes a flag per pair: class "
+                f"labels?", "pass (labels1 == labels2) as the target: 1 for a pair of the same class, 0 "
+                "otherwise; or use batch_hard_triplet_loss / nt_xent_loss, which take the class labels")
+    return (f"target has values other than 0 and 1 (min {f.target_min:g}, max {f.target_max:g}) where {f.op} "
+            f"takes a flag per pair (the call raises on them)", "pass 1 for a similar pair, 0 for a dissimilar one")
+
+
+def _batch_labels(f, e, p):
+    if e.target != "row_labels" or not f.get("row_label_n"):
+        return None
+    n, k, single = f.row_label_n, f.row_label_classes, f.row_label_singletons
+    if k == 1 and n >= 2:
+        return (f"all {n} labels are the same class: no anchor has a negative (the call raises)",
+                "batches need several classes: sample P classes x K samples (a PK sampler)")
+    if single == n and n >= 2:
+        return (f"every one of the {n} labels is a different class: no anchor has a positive",
+                "batches need K >= 2 samples of each class: sample P classes x K samples (a PK sampler)")
+    if 2 * single >= n and n >= MIN_N:
+        return (f"{single} of the {n} rows are the only one of their class: they have no positive, so "
+                f"they are no anchors", "sample P classes x K samples (K >= 2) per batch (a PK sampler)")
+
+
 def _negative_counts(f, e, p):
     if e.target == "count" and f.get("target_min", 0) < 0:
         return (f"target has negative values (min {f.target_min:g}) where {f.op} expects counts (>= 0)",
@@ -330,6 +577,17 @@ def _weights_zero(f, e, p):
                 "(NaN)", "check the class weights")
 
 
+@functools.lru_cache(maxsize=None)
+def _has_option(name, option) -> bool:
+    """Whether the public loss ``name`` takes the parameter ``option``."""
+    import fastloss
+
+    try:
+        return option in inspect.signature(getattr(fastloss, name)).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 class Check(NamedTuple):
     code: str
     test: Callable
@@ -349,6 +607,14 @@ CHECKS = (
     Check("swapped_arguments", _swapped),
     Check("regression_on_classes", _regression_on_classes),
     Check("negative_counts", _negative_counts),
+    Check("target_outside_support", _target_outside_support),
+    Check("zero_targets", _zero_targets),
+    Check("mask_out_of_range", _mask_out_of_range),
+    Check("inverted_boxes", _inverted_boxes),
+    Check("box_units", _box_units),
+    Check("collapsed_embeddings", _collapsed),
+    Check("not_pair_flags", _pair_flags),
+    Check("batch_labels", _batch_labels),
     Check("class_never_present", _class_never_present),
     Check("weights_zero", _weights_zero),
 )
@@ -369,17 +635,24 @@ def _array(a, name, op):
     return a.astype(np.uint8) if a.dtype.kind == "b" else a
 
 
-def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
+def figures(name, e: Expect, input, target, params, n_threads=None, others=None) -> Figures:
     """The figures the checks read: one summary pass over input and one
-    over target (label counts for integer labels)."""
+    over target (label counts for integer labels); ``others``, a dict of
+    the loss's other operands by name, are counted for NaN only.  A target
+    of None (nt_xent_loss without labels) has no figures."""
     import fastloss
 
     op = name
-    x = _array(input, "input", op)
-    t = _array(target, "target", op)
-    f = Figures(op=op, input_shape=x.shape, target_shape=t.shape)
+    names = (e.args[0], e.args[roles(e)[0]])
+    x = _array(input, names[0], op)
+    t = _array(target if target is not None else np.zeros(0), names[1], op)
+    f = Figures(op=op, input_shape=x.shape, target_shape=t.shape, input_name=names[0], target_name=names[1])
+    if others:
+        f["others_nan"] = [(k, int(np.count_nonzero(np.isnan(a))), a.size) for k, a in
+                           ((k, _array(v, k, op)) for k, v in others.items() if v is not None) if a.dtype.kind == "f"]
     rows = e.input.startswith("rows")
-    axis = getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) if rows else None
+    # the class axis: -1 (the last) where the loss says so, else PyTorch's axis 1
+    axis = (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1) if rows else None
     row, C = 0, None
     if rows and x.ndim >= 1:
         C = x.shape[-1] if axis == -1 or x.ndim == 1 else x.shape[1]
@@ -389,7 +662,20 @@ def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
     same = t.shape == x.shape
     f["target_same_shape"] = same
     is_labels = rows and not same and t.shape == _items(x.shape, axis) and e.target != "multilabel"
-    f["target_for_rows"] = (not rows and x.ndim >= 2 and t.shape == _items(x.shape, 1) and t.shape != x.shape)
+    f["target_for_rows"] = (not rows and x.ndim >= 2 and x.shape[1] > 1 and t.shape == _items(x.shape, 1)
+                            and e.input not in ("boxes", "embeddings"))
+    if e.input == "embeddings" and x.ndim >= 1 and x.size:
+        x2 = x.reshape(-1, x.shape[-1])
+        f["input_rows"] = x2.shape[0]
+        f["input_collapsed"] = x2.shape[0] >= 4 and bool(np.all(x2 == x2[0]))
+    if target is None:
+        return f
+    if e.target == "row_labels":
+        if t.dtype.kind in "iu" and t.ndim == 1:
+            _, counts = np.unique(t, return_counts=True)
+            f.update(row_label_n=int(t.size), row_label_classes=int(counts.size),
+                     row_label_singletons=int(np.count_nonzero(counts == 1)))
+        return f
     if is_labels and t.dtype.kind in "iu":
         ii = params.get("ignore_index", -100)
         ii = -100 if ii is None else int(ii)
@@ -413,11 +699,53 @@ def figures(name, e: Expect, input, target, params, n_threads=None) -> Figures:
             # one-hot along a class axis that is not contiguous: test it directly
             ax = -1 if axis == -1 else 1
             f["target_onehot"] = bool(np.all(np.sum(t, axis=ax, dtype=np.float64) == 1))
+    if e.target in ("mask", "mask01") and f.get("target_n"):
+        _mask_figures(f, t, params.get("ignore_index"))
+    if e.target == "nonzero" and t.size:
+        f["target_near_zero"] = int(np.count_nonzero(np.abs(t) < 1e-7))   # Keras's epsilon
+    if e.input == "boxes":
+        _box_figures(f, "input", x)
+        _box_figures(f, "target", t)
     weight = params.get("weight")
     if weight is not None:
         w = np.asarray(weight)
         f["weight_all_zero"] = w.size > 0 and not np.any(w != 0)
     return f
+
+
+def _mask_figures(f, t, ignore_index):
+    """The range of a mask without the values equal to ignore_index (read
+    again only when the summary's range is outside [0, 1]), and whether it
+    is a 0/255 image mask."""
+    if f.target_min >= 0 and f.target_max <= 1:
+        return
+    v = t.reshape(-1)
+    if ignore_index is not None:
+        v = v[v != ignore_index]
+        if v.size == 0:
+            f.update(mask_min=0.0, mask_max=0.0, mask_binary=True)
+            return
+        f.update(mask_min=float(np.nanmin(v)), mask_max=float(np.nanmax(v)),
+                 mask_binary=bool(np.all((v == 0) | (v == 1))))
+    if f.get("mask_max", f.target_max) == 255:
+        f["mask_0_255"] = bool(np.all((v == 0) | (v == 255)))
+        f["mask_void_255"] = not f["mask_0_255"] and bool(np.all((v == 0) | (v == 1) | (v == 255)))
+
+
+def _box_figures(f, side, b):
+    """Boxes with x2 < x1 or y2 < y1, and the first of them."""
+    if b.ndim < 1 or b.shape[-1] != 4:
+        return
+    bb = b.reshape(-1, 4)
+    bad = (bb[:, 2] < bb[:, 0]) | (bb[:, 3] < bb[:, 1])
+    k = int(np.count_nonzero(bad))
+    f[side + "_boxes"] = bb.shape[0]
+    f[side + "_inverted"] = k
+    if k:
+        i = int(np.argmax(bad))
+        idx = np.unravel_index(i, b.shape[:-1]) if b.ndim > 1 else ()
+        f[side + "_first_inverted"] = (", ".join(str(int(j)) for j in idx) or "...",
+                                       "[" + ", ".join(f"{float(c):g}" for c in bb[i]) + "]")
 
 
 def run_checks(name, e, f, params):
@@ -429,8 +757,8 @@ def run_checks(name, e, f, params):
     return out
 
 
-def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threads: Optional[int] = None,
-             **params) -> Diagnosis:
+def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
+             n_threads: Optional[int] = None, **params) -> Diagnosis:
     """Look for the common mistakes of a loss call before (or instead of)
     making it.
 
@@ -442,8 +770,14 @@ def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threa
     (an integer-valued input with a continuous target); a regression loss
     on 0/1, -1/1 or one-hot targets; NaN in the target or input; a
     constant target; a class that never appears; weights (or
-    ``ignore_index``) that zero every term.  The checks and their
-    thresholds are the table ``fastloss._diagnose.CHECKS``.
+    ``ignore_index``) that zero every term; a target outside the loss's
+    support (<= 0 for the Gamma deviance, < 0 for Tweedie and MSLE, 0 for
+    MAPE); a segmentation mask outside [0, 1] (a 0/255 image, class labels,
+    a 255 void label without ``ignore_index``) or soft where the Lovasz
+    hinge needs 0/1; boxes with x2 < x1 or y2 < y1 (``(x, y, w, h)``
+    boxes), and boxes in normalized coordinates against pixels.  The
+    checks and their thresholds are the table
+    ``fastloss._diagnose.CHECKS``.
 
     Parameters
     ----------
@@ -451,10 +785,15 @@ def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threa
         The loss to check the call of: ``"cross_entropy"``,
         ``fl.cross_entropy``, ``fl.CrossEntropyLoss`` or
         ``fl.CrossEntropyLoss(ignore_index=0)`` (whose options are read).
-    input, target : array_like
-        As you would pass them to the loss.
-    *args
-        Further positional operands of the loss (``var``), not checked.
+        A trimmed or winsorized loss is checked as the loss it wraps
+        (``fl.Trimmed(fl.HuberLoss())``, or ``"trimmed"`` with ``loss=``).
+    input, target, *args : array_like
+        The loss's array operands as you would pass them, in its argument
+        order (``anchor, positive, negative`` for a triplet;
+        ``input1, input2, target`` for a pair; ``embeddings, labels``).
+        The first is checked as the input, the target (or labels) as the
+        target, the others for NaN; operands the checks do not read
+        (``var``) are accepted and ignored.
     weight : array_like, optional
         The weights you would pass (per element, or per class).
     warn : bool
@@ -462,8 +801,9 @@ def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threa
     n_threads : int, optional
         Threads for the summary pass.
     **params
-        The loss's options that matter here (``ignore_index``,
-        ``log_target``, ...); others are accepted and ignored.
+        The loss's options that matter here (``ignore_index``, ``mode``,
+        ``from_logits``, ``power``, ``loss``, ...); others are accepted and
+        ignored.
 
     Returns
     -------
@@ -495,7 +835,14 @@ def diagnose(loss, input, target, *args, weight=None, warn: bool = True, n_threa
     p.update(params)
     if weight is not None:
         p["weight"] = weight
-    f = figures(name, e, input, target, p, n_threads=n_threads)
+    if e.input == "loss" and args and "loss" not in p:
+        p["loss"] = args[0]                           # trimmed(input, target, loss, ...)
+    name, e = expectation(name, e, p)
+    arrays = (input, target) + args
+    ti, oi = roles(e)
+    target = arrays[ti] if ti < len(arrays) else None
+    others = {e.args[i]: arrays[i] for i in oi if i < len(arrays)}
+    f = figures(name, e, input, target, p, n_threads=n_threads, others=others)
     found = Diagnosis(run_checks(name, e, f, p), name)
     if warn:
         for finding in found:

@@ -62,6 +62,10 @@ _COMMON = """weight : array_like, optional
         the inputs or each other).  Only with ``return_grad=True``.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and
+        warn each finding as a :class:`fastloss.LossWarning` (one summary
+        pass over each; the default False costs one test).
 
     Returns
     -------
@@ -95,6 +99,10 @@ _BATCH_COMMON = """weight : array_like of shape (N,), optional
         Threads for fastloss's own passes.  The two matrix products (E E^T,
         and for the gradient one N x N by N x D) run on NumPy's BLAS with
         its own thread setting (``threadpoolctl.threadpool_limits`` sets it).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on embeddings and labels
+        first (a batch without positives or negatives, collapsed
+        embeddings) and warn each finding as a :class:`fastloss.LossWarning`.
 
     Returns
     -------
@@ -221,7 +229,7 @@ def _pair_buffers(out, names, op, mode):
 @_doc
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False, size_average=None,
                         reduce=None, reduction="mean", *, weight=None, return_grad=False, out=None,
-                        n_threads=None):
+                        n_threads=None, check=False):
     """Triplet margin loss, as ``torch.nn.functional.triplet_margin_loss``.
 
     ``l = max(0, margin + d(a, p) - d(a, n))`` per row with PyTorch's
@@ -260,7 +268,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, 
     reduction = V.legacy_reduction(size_average, reduce, reduction, op)
     kernel, params = _triplet_params(margin, p, eps, swap, op)
     return run_rows(_TRIPLET_SPECS[kernel][op], (anchor, positive, negative), weight=weight, params=params,
-                    reduction=reduction, mode=_mode(return_grad), out=out, n_threads=n_threads)
+                    reduction=reduction, mode=_mode(return_grad), out=out, n_threads=n_threads, check=check)
 
 
 _grads(triplet_margin_loss, _TRIPLET)
@@ -269,7 +277,7 @@ _grads(triplet_margin_loss, _TRIPLET)
 @_doc
 def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0,
                                       swap=False, reduction="mean", distance=None, weight=None,
-                                      return_grad=False, out=None, n_threads=None):
+                                      return_grad=False, out=None, n_threads=None, check=False):
     """Triplet loss over a named distance, as
     ``torch.nn.functional.triplet_margin_with_distance_loss``.
 
@@ -313,7 +321,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     op = "triplet_margin_with_distance_loss"
     kernel, params, _ = _distance_params(distance_function, distance, margin, swap, op)
     return run_rows(_TRIPLET_SPECS[kernel][op], (anchor, positive, negative), weight=weight, params=params,
-                    reduction=reduction, mode=_mode(return_grad), out=out, n_threads=n_threads)
+                    reduction=reduction, mode=_mode(return_grad), out=out, n_threads=n_threads, check=check)
 
 
 _grads(triplet_margin_with_distance_loss, _TRIPLET)
@@ -323,7 +331,7 @@ _grads(triplet_margin_with_distance_loss, _TRIPLET)
 
 @_doc
 def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean", *,
-                          weight=None, return_grad=False, out=None, n_threads=None):
+                          weight=None, return_grad=False, out=None, n_threads=None, check=False):
     """Cosine embedding loss, as ``torch.nn.functional.cosine_embedding_loss``.
 
     ``l = 1 - cos`` for target 1, ``max(0, cos - margin)`` for target -1,
@@ -353,7 +361,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
     reduction = V.legacy_reduction(size_average, reduce, reduction, op)
     m = V.real(margin, "margin", op)
     return run_rows(_COSINE_EMBEDDING, (input1, input2), target, weight, (m, 0.0, 0.0, 0, 0), reduction,
-                    _mode(return_grad), out, n_threads)
+                    _mode(return_grad), out, n_threads, check=check)
 
 
 _grads(cosine_embedding_loss, _PAIR)
@@ -365,7 +373,8 @@ def _no_loss_out(loss_out, reduction, op):
                          f"got reduction={reduction!r}")
 
 
-def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, out, n_threads, op, loss_out=None):
+def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, out, n_threads, op, loss_out=None,
+                      check=False):
     _no_loss_out(loss_out, reduction, op)
     bufs = _pair_buffers(out, _PAIR, op, mode)
     x = V.as_input(input1, "input1", op)
@@ -385,14 +394,14 @@ def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, o
     if mode == GRAD:  # both buffers given: the pointwise driver writes input2's gradient as its extra's
         out = (np.empty(x.shape, x.dtype) if g1 is None else g1, g2)
         return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, out=out, extra=e,
-                      extra_period=max(x.size, 1), loss_out=loss_out, grads=("input", "input2"))
+                      extra_period=max(x.size, 1), loss_out=loss_out, grads=("input", "input2"), check=check)
     return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, extra=e,
-                  extra_period=max(x.size, 1), loss_out=loss_out)
+                  extra_period=max(x.size, 1), loss_out=loss_out, check=check)
 
 
 @_doc
 def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean", *,
-                        weight=None, return_grad=False, out=None, n_threads=None):
+                        weight=None, return_grad=False, out=None, n_threads=None, check=False):
     """Margin ranking loss, as ``torch.nn.functional.margin_ranking_loss``.
 
     Elementwise ``l = max(0, -target (input1 - input2) + margin)``; the
@@ -410,7 +419,7 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     reduction : {"mean", "sum", "none"}
     weight : array_like, optional
         Per-element weights (broadcast to the inputs' shape).
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`triplet_margin_loss`; ``out`` is a pair of buffers.
 
     Examples
@@ -425,7 +434,7 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     reduction = V.legacy_reduction(size_average, reduce, reduction, op)
     m = V.real(margin, "margin", op)
     return _elementwise_pair(input1, input2, target, (m, 0.0, 0.0, 0, 0), weight, reduction,
-                             _mode(return_grad), out, n_threads, op)
+                             _mode(return_grad), out, n_threads, op, check=check)
 
 
 _grads(margin_ranking_loss, _PAIR, class_axis=0)
@@ -443,7 +452,7 @@ def _single_out(out, op, mode):
 
 @_doc
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean", *,
-                         weight=None, return_grad=False, out=None, n_threads=None):
+                         weight=None, return_grad=False, out=None, n_threads=None, check=False):
     """Hinge embedding loss, as ``torch.nn.functional.hinge_embedding_loss``.
 
     Elementwise ``l = input`` for target 1 and ``max(0, margin - input)``
@@ -460,7 +469,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     reduction : {"mean", "sum", "none"}
     weight : array_like, optional
         Per-element weights (broadcast to input's shape).
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`triplet_margin_loss`; ``out`` is one buffer (or a tuple of one).
 
     Examples
@@ -474,7 +483,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     m = V.real(margin, "margin", op)
     mode = _mode(return_grad)
     return pw_run(_HINGE_EMBEDDING, input, target, weight, reduction, mode, (m, 0.0, 0.0, 0, 0), n_threads,
-                  out=_single_out(out, op, mode))
+                  out=_single_out(out, op, mode), check=check)
 
 
 _grads(hinge_embedding_loss, ("input",), class_axis=0)
@@ -492,7 +501,7 @@ def _contrastive_params(margin, p, eps, similar_label, op):
 
 @_doc
 def contrastive_loss(input1, input2, target, margin=1.0, p=2, eps=1e-6, similar_label=1, *, weight=None,
-                     reduction="mean", return_grad=False, out=None, n_threads=None):
+                     reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Contrastive pair loss of Hadsell, Chopra and LeCun (CVPR 2006).
 
     ``l = 1/2 y d^2 + 1/2 (1 - y) max(0, margin - d)^2`` per row, with
@@ -528,7 +537,7 @@ def contrastive_loss(input1, input2, target, margin=1.0, p=2, eps=1e-6, similar_
     op = "contrastive_loss"
     kernel, params = _contrastive_params(margin, p, eps, similar_label, op)
     return run_rows(_CONTRASTIVE[kernel], (input1, input2), target, weight, params, reduction, _mode(return_grad),
-                    out, n_threads)
+                    out, n_threads, check=check)
 
 
 _grads(contrastive_loss, _PAIR)
@@ -536,7 +545,7 @@ _grads(contrastive_loss, _PAIR)
 
 @_doc
 def cosine_distance_loss(input, target, eps=1e-8, *, weight=None, reduction="mean", return_grad=False, out=None,
-                         n_threads=None):
+                         n_threads=None, check=False):
     """Cosine distance ``1 - cos(input, target)`` per row, as optax's
     ``cosine_distance`` (embedding regression, distillation).
 
@@ -564,7 +573,7 @@ def cosine_distance_loss(input, target, eps=1e-8, *, weight=None, reduction="mea
     op = "cosine_distance_loss"
     e = V.nonneg(eps, "eps", op)
     return run_rows(_COSINE_DISTANCE, (input, target), None, weight, (0.0, e, 0.0, 0, 0), reduction,
-                    _mode(return_grad), out, n_threads)
+                    _mode(return_grad), out, n_threads, check=check)
 
 
 _grads(cosine_distance_loss, _IT)
@@ -584,7 +593,7 @@ def _batch_margin(margin, op):
 
 @_doc
 def batch_hard_triplet_loss(embeddings, labels, margin=1.0, distance="euclidean", soft=False, *, weight=None,
-                            reduction="mean", return_grad=False, out=None, n_threads=None):
+                            reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Batch-hard triplet loss (Hermans, Beyer and Leibe, "In Defense of the
     Triplet Loss for Person Re-Identification", 2017).
 
@@ -631,7 +640,7 @@ def batch_hard_triplet_loss(embeddings, labels, margin=1.0, distance="euclidean"
     s = V.boolean(soft, "soft", op)
     return run_batch("hard", embeddings, labels, margin=m, distance=d, soft=s, weight=weight, reduction=reduction,
                      mode=_mode(return_grad), out=_batch_out(out, op, _mode(return_grad)), n_threads=n_threads,
-                     op=op)
+                     op=op, check=check)
 
 
 _grads(batch_hard_triplet_loss, ("embeddings",))
@@ -639,7 +648,7 @@ _grads(batch_hard_triplet_loss, ("embeddings",))
 
 @_doc
 def batch_all_triplet_loss(embeddings, labels, margin=1.0, distance="euclidean", *, weight=None,
-                           reduction="mean", return_grad=False, out=None, n_threads=None):
+                           reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Batch-all triplet loss: every valid triplet of the batch, averaged
     over those with a positive loss.
 
@@ -675,7 +684,7 @@ def batch_all_triplet_loss(embeddings, labels, margin=1.0, distance="euclidean",
     d = check_distance(distance, op)
     return run_batch("all", embeddings, labels, margin=m, distance=d, weight=weight, reduction=reduction,
                      mode=_mode(return_grad), out=_batch_out(out, op, _mode(return_grad)), n_threads=n_threads,
-                     op=op)
+                     op=op, check=check)
 
 
 _grads(batch_all_triplet_loss, ("embeddings",))
@@ -683,7 +692,7 @@ _grads(batch_all_triplet_loss, ("embeddings",))
 
 @_doc
 def nt_xent_loss(embeddings, labels=None, temperature=0.07, *, weight=None, reduction="mean", return_grad=False,
-                 out=None, n_threads=None):
+                 out=None, n_threads=None, check=False):
     """NT-Xent (normalized temperature-scaled cross-entropy; SimCLR, Chen
     et al. 2020), as pytorch-metric-learning's ``NTXentLoss`` and optax's
     ``ntxent`` define it.
@@ -721,7 +730,7 @@ def nt_xent_loss(embeddings, labels=None, temperature=0.07, *, weight=None, redu
     t = V.positive(temperature, "temperature", op)
     return run_batch("ntxent", embeddings, labels, temperature=t, weight=weight, reduction=reduction,
                      mode=_mode(return_grad), out=_batch_out(out, op, _mode(return_grad)), n_threads=n_threads,
-                     op=op)
+                     op=op, check=check)
 
 
 _grads(nt_xent_loss, ("embeddings",))
@@ -761,17 +770,17 @@ class TripletMarginLoss(_FeatureLoss):
         self._kernel, self._params = _triplet_params(margin, p, eps, swap, op)
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
-    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None):
+    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None, check=False):
         op = type(self).__name__
         return run_rows(_TRIPLET_SPECS[self._kernel]["triplet_margin_loss"], (anchor, positive, negative),
                         weight=weight, params=self._params, reduction=self.reduction, mode=mode, out=out,
-                        n_threads=self.n_threads, op=op, loss_out=loss_out)
+                        n_threads=self.n_threads, op=op, loss_out=loss_out, check=check)
 
-    def __call__(self, anchor, positive, negative, weight=None):
-        return self._run(anchor, positive, negative, weight, VALUE)
+    def __call__(self, anchor, positive, negative, weight=None, *, check=False):
+        return self._run(anchor, positive, negative, weight, VALUE, check=check)
 
-    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None):
-        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out)
+    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None, *, check=False):
+        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("p", self.p), ("eps", self.eps), ("swap", self.swap),
@@ -798,17 +807,17 @@ class TripletMarginWithDistanceLoss(_FeatureLoss):
         self.distance_function = distance_function
         self.margin, self.swap = margin, swap
 
-    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None):
+    def _run(self, anchor, positive, negative, weight, mode, out=None, loss_out=None, check=False):
         return run_rows(_TRIPLET_SPECS[self._kernel]["triplet_margin_with_distance_loss"],
                         (anchor, positive, negative), weight=weight, params=self._params,
                         reduction=self.reduction, mode=mode, out=out, n_threads=self.n_threads,
-                        op=type(self).__name__, loss_out=loss_out)
+                        op=type(self).__name__, loss_out=loss_out, check=check)
 
-    def __call__(self, anchor, positive, negative, weight=None):
-        return self._run(anchor, positive, negative, weight, VALUE)
+    def __call__(self, anchor, positive, negative, weight=None, *, check=False):
+        return self._run(anchor, positive, negative, weight, VALUE, check=check)
 
-    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None):
-        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out)
+    def value_and_grad(self, anchor, positive, negative, weight=None, out=None, loss_out=None, *, check=False):
+        return self._run(anchor, positive, negative, weight, GRAD, out, loss_out, check=check)
 
     def _repr_args(self):
         return [("distance", self.distance), ("margin", self.margin), ("swap", self.swap),
@@ -832,15 +841,16 @@ class CosineEmbeddingLoss(_FeatureLoss):
         super().__init__(V.legacy_reduction(size_average, reduce, reduction, op), n_threads)
         self.margin = V.real(margin, "margin", op)
 
-    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None):
+    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None, check=False):
         return run_rows(_COSINE_EMBEDDING, (input1, input2), target, weight, (self.margin, 0.0, 0.0, 0, 0),
-                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
+                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out,
+                        check=check)
 
-    def __call__(self, input1, input2, target, weight=None):
-        return self._run(input1, input2, target, weight, VALUE)
+    def __call__(self, input1, input2, target, weight=None, *, check=False):
+        return self._run(input1, input2, target, weight, VALUE, check=check)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
-        return self._run(input1, input2, target, weight, GRAD, out, loss_out)
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None, *, check=False):
+        return self._run(input1, input2, target, weight, GRAD, out, loss_out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -863,13 +873,13 @@ class MarginRankingLoss(_FeatureLoss):
         super().__init__(V.legacy_reduction(size_average, reduce, reduction, op), n_threads)
         self.margin = V.real(margin, "margin", op)
 
-    def __call__(self, input1, input2, target, weight=None):
+    def __call__(self, input1, input2, target, weight=None, *, check=False):
         return _elementwise_pair(input1, input2, target, (self.margin, 0.0, 0.0, 0, 0), weight, self.reduction,
-                                 VALUE, None, self.n_threads, type(self).__name__)
+                                 VALUE, None, self.n_threads, type(self).__name__, check=check)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None, *, check=False):
         return _elementwise_pair(input1, input2, target, (self.margin, 0.0, 0.0, 0, 0), weight, self.reduction,
-                                 GRAD, out, self.n_threads, type(self).__name__, loss_out=loss_out)
+                                 GRAD, out, self.n_threads, type(self).__name__, loss_out=loss_out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -892,15 +902,15 @@ class HingeEmbeddingLoss(_FeatureLoss):
         super().__init__(V.legacy_reduction(size_average, reduce, reduction, op), n_threads)
         self.margin = V.real(margin, "margin", op)
 
-    def __call__(self, input, target, weight=None):
+    def __call__(self, input, target, weight=None, *, check=False):
         return pw_run(_HINGE_EMBEDDING, input, target, weight, self.reduction, VALUE, (self.margin, 0.0, 0.0, 0, 0),
-                      self.n_threads)
+                      self.n_threads, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, check=False):
         op = type(self).__name__
         _no_loss_out(loss_out, self.reduction, op)
         return pw_run(_HINGE_EMBEDDING, input, target, weight, self.reduction, GRAD, (self.margin, 0.0, 0.0, 0, 0),
-                      self.n_threads, out=_single_out(out, op, GRAD), loss_out=loss_out)
+                      self.n_threads, out=_single_out(out, op, GRAD), loss_out=loss_out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("reduction", self.reduction)]
@@ -925,15 +935,15 @@ class ContrastiveLoss(_FeatureLoss):
         self._kernel, self._params = _contrastive_params(margin, p, eps, similar_label, op)
         self.margin, self.p, self.eps, self.similar_label = margin, p, eps, similar_label
 
-    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None):
+    def _run(self, input1, input2, target, weight, mode, out=None, loss_out=None, check=False):
         return run_rows(_CONTRASTIVE[self._kernel], (input1, input2), target, weight, self._params, self.reduction,
-                        mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
+                        mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out, check=check)
 
-    def __call__(self, input1, input2, target, weight=None):
-        return self._run(input1, input2, target, weight, VALUE)
+    def __call__(self, input1, input2, target, weight=None, *, check=False):
+        return self._run(input1, input2, target, weight, VALUE, check=check)
 
-    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None):
-        return self._run(input1, input2, target, weight, GRAD, out, loss_out)
+    def value_and_grad(self, input1, input2, target, weight=None, out=None, loss_out=None, *, check=False):
+        return self._run(input1, input2, target, weight, GRAD, out, loss_out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("p", self.p), ("eps", self.eps), ("similar_label", self.similar_label),
@@ -957,15 +967,16 @@ class CosineDistanceLoss(_FeatureLoss):
         super().__init__(reduction, n_threads)
         self.eps = V.nonneg(eps, "eps", op)
 
-    def _run(self, input, target, weight, mode, out=None, loss_out=None):
+    def _run(self, input, target, weight, mode, out=None, loss_out=None, check=False):
         return run_rows(_COSINE_DISTANCE, (input, target), None, weight, (0.0, self.eps, 0.0, 0, 0),
-                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out)
+                        self.reduction, mode, out, self.n_threads, op=type(self).__name__, loss_out=loss_out,
+                        check=check)
 
-    def __call__(self, input, target, weight=None):
-        return self._run(input, target, weight, VALUE)
+    def __call__(self, input, target, weight=None, *, check=False):
+        return self._run(input, target, weight, VALUE, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
-        return self._run(input, target, weight, GRAD, out, loss_out)
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, check=False):
+        return self._run(input, target, weight, GRAD, out, loss_out, check=check)
 
     def _repr_args(self):
         return [("eps", self.eps), ("reduction", self.reduction)]
@@ -979,10 +990,10 @@ class _BatchLoss(_FeatureLoss):
     def _kw(self):  # pragma: no cover - abstract
         raise TypeError(f"{type(self).__name__} is abstract")
 
-    def _run(self, embeddings, labels, weight, mode, out=None):
+    def _run(self, embeddings, labels, weight, mode, out=None, check=False):
         return run_batch(self._kind, embeddings, labels, weight=weight, reduction=self.reduction, mode=mode,
                          out=_batch_out(out, type(self).__name__, mode), n_threads=self.n_threads,
-                         op=type(self).__name__, **self._kw())
+                         op=type(self).__name__, **self._kw(), check=check)
 
 
 class BatchHardTripletLoss(_BatchLoss):
@@ -1009,11 +1020,11 @@ class BatchHardTripletLoss(_BatchLoss):
     def _kw(self):
         return {"margin": self.margin, "distance": self.distance, "soft": self.soft}
 
-    def __call__(self, embeddings, labels, weight=None):
-        return self._run(embeddings, labels, weight, VALUE)
+    def __call__(self, embeddings, labels, weight=None, *, check=False):
+        return self._run(embeddings, labels, weight, VALUE, check=check)
 
-    def value_and_grad(self, embeddings, labels, weight=None, out=None):
-        return self._run(embeddings, labels, weight, GRAD, out)
+    def value_and_grad(self, embeddings, labels, weight=None, out=None, *, check=False):
+        return self._run(embeddings, labels, weight, GRAD, out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("distance", self.distance), ("soft", self.soft),
@@ -1041,11 +1052,11 @@ class BatchAllTripletLoss(_BatchLoss):
     def _kw(self):
         return {"margin": self.margin, "distance": self.distance}
 
-    def __call__(self, embeddings, labels, weight=None):
-        return self._run(embeddings, labels, weight, VALUE)
+    def __call__(self, embeddings, labels, weight=None, *, check=False):
+        return self._run(embeddings, labels, weight, VALUE, check=check)
 
-    def value_and_grad(self, embeddings, labels, weight=None, out=None):
-        return self._run(embeddings, labels, weight, GRAD, out)
+    def value_and_grad(self, embeddings, labels, weight=None, out=None, *, check=False):
+        return self._run(embeddings, labels, weight, GRAD, out, check=check)
 
     def _repr_args(self):
         return [("margin", self.margin), ("distance", self.distance), ("reduction", self.reduction)]
@@ -1071,11 +1082,11 @@ class NTXentLoss(_BatchLoss):
     def _kw(self):
         return {"temperature": self.temperature}
 
-    def __call__(self, embeddings, labels=None, weight=None):
-        return self._run(embeddings, labels, weight, VALUE)
+    def __call__(self, embeddings, labels=None, weight=None, *, check=False):
+        return self._run(embeddings, labels, weight, VALUE, check=check)
 
-    def value_and_grad(self, embeddings, labels=None, weight=None, out=None):
-        return self._run(embeddings, labels, weight, GRAD, out)
+    def value_and_grad(self, embeddings, labels=None, weight=None, out=None, *, check=False):
+        return self._run(embeddings, labels, weight, GRAD, out, check=check)
 
     def _repr_args(self):
         return [("temperature", self.temperature), ("reduction", self.reduction)]

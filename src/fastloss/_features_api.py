@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import _features
+from . import _check, _features
 from ._config import _threads
 from ._validate import (
     F32,
@@ -110,13 +110,14 @@ def _bad_target(sp, t, bad, rows):
 
 
 def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 0.0, 0, 0),
-             reduction="mean", mode=VALUE, out=None, n_threads=None, op=None, loss_out=None):
+             reduction="mean", mode=VALUE, out=None, n_threads=None, op=None, loss_out=None, check=False):
     """Validate, run the fused row kernel once, and shape the result.
 
     mode VALUE -> value; mode GRAD -> (value, g_1, ..., g_k), one gradient
     per operand in argument order.  value is a float for "mean"/"sum" and
     an array of the rows' shape for "none" (in ``loss_out`` if given);
     the gradient is that of the returned value (of the sum for "none").
+    check=True runs fastloss.diagnose's checks first (fastloss._check).
     """
     op = op or sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -126,6 +127,10 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
         raise ValueError(f"{op}: loss_out is the buffer of the per-row losses of reduction='none', "
                          f"got reduction={reduction!r}")
     nt = _threads(n_threads, op)
+    if check:   # the first operand as the input, the target (else the second operand) as the target
+        k = 1 if sp.target else 2
+        _check.check_call(sp.op, arrays[0], target if sp.target else arrays[1], weight=weight, n_threads=nt,
+                          others=dict(zip(sp.names[k:], arrays[k:])))
     xs, dt, shape = _operands(sp, arrays, op)
     rows = shape[:-1]
     D = shape[-1]
@@ -205,14 +210,20 @@ def gram(E: np.ndarray) -> np.ndarray:
     return S
 
 
+_BATCH_OPS = {"hard": "batch_hard_triplet_loss", "all": "batch_all_triplet_loss", "ntxent": "nt_xent_loss"}
+
+
 def run_batch(kind: str, embeddings, labels, *, margin=0.0, temperature=1.0, distance="euclidean",
-              soft=False, weight=None, reduction="mean", mode=VALUE, out=None, n_threads=None, op=""):
+              soft=False, weight=None, reduction="mean", mode=VALUE, out=None, n_threads=None, op="", check=False):
     """The in-batch losses: kind "hard" (batch-hard triplets), "all"
-    (batch-all triplets) or "ntxent".  Returns the value, or (value, grad)."""
+    (batch-all triplets) or "ntxent".  Returns the value, or (value, grad).
+    check=True runs fastloss.diagnose's checks first (fastloss._check)."""
     if reduction != "mean" and reduction != "sum":
         check_reduction(reduction, op, BATCH_REDUCTIONS)
     _no_out_without_grad(out, mode, op)
     nt = _threads(n_threads, op)
+    if check:
+        _check.check_call(_BATCH_OPS[kind], embeddings, labels, weight=weight, n_threads=nt)
     E = as_input(embeddings, "embeddings", op)
     dt = E.dtype
     if E.ndim != 2:

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _overlap
+from . import _check, _overlap
 from ._alloc import empty
 from ._config import _threads
 from ._validate import (
@@ -182,12 +182,16 @@ def seg_shape(x: np.ndarray, op: str, mode: str):
 
 def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, alpha=0.5, beta=0.5,
             gamma=1.0, log_loss=False, ignore_index=None, classes=None, weight=None, per_image=False,
-            reduction="mean", return_grad=False, out=None, n_threads=None, overlap_w=1.0, ce_w=0.0):
-    """Validate, run both passes, shape the result: value, or (value, grad)."""
+            reduction="mean", return_grad=False, out=None, n_threads=None, overlap_w=1.0, ce_w=0.0, check=False):
+    """Validate, run both passes, shape the result: value, or (value, grad).
+    check=True runs fastloss.diagnose's checks first (fastloss._check)."""
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     mode = check_mode(mode, op)
     nt = _threads(n_threads, op)
+    if check:
+        _check.check_call(op, input, target, weight=weight, ignore_index=ignore_index, mode=mode,
+                          from_logits=from_logits, n_threads=nt)
     from_logits = boolean(from_logits, "from_logits", op)
     per_image = boolean(per_image, "per_image", op)
     log_loss = boolean(log_loss, "log_loss", op)
@@ -233,10 +237,14 @@ def _bad_target(op, t, bad, mode, C):
 # ------------------------------------------------------------------ Lovasz
 
 def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None, classes="present",
-               from_logits=True, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+               from_logits=True, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None,
+               check=False):
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     nt = _threads(n_threads, op)
+    if check:
+        _check.check_call(op, input, target, weight=weight, ignore_index=ignore_index, from_logits=from_logits,
+                          n_threads=nt)
     per_image = boolean(per_image, "per_image", op)
     from_logits = boolean(from_logits, "from_logits", op)
     ii = check_ignore(ignore_index, op)
@@ -282,11 +290,13 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
 # ------------------------------------------------------------------ boxes
 
 def run_boxes(op, kind, boxes1, boxes2, reduction="none", eps=1e-7, return_grad=False, out=None,
-              n_threads=None, loss_out=None):
+              n_threads=None, loss_out=None, check=False):
     """value, or (value, g_boxes1, g_boxes2)."""
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     nt = _threads(n_threads, op)
+    if check:
+        _check.check_call(op, boxes1, boxes2, n_threads=nt)
     eps = nonneg(eps, "eps", op)
     b1 = as_input(boxes1, "boxes1", op)
     dt, shape = b1.dtype, b1.shape

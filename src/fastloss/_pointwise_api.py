@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from . import _pointwise
+from . import _check, _pointwise
 from ._alloc import empty
 from ._config import _threads
 from ._validate import (
@@ -40,12 +40,14 @@ class _Spec(NamedTuple):
     batchmean: bool = False       # accepts reduction="batchmean" (kl_div)
     wmean: bool = False           # a weighted mean divides by the summed weights (mse, l1)
     target_grad: bool = False     # the kernel gives the gradient with respect to target
+    target_kind: str = ""         # the target's kind for check=True where the parameters decide it
+    #                               (a Tweedie power's support); "" for the loss's row in _diagnose.EXPECT
 
 
 def spec(op: str, kernel: str, on_bad=None, extra: str = "", batchmean: bool = False,
-         wmean: bool = False) -> _Spec:
+         wmean: bool = False, target_kind: str = "") -> _Spec:
     return _Spec(op, _pointwise.LOSS_IDS[kernel], on_bad, extra, batchmean, wmean,
-                 kernel in _pointwise.TARGET_GRAD)
+                 kernel in _pointwise.TARGET_GRAD, target_kind)
 
 
 def grad_request(return_grad, op: str, grad_args=("input",), optional=()):
@@ -88,7 +90,7 @@ def grad_buffers(out, names, op: str) -> dict:
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        grads=("input",)):
+        grads=("input",), check=False):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -99,6 +101,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     "none").  grads names "input", the extra operand (sp.extra, whose
     gradient the kernel writes in GRAD mode) and "target" (computed only
     when named).  out is a buffer or a tuple of buffers (see grad_buffers).
+    check=True runs fastloss.diagnose's checks first (fastloss._check).
     """
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -107,6 +110,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     if loss_out is not None and reduction != "none":
         raise ValueError(f"{op}: loss_out is the buffer of the per-element losses of reduction='none', "
                          f"got reduction={reduction!r}")
+    if check:   # an extra operand of input's size (var, input2) is counted for NaN
+        _check.check_call(op, input, target, weight=weight, n_threads=nt, target_kind=sp.target_kind,
+                          others={sp.extra: extra} if extra is not None and extra_period == np.size(input) else None)
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     y = as_operand(target, "target", op, dt, shape)
@@ -210,12 +216,13 @@ class _PointwiseLoss:
     def _extra(self, *args):
         return None, 0
 
-    def __call__(self, input, target, weight=None):
-        """The loss value: a float, or an array of input's shape for reduction="none"."""
+    def __call__(self, input, target, weight=None, *, check=False):
+        """The loss value: a float, or an array of input's shape for reduction="none".
+        ``check=True`` runs :func:`fastloss.diagnose`'s checks first."""
         return run(self._spec, input, target, weight, self.reduction, VALUE,
-                   self._params, self.n_threads)
+                   self._params, self.n_threads, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None, check=False):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers (input's shape and dtype, C-contiguous, aligned) for the
         gradient and, with reduction="none" only, the per-element loss.
@@ -225,14 +232,14 @@ class _PointwiseLoss:
         in that order (``out`` then a tuple)."""
         grads = ("input",) if wrt is None else _wrt(self, wrt)
         return run(self._spec, input, target, weight, self.reduction, GRAD,
-                   self._params, self.n_threads, out=out, loss_out=loss_out, grads=grads)
+                   self._params, self.n_threads, out=out, loss_out=loss_out, grads=grads, check=check)
 
-    def grad_hess(self, input, target, weight=None, out=None):
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
         """``(grad, hess)``: the gradient and diagonal Hessian of the value.
         ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
         g_out, h_out = (None, None) if out is None else _pair(out, type(self).__name__)
         return run(self._spec, input, target, weight, self.reduction, GRAD_HESS,
-                   self._params, self.n_threads, out=g_out, hess_out=h_out)
+                   self._params, self.n_threads, out=g_out, hess_out=h_out, check=check)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())

@@ -60,6 +60,10 @@ _COMMON = """weight : array_like, optional
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`;
         at most ``max(64, 4 x os.cpu_count())``).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on input and target first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -185,7 +189,7 @@ def _p_focal(alpha, gamma, op):
 
 @_doc
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None, *, return_grad=False,
-             out=None, n_threads=None):
+             out=None, n_threads=None, check=False):
     """Mean squared error, as ``torch.nn.functional.mse_loss``.
 
     ``l_i = (input_i - target_i)^2``; gradient ``2 (input_i - target_i)``;
@@ -209,12 +213,12 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     if size_average is not None or reduce is not None:
         reduction = V.legacy_reduction(size_average, reduce, reduction, "mse_loss")
     mode, grads = _req(mse_loss, return_grad)
-    return run(_MSE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_MSE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None, *, return_grad=False,
-            out=None, n_threads=None):
+            out=None, n_threads=None, check=False):
     """Mean absolute error, as ``torch.nn.functional.l1_loss``.
 
     ``l_i = |input_i - target_i|``; gradient ``sign(input_i - target_i)``
@@ -236,12 +240,12 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     if size_average is not None or reduce is not None:
         reduction = V.legacy_reduction(size_average, reduce, reduction, "l1_loss")
     mode, grads = _req(l1_loss, return_grad)
-    return run(_L1, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_L1, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, return_grad=False, out=None,
-               n_threads=None):
+               n_threads=None, check=False):
     """Huber loss, as ``torch.nn.functional.huber_loss``.
 
     With ``d = input - target``: ``0.5 d^2`` where ``|d| <= delta``, else
@@ -262,12 +266,12 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None, *, retur
     """
     mode, grads = _req(huber_loss, return_grad)
     p = _p_huber(delta, "huber_loss")
-    return run(_HUBER, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
+    return run(_HUBER, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0, *, weight=None,
-                   return_grad=False, out=None, n_threads=None):
+                   return_grad=False, out=None, n_threads=None, check=False):
     """Smooth L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
     With ``d = input - target``: ``0.5 d^2 / beta`` where ``|d| < beta``,
@@ -290,12 +294,12 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         reduction = V.legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     mode, grads = _req(smooth_l1_loss, return_grad)
     p = _p_smooth_l1(beta, "smooth_l1_loss")
-    return run(_SMOOTH_L1, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
+    return run(_SMOOTH_L1, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                  n_threads=None):
+                  n_threads=None, check=False):
     """Log-cosh loss ``log(cosh(input - target))`` (Keras's ``log_cosh``;
     PyTorch has none).
 
@@ -315,12 +319,13 @@ def log_cosh_loss(input, target, *, weight=None, reduction="mean", return_grad=F
     1.325002747358
     """
     mode, grads = _req(log_cosh_loss, return_grad)
-    return run(_LOG_COSH, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_LOG_COSH, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads,
+               check=check)
 
 
 @_doc
 def quantile_loss(input, target, quantile=0.5, *, weight=None, reduction="mean", return_grad=False, out=None,
-                  n_threads=None):
+                  n_threads=None, check=False):
     """Pinball (quantile) loss, as scikit-learn's ``mean_pinball_loss``.
 
     With ``r = target - input``: ``quantile * r`` for ``r >= 0`` and
@@ -343,12 +348,12 @@ def quantile_loss(input, target, quantile=0.5, *, weight=None, reduction="mean",
     """
     mode, grads = _req(quantile_loss, return_grad)
     p = _p_quantile(quantile, "quantile_loss")
-    return run(_QUANTILE, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
+    return run(_QUANTILE, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
-                     reduction="mean", *, weight=None, return_grad=False, out=None, n_threads=None):
+                     reduction="mean", *, weight=None, return_grad=False, out=None, n_threads=None, check=False):
     """Poisson negative log-likelihood, as ``torch.nn.functional.poisson_nll_loss``.
 
     ``log_input=True``: ``exp(input) - target * input``;
@@ -373,7 +378,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, size_average=Non
         reduction = V.legacy_reduction(size_average, reduce, reduction, "poisson_nll_loss")
     mode, grads = _req(poisson_nll_loss, return_grad)
     sp, p = _p_poisson(log_input, full, eps, "poisson_nll_loss")
-    return run(sp, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads)
+    return run(sp, input, target, weight, reduction, mode, p, n_threads, out=out, grads=grads, check=check)
 
 
 def _gaussian_var(var, x, op):
@@ -402,7 +407,7 @@ def _sum_to(g, bshape, vshape):
 
 
 def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_threads, out=None,
-                  hess_out=None, loss_out=None, op="gaussian_nll_loss", grads=("input", "var")):
+                  hess_out=None, loss_out=None, op="gaussian_nll_loss", grads=("input", "var"), check=False):
     p = _p_gaussian(full, eps, op)
     x = V.as_input(input, "input", op)
     e, vshape, bshape = _gaussian_var(var, x, op)
@@ -414,7 +419,7 @@ def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_thre
         raise ValueError(f"{op}: an out= buffer for var's gradient needs var of input's shape {x.shape}, "
                          f"got var of shape {vshape}")
     res = run(_GAUSSIAN, x, target, weight, reduction, mode, p, n_threads, out=out, hess_out=hess_out,
-              loss_out=loss_out, extra=e, extra_period=x.size, grads=grads)
+              loss_out=loss_out, extra=e, extra_period=x.size, grads=grads, check=check)
     if mode == GRAD and "var" in grads:
         k = 1 + grads.index("var")
         res = res[:k] + (_sum_to(res[k], bshape, vshape),) + res[k + 1:]
@@ -426,7 +431,7 @@ def _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_thre
 
 @_doc
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean", *, weight=None,
-                      return_grad=False, out=None, n_threads=None):
+                      return_grad=False, out=None, n_threads=None, check=False):
     """Gaussian negative log-likelihood, as ``torch.nn.functional.gaussian_nll_loss``.
 
     ``0.5 (log(v) + (input - target)^2 / v)`` with ``v = max(var, eps)``,
@@ -457,7 +462,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     """
     mode, grads = _req(gaussian_nll_loss, return_grad)
     return _gaussian_run(input, target, var, full, eps, weight, reduction, mode, n_threads,
-                         out=out, grads=grads)
+                         out=out, grads=grads, check=check)
 
 
 # The arguments that the gradients returned by return_grad=True and
@@ -470,7 +475,7 @@ gaussian_nll_loss._grad_args = ("input", "var")
 
 @_doc
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean", *,
-                         return_grad=False, out=None, n_threads=None):
+                         return_grad=False, out=None, n_threads=None, check=False):
     """Binary cross-entropy on probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
     ``-(t log(p) + (1 - t) log(1 - p))`` with each log clamped at -100, as
@@ -498,7 +503,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if size_average is not None or reduce is not None:
         reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
     mode, grads = _req(binary_cross_entropy, return_grad)
-    return run(_BCE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_BCE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads, check=check)
 
 
 def _pos_weight(pos_weight, x, op):
@@ -523,19 +528,19 @@ def _pos_weight(pos_weight, x, op):
 
 
 def _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=None, hess_out=None,
-                    loss_out=None, op="binary_cross_entropy_with_logits", grads=("input",)):
+                    loss_out=None, op="binary_cross_entropy_with_logits", grads=("input",), check=False):
     if pos_weight is None:
         return run(_BCE_LOGITS, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
-                   hess_out=hess_out, loss_out=loss_out, grads=grads)
+                   hess_out=hess_out, loss_out=loss_out, grads=grads, check=check)
     x = V.as_input(input, "input", op)
     pw, period = _pos_weight(pos_weight, x, op)
     return run(_BCE_LOGITS, x, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out,
-               hess_out=hess_out, loss_out=loss_out, extra=pw, extra_period=period, grads=grads)
+               hess_out=hess_out, loss_out=loss_out, extra=pw, extra_period=period, grads=grads, check=check)
 
 
 @_doc
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
-                                     pos_weight=None, *, return_grad=False, out=None, n_threads=None):
+                                     pos_weight=None, *, return_grad=False, out=None, n_threads=None, check=False):
     """Binary cross-entropy on logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     ``p_c t softplus(-x) + (1 - t) softplus(x)`` for logit x, target t and
@@ -563,12 +568,13 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if size_average is not None or reduce is not None:
         reduction = V.legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
     mode, grads = _req(binary_cross_entropy_with_logits, return_grad)
-    return _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=out, grads=grads)
+    return _bce_logits_run(input, target, weight, pos_weight, reduction, mode, n_threads, out=out, grads=grads,
+                           check=check)
 
 
 @_doc
 def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, *, weight=None, reduction="mean",
-                       return_grad=False, out=None, n_threads=None):
+                       return_grad=False, out=None, n_threads=None, check=False):
     """Sigmoid focal loss (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
 
     ``a_t (1 - p_t)^gamma ce`` with ``ce`` the BCE with logits,
@@ -596,11 +602,12 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, *, weight=None, red
     mode, grads = _req(sigmoid_focal_loss, return_grad)
     p = _p_focal(alpha, gamma, "sigmoid_focal_loss")
     return run(_FOCAL_G2 if p[1] == 2.0 else _FOCAL, input, target, weight, reduction, mode, p,
-               n_threads, out=out, grads=grads)
+               n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
-def hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+def hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None,
+               check=False):
     """Hinge loss ``max(0, 1 - target * input)`` for targets in {-1, 1}
     (scikit-learn's ``hinge_loss``; PyTorch has none for scores).
 
@@ -622,12 +629,12 @@ def hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=Fals
     1.75
     """
     mode, grads = _req(hinge_loss, return_grad)
-    return run(_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads, check=check)
 
 
 @_doc
 def squared_hinge_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                       n_threads=None):
+                       n_threads=None, check=False):
     """Squared hinge loss ``max(0, 1 - target * input)^2`` for targets in
     {-1, 1} (Keras's ``squared_hinge``).
 
@@ -647,12 +654,13 @@ def squared_hinge_loss(input, target, *, weight=None, reduction="mean", return_g
     4.625
     """
     mode, grads = _req(squared_hinge_loss, return_grad)
-    return run(_SQ_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(_SQ_HINGE, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads,
+               check=check)
 
 
 @_doc
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean", *, weight=None,
-                     return_grad=False, out=None, n_threads=None):
+                     return_grad=False, out=None, n_threads=None, check=False):
     """Soft margin loss ``log(1 + exp(-target * input))``, as
     ``torch.nn.functional.soft_margin_loss`` (targets usually -1 and 1).
 
@@ -674,14 +682,14 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
         reduction = V.legacy_reduction(size_average, reduce, reduction, "soft_margin_loss")
     mode, grads = _req(soft_margin_loss, return_grad)
     return run(_SOFT_MARGIN, input, target, weight, reduction, mode, _NO_PARAMS, n_threads,
-               out=out, grads=grads)
+               out=out, grads=grads, check=check)
 
 
 # ------------------------------------------------------------------ distributions
 
 @_doc
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False, *, weight=None,
-           return_grad=False, out=None, n_threads=None):
+           return_grad=False, out=None, n_threads=None, check=False):
     """Kullback-Leibler divergence, as ``torch.nn.functional.kl_div``.
 
     ``input`` holds log-probabilities ``log q``; ``target`` holds
@@ -714,7 +722,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         reduction = V.legacy_reduction(size_average, reduce, reduction, "kl_div")
     mode, grads = _req(kl_div, return_grad)
     sp = _KL_LOG if V.boolean(log_target, "log_target", "kl_div") else _KL
-    return run(sp, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads)
+    return run(sp, input, target, weight, reduction, mode, _NO_PARAMS, n_threads, out=out, grads=grads, check=check)
 
 
 # ------------------------------------------------------------------ classes
@@ -881,19 +889,19 @@ class GaussianNLLLoss(_PointwiseLoss):
         _p_gaussian(full, eps, "GaussianNLLLoss")
         self.full, self.eps = full, eps
 
-    def __call__(self, input, target, var, weight=None):
+    def __call__(self, input, target, var, weight=None, *, check=False):
         return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, VALUE,
-                             self.n_threads, op="GaussianNLLLoss")
+                             self.n_threads, op="GaussianNLLLoss", check=check)
 
-    def value_and_grad(self, input, target, var, weight=None, out=None, loss_out=None, *, wrt=None):
+    def value_and_grad(self, input, target, var, weight=None, out=None, loss_out=None, *, wrt=None, check=False):
         return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, GRAD,
                              self.n_threads, out=out, loss_out=loss_out, op="GaussianNLLLoss",
-                             grads=self._grad_args if wrt is None else _wrt(self, wrt))
+                             grads=self._grad_args if wrt is None else _wrt(self, wrt), check=check)
 
-    def grad_hess(self, input, target, var, weight=None, out=None):
+    def grad_hess(self, input, target, var, weight=None, out=None, *, check=False):
         g, h = (None, None) if out is None else _pair(out, "GaussianNLLLoss")
         return _gaussian_run(input, target, var, self.full, self.eps, weight, self.reduction, GRAD_HESS,
-                             self.n_threads, out=g, hess_out=h, op="GaussianNLLLoss")
+                             self.n_threads, out=g, hess_out=h, op="GaussianNLLLoss", check=check)
 
     def _repr_args(self):
         return [("full", self.full), ("eps", self.eps), ("reduction", self.reduction)]
@@ -915,15 +923,15 @@ class BCELoss(_PointwiseLoss):
         super().__init__(V.legacy_reduction(size_average, reduce, reduction, "BCELoss"), n_threads=n_threads)
         self.weight = weight
 
-    def __call__(self, input, target, weight=None):
-        return super().__call__(input, target, self.weight if weight is None else weight)
+    def __call__(self, input, target, weight=None, *, check=False):
+        return super().__call__(input, target, self.weight if weight is None else weight, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None, check=False):
         return super().value_and_grad(input, target, self.weight if weight is None else weight, out, loss_out,
-                                      wrt=wrt)
+                                      wrt=wrt, check=check)
 
-    def grad_hess(self, input, target, weight=None, out=None):
-        return super().grad_hess(input, target, self.weight if weight is None else weight, out)
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
+        return super().grad_hess(input, target, self.weight if weight is None else weight, out, check=check)
 
 
 class BCEWithLogitsLoss(_PointwiseLoss):
@@ -946,20 +954,21 @@ class BCEWithLogitsLoss(_PointwiseLoss):
                          n_threads=n_threads)
         self.weight, self.pos_weight = weight, pos_weight
 
-    def __call__(self, input, target, weight=None):
+    def __call__(self, input, target, weight=None, *, check=False):
         return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
-                               self.reduction, VALUE, self.n_threads, op="BCEWithLogitsLoss")
+                               self.reduction, VALUE, self.n_threads, op="BCEWithLogitsLoss", check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None, check=False):
         return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
                                self.reduction, GRAD, self.n_threads, out=out, loss_out=loss_out,
-                               op="BCEWithLogitsLoss", grads=("input",) if wrt is None else _wrt(self, wrt))
+                               op="BCEWithLogitsLoss", grads=("input",) if wrt is None else _wrt(self, wrt),
+                               check=check)
 
-    def grad_hess(self, input, target, weight=None, out=None):
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
         g, h = (None, None) if out is None else _pair(out, "BCEWithLogitsLoss")
         return _bce_logits_run(input, target, self.weight if weight is None else weight, self.pos_weight,
                                self.reduction, GRAD_HESS, self.n_threads, out=g, hess_out=h,
-                               op="BCEWithLogitsLoss")
+                               op="BCEWithLogitsLoss", check=check)
 
 
 class SigmoidFocalLoss(_PointwiseLoss):

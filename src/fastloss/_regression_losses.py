@@ -42,6 +42,10 @@ _COMMON = """weight : array_like, optional
         writeable, not overlapping the inputs); only with return_grad=True.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on input and target first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -87,13 +91,17 @@ def _negative_target(y):
 
 _GAMMA = spec("gamma_nll_loss", "gamma_nll",
               _bad_target("gamma_nll_loss", "> 0 (the Gamma distribution's support)", _positive_target))
+# target_kind: the support that fastloss.diagnose (check=True) expects for the power
 _TWEEDIE_NONNEG = spec("tweedie_loss", "tweedie",
-                       _bad_target("tweedie_loss", ">= 0 for 1 <= power < 2", _negative_target))
-_TWEEDIE_POS = spec("tweedie_loss", "tweedie", _bad_target("tweedie_loss", "> 0 for power >= 2", _positive_target))
-_TWEEDIE_ANY = spec("tweedie_loss", "tweedie")  # power < 0: any real target
-_TWEEDIE0 = spec("tweedie_loss", "tweedie0")
-_TWEEDIE1 = spec("tweedie_loss", "tweedie1", _bad_target("tweedie_loss", ">= 0 for 1 <= power < 2", _negative_target))
-_TWEEDIE2 = spec("tweedie_loss", "gamma_nll", _bad_target("tweedie_loss", "> 0 for power >= 2", _positive_target))
+                       _bad_target("tweedie_loss", ">= 0 for 1 <= power < 2", _negative_target), target_kind="nonneg")
+_TWEEDIE_POS = spec("tweedie_loss", "tweedie", _bad_target("tweedie_loss", "> 0 for power >= 2", _positive_target),
+                    target_kind="positive")
+_TWEEDIE_ANY = spec("tweedie_loss", "tweedie", target_kind="real")  # power < 0: any real target
+_TWEEDIE0 = spec("tweedie_loss", "tweedie0", target_kind="real")
+_TWEEDIE1 = spec("tweedie_loss", "tweedie1", _bad_target("tweedie_loss", ">= 0 for 1 <= power < 2", _negative_target),
+                 target_kind="nonneg")
+_TWEEDIE2 = spec("tweedie_loss", "gamma_nll", _bad_target("tweedie_loss", "> 0 for power >= 2", _positive_target),
+                 target_kind="positive")
 _PSEUDO_HUBER = spec("pseudo_huber_loss", "pseudo_huber")
 _FAIR = spec("fair_loss", "fair")
 _CAUCHY = spec("cauchy_loss", "cauchy")
@@ -139,7 +147,7 @@ def _p_tau(tau, op):
 
 @_doc
 def gamma_nll_loss(input, target, *, weight=None, reduction="mean", return_grad=False, out=None,
-                   n_threads=None):
+                   n_threads=None, check=False):
     """Gamma negative log-likelihood with a log link (input is the raw
     prediction, the log of the mean), as scikit-learn's ``HalfGammaLoss``
     and XGBoost's ``reg:gamma``.
@@ -168,12 +176,13 @@ def gamma_nll_loss(input, target, *, weight=None, reduction="mean", return_grad=
     >>> round(value, 12), grad
     (1.367879441171, array([0.        , 0.13212056]))
     """
-    return run(_GAMMA, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    return run(_GAMMA, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out,
+               check=check)
 
 
 @_doc
 def tweedie_loss(input, target, power=1.5, *, weight=None, reduction="mean", return_grad=False, out=None,
-                 n_threads=None):
+                 n_threads=None, check=False):
     """Tweedie deviance with a log link (input is the raw prediction, the
     log of the mean ``mu = exp(input)``), as scikit-learn's
     ``HalfTweedieLoss(power)`` and XGBoost's ``reg:tweedie``.
@@ -215,14 +224,14 @@ def tweedie_loss(input, target, power=1.5, *, weight=None, reduction="mean", ret
     4.468313249838
     """
     sp, p = _p_tweedie(power, "tweedie_loss")
-    return run(sp, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(sp, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out, check=check)
 
 
 # ------------------------------------------------------------------ robust
 
 @_doc
 def pseudo_huber_loss(input, target, delta=1.0, *, weight=None, reduction="mean", return_grad=False,
-                      out=None, n_threads=None):
+                      out=None, n_threads=None, check=False):
     """Pseudo-Huber loss, as XGBoost's ``reg:pseudohubererror``
     (``huber_slope = delta``).
 
@@ -246,12 +255,13 @@ def pseudo_huber_loss(input, target, delta=1.0, *, weight=None, reduction="mean"
     2.162277660168
     """
     p = _p_scale(delta, "delta", "pseudo_huber_loss")
-    return run(_PSEUDO_HUBER, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_PSEUDO_HUBER, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out,
+               check=check)
 
 
 @_doc
 def fair_loss(input, target, c=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
-              n_threads=None):
+              n_threads=None, check=False):
     """Fair loss, as LightGBM's ``fair`` objective (``fair_c = c``).
 
     With ``z = input - target`` and ``a = |z| / c``:
@@ -273,12 +283,12 @@ def fair_loss(input, target, c=1.0, *, weight=None, reduction="mean", return_gra
     1.61370563888
     """
     p = _p_scale(c, "c", "fair_loss")
-    return run(_FAIR, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_FAIR, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out, check=check)
 
 
 @_doc
 def cauchy_loss(input, target, c=1.0, *, weight=None, reduction="mean", return_grad=False, out=None,
-                n_threads=None):
+                n_threads=None, check=False):
     """Cauchy (Lorentzian) loss, as ``scipy.optimize.least_squares``'
     ``loss="cauchy"`` with ``f_scale = c`` (and Ceres' ``CauchyLoss``).
 
@@ -301,12 +311,12 @@ def cauchy_loss(input, target, c=1.0, *, weight=None, reduction="mean", return_g
     1.151292546497
     """
     p = _p_scale(c, "c", "cauchy_loss")
-    return run(_CAUCHY, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_CAUCHY, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out, check=check)
 
 
 @_doc
 def tukey_biweight_loss(input, target, c=4.685, *, weight=None, reduction="mean", return_grad=False,
-                        out=None, n_threads=None):
+                        out=None, n_threads=None, check=False):
     """Tukey's biweight (bisquare) loss, as statsmodels' ``TukeyBiweight``
     norm (default ``c = 4.685``, 95 % efficiency at the normal).
 
@@ -329,12 +339,12 @@ def tukey_biweight_loss(input, target, c=4.685, *, weight=None, reduction="mean"
     1.052083333333
     """
     p = _p_scale(c, "c", "tukey_biweight_loss")
-    return run(_TUKEY, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_TUKEY, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out, check=check)
 
 
 @_doc
 def expectile_loss(input, target, tau=0.5, *, weight=None, reduction="mean", return_grad=False, out=None,
-                   n_threads=None):
+                   n_threads=None, check=False):
     """Expectile loss (asymmetric squared error, Newey and Powell 1987).
 
     With ``r = target - input``: ``l = tau r^2`` for ``r >= 0`` and
@@ -356,14 +366,14 @@ def expectile_loss(input, target, tau=0.5, *, weight=None, reduction="mean", ret
     1.0
     """
     p = _p_tau(tau, "expectile_loss")
-    return run(_EXPECTILE, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out)
+    return run(_EXPECTILE, input, target, weight, reduction, mode_of(return_grad), p, n_threads, out=out, check=check)
 
 
 # ------------------------------------------------------------------ Keras
 
 @_doc
 def mean_absolute_percentage_error(input, target, *, weight=None, reduction="mean", return_grad=False,
-                                   out=None, n_threads=None):
+                                   out=None, n_threads=None, check=False):
     """Mean absolute percentage error, as Keras's
     ``keras.losses.mean_absolute_percentage_error``.
 
@@ -387,12 +397,13 @@ def mean_absolute_percentage_error(input, target, *, weight=None, reduction="mea
     ...                                   np.array([[2.0, 1.0], [2.0, 3.0]]))   # Keras's example
     50.0
     """
-    return run(_MAPE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    return run(_MAPE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out,
+               check=check)
 
 
 @_doc
 def mean_squared_logarithmic_error(input, target, *, weight=None, reduction="mean", return_grad=False,
-                                   out=None, n_threads=None):
+                                   out=None, n_threads=None, check=False):
     """Mean squared logarithmic error, as Keras's
     ``keras.losses.mean_squared_logarithmic_error``.
 
@@ -417,7 +428,8 @@ def mean_squared_logarithmic_error(input, target, *, weight=None, reduction="mea
     ...                                         np.array([[0.0, 1.0], [0.0, 0.0]])), 3)   # Keras's example
     0.24
     """
-    return run(_MSLE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out)
+    return run(_MSLE, input, target, weight, reduction, mode_of(return_grad), _NO_PARAMS, n_threads, out=out,
+               check=check)
 
 
 # ------------------------------------------------------------------ classes

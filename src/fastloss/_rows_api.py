@@ -30,7 +30,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import _rows
+from . import _check, _rows
 from ._alloc import empty
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
@@ -174,7 +174,7 @@ def _bad_label(op, t, bad, items, C):
 
 def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_NO_PARAMS,
         reduction="mean", mode=VALUE, n_threads=None, out=None, hess_out=None, loss_out=None,
-        v=None, w_name="weight", op=None, grads=("input",)):
+        v=None, w_name="weight", op=None, grads=("input",), check=False):
     """Validate, run the fused row kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -189,7 +189,8 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
     ignore_index None ignores no label.
     grads names the gradients mode GRAD returns: "input", and "target"
     for a target of input's shape (computed in the same pass); out is a
-    buffer or a tuple of buffers, one per name.
+    buffer or a tuple of buffers, one per name.  check=True runs
+    fastloss.diagnose's checks first (fastloss._check).
     """
     op = op or sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
@@ -200,6 +201,9 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
     if loss_out is not None and (reduction != "none" or mode == HVP):
         raise ValueError(f"{op}: loss_out is the buffer of the per-item losses of reduction='none', "
                          f"got reduction={reduction!r}")
+    if check:
+        _check.check_call(sp.op, input, target, weight=weight, n_threads=nt,
+                          ignore_index=ignore_index)
     x = as_input(input, "input", op)
     dt, shape = x.dtype, x.shape
     C, S, items = _shape_of(x, sp)
@@ -320,11 +324,12 @@ class _RowLoss:
         # every concrete loss class defines _run (its spec and stored options)
         raise TypeError(f"{type(self).__name__} is the abstract base of the row losses; use a concrete loss class")
 
-    def __call__(self, input, target, weight=None):
-        """The loss value: a float, or an array of the items' shape for reduction="none"."""
-        return self._run(input, target, weight, VALUE)
+    def __call__(self, input, target, weight=None, *, check=False):
+        """The loss value: a float, or an array of the items' shape for reduction="none".
+        ``check=True`` runs :func:`fastloss.diagnose`'s checks first."""
+        return self._run(input, target, weight, VALUE, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, wrt=None, check=False):
         """``(value, grad)`` in one pass; ``out`` and ``loss_out`` are optional
         buffers for the gradient (input's shape and dtype) and, with
         reduction="none" only, the per-item loss (input's shape without the
@@ -332,14 +337,15 @@ class _RowLoss:
         ``wrt=("input", "target")`` also returns the gradient with respect to
         a target of input's shape (class probabilities)."""
         if wrt is None:
-            return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
-        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, grads=_wrt(self, wrt))
+            return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, check=check)
+        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, grads=_wrt(self, wrt),
+                         check=check)
 
-    def grad_hess(self, input, target, weight=None, out=None):
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
         """``(grad, hess)``: the gradient and diagonal Hessian of the value.
         ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
         g_out, h_out = (None, None) if out is None else _pair(out, type(self).__name__)
-        return self._run(input, target, weight, GRAD_HESS, out=g_out, hess_out=h_out)
+        return self._run(input, target, weight, GRAD_HESS, out=g_out, hess_out=h_out, check=check)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())

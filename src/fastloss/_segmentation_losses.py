@@ -72,6 +72,10 @@ _COMMON = """per_image : bool
         only with return_grad=True.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on input and target first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -121,7 +125,7 @@ def _p_weights(a, b, na, nb, op):
 @_doc
 def dice_loss(input, target, mode="binary", classes=None, log_loss=False, from_logits=True, smooth=0.0,
               ignore_index=None, eps=1e-7, per_image=False, *, weight=None, reduction="mean",
-              return_grad=False, out=None, n_threads=None):
+              return_grad=False, out=None, n_threads=None, check=False):
     """Soft Dice loss, as segmentation_models_pytorch's ``DiceLoss``.
 
     With ``p`` the probabilities and ``t`` the target of one class over
@@ -150,13 +154,13 @@ def dice_loss(input, target, mode="binary", classes=None, log_loss=False, from_l
     return run_seg("dice_loss", input, target, mode=mode, classes=classes, log_loss=log_loss,
                    from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
                    per_image=per_image, weight=weight, reduction=reduction, return_grad=return_grad, out=out,
-                   n_threads=n_threads, alpha=0.5, beta=0.5)
+                   n_threads=n_threads, alpha=0.5, beta=0.5, check=check)
 
 
 @_doc
 def jaccard_loss(input, target, mode="binary", classes=None, log_loss=False, from_logits=True, smooth=0.0,
                  ignore_index=None, eps=1e-7, per_image=False, *, weight=None, reduction="mean",
-                 return_grad=False, out=None, n_threads=None):
+                 return_grad=False, out=None, n_threads=None, check=False):
     """Soft Jaccard (IoU) loss, as segmentation_models_pytorch's ``JaccardLoss``.
 
     Per class over the set: ``I = sum min(p, t)``, score ``s = (I + smooth)
@@ -180,13 +184,13 @@ def jaccard_loss(input, target, mode="binary", classes=None, log_loss=False, fro
     return run_seg("jaccard_loss", input, target, mode=mode, classes=classes, log_loss=log_loss,
                    from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
                    per_image=per_image, weight=weight, reduction=reduction, return_grad=return_grad, out=out,
-                   n_threads=n_threads, alpha=1.0, beta=1.0)
+                   n_threads=n_threads, alpha=1.0, beta=1.0, check=check)
 
 
 @_doc
 def tversky_loss(input, target, mode="binary", classes=None, log_loss=False, from_logits=True, smooth=0.0,
                  ignore_index=None, eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, per_image=False, *, weight=None,
-                 reduction="mean", return_grad=False, out=None, n_threads=None):
+                 reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Tversky and focal Tversky loss, as segmentation_models_pytorch's ``TverskyLoss``.
 
     Per class over the set: ``I = sum min(p, t)``, ``FP = sum p - I``,
@@ -219,13 +223,13 @@ def tversky_loss(input, target, mode="binary", classes=None, log_loss=False, fro
     return run_seg("tversky_loss", input, target, mode=mode, classes=classes, log_loss=log_loss,
                    from_logits=from_logits, smooth=smooth, ignore_index=ignore_index, eps=eps,
                    per_image=per_image, weight=weight, reduction=reduction, return_grad=return_grad, out=out,
-                   n_threads=n_threads, alpha=a, beta=b, gamma=g)
+                   n_threads=n_threads, alpha=a, beta=b, gamma=g, check=check)
 
 
 @_doc
 def bce_dice_loss(input, target, bce_weight=1.0, dice_weight=1.0, mode="binary", smooth=0.0, ignore_index=None,
                   eps=1e-7, per_image=False, *, weight=None, reduction="mean", return_grad=False, out=None,
-                  n_threads=None):
+                  n_threads=None, check=False):
     """Binary cross-entropy plus Dice, fused: the logits are read once per pass.
 
     ``bce_weight * BCE + dice_weight * Dice`` over each set, with BCE the
@@ -258,13 +262,13 @@ def bce_dice_loss(input, target, bce_weight=1.0, dice_weight=1.0, mode="binary",
     bw, dw = _p_weights(bce_weight, dice_weight, "bce_weight", "dice_weight", op)
     return run_seg(op, input, target, mode=mode, smooth=smooth, ignore_index=ignore_index, eps=eps,
                    per_image=per_image, weight=weight, reduction=reduction, return_grad=return_grad, out=out,
-                   n_threads=n_threads, alpha=0.5, beta=0.5, overlap_w=dw, ce_w=bw)
+                   n_threads=n_threads, alpha=0.5, beta=0.5, overlap_w=dw, ce_w=bw, check=check)
 
 
 @_doc
 def ce_dice_loss(input, target, ce_weight=1.0, dice_weight=1.0, classes=None, smooth=0.0, ignore_index=None,
                  eps=1e-7, per_image=False, *, weight=None, reduction="mean", return_grad=False, out=None,
-                 n_threads=None):
+                 n_threads=None, check=False):
     """Cross-entropy plus multiclass Dice, fused: one softmax per pass.
 
     ``ce_weight * CE + dice_weight * Dice`` over each set, with CE the mean
@@ -296,7 +300,7 @@ def ce_dice_loss(input, target, ce_weight=1.0, dice_weight=1.0, classes=None, sm
     return run_seg(op, input, target, mode="multiclass", classes=classes, smooth=smooth,
                    ignore_index=ignore_index, eps=eps, per_image=per_image, weight=weight, reduction=reduction,
                    return_grad=return_grad, out=out, n_threads=n_threads, alpha=0.5, beta=0.5, overlap_w=dw,
-                   ce_w=cw)
+                   ce_w=cw, check=check)
 
 
 _LOVASZ_COMMON = """reduction : {"mean", "sum", "none"}
@@ -309,6 +313,10 @@ _LOVASZ_COMMON = """reduction : {"mean", "sum", "none"}
     n_threads : int, optional
         Threads for this call: the sorts of the sets (and classes) run in
         parallel.
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on input and target first and warn each
+        finding as a :class:`fastloss.LossWarning` (one summary pass over
+        each; the default False costs one test).
 
     Returns
     -------
@@ -333,7 +341,7 @@ def _ldoc(fn):
 
 @_ldoc
 def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, weight=None, reduction="mean",
-                      return_grad=False, out=None, n_threads=None):
+                      return_grad=False, out=None, n_threads=None, check=False):
     """Lovasz hinge loss (Berman et al., 2018), as segmentation_models_pytorch's
     ``LovaszLoss(mode="binary")``.
 
@@ -369,12 +377,12 @@ def lovasz_hinge_loss(input, target, per_image=False, ignore_index=None, *, weig
     """
     return run_lovasz("lovasz_hinge_loss", input, target, softmax=False, per_image=per_image,
                       ignore_index=ignore_index, weight=weight, reduction=reduction, return_grad=return_grad,
-                      out=out, n_threads=n_threads)
+                      out=out, n_threads=n_threads, check=check)
 
 
 @_ldoc
 def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignore_index=None, from_logits=True,
-                        *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+                        *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """Lovasz-softmax loss (Berman et al., 2018), as segmentation_models_pytorch's
     ``LovaszLoss(mode="multiclass")``.
 
@@ -418,7 +426,7 @@ def lovasz_softmax_loss(input, target, classes="present", per_image=False, ignor
     """
     return run_lovasz("lovasz_softmax_loss", input, target, softmax=True, per_image=per_image,
                       ignore_index=ignore_index, classes=classes, from_logits=from_logits, weight=weight,
-                      reduction=reduction, return_grad=return_grad, out=out, n_threads=n_threads)
+                      reduction=reduction, return_grad=return_grad, out=out, n_threads=n_threads, check=check)
 
 
 for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss, lovasz_hinge_loss,
@@ -452,11 +460,11 @@ class _SegLoss(_OverlapLoss):
         for k, v in self._opts.items():
             setattr(self, k, v)
 
-    def _run(self, input, target, weight, return_grad, out):
+    def _run(self, input, target, weight, return_grad, out, check=False):
         w = self.weight if weight is None else weight
         kw = {"weight": w} if "weight" in _kwonly(type(self)._fn) else {}
         return type(self)._fn(input, target, **self._opts, **kw, reduction=self.reduction,
-                              return_grad=return_grad, out=out, n_threads=self.n_threads)
+                              return_grad=return_grad, out=out, n_threads=self.n_threads, check=check)
 
     def _repr_args(self):
         return list(self._opts.items()) + [("reduction", self.reduction)]
@@ -521,13 +529,14 @@ def _with_init(cls, fn, has_weight):
 
 
 def _seg_class(name, fn, doc):
-    def __call__(self, input, target, weight=None):
-        """The loss value: a float, or an array for reduction="none"."""
-        return self._run(input, target, weight, False, None)
+    def __call__(self, input, target, weight=None, *, check=False):
+        """The loss value: a float, or an array for reduction="none".
+        ``check=True`` runs :func:`fastloss.diagnose`'s checks first."""
+        return self._run(input, target, weight, False, None, check)
 
-    def value_and_grad(self, input, target, weight=None, out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, *, check=False):
         """``(value, grad)`` in one call; ``out`` is an optional gradient buffer."""
-        return self._run(input, target, weight, True, out)
+        return self._run(input, target, weight, True, out, check)
 
     return _with_init(type(name, (_SegLoss,), {"_fn": staticmethod(fn), "__call__": __call__,
                                                "value_and_grad": value_and_grad, "__doc__": doc,

@@ -50,6 +50,51 @@ Class weights
     As PyTorch's ``BCEWithLogitsLoss`` documentation recommends.
 Box regression
     ``SmoothL1Loss(beta=1/9)``: torchvision's detection models (RPN).
+    Boxes as ``(x1, y1, x2, y2)`` corners (a target of shape ``(..., 4)``
+    with ``x2 >= x1, y2 >= y1``, task="detection"): the IoU losses, GIoU
+    first (Rezatofighi et al. 2019: a gradient when boxes do not overlap),
+    then DIoU and CIoU (Zheng et al. 2020: the centre distance, and the
+    aspect ratio).
+Robust alternatives to Huber, for heavy-tailed residuals
+    ``PseudoHuberLoss(delta)`` with Huber's delta (smooth everywhere);
+    ``CauchyLoss(c = 2.385 s)`` and ``TukeyBiweightLoss(c = 4.685 s)``: the
+    tuning constants for 95 % efficiency at the normal (Holland & Welsch,
+    1977; MATLAB's ``robustfit`` and statsmodels' ``TukeyBiweight``
+    defaults), ``s`` the robust SD of the residuals.  Both redescend (the
+    gradient of a gross outlier goes to 0) and are not convex.
+``SKEW = 1``
+    A positive target is called right-skewed when its sample skewness is
+    above 1: "highly skewed" in Bulmer's (1979, *Principles of
+    Statistics*) rule of thumb.  Then the Gamma deviance on the log of the
+    mean (variance growing as the mean squared), and the Tweedie deviance.
+``ZERO_FRAC = 0.05``
+    A non-negative, non-integer target with at least 5 % exact zeros has a
+    point mass at 0 that no continuous distribution has: zero-inflated,
+    the compound Poisson-Gamma (Tweedie with 1 < power < 2).  The 5 % is
+    this module's judgment; ``power = 1.5`` is XGBoost's and LightGBM's
+    default ``tweedie_variance_power``.
+Ranking and metric learning (task="ranking")
+    Integer class labels, one per embedding: batch-hard triplets first
+    (Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss"), the
+    supervised NT-Xent (Khosla et al. 2020; temperature 0.07) and
+    batch-all triplets; they need two samples of a class in the batch.  A
+    0/1 flag per pair: the contrastive loss (Hadsell, Chopra & LeCun 2006).
+    A -1/1 target: the margin ranking loss (which of two scores ranks
+    higher) and the cosine embedding loss (PyTorch's pair losses).
+Sequences (task="sequence")
+    Integer label sequences, ``(N, S)`` padded or one ``(S,)``: with
+    frames of scores that are not one per label (``(T, N, C)`` or ``(N,
+    T, C)``), the labels need an alignment: CTC (Graves et al. 2006),
+    summed over every alignment, class 0 the blank.  Scores ``(N, C, S)``,
+    a label per step, are a classification per step: cross-entropy.
+    Without input both, CTC first.
+Segmentation
+    A label per pixel (integer labels ``(N, d1, ...)`` for scores ``(N, C,
+    d1, ...)``) or a 0/1 mask (a 0/1 target of at least 3 dimensions, or
+    task="segmentation"): cross-entropy (or BCE) plus Dice, the common
+    default of the segmentation guides (Dice weighs each class by its
+    overlap, whatever its area); the Lovasz losses when the metric is the
+    IoU (Berman et al. 2018: a convex surrogate of the Jaccard index).
 """
 from __future__ import annotations
 
@@ -76,6 +121,10 @@ OUTLIER_FRAC = 0.01
 GAUSS_OUTLIER_P = 0.0026997960632601866   # P(|Z| > 3), Z standard normal
 HETERO_CORR = 0.3
 HETERO_Z = 4.0
+CAUCHY_K = 2.385
+TUKEY_K = 4.685
+SKEW = 1.0
+ZERO_FRAC = 0.05
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
 SAMPLE = 65536                             # residuals sampled for the median-based figures
 _SEED = 20171107                           # fixed: the same data gives the same suggestion
@@ -175,7 +224,9 @@ def _class_figures(f: Figures, counts: np.ndarray, where: str):
              absent_classes=[int(c) for c in np.flatnonzero(counts == 0)])
     if present.size:
         lo, hi = int(present.min()), int(present.max())
-        f.update(min_count=lo, max_count=hi, imbalance=hi / lo, n_present=int(present.size))
+        total = float(counts.sum())
+        f.update(min_count=lo, max_count=hi, imbalance=hi / lo, n_present=int(present.size),
+                 min_class_pct=100 * lo / total, max_class_pct=100 * hi / total)
 
 
 def _residual_figures(f: Figures, t: np.ndarray, x: np.ndarray, n_threads):
@@ -214,7 +265,8 @@ def _residual_figures(f: Figures, t: np.ndarray, x: np.ndarray, n_threads):
         frac = k / ns
         z = (k - ns * GAUSS_OUTLIER_P) / math.sqrt(ns * GAUSS_OUTLIER_P * (1 - GAUSS_OUTLIER_P))
         f.update(outlier_frac=frac, outlier_pct=100 * frac, outlier_z=z,
-                 heavy_tails=bool(frac > OUTLIER_FRAC and z >= OUTLIER_Z))
+                 heavy_tails=bool(frac > OUTLIER_FRAC and z >= OUTLIER_Z),
+                 resid_max_z=float(dev.max()) / scale)
     else:
         f.update(heavy_tails=False, outlier_frac=0.0, outlier_pct=0.0, outlier_z=0.0)
     # correlation of e = |r - med| with the input x and with |x - mean x|
@@ -253,6 +305,8 @@ TASK_RULES = (
              "integer labels for rows of {n_classes} class scores"),
     TaskRule("multiclass", (("onehot", "==", True),),
              "target rows are one-hot over {n_classes} classes"),
+    TaskRule("segmentation", (("target_binary", "==", True), ("target_ndim", ">=", 3)),
+             "0/1 target of shape {target_shape}: a mask per pixel"),
     TaskRule("multilabel", (("target_binary", "==", True), ("target_ndim", ">=", 2), ("target_cols", ">", 1)),
              "0/1 target with {target_cols} columns, rows not one-hot"),
     TaskRule("distribution", (("rows_are_distributions", "==", True),),
@@ -304,9 +358,19 @@ def _huber(f):
     return {"delta": float(f"{HUBER_K * f.resid_scale:.3g}")}
 
 
+def _cauchy(f):
+    return {"c": float(f"{CAUCHY_K * f.resid_scale:.3g}")}
+
+
+def _tukey(f):
+    return {"c": float(f"{TUKEY_K * f.resid_scale:.3g}")}
+
+
 _CLASSES = ("multiclass", "segmentation", "sequence")
 _IMB = ("imbalance", ">=", IMBALANCE)
 _BAL = ("imbalance", "<", IMBALANCE)
+_LABELS = ("seg_mask", "==", False)      # class labels, not a segmentation mask
+_HEAVY = ("heavy_tails", "==", True)
 
 #: The decision table: task -> (figures) -> loss, reason.
 RULES = (
@@ -324,6 +388,30 @@ RULES = (
     Rule(("regression",), (("heavy_tails", "==", True),), "L1Loss", {},
          "heavy tails ({outlier_pct:.1f} % beyond 3 robust SDs): L1 fits the median, robust to any "
          "share of outliers below half", 20),
+    Rule(("regression",), (_HEAVY,), "PseudoHuberLoss", _huber,
+         "heavy tails ({outlier_pct:.1f} % beyond 3 robust SDs): Huber with every derivative continuous "
+         "(XGBoost's reg:pseudohubererror); delta = 1.345 x robust SD {resid_scale:.3g}", 12),
+    Rule(("regression",), (_HEAVY,), "CauchyLoss", _cauchy,
+         "heavy tails (largest residual {resid_max_z:.0f} robust SDs out): the Cauchy loss's gradient "
+         "fades for gross outliers; c = 2.385 x robust SD (95 % efficiency at the normal); not convex, "
+         "start from a Huber fit", 22),
+    Rule(("regression",), (_HEAVY,), "TukeyBiweightLoss", _tukey,
+         "heavy tails (largest residual {resid_max_z:.0f} robust SDs out): Tukey's biweight ignores "
+         "residuals beyond c = 4.685 x robust SD (95 % efficiency at the normal); not convex, start from a "
+         "Huber fit", 24),
+    Rule(("regression",), (("counts", "==", False), ("target_min", ">", 0), ("target_skew", ">=", SKEW)),
+         "GammaNLLLoss", {},
+         "target is positive (min {target_min:.3g}) and right-skewed (skewness {target_skew:.2f}): the "
+         "Gamma deviance on the log of the mean (spread growing with the mean)", 6),
+    Rule(("regression",), (("counts", "==", False), ("target_min", ">", 0), ("target_skew", ">=", SKEW)),
+         "TweedieLoss", {"power": 1.5},
+         "positive, right-skewed target (skewness {target_skew:.2f}): the Tweedie deviance, between the "
+         "Poisson (power 1) and the Gamma (power 2)", 16),
+    Rule(("regression",), (("target_integral", "==", False), ("target_min", "==", 0),
+                           ("zero_frac", ">=", ZERO_FRAC)),
+         "TweedieLoss", {"power": 1.5},
+         "{zero_pct:.3g} % of targets are exactly 0, the others positive and continuous: zero-inflated; "
+         "the Tweedie deviance with 1 < power < 2 (compound Poisson-Gamma), power 1.5 to start", 6),
     Rule(("regression",), (("heavy_tails", "==", False),), "MSELoss", {},
          "residuals without heavy tails ({outlier_pct:.2f} % beyond 3 robust SDs, excess kurtosis "
          "{resid_kurtosis:.2f}): MSE fits the conditional mean", 30),
@@ -351,13 +439,26 @@ RULES = (
     Rule(("multiclass", "segmentation"), (("input_probabilities", "==", True),), "NLLLoss", {},
          "input rows sum to 1 (softmax outputs; largest |sum - 1| {input_row_dev:.2g}): "
          "NLLLoss on log(input), or CrossEntropyLoss on the logits", 5),
-    Rule(_CLASSES, (_IMB,), "CrossEntropyLoss", _balanced,
+    Rule(_CLASSES, (_IMB, _LABELS), "CrossEntropyLoss", _balanced,
          "class counts range {min_count}..{max_count} ({imbalance:.0f}:1): inverse-frequency weights "
          "n / (C n_c)", 10),
-    Rule(_CLASSES, (_BAL,), "CrossEntropyLoss", {},
+    Rule(_CLASSES, (_BAL, _LABELS), "CrossEntropyLoss", {},
          "{n_present} classes balanced within 10:1 (counts {min_count}..{max_count}): cross-entropy", 10),
-    Rule(_CLASSES, (_IMB,), "SoftmaxFocalLoss", {"gamma": FOCAL_GAMMA},
+    Rule(_CLASSES, (_IMB, _LABELS), "SoftmaxFocalLoss", {"gamma": FOCAL_GAMMA},
          "class imbalance {imbalance:.0f}:1: the focal loss down-weights the easy, frequent classes", 20),
+    # segmentation: a label per pixel, or a 0/1 mask
+    Rule(("segmentation",), (("labels_for_rows", "==", True), _LABELS), "CEDiceLoss", {},
+         "a label per pixel, the rarest class on {min_class_pct:.3g} % of the pixels: cross-entropy plus "
+         "Dice, which weighs each class by its overlap whatever its area", 8),
+    Rule(("segmentation",), (("labels_for_rows", "==", True), _LABELS), "LovaszSoftmaxLoss", {},
+         "when the metric is the mean IoU: the Lovasz-softmax optimizes the Jaccard index directly "
+         "(Berman et al. 2018)", 25),
+    Rule(("segmentation",), (("seg_mask", "==", True),), "BCEDiceLoss", {},
+         "a 0/1 mask, foreground on {fg_pct:.3g} % of the pixels: BCE plus Dice, which counts the "
+         "foreground's overlap whatever its area", 8),
+    Rule(("segmentation",), (("seg_mask", "==", True), ("target_binary", "==", True)), "LovaszHingeLoss", {},
+         "when the metric is the IoU: the Lovasz hinge optimizes the Jaccard index directly "
+         "(Berman et al. 2018)", 25),
     # multilabel
     Rule(("multilabel",), (_IMB,), "BCEWithLogitsLoss", _pos_weight_cols,
          "label frequencies {min_pos_pct:.3g}..{max_pos_pct:.3g} % per column (worst 1:{imbalance:.0f}): "
@@ -375,9 +476,41 @@ RULES = (
          "cross-entropy with probability targets, on logits", 10),
     Rule(("distribution",), (), "KLDivLoss", {"reduction": "batchmean"},
          "KL divergence on log-probabilities: cross-entropy minus the target's entropy", 20),
+    # ranking and metric learning
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "BatchHardTripletLoss", {},
+         "{n_label_classes} classes among {n_labelled_rows} embeddings, {min_per_class}..{max_per_class} per class: "
+         "batch-hard triplets, the hardest positive and negative of each anchor (Hermans et al. 2017)", 10),
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "NTXentLoss", {},
+         "class labels: the supervised NT-Xent contrasts every pair of the batch at once (Khosla et al. 2020)", 15),
+    Rule(("ranking",), (("metric_labels", "==", True), ("classes_with_pairs", ">=", 1)), "BatchAllTripletLoss", {},
+         "every valid triplet of the batch, averaged over those with a positive loss (Hermans et al. 2017)", 20),
+    Rule(("ranking",), (("target_binary", "==", True),), "ContrastiveLoss", {},
+         "target is 0/1 ({pos_pct:.3g} % ones): a similar / dissimilar flag per pair: the contrastive loss "
+         "(Hadsell et al. 2006)", 10),
+    Rule(("ranking",), (("target_pm1", "==", True), ("target_binary", "==", False)), "MarginRankingLoss", {},
+         "target is -1/1 ({pos_pct:.3g} % ones): which of two scores should rank higher: the margin ranking "
+         "loss", 10),
+    Rule(("ranking",), (("target_pm1", "==", True), ("target_binary", "==", False)), "CosineEmbeddingLoss", {},
+         "a -1/1 flag per pair of embeddings (similar / dissimilar): the cosine embedding loss", 20),
+    # sequences: label sequences, aligned frame by frame or not
+    Rule(("sequence",), (("seq_labels", "==", True), ("seq_aligned", "==", False)), "CTCLoss", {},
+         "label sequences (length {seq_len}) for {seq_frames} frames, not one label per frame: CTC sums over "
+         "every alignment of the labels to the frames (Graves et al. 2006); class 0 is the blank", 5),
+    Rule(("sequence",), (("seq_labels", "==", True), ("has_input", "==", False)), "CTCLoss", {},
+         "label sequences (length {seq_len}): if they are transcripts, not aligned frame by frame, CTC "
+         "(Graves et al. 2006; class 0 is the blank); aligned, one label per step: cross-entropy per step", 9),
     # detection
-    Rule(("detection",), (), "SigmoidFocalLoss", {"alpha": FOCAL_ALPHA, "gamma": FOCAL_GAMMA},
+    Rule(("detection",), (("boxes", "==", False),), "SigmoidFocalLoss", {"alpha": FOCAL_ALPHA, "gamma": FOCAL_GAMMA},
          "dense detection: RetinaNet's classification loss (Lin et al. 2017: alpha 0.25, gamma 2)", 10),
+    Rule(("detection",), (("boxes", "==", True),), "GeneralizedBoxIoULoss", {"reduction": "mean"},
+         "{n_boxes} boxes as (x1, y1, x2, y2), areas spanning {area_span:.3g}x: the IoU losses are "
+         "scale-invariant; GIoU keeps a gradient when boxes do not overlap (Rezatofighi et al. 2019)", 12),
+    Rule(("detection",), (("boxes", "==", True),), "DistanceBoxIoULoss", {"reduction": "mean"},
+         "boxes: DIoU adds the distance of the centres, which converges faster than GIoU (Zheng et al. "
+         "2020)", 14),
+    Rule(("detection",), (("boxes", "==", True),), "CompleteBoxIoULoss", {"reduction": "mean"},
+         "boxes with aspect ratios (w / h) {min_aspect:.2g}..{max_aspect:.2g}: CIoU adds the aspect "
+         "ratio to DIoU (Zheng et al. 2020)", 16),
     Rule(("detection",), (), "SmoothL1Loss", {"beta": 1 / 9},
          "box regression: smooth L1 with beta 1/9, as torchvision's detection models", 20),
 )
@@ -475,7 +608,8 @@ def _describe(t: np.ndarray, x: Optional[np.ndarray], task: Optional[str], n_thr
     f = Figures(has_input=x is not None, target_shape=t.shape, target_ndim=t.ndim,
                 input_shape=None if x is None else x.shape)
     f["target_cols"] = t.shape[-1] if t.ndim >= 2 else None
-    labels_for_rows = x is not None and x.ndim >= 1 and t.shape == _items_shape(x.shape) and t.shape != x.shape
+    labels_for_rows = (x is not None and x.ndim >= 1 and t.shape == _items_shape(x.shape) and t.shape != x.shape
+                       and (x.ndim < 2 or x.shape[1] > 1))      # one channel: a mask, not labels
     row = t.shape[-1] if t.ndim >= 2 and not labels_for_rows and t.shape[-1] > 0 else 0
     summarize(t, "target_", f, row=row, moments=True, n_threads=n_threads)
     labels_for_rows = labels_for_rows and (t.dtype.kind in "iu" or f["target_integral"])
@@ -500,6 +634,16 @@ def _describe(t: np.ndarray, x: Optional[np.ndarray], task: Optional[str], n_thr
 
 def _classify(f: Figures, t, x, task, n_threads):
     """Figures that depend on the task: class counts, imbalance, input checks."""
+    f["seg_mask"] = (task == "segmentation" and not f["labels_for_rows"] and f["target_unit"]
+                     and (x is None or x.shape == t.shape or _mask_of_one_channel(x.shape, t.shape)))
+    if f["seg_mask"]:
+        f["fg_pct"] = 100 * float(np.sum(t, dtype=np.float64)) / t.size
+    if task == "detection":
+        _box_figures(f, t)
+    if task == "ranking":
+        _ranking_figures(f, t)
+    if task == "sequence":
+        _sequence_figures(f, t, x)
     if task in ("binary", "detection") and f["target_unit"]:
         n = f["target_n"]
         pos = float(np.sum(t, dtype=np.float64)) if not f["target_binary"] else f["target_npos"]
@@ -516,7 +660,7 @@ def _classify(f: Figures, t, x, task, n_threads):
         f.update(pos_frac=pos / n, pos_pct=100 * pos / n)
         if 0 < pos < n:
             f["imbalance"] = max(pos, n - pos) / min(pos, n - pos)
-    if task in _CLASSES and "class_counts" not in f:
+    if task in _CLASSES and "class_counts" not in f and not f["seg_mask"] and f.get("seq_aligned") is not False:
         if f.get("onehot"):
             counts = np.asarray(t.reshape(-1, t.shape[-1]).sum(axis=0, dtype=np.float64), dtype=np.int64)
             _class_figures(f, counts, "one-hot columns")
@@ -548,8 +692,71 @@ def _classify(f: Figures, t, x, task, n_threads):
     if task == "regression":
         f["counts"] = (f["target_integral"] and f["target_min"] >= 0 and f["target_max"] > 1
                        and f["target_finite"] == f["target_n"])
+        if f["target_min"] == 0 and f["target_finite"] == f["target_n"]:
+            zeros = f["target_n"] - f["target_npos"]
+            f.update(zero_frac=zeros / f["target_n"], zero_pct=100 * zeros / f["target_n"])
         if x is not None and x.shape == t.shape:
             _residual_figures(f, t, x, n_threads)
+
+
+def _mask_of_one_channel(xshape, tshape) -> bool:
+    """A target (N, d1, ...) for a one-channel input (N, 1, d1, ...)."""
+    return len(xshape) >= 3 and xshape[1] == 1 and tuple(tshape) == (xshape[0],) + tuple(xshape[2:])
+
+
+def _ranking_figures(f: Figures, t):
+    """A 0/1 or -1/1 target (a flag per pair), or class labels (one per embedding)."""
+    n = f["target_n"]
+    if f["target_binary"] or f["target_pm1"]:
+        f["metric_labels"] = False
+        f["pos_pct"] = 100 * f["target_npos"] / n if n else 0.0
+        return
+    f["metric_labels"] = (t.ndim == 1 and f["target_integral"] and f["target_finite"] == n)
+    if f["metric_labels"]:
+        _, counts = np.unique(t, return_counts=True)
+        f.update(n_label_classes=int(counts.size), n_labelled_rows=int(n), min_per_class=int(counts.min()),
+                 max_per_class=int(counts.max()), classes_with_pairs=int(np.count_nonzero(counts >= 2)))
+
+
+def _sequence_figures(f: Figures, t, x):
+    """Integer label sequences ((N, S) padded, or one (S,)), and whether an
+    input of scores is aligned with them: one step per label, scores
+    (N, C, S) as cross-entropy takes them; otherwise (frames (T, N, C) or
+    (N, T, C) with T other than S) the labels need an alignment: CTC."""
+    n = f["target_n"]
+    f["seq_labels"] = (t.ndim in (1, 2) and n > 0 and f["target_integral"] and f["target_finite"] == n
+                       and f["target_min"] >= 0)
+    if not f["seq_labels"]:
+        return
+    f["seq_len"] = int(t.shape[-1])
+    if x is None or x.ndim != t.ndim + 1:
+        return
+    if t.ndim == 2:
+        aligned = x.shape[0] == t.shape[0] and x.shape[2] == t.shape[1]      # (N, C, S)
+        frames = x.shape[0] if x.shape[1] == t.shape[0] else x.shape[1]      # (T, N, C) or (N, T, C)
+    else:
+        aligned = x.shape[1] == t.shape[0]                                   # (C, S)
+        frames = x.shape[0]                                                  # (T, C)
+    f["seq_aligned"] = bool(aligned)
+    f["seq_frames"] = int(frames)
+
+
+def _box_figures(f: Figures, t):
+    """Whether the target holds (x1, y1, x2, y2) boxes, and their sizes."""
+    f["boxes"] = False
+    if t.ndim < 2 or t.shape[-1] != 4 or f["target_binary"] or f["target_finite"] != f["target_n"]:
+        return
+    b = t.reshape(-1, 4).astype(np.float64)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    if not (np.all(w >= 0) and np.all(h >= 0)):
+        return
+    area = w * h
+    pos = area[area > 0]
+    aspect = w[h > 0] / h[h > 0]
+    f.update(boxes=True, n_boxes=int(b.shape[0]),
+             area_span=float(pos.max() / pos.min()) if pos.size else 1.0,
+             min_aspect=float(aspect.min()) if aspect.size else float("nan"),
+             max_aspect=float(aspect.max()) if aspect.size else float("nan"))
 
 
 def _make(rule: Rule, f: Figures):
@@ -623,7 +830,8 @@ def suggest(target, input=None, task: Optional[str] = None, *, n_threads: Option
     x = None if input is None else _as_array(input, "input")
     if t.size == 0:
         raise ValueError(f"suggest: target must not be empty, got shape {t.shape}")
-    if x is not None and x.shape != t.shape and t.shape != _items_shape(x.shape):
+    unaligned_ok = task == "sequence" and x is not None and x.ndim == t.ndim + 1   # CTC: (T, N, C) frames
+    if x is not None and x.shape != t.shape and t.shape != _items_shape(x.shape) and not unaligned_ok:
         raise ValueError(f"suggest: target of shape {t.shape} does not match input of shape {x.shape}: "
                          f"expected the same shape, or input's shape without axis 1 "
                          f"({_items_shape(x.shape)}) for class labels")

@@ -15,7 +15,7 @@ import inspect
 
 import numpy as np
 
-from . import _trim
+from . import _check, _trim
 from . import _validate as V
 from ._alloc import empty
 from ._config import _threads
@@ -76,8 +76,11 @@ def _plain(loss) -> bool:
 
 
 def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode, n_threads, op,
-                 out=None, hess_out=None, loss_out=None, winsor=False):
+                 out=None, hess_out=None, loss_out=None, winsor=False, check=False):
     nt = _threads(n_threads, op)
+    if check:   # the checks of the loss trimmed
+        _check.check_call("winsorized" if winsor else "trimmed", input, target, loss=none_loss, weight=weight,
+                          n_threads=nt)
     x = V.as_input(input, "input", op)
     dt, shape, n = x.dtype, x.shape, x.size
     y = V.as_operand(target, "target", op, dt, shape)
@@ -222,20 +225,21 @@ class Trimmed:
         return _trimmed_run(self._none, self._trim, self._tails, input, target, weight, self.reduction, mode,
                             self.n_threads, "Trimmed", **bufs)
 
-    def __call__(self, input, target, weight=None):
-        """The trimmed value: a float, or an array of input's shape for reduction="none"."""
-        return self._run(input, target, weight, VALUE)
+    def __call__(self, input, target, weight=None, *, check=False):
+        """The trimmed value: a float, or an array of input's shape for reduction="none".
+        ``check=True`` runs :func:`fastloss.diagnose`'s checks of the loss trimmed first."""
+        return self._run(input, target, weight, VALUE, check=check)
 
-    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None):
+    def value_and_grad(self, input, target, weight=None, out=None, loss_out=None, *, check=False):
         """``(value, grad)``; ``out`` and ``loss_out`` (reduction="none") are
         optional buffers of input's shape and dtype."""
-        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out)
+        return self._run(input, target, weight, GRAD, out=out, loss_out=loss_out, check=check)
 
-    def grad_hess(self, input, target, weight=None, out=None):
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
         """``(grad, hess)``: the gradient and diagonal Hessian of the trimmed
         value; ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
         g, h = (None, None) if out is None else _pair(out, "Trimmed")
-        return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h)
+        return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h, check=check)
 
     def _repr_args(self):
         return [("loss", self.loss), ("trim", self.trim), ("tails", self.tails), ("reduction", self.reduction)]
@@ -246,7 +250,7 @@ class Trimmed:
 
 @_doc
 def trimmed(input, target, loss, trim=0.05, *, tails="both", weight=None, reduction="mean", return_grad=False,
-            out=None, n_threads=None):
+            out=None, n_threads=None, check=False):
     """The trimmed mean (or sum) of a pointwise loss's per-element values.
 
     %(formula)s
@@ -266,6 +270,11 @@ def trimmed(input, target, loss, trim=0.05, *, tails="both", weight=None, reduct
     out : ndarray, optional
         The gradient's buffer (with return_grad=True).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks of the wrapped loss on input
+        and target first and warn each finding as a
+        :class:`fastloss.LossWarning` (one summary pass over each; the
+        default False costs one test).
 
     Returns
     -------
@@ -285,7 +294,7 @@ def trimmed(input, target, loss, trim=0.05, *, tails="both", weight=None, reduct
     tl = _check_tails(tails, op)
     reduction = V.check_reduction(reduction, op, REDUCTIONS)
     return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
-                        n_threads, op, out=out)
+                        n_threads, op, out=out, check=check)
 
 
 _WINSOR_FORMULA = """With the per-element losses ``l_i`` of ``loss`` (its own reduction is
@@ -368,11 +377,11 @@ class Winsorized(Trimmed):
         return _trimmed_run(self._none, self._trim, self._tails, input, target, weight, self.reduction, mode,
                             self.n_threads, "Winsorized", winsor=True, **bufs)
 
-    def grad_hess(self, input, target, weight=None, out=None):
+    def grad_hess(self, input, target, weight=None, out=None, *, check=False):
         """``(grad, hess)``: the gradient and diagonal Hessian of the winsorized
         value; ``out`` may be a pair of buffers ``(grad_out, hess_out)``."""
         g, h = (None, None) if out is None else _pair(out, "Winsorized")
-        return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h)
+        return self._run(input, target, weight, GRAD_HESS, out=g, hess_out=h, check=check)
 
     def _repr_args(self):
         return [("loss", self.loss), ("limit", self.limit), ("tails", self.tails), ("reduction", self.reduction)]
@@ -383,7 +392,7 @@ class Winsorized(Trimmed):
 
 @_wdoc
 def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, reduction="mean",
-               return_grad=False, out=None, n_threads=None):
+               return_grad=False, out=None, n_threads=None, check=False):
     """The winsorized mean (or sum) of a pointwise loss's per-element values.
 
     %(formula)s
@@ -402,6 +411,11 @@ def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, re
     out : ndarray, optional
         The gradient's buffer (with return_grad=True).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks of the wrapped loss on input
+        and target first and warn each finding as a
+        :class:`fastloss.LossWarning` (one summary pass over each; the
+        default False costs one test).
 
     Returns
     -------
@@ -421,4 +435,4 @@ def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, re
     tl = _check_tails(tails, op)
     reduction = V.check_reduction(reduction, op, REDUCTIONS)
     return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
-                        n_threads, op, out=out, winsor=True)
+                        n_threads, op, out=out, winsor=True, check=check)

@@ -542,6 +542,38 @@ def pointwise_cases() -> list:
 
 # ----------------------------------------------------------------- timing
 
+def interleaved(fns: dict, repeat: int, min_time: float = 0.05, clock: Callable = time.perf_counter) -> dict:
+    """Best mean time per call of each fn in ``fns`` (name -> callable),
+    the fns timed round by round, so that a drift of the machine's load
+    hits them all alike.  A fn with an ``around`` attribute (a context
+    factory, see :func:`fresh_outputs`) is called inside it; ``clock`` may
+    be a CPU-time clock (``time.process_time``).  Each fn is called enough
+    times per round to last ``min_time`` wall seconds."""
+    import contextlib
+
+    def ctx(f):
+        a = getattr(f, "around", None)
+        return a() if a is not None else contextlib.nullcontext()
+
+    best = {k: float("inf") for k in fns}
+    number = {}
+    for k, f in fns.items():
+        with ctx(f):
+            f()
+            t0 = time.perf_counter()
+            f()
+            dt = max(time.perf_counter() - t0, 1e-6)
+        number[k] = max(1, int(min_time / dt))
+    for _ in range(repeat):
+        for k, f in fns.items():
+            with ctx(f):
+                t0 = clock()
+                for _ in range(number[k]):
+                    f()
+                best[k] = min(best[k], (clock() - t0) / number[k])
+    return best
+
+
 def _clock(fn, number):
     t0 = time.perf_counter()
     for _ in range(number):

@@ -89,23 +89,6 @@ def _thread_counts():
     return sorted({1, B.all_threads()})
 
 
-def _interleaved(fns, repeat, min_time=0.05, clock=time.perf_counter):
-    """Best mean time per call of each fn, the fns timed round by round."""
-    best = {k: float("inf") for k in fns}
-    number = {}
-    for k, f in fns.items():
-        f()
-        t0 = time.perf_counter()
-        f()
-        dt = max(time.perf_counter() - t0, 1e-6)
-        number[k] = max(1, int(min_time / dt))
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = clock()
-            for _ in range(number[k]):
-                f()
-            best[k] = min(best[k], (clock() - t0) / number[k])
-    return best
 
 
 def _shape(s):
@@ -146,7 +129,7 @@ def main(argv=None):
                 data = setup(T, N, C, S, np.dtype(dt).type)
                 for nt in threads:
                     fns = {k: f for k in IMPLS if (f := prepare(k, data, nt)) is not None}
-                    t = _interleaved(fns, a.repeat, clock=clock)
+                    t = B.interleaved(fns, a.repeat, clock=clock)
                     ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
                     speedup.setdefault((dt, T, N, C, S), {})[nt] = ms["fastloss_out"]
                     shape = f"{T}x{N}x{C}x{S}"

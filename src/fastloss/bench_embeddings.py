@@ -154,23 +154,6 @@ def prepare(impl, case, d, n_threads):
     raise ValueError(impl)
 
 
-def _interleaved(fns, repeat, min_time=0.05):
-    """Best mean time per call of each fn, the fns timed round by round."""
-    best = {k: float("inf") for k in fns}
-    number = {}
-    for k, f in fns.items():
-        f()
-        t0 = time.perf_counter()
-        f()
-        dt = max(time.perf_counter() - t0, 1e-6)
-        number[k] = max(1, int(min_time / dt))
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number[k]):
-                f()
-            best[k] = min(best[k], (time.perf_counter() - t0) / number[k])
-    return best
 
 
 def _warm_malloc():
@@ -199,7 +182,7 @@ def run_table(cases, dtypes, threads, repeat, regime, rows=ROWS, batch=BATCH, ou
                 fns = {k: f for k in IMPLS if (f := prepare(k, case, d, nt)) is not None}
                 lim = _blas_limit(nt)
                 try:
-                    t = _interleaved(fns, repeat)
+                    t = B.interleaved(fns, repeat)
                 finally:
                     if lim is not None:
                         lim.restore_original_limits()

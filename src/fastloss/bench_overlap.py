@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 import fastloss as fl
+from fastloss import bench as B
 
 SEG_SHAPE = (16, 4, 256, 256)
 N_BOXES = 10 ** 6
@@ -197,23 +198,6 @@ def prepare_box(name, impl, data, nt):
     return call
 
 
-def _interleaved(fns, repeat, min_time=0.05):
-    """Best mean time per call of each fn, the fns timed round by round."""
-    best = {k: float("inf") for k in fns}
-    number = {}
-    for k, f in fns.items():
-        f()
-        t0 = time.perf_counter()
-        f()
-        dt = max(time.perf_counter() - t0, 1e-6)
-        number[k] = max(1, int(min_time / dt))
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(number[k]):
-                f()
-            best[k] = min(best[k], (time.perf_counter() - t0) / number[k])
-    return best
 
 
 def main(argv=None):
@@ -249,7 +233,7 @@ def main(argv=None):
                     fns = {k: f for k in IMPLS if (f := prepare_seg(name, k, seg, nt)) is not None}
                 else:
                     fns = {k: f for k in IMPLS if (f := prepare_box(name, k, box, nt)) is not None}
-                t = _interleaved(fns, a.repeat, a.min_time)
+                t = B.interleaved(fns, a.repeat, a.min_time)
                 ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
                 print(f"{name:22} {nt:>3} | {ms['fastloss']:9.2f} {ms['fastloss_out']:9.2f} {ms['torch']:9.2f} | "
                       f"{ms['torch'] / ms['fastloss']:8.2f} {ms['torch'] / ms['fastloss_out']:9.2f}", flush=True)

@@ -86,32 +86,6 @@ def _thread_counts():
 
 # ------------------------------------------------------------------ the side-by-side script
 
-def _interleaved(fns, repeat, min_time=0.05):
-    """Best mean time per call of each fn, the fns timed round by round (a
-    fn with an ``around`` context, see ``bench.fresh_outputs``, inside it)."""
-    import contextlib
-
-    def ctx(f):
-        a = getattr(f, "around", None)
-        return a() if a is not None else contextlib.nullcontext()
-
-    best = {k: float("inf") for k in fns}
-    number = {}
-    for k, f in fns.items():
-        with ctx(f):
-            f()
-            t0 = time.perf_counter()
-            f()
-            dt = max(time.perf_counter() - t0, 1e-6)
-        number[k] = max(1, int(min_time / dt))
-    for _ in range(repeat):
-        for k, f in fns.items():
-            with ctx(f):
-                t0 = time.perf_counter()
-                for _ in range(number[k]):
-                    f()
-                best[k] = min(best[k], (time.perf_counter() - t0) / number[k])
-    return best
 
 
 def main(argv=None):
@@ -138,7 +112,7 @@ def main(argv=None):
                 x, y = setup(N, C, np.dtype(dt).type)
                 for nt in (int(t) for t in a.threads.split(",")):
                     fns = {k: f for k in IMPLS if (f := prepare(k, x, y, nt)) is not None}
-                    t = _interleaved(fns, a.repeat)
+                    t = B.interleaved(fns, a.repeat)
                     ms = {k: t.get(k, float("nan")) * 1e3 for k in IMPLS}
                     r = lambda k, base: ms[k] / ms[base]  # noqa: E731
                     print(f"{dt:8} {N:>5}x{C:<5} {nt:>3} | {ms['fastloss']:9.2f} {ms['fastloss_cached']:9.2f} "

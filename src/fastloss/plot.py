@@ -43,14 +43,21 @@ DPI = 72
 _EXTRA = "pip install 'fastloss[plot]'"
 
 
+#: The three panels of a loss of one variable.
+PANELS = ("value", "gradient d/d input", "Hessian (diagonal)")
+
+
 class Recipe(NamedTuple):
-    """How to draw one loss: ``draw(axes)`` fills the three axes (value,
+    """How to draw one loss: ``draw(axes)`` fills the axes (value,
     gradient, Hessian); ``xlabel`` names the horizontal axis; ``caption``
-    says what is varied."""
+    says what is varied; ``panels`` titles the axes, two or three (a loss
+    that is not a function of one variable says which gradient entries it
+    shows; one without a Hessian has two)."""
     name: str
     draw: Callable
     xlabel: str
     caption: str
+    panels: tuple = PANELS
 
 
 #: The registry: function name -> Recipe.
@@ -59,14 +66,13 @@ RECIPES: dict = {}
 #: Public names that have no picture, and why.
 NO_RECIPE = {"cross_entropy_hvp": "a Hessian-vector product, not a loss: cross_entropy's picture shows "
                                   "the Hessian's diagonal",
-             "ctc_loss": "a sequence loss: its value is a sum over alignments, with no curve in one variable",
              "CTCLoss": "the class of ctc_loss"}
 
 
-def recipe(name: str, xlabel: str, caption: str):
+def recipe(name: str, xlabel: str, caption: str, panels: tuple = PANELS):
     """Register the decorated ``draw(axes)`` as the recipe of loss ``name``."""
     def deco(fn):
-        RECIPES[name] = Recipe(name, fn, xlabel, caption)
+        RECIPES[name] = Recipe(name, fn, xlabel, caption, tuple(panels))
         return fn
     return deco
 
@@ -97,8 +103,8 @@ def figure(name: str, *, figsize=FIGSIZE):
     Figure = _matplotlib()
     r = RECIPES[_resolve(name)]
     fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, title in zip(axes, ("value", "gradient d/d input", "Hessian (diagonal)")):
+    axes = fig.subplots(1, len(r.panels))
+    for ax, title in zip(axes, r.panels):
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.axhline(0, color="0.75", lw=0.6, zorder=0)
@@ -324,3 +330,493 @@ def _multilabel(axes):
         value, grad = loss.value_and_grad(x, tt)
         _, hess = loss.grad_hess(x, tt)
         _curves(axes, _LOGIT, value, grad[:, 0], hess[:, 0], f"target={t:g}", ls=ls, color="C0")
+
+
+# ---------------------------------------------------------------- the regression catalogue
+
+_X = np.linspace(-3, 3, 601)
+
+
+@recipe("gamma_nll_loss", "input (log of the mean)", "target = 0.5, 1, 3: input + target exp(-input)")
+def _gamma(axes):
+    for t in (0.5, 1.0, 3.0):
+        _pointwise(axes, _fl().GammaNLLLoss(reduction="none"), _X, np.full_like(_X, t), f"target={t:g}")
+
+
+@recipe("tweedie_loss", "input (log of the mean)", "power = 1.2, 1.5, 1.8; target = 1 (solid), 0 (dashed)")
+def _tweedie(axes):
+    for i, pw in enumerate((1.2, 1.5, 1.8)):
+        loss = _fl().TweedieLoss(power=pw, reduction="none")
+        _pointwise(axes, loss, _X, np.ones_like(_X), f"power={pw:g}", color=f"C{i}")
+        _pointwise(axes, loss, _X, np.zeros_like(_X), ls="--", color=f"C{i}")
+
+
+@recipe("pseudo_huber_loss", "residual input - target", "delta = 0.5, 1, 2: delta^2 (sqrt(1 + (z/delta)^2) - 1)")
+def _pseudo_huber(axes):
+    for d in (0.5, 1.0, 2.0):
+        _pointwise(axes, _fl().PseudoHuberLoss(delta=d, reduction="none"), _RESID, np.zeros_like(_RESID),
+                   f"delta={d:g}")
+
+
+@recipe("fair_loss", "residual input - target", "c = 0.5, 1, 2: c^2 (|z|/c - log(1 + |z|/c))")
+def _fair(axes):
+    for c in (0.5, 1.0, 2.0):
+        _pointwise(axes, _fl().FairLoss(c=c, reduction="none"), _RESID, np.zeros_like(_RESID), f"c={c:g}")
+
+
+@recipe("cauchy_loss", "residual input - target", "c = 0.5, 1, 2: c^2/2 log(1 + (z/c)^2); Hessian < 0 beyond c")
+def _cauchy(axes):
+    x = np.linspace(-5, 5, 601)
+    for c in (0.5, 1.0, 2.0):
+        _pointwise(axes, _fl().CauchyLoss(c=c, reduction="none"), x, np.zeros_like(x), f"c={c:g}")
+
+
+@recipe("tukey_biweight_loss", "residual input - target", "c = 1, 2, 4.685: constant (gradient 0) beyond c")
+def _tukey(axes):
+    x = np.linspace(-6, 6, 601)
+    for c in (1.0, 2.0, 4.685):
+        _pointwise(axes, _fl().TukeyBiweightLoss(c=c, reduction="none"), x, np.zeros_like(x), f"c={c:g}")
+
+
+@recipe("expectile_loss", "residual input - target", "tau = 0.1, 0.5, 0.9: asymmetric squared error")
+def _expectile(axes):
+    for t in (0.1, 0.5, 0.9):
+        _pointwise(axes, _fl().ExpectileLoss(tau=t, reduction="none"), _RESID, np.zeros_like(_RESID), f"tau={t:g}")
+
+
+@recipe("mean_absolute_percentage_error", "input", "target = 0.5, 1, 2: 100 |input - target| / |target|; Hessian 0")
+def _mape(axes):
+    x = np.linspace(-1, 4, 501)
+    for t in (0.5, 1.0, 2.0):
+        _pointwise(axes, _fl().MeanAbsolutePercentageError(reduction="none"), x, np.full_like(x, t),
+                   f"target={t:g}")
+
+
+@recipe("mean_squared_logarithmic_error", "input", "target = 0, 1, 3: (log1p(input) - log1p(target))^2, input "
+                                                    "clamped at 1e-7")
+def _msle(axes):
+    x = np.linspace(-0.5, 6, 651)
+    for t in (0.0, 1.0, 3.0):
+        _pointwise(axes, _fl().MeanSquaredLogarithmicError(reduction="none"), x, np.full_like(x, t),
+                   f"target={t:g}")
+
+
+def _one_moving(axes, make, values, name):
+    """A reduction over 20 elements: 19 residuals fixed on a grid in [-1, 1]
+    and one, r, moving; the value, and the gradient and Hessian entries of
+    the moving element."""
+    r = np.linspace(-5, 5, 241)
+    base = np.linspace(-1, 1, 19)
+    for v in values:
+        loss = make(v)
+        val, g, h = np.empty_like(r), np.empty_like(r), np.empty_like(r)
+        for i, ri in enumerate(r):
+            x = np.append(base, ri)
+            t = np.zeros_like(x)
+            val[i], grad = loss.value_and_grad(x, t)
+            g[i] = grad[-1]
+            h[i] = loss.grad_hess(x, t)[1][-1]
+        _curves(axes, r, val, g, h, f"{name}={v:g}")
+
+
+_MOVING = ("value (mean over 20)", "gradient d/d the moving element", "Hessian, the moving element")
+
+
+@recipe("trimmed", "residual r of one element (19 others fixed in [-1, 1])",
+        "Trimmed(MSELoss(), trim) over 20 elements, trim = 0, 0.05, 0.1: the largest losses count for nothing",
+        _MOVING)
+def _trimmed(axes):
+    fl = _fl()
+    _one_moving(axes, lambda v: fl.Trimmed(fl.MSELoss(), trim=v), (0.0, 0.05, 0.1), "trim")
+
+
+@recipe("winsorized", "residual r of one element (19 others fixed in [-1, 1])",
+        "Winsorized(MSELoss(), limit) over 20 elements, limit = 0, 0.05, 0.1: the largest losses clipped",
+        _MOVING)
+def _winsorized(axes):
+    fl = _fl()
+    _one_moving(axes, lambda v: fl.Winsorized(fl.MSELoss(), limit=v), (0.0, 0.05, 0.1), "limit")
+
+
+# ---------------------------------------------------------------- set overlap: segmentation
+
+_S, _M = 400, 100                        # pixels of an image, of which the first _M are foreground
+_F = np.linspace(0, 1, 101)              # overlap fractions
+
+
+def _overlap_images(conf):
+    """One image per overlap fraction f: the target's foreground is pixels
+    [0, M); the prediction (logit +conf, else -conf) covers M pixels
+    [M - k, 2M - k) with k = round(f M) of them on the foreground.  Returns
+    (logits, targets, index of a missed foreground pixel, of a false
+    positive) per image (-1 where there is none)."""
+    k = np.round(_F * _M).astype(int)
+    x = np.full((_F.size, _S), -conf)
+    t = np.zeros((_F.size, _S))
+    t[:, :_M] = 1
+    for i, ki in enumerate(k):
+        x[i, _M - ki:2 * _M - ki] = conf
+    missed = np.where(k < _M, 0, -1)
+    false_pos = np.where(k < _M, 2 * _M - k - 1, -1)
+    return x, t, missed, false_pos
+
+
+def _pick(g, idx):
+    out = np.full(idx.size, np.nan)
+    ok = idx >= 0
+    out[ok] = g[np.flatnonzero(ok), idx[ok]]
+    return out
+
+
+def _overlap_curves(axes, loss_of, variants, conf=None):
+    for label, kw in variants:
+        c = kw.pop("conf", conf)
+        x, t, missed, fp = _overlap_images(c)
+        value, g = loss_of(**kw).value_and_grad(x, t)
+        _curves(axes, _F, value, _pick(g, missed), _pick(g, fp), label)
+
+
+_OVERLAP = ("value", "gradient d/d logit, a missed foreground pixel", "gradient d/d logit, a false-positive pixel")
+_OVERLAP_X = "overlap fraction (400 pixels, 100 foreground)"
+
+
+def _seg(cls, **kw):
+    return lambda **more: cls(**kw, **more, per_image=True, reduction="none")
+
+
+@recipe("dice_loss", _OVERLAP_X, "logits +-1, +-3, +-10 on a predicted object of the target's size", _OVERLAP)
+def _dice(axes):
+    _overlap_curves(axes, _seg(_fl().DiceLoss), [(f"|logit|={c:g}", {"conf": c}) for c in (1.0, 3.0, 10.0)])
+
+
+@recipe("jaccard_loss", _OVERLAP_X, "logits +-1, +-3, +-10 on a predicted object of the target's size", _OVERLAP)
+def _jaccard(axes):
+    _overlap_curves(axes, _seg(_fl().JaccardLoss), [(f"|logit|={c:g}", {"conf": c}) for c in (1.0, 3.0, 10.0)])
+
+
+@recipe("tversky_loss", _OVERLAP_X, "logits +-3; (alpha, beta) = (0.5, 0.5) Dice, (0.3, 0.7), (0.7, 0.3)", _OVERLAP)
+def _tversky(axes):
+    _overlap_curves(axes, _seg(_fl().TverskyLoss),
+                    [(f"alpha={a:g}, beta={b:g}", {"alpha": a, "beta": b}) for a, b in ((0.5, 0.5), (0.3, 0.7),
+                                                                                       (0.7, 0.3))], conf=3.0)
+
+
+@recipe("bce_dice_loss", _OVERLAP_X, "logits +-3; BCE alone, Dice alone, their sum", _OVERLAP)
+def _bce_dice(axes):
+    _overlap_curves(axes, _seg(_fl().BCEDiceLoss),
+                    [("BCE", {"bce_weight": 1.0, "dice_weight": 0.0}), ("Dice", {"bce_weight": 0.0, "dice_weight": 1.0}),
+                     ("BCE + Dice", {})], conf=3.0)
+
+
+@recipe("ce_dice_loss", "overlap fraction of class 1 (400 pixels, 3 classes)",
+        "logit 3 on the predicted class, 0 on the others; CE alone, Dice alone, their sum",
+        ("value", "gradient d/d logit 1, a missed class-1 pixel", "gradient d/d logit 1, a false class-1 pixel"))
+def _ce_dice(axes):
+    k = np.round(_F * _M).astype(int)
+    t = np.zeros((_F.size, _S), dtype=np.int64)
+    t[:, :_M], t[:, _M:2 * _M] = 1, 2                   # class 1, then class 2, then background
+    pred = t.copy()
+    for i, ki in enumerate(k):
+        pred[i, :_M] = 2 if ki < _M else 1               # the missed part of class 1 taken for class 2
+        pred[i, _M - ki:2 * _M - ki] = 1
+    x = np.where(np.arange(3)[None, :, None] == pred[:, None, :], 3.0, 0.0)
+    missed = np.where(k < _M, 0, -1)
+    fp = np.where(k < _M, 2 * _M - k - 1, -1)
+    for label, kw in (("CE", {"ce_weight": 1.0, "dice_weight": 0.0}), ("Dice", {"ce_weight": 0.0, "dice_weight": 1.0}),
+                      ("CE + Dice", {})):
+        value, g = _fl().CEDiceLoss(**kw, per_image=True, reduction="none").value_and_grad(x, t)
+        _curves(axes, _F, value, _pick(g[:, 1], missed), _pick(g[:, 1], fp), label)
+
+
+def _misranked(seed=0):
+    """A fixed order in which pixels are made wrong, one per fraction."""
+    return np.random.default_rng(seed).permutation(_S)
+
+
+_WRONG = np.linspace(0, 0.5, 101)
+_LOVASZ_X = "fraction of pixels wrong (400 pixels, 100 foreground)"
+
+
+@recipe("lovasz_hinge_loss", _LOVASZ_X, "logits +-margin, margin = 0.5, 1, 2, sign wrong on a fraction (gradients coincide)",
+        ("value", "gradient, a wrong foreground pixel", "gradient, a wrong background pixel"))
+def _lovasz_hinge(axes):
+    order = _misranked()
+    t = np.zeros(_S)
+    t[:_M] = 1
+    k = np.round(_WRONG * _S).astype(int)
+    wrong = np.zeros((_WRONG.size, _S), bool)
+    for i, ki in enumerate(k):
+        wrong[i, order[:ki]] = True
+    fg_wrong = [order[:ki][t[order[:ki]] == 1] for ki in k]
+    bg_wrong = [order[:ki][t[order[:ki]] == 0] for ki in k]
+    i_fg = np.array([w[0] if w.size else -1 for w in fg_wrong])
+    i_bg = np.array([w[0] if w.size else -1 for w in bg_wrong])
+    for m in (0.5, 1.0, 2.0):
+        x = np.where(wrong, -m, m) * (2 * t - 1)
+        value, g = _fl().LovaszHingeLoss(per_image=True, reduction="none").value_and_grad(x, np.broadcast_to(t, x.shape))
+        _curves(axes, _WRONG, value, _pick(g, i_fg), _pick(g, i_bg), f"margin={m:g}")
+
+
+@recipe("lovasz_softmax_loss", "fraction of pixels wrong (400 pixels, 3 classes)",
+        "logit c on the predicted class, 0 on the others; c = 1, 3, 10",
+        ("value", "gradient d/d true-class logit, a wrong pixel", "gradient d/d predicted logit, a wrong pixel"))
+def _lovasz_softmax(axes):
+    order = _misranked(1)
+    t = np.zeros(_S, dtype=np.int64)
+    t[:_M], t[_M:2 * _M] = 1, 2
+    k = np.round(_WRONG * _S).astype(int)
+    pred = np.broadcast_to(t, (_WRONG.size, _S)).copy()
+    for i, ki in enumerate(k):
+        pred[i, order[:ki]] = (t[order[:ki]] + 1) % 3
+    first = np.where(k > 0, order[0], -1)
+    tt = np.broadcast_to(t, pred.shape)
+    for c in (1.0, 3.0, 10.0):
+        x = np.where(np.arange(3)[None, :, None] == pred[:, None, :], c, 0.0)
+        value, g = _fl().LovaszSoftmaxLoss(per_image=True, reduction="none").value_and_grad(x, tt)
+        gi = np.take_along_axis(g, tt[:, None, :], axis=1)[:, 0]
+        gp = np.take_along_axis(g, pred[:, None, :], axis=1)[:, 0]
+        _curves(axes, _WRONG, value, _pick(gi, first), _pick(gp, first), f"c={c:g}")
+
+
+# ---------------------------------------------------------------- set overlap: boxes
+
+_DX = np.linspace(-4, 4, 401)
+
+
+def _box_curves(axes, cls):
+    """boxes2 = (0, 0, 2, 2); boxes1 of size w x h centred at (1 + offset, 1)."""
+    for w, h in ((2.0, 2.0), (1.0, 1.0), (3.0, 1.0)):
+        cx = 1 + _DX
+        b1 = np.stack([cx - w / 2, np.full_like(cx, 1 - h / 2), cx + w / 2, np.full_like(cx, 1 + h / 2)], axis=1)
+        b2 = np.tile([0.0, 0.0, 2.0, 2.0], (_DX.size, 1))
+        value, g1, _ = cls(reduction="none").value_and_grad(b1, b2)
+        _curves(axes, _DX, value, g1[:, 0] + g1[:, 2], (g1[:, 2] - g1[:, 0]) / 2, f"{w:g} x {h:g}")
+
+
+_BOX_PANELS = ("value", "gradient d/d offset (x1 and x2 together)", "gradient d/d half-width (x2 - x1)/2")
+_BOX_X = "offset of boxes1 along x from boxes2 = (0, 0, 2, 2)"
+_BOX_CAP = "boxes1 of 2 x 2, 1 x 1, 3 x 1 moved across boxes2"
+
+
+@recipe("box_iou_loss", _BOX_X, _BOX_CAP + ": no gradient once they stop overlapping", _BOX_PANELS)
+def _box_iou(axes):
+    _box_curves(axes, _fl().BoxIoULoss)
+
+
+@recipe("generalized_box_iou_loss", _BOX_X, _BOX_CAP + ": the enclosing box keeps a gradient", _BOX_PANELS)
+def _giou(axes):
+    _box_curves(axes, _fl().GeneralizedBoxIoULoss)
+
+
+@recipe("distance_box_iou_loss", _BOX_X, _BOX_CAP + ": the centre distance term", _BOX_PANELS)
+def _diou(axes):
+    _box_curves(axes, _fl().DistanceBoxIoULoss)
+
+
+@recipe("complete_box_iou_loss", _BOX_X, _BOX_CAP + ": the aspect-ratio term", _BOX_PANELS)
+def _ciou(axes):
+    _box_curves(axes, _fl().CompleteBoxIoULoss)
+
+
+# ---------------------------------------------------------------- rows of features: embeddings
+
+def _curves2(axes, x, ys, label=None, **style):
+    for ax, y in zip(axes, ys):
+        ax.plot(x, y, label=label, lw=1.3, **style)
+
+
+_GAP = np.linspace(-3, 3, 301)
+_TRIPLET_PANELS = ("value", "gradient d/d positive (along anchor -> positive)",
+                   "gradient d/d negative (along anchor -> negative)")
+_TRIPLET_X = "d(anchor, positive) - d(anchor, negative)"
+
+
+def _triplet_points(gap):
+    """anchor at 0; positive at d_p = 2 + gap/2 on the first axis, negative
+    at d_n = 2 - gap/2 on the second (2-D)."""
+    n = gap.size
+    a = np.zeros((n, 2))
+    p = np.zeros((n, 2))
+    q = np.zeros((n, 2))
+    p[:, 0] = 2 + gap / 2
+    q[:, 1] = 2 - gap / 2
+    return a, p, q
+
+
+@recipe("triplet_margin_loss", _TRIPLET_X, "margin = 0.5, 1, 2: max(0, margin + d(a, p) - d(a, n))", _TRIPLET_PANELS)
+def _triplet(axes):
+    a, p, q = _triplet_points(_GAP)
+    for m in (0.5, 1.0, 2.0):
+        v, ga, gp, gn = _fl().TripletMarginLoss(margin=m, reduction="none").value_and_grad(a, p, q)
+        _curves(axes, _GAP, v, gp[:, 0], gn[:, 1], f"margin={m:g}")
+
+
+@recipe("triplet_margin_with_distance_loss", _TRIPLET_X + " (Euclidean)",
+        "margin = 1; distance = euclidean, squared_euclidean (the same points)", _TRIPLET_PANELS)
+def _triplet_distance(axes):
+    a, p, q = _triplet_points(_GAP)
+    for d in ("euclidean", "squared_euclidean"):
+        loss = _fl().TripletMarginWithDistanceLoss(distance_function=d, margin=1.0, reduction="none")
+        v, ga, gp, gn = loss.value_and_grad(a, p, q)
+        _curves(axes, _GAP, v, gp[:, 0], gn[:, 1], d)
+
+
+_ANGLE = np.linspace(0, np.pi, 301)
+
+
+def _angle_pair(theta):
+    """input1 = (1, 0); input2 at angle theta, unit length."""
+    x1 = np.tile([1.0, 0.0], (theta.size, 1))
+    x2 = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    return x1, x2
+
+
+def _d_angle(g2, theta):
+    """The derivative along the angle of input2 (the chain rule on the kernel's gradient)."""
+    return g2[:, 0] * -np.sin(theta) + g2[:, 1] * np.cos(theta)
+
+
+@recipe("cosine_embedding_loss", "cos(angle between input1 and input2)",
+        "target = 1 (solid), -1 (dashed) with margin = 0, 0.5",
+        ("value", "gradient d/d angle of input2", "|gradient| of input2"))
+def _cosine_embedding(axes):
+    x1, x2 = _angle_pair(_ANGLE)
+    c = np.cos(_ANGLE)
+    for i, m in enumerate((0.0, 0.5)):
+        loss = _fl().CosineEmbeddingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            if t == 1.0 and i:
+                continue                                  # the margin only enters target -1
+            v, g1, g2 = loss.value_and_grad(x1, x2, np.full(_ANGLE.size, t))
+            _curves(axes, c, v, _d_angle(g2, _ANGLE), np.linalg.norm(g2, axis=1),
+                    f"target={t:g}" + (f", margin={m:g}" if t < 0 else ""), ls=ls, color=f"C{i}")
+
+
+@recipe("margin_ranking_loss", "input1 - input2 (input2 = 0)", "target = 1 (solid), -1 (dashed); margin = 0, 0.5, 1",
+        ("value", "gradient d/d input1", "gradient d/d input2"))
+def _margin_ranking(axes):
+    for i, m in enumerate((0.0, 0.5, 1.0)):
+        loss = _fl().MarginRankingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            v, g1, g2 = loss.value_and_grad(_RESID, np.zeros_like(_RESID), np.full_like(_RESID, t))
+            _curves(axes, _RESID, v, g1, g2, f"margin={m:g}" if t > 0 else None, ls=ls, color=f"C{i}")
+
+
+@recipe("hinge_embedding_loss", "input (a distance)", "target = 1 (solid), -1 (dashed); margin = 1, 2",
+        ("value", "gradient d/d input"))
+def _hinge_embedding(axes):
+    x = np.linspace(0, 3, 301)
+    for i, m in enumerate((1.0, 2.0)):
+        loss = _fl().HingeEmbeddingLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (-1.0, "--")):
+            v, g = loss.value_and_grad(x, np.full_like(x, t))
+            _curves2(axes, x, (v, g), f"margin={m:g}" if t < 0 else ("target=1" if not i else None), ls=ls,
+                     color=f"C{i}")
+
+
+@recipe("contrastive_loss", "distance d(input1, input2)", "similar pair (solid), dissimilar (dashed); margin = 1, 2",
+        ("value", "gradient d/d input1 along input1 - input2"))
+def _contrastive(axes):
+    d = np.linspace(0.01, 3, 300)
+    x1 = np.stack([d, np.zeros_like(d)], axis=1)
+    x2 = np.zeros_like(x1)
+    for i, m in enumerate((1.0, 2.0)):
+        loss = _fl().ContrastiveLoss(margin=m, reduction="none")
+        for t, ls in ((1.0, "-"), (0.0, "--")):
+            if t == 1.0 and i:
+                continue                                  # the margin only enters dissimilar pairs
+            v, g1, g2 = loss.value_and_grad(x1, x2, np.full(d.size, t))
+            _curves2(axes, d, (v, g1[:, 0]), f"dissimilar, margin={m:g}" if t == 0 else "similar", ls=ls,
+                     color=f"C{i}")
+
+
+@recipe("cosine_distance_loss", "cos(angle between input and target)", "1 - cos, unit vectors",
+        ("value", "gradient d/d angle of input"))
+def _cosine_distance(axes):
+    t, x = _angle_pair(_ANGLE)
+    v, g, _ = _fl().CosineDistanceLoss(reduction="none").value_and_grad(x, t)
+    _curves2(axes, np.cos(_ANGLE), (v, _d_angle(g, _ANGLE)))
+
+
+_SEP = np.linspace(0, 4, 81)
+_BATCH_PANELS = ("value", "mean |gradient| per embedding")
+_BATCH_X = "distance between the centres of two classes (8 points each, 2-D)"
+
+
+def _two_classes(sep):
+    """Two classes of 8 points in 2-D: fixed offsets (spread 0.5) around
+    (0, 0) and (sep, 0)."""
+    off = np.random.default_rng(0).normal(size=(16, 2)) * 0.5
+    E = off.copy()
+    E[8:, 0] += sep
+    return E, np.repeat([0, 1], 8)
+
+
+def _batch_curves(axes, make, values, name):
+    for v in values:
+        loss = make(v)
+        val, gn = np.empty_like(_SEP), np.empty_like(_SEP)
+        for i, s in enumerate(_SEP):
+            E, lab = _two_classes(s)
+            val[i], g = loss.value_and_grad(E, lab)
+            gn[i] = np.linalg.norm(g, axis=1).mean()
+        _curves2(axes, _SEP, (val, gn), f"{name}={v}")
+
+
+@recipe("batch_hard_triplet_loss", _BATCH_X, "margin = 0.5, 1, 2 (the hardest positive and negative per anchor)",
+        _BATCH_PANELS)
+def _batch_hard(axes):
+    _batch_curves(axes, lambda m: _fl().BatchHardTripletLoss(margin=m), (0.5, 1.0, 2.0), "margin")
+
+
+@recipe("batch_all_triplet_loss", _BATCH_X, "margin = 0.5, 1, 2 (the mean over triplets of positive loss)",
+        _BATCH_PANELS)
+def _batch_all(axes):
+    _batch_curves(axes, lambda m: _fl().BatchAllTripletLoss(margin=m), (0.5, 1.0, 2.0), "margin")
+
+
+def _two_directions(angle):
+    """Two classes of 8 unit vectors in 2-D at fixed angular offsets (spread
+    0.2 rad) around the directions -angle/2 and +angle/2."""
+    off = np.random.default_rng(0).normal(size=16) * 0.2
+    phi = off + np.repeat([-angle / 2, angle / 2], 8)
+    return np.stack([np.cos(phi), np.sin(phi)], axis=1), np.repeat([0, 1], 8)
+
+
+@recipe("nt_xent_loss", "angle between the directions of two classes (8 unit vectors each, 2-D)",
+        "temperature = 0.07, 0.2, 0.5 (labels: the two classes)", _BATCH_PANELS)
+def _nt_xent(axes):
+    ang = np.linspace(0, np.pi, 91)
+    for t in (0.07, 0.2, 0.5):
+        loss = _fl().NTXentLoss(temperature=t)
+        val, gn = np.empty_like(ang), np.empty_like(ang)
+        for i, a in enumerate(ang):
+            E, lab = _two_directions(a)
+            val[i], g = loss.value_and_grad(E, lab)
+            gn[i] = np.linalg.norm(g, axis=1).mean()
+        _curves2(axes, ang, (val, gn), f"temperature={t}")
+
+
+_CTC_T, _CTC_C = 12, 4              # frames; classes (0 the blank, labels 1..3)
+
+
+@recipe("ctc_loss", "logit of each frame's aligned label (others 0)",
+        f"{_CTC_T} frames split evenly among the labels of target 1 2, 1 2 3, 1 1 (a repeat needs a blank between)",
+        ("value: -log P(target)", "gradient d/d that logit, middle frame", "gradient d/d blank logit, middle frame"))
+def _ctc(axes):
+    """One sample per point of z: frame t's logits put z on the label its
+    even share of the target gives it (no blank frames) and 0 elsewhere;
+    the loss sums over every alignment, so the value stays above -log of
+    the one path's probability and the blank's gradient shows the paths
+    through blanks."""
+    z = np.linspace(-4, 8, 241)
+    mid = _CTC_T // 2
+    for target in ((1, 2), (1, 2, 3), (1, 1)):
+        S = len(target)
+        label = np.array(target)[np.arange(_CTC_T) * S // _CTC_T]          # frame -> aligned label
+        x = np.zeros((_CTC_T, z.size, _CTC_C))
+        x[np.arange(_CTC_T), :, label] = z[None, :]
+        tg = np.tile(target, (z.size, 1))
+        value, g = _fl().ctc_loss(x, tg, [_CTC_T] * z.size, [S] * z.size, reduction="none", from_logits=True,
+                                  return_grad=True)
+        _curves(axes, z, value, g[mid, :, label[mid]], g[mid, :, 0], " ".join(map(str, target)))

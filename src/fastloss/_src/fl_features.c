@@ -14,18 +14,7 @@
 
 #define FL_BODY "fl_features_math.h"
 
-#if FL_HAVE_X86_V3
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define ISA v3
-#include "fl_stamp.h"
-#undef ISA
-#pragma GCC pop_options
-#endif
-
-#define ISA base
-#include "fl_stamp.h"
-#undef ISA
+#include "fl_stamp_isas.h"
 
 #define FL_FT_NAME(NAME) #NAME,
 static const char *fl_ft_names[] = {FL_FT_LIST(FL_FT_NAME)};

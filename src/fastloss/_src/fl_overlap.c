@@ -12,18 +12,7 @@
 
 #define FL_BODY "fl_overlap_body.h"
 
-#if FL_HAVE_X86_V3
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define ISA v3
-#include "fl_stamp.h"
-#undef ISA
-#pragma GCC pop_options
-#endif
-
-#define ISA base
-#include "fl_stamp.h"
-#undef ISA
+#include "fl_stamp_isas.h"
 
 static const fl_ov_table *fl_ov_f32 = &ov_table_f32_base;
 static const fl_ov_table *fl_ov_f64 = &ov_table_f64_base;

@@ -12,18 +12,7 @@
 
 #define FL_BODY "fl_pointwise_math.h"
 
-#if FL_HAVE_X86_V3
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define ISA v3
-#include "fl_stamp.h"
-#undef ISA
-#pragma GCC pop_options
-#endif
-
-#define ISA base
-#include "fl_stamp.h"
-#undef ISA
+#include "fl_stamp_isas.h"
 
 #define FL_PW_NAME(NAME, HAS_E, HAS_G2, HAS_GY) #NAME,
 static const char *fl_pw_names[] = {FL_PW_LIST(FL_PW_NAME)};

@@ -9,18 +9,7 @@
 
 #define FL_BODY "fl_ctc_math.h"
 
-#if FL_HAVE_X86_V3
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define ISA v3
-#include "fl_stamp.h"
-#undef ISA
-#pragma GCC pop_options
-#endif
-
-#define ISA base
-#include "fl_stamp.h"
-#undef ISA
+#include "fl_stamp_isas.h"
 
 static fl_ctc_worker_fn fl_ctc_f32 = ctc_worker_f32_base;
 static fl_ctc_worker_fn fl_ctc_f64 = ctc_worker_f64_base;

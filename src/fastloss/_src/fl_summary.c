@@ -34,18 +34,7 @@ void fl_summary_merge(fl_summary *into, const fl_summary *from)
 
 #define FL_BODY "fl_summary_body.h"
 
-#if FL_HAVE_X86_V3
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define ISA v3
-#include "fl_stamp.h"
-#undef ISA
-#pragma GCC pop_options
-#endif
-
-#define ISA base
-#include "fl_stamp.h"
-#undef ISA
+#include "fl_stamp_isas.h"
 
 void fl_summary_block(const fl_sum_args *p, int f64, fl_idx start, fl_idx n, fl_summary *o)
 {
