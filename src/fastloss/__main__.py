@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                         "overlap (Dice, Tversky, BCE+Dice, Lovasz-softmax at 16x4x256x256, box IoU losses "
                         "on 1e6 pairs) on request; "
                         "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request; "
-                        "embeddings (triplet, pair and in-batch losses at 65536x128 and N=4096) on request")
+                        "embeddings (triplet, pair and in-batch losses at 65536x128 and N=4096) on request; "
+                        "dtypes (float64/float32 and N(0,30)/N(0,1) logits, logistic and softmax losses at "
+                        "N=1e7) and small (the overhead of calls at N=100, 1000) on request")
     _plot_parser(sub)
     return p
 
