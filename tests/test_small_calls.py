@@ -54,3 +54,40 @@ def test_fast_paths_keep_the_checks():
     assert v == pytest.approx(math.log(3)) and g.dtype == np.float32
     with pytest.raises(ValueError, match="n_threads"):
         fl.cross_entropy(x, y[:4].copy(), n_threads=0)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("red", ["mean", "sum"])
+def test_row_fast_path_equals_general_path(dt, red):
+    # int64 labels and a fresh gradient take the fast path; int32 labels and out= the general one
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((37, 5)).astype(dt)
+    y = rng.integers(0, 5, 37)
+    y[3] = -100
+    yi = np.where(y == -100, 2, y)
+    for kw, y in (({}, y), ({"ignore_index": 2}, yi), ({"label_smoothing": 0.1}, y)):
+        v, g = fl.cross_entropy(x, y, reduction=red, return_grad=True, **kw)
+        out = np.empty_like(x)
+        v2, g2 = fl.cross_entropy(x, y.astype(np.int32), reduction=red, return_grad=True, out=out, **kw)
+        assert v == v2 and type(v) is type(v2)
+        np.testing.assert_array_equal(g, g2)
+    with pytest.raises(ValueError, match=r"Target 5 is out of bounds \(target\[4\] = 5"):
+        fl.cross_entropy(x, np.where(np.arange(37) == 4, 5, yi), return_grad=True)
+    assert math.isnan(fl.cross_entropy(x, np.full(37, -100), reduction=red, return_grad=True)[0]) == (red == "mean")
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("red", ["mean", "sum"])
+def test_pointwise_fast_path_equals_general_path(dt, red):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(1001).astype(dt)
+    t = rng.standard_normal(1001).astype(dt)
+    for name in ("mse_loss", "huber_loss", "binary_cross_entropy_with_logits"):
+        f = getattr(fl, name)
+        tt = (t > 0).astype(dt) if "logits" in name else t
+        v, g = f(x, tt, reduction=red, return_grad=True)
+        v2, g2 = f(x, tt, reduction=red, return_grad=True, out=np.empty_like(x))
+        assert v == v2 and type(v) is type(v2)
+        np.testing.assert_array_equal(g, g2)
+    with pytest.raises(ValueError, match="binary_cross_entropy"):
+        fl.binary_cross_entropy(x, t, return_grad=True)      # outside [0, 1]: on_bad's message
