@@ -42,7 +42,7 @@ def test_discovery_found_the_core_modules():
 @pytest.mark.parametrize("modname", MODULES)
 def test_module_doctests(modname):
     # the adapters need their optional library (a test extra)
-    for lib in ("torch", "xgboost", "lightgbm"):
+    for lib in ("torch", "xgboost", "lightgbm", "dask", "jax"):
         if modname == f"fastloss.{lib}":
             pytest.importorskip(lib)
     if modname == "fastloss.plot":

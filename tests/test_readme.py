@@ -11,7 +11,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if README.
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
 def test_readme_example_runs(i, capsys):
     code = BLOCKS[i]
-    for mod in ("torch", "xgboost", "lightgbm"):
+    for mod in ("torch", "xgboost", "lightgbm", "dask", "jax", "optax"):
         if re.search(rf"^\s*import {mod}\b|import [\w, ]*\b{mod}\b|fastloss\.{mod}\b", code, re.M):
             pytest.importorskip(mod)
     exec(compile(code, f"README.md block {i}", "exec"), {})

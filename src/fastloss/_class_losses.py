@@ -744,4 +744,13 @@ for _name in __all__:
 for _obj in (cross_entropy, multilabel_soft_margin_loss, poly1_cross_entropy, CrossEntropyLoss,
              MultiLabelSoftMarginLoss, Poly1CrossEntropyLoss):
     _obj._optional_grad_args = ("target",)
+
+# Arguments holding one value per item: the input's shape without the axis
+# given here (class labels lack the class axis).  An adapter that splits
+# the input along its axis 0 (fastloss.dask) splits them along their own
+# axis 0 with it; other arguments follow NumPy's broadcasting against the
+# input.  See docs/conventions.md.
+for _obj in (cross_entropy, nll_loss, softmax_focal_loss, multi_margin_loss, poly1_cross_entropy,
+             CrossEntropyLoss, NLLLoss, SoftmaxFocalLoss, MultiMarginLoss, Poly1CrossEntropyLoss):
+    _obj._per_item_args = {"target": 1}
 del _name, _obj

@@ -660,7 +660,11 @@ def batch_all_triplet_loss(embeddings, labels, margin=1.0, distance="euclidean",
     "sum" is the plain sum.  Distances as
     :func:`batch_hard_triplet_loss` (here all from the Gram matrix;
     pytorch-metric-learning normalizes the embeddings by default: pass
-    normalized rows for its default).  Cost O(N^2 D) for the matrix
+    normalized rows for its default).  A distance from the Gram matrix,
+    ``sqrt(|e_i|^2 + |e_j|^2 - 2 e_i.e_j)``, loses relative accuracy of
+    about ``eps (|e_i|^2 + |e_j|^2) / d^2`` for two embeddings at distance
+    d (eps the float64 epsilon: 1e-5 at d = 1e-5 |e|), as PyTorch's
+    ``cdist`` on its matrix-product path.  Cost O(N^2 D) for the matrix
     products plus O(N (N + P N)) for P positives per anchor.  No anchor
     with both a positive and a negative is a ValueError.
 
@@ -1090,3 +1094,15 @@ class NTXentLoss(_BatchLoss):
 
     def _repr_args(self):
         return [("temperature", self.temperature), ("reduction", self.reduction)]
+
+
+# Metadata for adapters that split the operands along axis 0 (fastloss.dask,
+# docs/conventions.md): per-row targets and weights lack the features axis
+# and are split with the rows; the in-batch losses cannot be split.
+for _f in (triplet_margin_loss, triplet_margin_with_distance_loss, cosine_embedding_loss, contrastive_loss,
+           cosine_distance_loss):
+    _f._per_item_args = {"target": -1, "weight": -1}
+for _f in (batch_hard_triplet_loss, batch_all_triplet_loss, nt_xent_loss):
+    _f._unsplittable = ("each row's loss depends on every other row of the batch (its N x N similarities), "
+                        "so the batch cannot be split")
+del _f

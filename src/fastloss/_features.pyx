@@ -140,13 +140,16 @@ cdef inline int _nthreads(int n_threads, Py_ssize_t work, fl_idx nblocks) noexce
 
 
 def run(int loss_id, bint f64, a, b, c, t, w, ga, gb, gc, l, Py_ssize_t R, Py_ssize_t D,
-        double pa, double pb, double pc, int i0, int i1, int mode, double gscale, int n_threads):
+        double pa, double pb, double pc, int i0, int i1, int mode, double gscale, int n_threads,
+        double[::1] parts=None):
     """Run row loss ``loss_id`` over the R rows of D features of a, b (, c).
 
     Returns ``(total, bad)``: the float64 sum of the weighted row losses,
     added block by block in a fixed order, and the first row whose target
     the loss does not accept (-1 if none).  Outputs that are None are not
-    written.
+    written.  ``parts`` (float64, one per block of ``block_rows(D)`` rows),
+    if given, receives the blocks' sums (fastloss.dask adds those of every
+    chunk).
     """
     cdef fl_ft_args A
     cdef fl_idx per = fl_ft_block_rows(D)
@@ -160,8 +163,11 @@ def run(int loss_id, bint f64, a, b, c, t, w, ga, gb, gc, l, Py_ssize_t R, Py_ss
     cdef fl_idx bad = -1
     cdef fl_ft_block_fn fn = fl_ft_get(loss_id, f64)
     cdef int nt = _nthreads(n_threads, R * D, nblocks)
+    cdef bint want_parts = parts is not None
     if fn == NULL:
         raise ValueError(f"unknown row-over-features loss id {loss_id}")
+    if want_parts and parts.shape[0] != nblocks:
+        raise ValueError(f"parts must have {nblocks} elements, got {parts.shape[0]}")
     A.a = _ptr(a); A.b = _ptr(b); A.c = _ptr(c); A.t = _ptr(t); A.w = _ptr(w)
     A.ga = _ptr(ga); A.gb = _ptr(gb); A.gc = _ptr(gc); A.l = _ptr(l)
     A.D = D
@@ -189,6 +195,9 @@ def run(int loss_id, bint f64, a, b, c, t, w, ga, gb, gc, l, Py_ssize_t R, Py_ss
                 total += part[k]
                 if bad < 0 and badv[k] >= 0:
                     bad = badv[k]
+            if want_parts:
+                for k in range(nblocks):
+                    parts[k] = part[k]
     finally:
         if part != stack_part:
             free(part)

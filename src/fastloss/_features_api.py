@@ -15,12 +15,14 @@ operand's shape without the last axis).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import _check, _features
+from ._chunks import _REQUEST, Plan, Planned, summed
 from ._config import _threads
 from ._validate import (
     F32,
@@ -30,6 +32,7 @@ from ._validate import (
     check_no_overlap,
     check_out,
     check_reduction,
+    fmt_index,
 )
 
 VALUE, GRAD = 0, 1
@@ -104,7 +107,7 @@ def _per_row(a, name, op, dt, rows):
 def _bad_target(sp, t, bad, rows):
     idx = np.unravel_index(int(bad), rows) if rows else ()
     val = t.reshape(-1)[int(bad)]
-    where = f"target[{', '.join(str(int(i)) for i in idx)}]" if idx else "target"
+    where = fmt_index("target", idx)
     want = "-1 and 1" if sp.target == "sign" else "0 and 1"
     raise ValueError(f"{sp.op}: target must contain only {want}, got {where} = {val}")
 
@@ -155,23 +158,43 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
         else:
             lo = check_out(loss_out, "loss_out", op, dt, rows)
             check_no_overlap(lo, "loss_out", op, *xs, t, w, *grads[:len(xs)])
-    gscale = 1.0 / R if reduction == "mean" and R else 1.0
+    n_rows = R
+    req = _REQUEST.get()
+    parts = None
+    if req is not None:  # a chunk of a larger array (fastloss.dask, see _chunks)
+        if req.phase == "plan":
+            req.plan = Plan(op, "features", dt, len(shape) >= 2, math.prod(rows[1:]), _features.block_rows(D),
+                            len(shape) - 1, _rows_of if reduction == "mean" else None, None,
+                            summed(functools.partial(finish, reduction)), reduction != "none")
+            raise Planned
+        per = _features.block_rows(D)
+        parts = np.empty((R + per - 1) // per, np.float64)
+        req.parts = parts
+        if reduction == "mean":
+            n_rows = req.div
+    gscale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
     pa, pb, pc, i0, i1 = params
     xa, xb = xs[0], xs[1]
     xc = xs[2] if len(xs) > 2 else None
     total, bad = _features.run(sp.kid, dt is not F32, xa, xb, xc, t, w, grads[0], grads[1], grads[2], lo,
-                               R, D, pa, pb, pc, i0, i1, mode, gscale, nt)
+                               R, D, pa, pb, pc, i0, i1, mode, gscale, nt, parts)
     if bad >= 0:
         _bad_target(sp, t, bad, rows)
-    if reduction == "none":
-        value = lo
-    elif reduction == "sum":
-        value = total
-    else:
-        value = total / R if R else float("nan")
+    value = lo if reduction == "none" else finish(reduction, total, n_rows)
     if mode == VALUE:
         return value
     return (value,) + tuple(grads[:len(xs)])
+
+
+def finish(reduction, total, n_rows):
+    """The value of a reduced row loss from its float64 sum and the rows."""
+    if reduction == "sum":
+        return total
+    return total / n_rows if n_rows else float("nan")
+
+
+def _rows_of(shape):
+    return math.prod(shape[:-1])
 
 
 # ------------------------------------------------------------ in-batch losses

@@ -371,9 +371,12 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     return losses, bad
 
 
-def boxes(int kind, bint f64, b1, b2, g1, g2, l, Py_ssize_t n, double eps, double gscale, int n_threads):
+def boxes(int kind, bint f64, b1, b2, g1, g2, l, Py_ssize_t n, double eps, double gscale, int n_threads,
+          double[::1] parts=None):
     """A box IoU loss over n pairs; returns the float64 sum of the losses,
-    added block by block in a fixed order."""
+    added block by block in a fixed order.  ``parts`` (float64, one per
+    block of BOX_BLOCK pairs), if given, receives the blocks' sums
+    (fastloss.dask adds those of every chunk)."""
     cdef const fl_ov_table *tb = fl_ov_get(f64)
     cdef fl_box_block_fn fn = tb.box[kind]
     cdef fl_box_args a
@@ -386,6 +389,9 @@ def boxes(int kind, bint f64, b1, b2, g1, g2, l, Py_ssize_t n, double eps, doubl
     cdef Py_ssize_t b
     a.b1 = _ptr(b1); a.b2 = _ptr(b2); a.g1 = _ptr(g1); a.g2 = _ptr(g2); a.l = _ptr(l)
     a.eps = eps; a.gscale = gscale
+    cdef bint want_parts = parts is not None
+    if want_parts and parts.shape[0] != nblocks:
+        raise ValueError(f"parts must have {nblocks} elements, got {parts.shape[0]}")
     if nblocks == 0:
         return 0.0
     if nblocks > 16:
@@ -398,6 +404,9 @@ def boxes(int kind, bint f64, b1, b2, g1, g2, l, Py_ssize_t n, double eps, doubl
                 part[b] = fn(&a, b * per, min(per, n - b * per))
             for b in range(nblocks):
                 s += part[b]
+            if want_parts:
+                for b in range(nblocks):
+                    parts[b] = part[b]
     finally:
         if part != stack_part:
             free(part)

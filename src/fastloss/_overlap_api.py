@@ -16,6 +16,7 @@ probabilities).  Boxes are ``(..., 4)`` as ``(x1, y1, x2, y2)``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import _check, _overlap
 from ._alloc import empty
+from ._chunks import _REQUEST, Plan, Planned, summed
 from ._config import _threads
 from ._validate import (
     F32,
@@ -333,15 +335,34 @@ def run_boxes(op, kind, boxes1, boxes2, reduction="none", eps=1e-7, return_grad=
         else:
             lo = check_out(loss_out, "loss_out", op, dt, shape[:-1])
             check_no_overlap(lo, "loss_out", op, b1, b2, g1, g2)
+    req = _REQUEST.get()
+    parts = None
+    if req is not None:  # a chunk of a larger array (fastloss.dask, see _chunks)
+        if req.phase == "plan":
+            req.plan = Plan(op, "boxes", dt, len(shape) >= 2, math.prod(shape[1:-1]), _overlap.BOX_BLOCK,
+                            len(shape) - 1, _box_count if reduction == "mean" else None, None,
+                            summed(functools.partial(box_finish, reduction)), reduction != "none")
+            raise Planned
+        parts = np.empty((n + _overlap.BOX_BLOCK - 1) // _overlap.BOX_BLOCK, np.float64)
+        req.parts = parts
+        if reduction == "mean":
+            n = req.div
     gscale = 1.0 / n if (reduction == "mean" and n) else 1.0
-    total = _overlap.boxes(_overlap.BOX_KINDS[kind], dt is not F32, b1, b2, g1, g2, lo, n, eps, gscale, nt)
-    if reduction == "none":
-        value = lo
-    elif reduction == "sum":
-        value = total
-    else:
-        value = total / n if n else 0.0
+    total = _overlap.boxes(_overlap.BOX_KINDS[kind], dt is not F32, b1, b2, g1, g2, lo, math.prod(shape[:-1]),
+                           eps, gscale, nt, parts)
+    value = lo if reduction == "none" else box_finish(reduction, total, n)
     return (value, g1, g2) if return_grad else value
+
+
+def box_finish(reduction, total, n):
+    """The value of a reduced box loss from its float64 sum and the number of pairs."""
+    if reduction == "sum":
+        return total
+    return total / n if n else 0.0
+
+
+def _box_count(shape):
+    return math.prod(shape[:-1])
 
 
 # ------------------------------------------------------------------ classes

@@ -9,6 +9,7 @@ arrays are C-contiguous, of the working dtype, and of ``n`` elements (the
 extra operand of ``e_period`` elements).
 """
 cimport numpy as cnp
+import numpy as np
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 
@@ -134,14 +135,16 @@ cdef inline void* _ptr(object a):
 
 def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
-        int mode, double gscale, int n_threads, gt=None):
+        int mode, double gscale, int n_threads, gt=None, double[::1] parts=None):
     """Run loss ``loss_id`` over all elements; return (sum, bad).
 
     ``sum`` is the float64 sum of the weighted per-element losses, added
     block by block in a fixed order.  ``bad`` is true if any element was
     outside the loss's domain.  Outputs that are None are not written;
     ``gt`` (the target's gradient) only in mode 1, by a loss in
-    ``TARGET_GRAD``.
+    ``TARGET_GRAD``.  ``parts``, if given (float64, one per block of
+    ``BLOCK`` elements), receives the blocks' partial sums, in block order:
+    fastloss.dask adds those of every chunk of a larger array.
     """
     cdef fl_pw_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -157,6 +160,9 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     cdef fl_pw_block_fn fn = fl_pw_get(loss_id, f64)
     if fn == NULL:
         raise ValueError(f"unknown pointwise loss id {loss_id}")
+    cdef bint want_parts = parts is not None
+    if want_parts and parts.shape[0] != nblocks:
+        raise ValueError(f"parts must have {nblocks} elements, got {parts.shape[0]}")
     a.x = _ptr(x); a.y = _ptr(y); a.w = _ptr(w); a.e = _ptr(e)
     a.e_period = e_period if e_period > 0 else 1
     a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.g2 = _ptr(g2); a.gt = _ptr(gt)
@@ -190,11 +196,75 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
             for b in range(nblocks):
                 total += part[b]
                 bad |= badv[b]
+            if want_parts:
+                for b in range(nblocks):
+                    parts[b] = part[b]
     finally:
         if part != stack_part:
             free(part)
             free(badv)
     return total, bool(bad)
+
+
+cdef double _sum_f32(const float *p, fl_idx n) noexcept nogil:
+    # four float64 accumulators in a fixed pattern (deterministic), then the tail
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef fl_idx i = 0
+    while i + 4 <= n:
+        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]
+        i += 4
+    while i < n:
+        s0 += p[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef double _sum_f64(const double *p, fl_idx n) noexcept nogil:
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef fl_idx i = 0
+    while i + 4 <= n:
+        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]
+        i += 4
+    while i < n:
+        s0 += p[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+def block_sum(w, bint f64, int n_threads, double[::1] parts=None):
+    """The float64 sum of ``w`` (C-contiguous, float32 or float64 as
+    ``f64``), in blocks of ``BLOCK`` elements added in block order: the
+    same bits for any thread count, and for any split of ``w`` into pieces
+    whose boundaries are multiples of ``BLOCK`` (``parts``, if given,
+    receives the blocks' sums).  The divisor of a weighted mean."""
+    cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>w)
+    cdef fl_idx nblocks = (n + FL_PW_BLOCK - 1) // FL_PW_BLOCK
+    cdef fl_idx b, start
+    cdef double total = 0.0
+    cdef const char *p = <const char*>cnp.PyArray_DATA(<cnp.ndarray>w)
+    cdef int nt = n_threads if n_threads > 0 else omp_get_max_threads()
+    cdef double[::1] part = parts if parts is not None else np.empty(nblocks, np.float64)
+    if part.shape[0] != nblocks:
+        raise ValueError(f"parts must have {nblocks} elements, got {part.shape[0]}")
+    if n < _light_min or nblocks < 2:
+        nt = 1
+    with nogil:
+        if nt > 1:
+            for b in prange(nblocks, schedule='static', num_threads=nt):
+                if f64:
+                    part[b] = _sum_f64(<const double*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
+                else:
+                    part[b] = _sum_f32(<const float*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
+        else:
+            for b in range(nblocks):
+                start = b * FL_PW_BLOCK
+                if f64:
+                    part[b] = _sum_f64(<const double*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
+                else:
+                    part[b] = _sum_f32(<const float*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
+        for b in range(nblocks):
+            total += part[b]
+    return total
 
 
 def stream_add(const float[::1] a, const float[::1] b, float[::1] c, int n_threads):

@@ -8,6 +8,7 @@ here, once.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, NamedTuple, Optional
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from . import _check, _pointwise
 from ._alloc import empty
+from ._chunks import _REQUEST, Denominator, Plan, Planned, summed
 from ._config import _threads
 from ._validate import (
     F32,
@@ -106,7 +108,8 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     """
     if (mode == GRAD and out is None and weight is None and extra is None and hess_out is None
             and loss_out is None and not check and grads == ("input",) and not sp.extra
-            and type(input) is np.ndarray and type(target) is np.ndarray):
+            and type(input) is np.ndarray and type(target) is np.ndarray
+            and _REQUEST.get() is None):    # not a chunk of fastloss.dask (see _chunks)
         # the common small call (value and gradient of two arrays of the working dtype, mean or
         # sum, a fresh gradient): the checks below that apply to it, without the general path's
         # conversions and buffer rules (about a tenth of a small call)
@@ -175,11 +178,21 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
             if buf is not None:
                 check_no_overlap(buf, nm, op, x, y, w, extra, g, lo, *(b for b in (gt, g2) if b is not buf))
 
-    # the mean's divisor: elements, the summed weights (mse, l1), or the
-    # batch size for "batchmean"
+    # the mean's divisor: elements, the summed weights (mse, l1, in blocks
+    # added in order, see _pointwise.block_sum), or the batch size for
+    # "batchmean"
     wdiv = reduction == "mean" and sp.wmean and w is not None
-    if wdiv:
-        div = float(np.sum(w, dtype=np.float64))
+    req = _REQUEST.get()
+    parts = None
+    if req is not None:  # a chunk of a larger array (fastloss.dask, see _chunks)
+        if req.phase == "plan":
+            req.plan = _plan(sp, shape, dt, reduction, wdiv, extra, nt)
+            raise Planned
+        div = req.div if reduction == "mean" or reduction == "batchmean" else 0
+        parts = np.empty((n + _pointwise.BLOCK - 1) // _pointwise.BLOCK, np.float64)
+        req.parts = parts
+    elif wdiv:
+        div = _pointwise.block_sum(w, dt is not F32, nt)
     elif reduction == "mean":
         div = n
     else:
@@ -188,18 +201,11 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     gscale = 1.0 / div if div else (math.inf if wdiv else 1.0)
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
-                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt)
+                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, parts)
     if bad:
         sp.on_bad(x, y, extra)
 
-    if reduction == "none":
-        value = lo
-    elif reduction == "sum":
-        value = total
-    elif div:
-        value = total / div
-    else:
-        value = float("nan") if not wdiv or total == 0 or total != total else math.copysign(math.inf, total)
+    value = lo if reduction == "none" else finish(reduction, wdiv, total, div)
     if mode == VALUE:
         return value
     if mode == GRAD:
@@ -208,6 +214,52 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         named = {"input": g, "target": gt, sp.extra: g2}
         return (value,) + tuple(named[k] for k in grads)
     return g, h
+
+
+def finish(reduction, wdiv, total, div):
+    """The value of a reduced call from the float64 sum of the blocks and
+    the mean's divisor (0 for "sum")."""
+    if reduction == "sum":
+        return total
+    if div:
+        return total / div
+    return float("nan") if not wdiv or total == 0 or total != total else math.copysign(math.inf, total)
+
+
+def _elements(shape):
+    return math.prod(shape)
+
+
+def _rows(shape):
+    return shape[0] if shape else 1
+
+
+def _weight_parts(op, dt, nt, weight, *, shape, offset=0, whole=None):
+    """The denominator pass of a weighted mean over one chunk: the weights
+    broadcast to the chunk's shape, summed per block (see block_sum)."""
+    dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
+    w = as_broadcast(weight, "weight", op, dt, shape)
+    parts = np.empty((w.size + _pointwise.BLOCK - 1) // _pointwise.BLOCK, np.float64)
+    _pointwise.block_sum(w, dt is not F32, nt, parts)
+    return parts
+
+
+def _plan(sp, shape, dt, reduction, wdiv, extra, nt):
+    """How this call reduces (see fastloss._chunks.Plan): blocks of BLOCK
+    elements of the flattened input; a periodic extra operand (pos_weight
+    of the last axis) also needs chunks that start on its period."""
+    block = _pointwise.BLOCK
+    if extra is not None and extra.shape != shape:  # read as e[i % period]
+        block = math.lcm(block, extra.size)
+    div = denom = None
+    if wdiv:
+        denom = Denominator(_pointwise.BLOCK, ("weight",), functools.partial(_weight_parts, sp.op, dt, nt))
+    elif reduction == "mean":
+        div = _elements
+    elif reduction == "batchmean":
+        div = _rows
+    return Plan(sp.op, "pointwise", dt, len(shape) >= 1, math.prod(shape[1:]), block, None, div, denom,
+                summed(functools.partial(finish, reduction, wdiv)), reduction != "none")
 
 
 def mode_of(return_grad) -> int:

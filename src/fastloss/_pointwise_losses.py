@@ -469,6 +469,9 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 # value_and_grad belong to, in order (adapters such as fastloss.torch read
 # this; the default is ("input",)).
 gaussian_nll_loss._grad_args = ("input", "var")
+# var may hold one value per row: the input's shape without its last axis
+# (PyTorch's rule); adapters that split the input along axis 0 split it too
+gaussian_nll_loss._per_item_args = {"var": -1}
 
 
 # ------------------------------------------------------------------ binary
@@ -883,6 +886,7 @@ class GaussianNLLLoss(_PointwiseLoss):
 
     _spec = _GAUSSIAN
     _grad_args = ("input", "var")
+    _per_item_args = {"var": -1}
 
     def __init__(self, *, full=False, eps=1e-6, reduction="mean", n_threads=None):
         super().__init__(reduction, n_threads=n_threads)

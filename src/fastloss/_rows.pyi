@@ -41,4 +41,18 @@ def run(
     check_first: bool,
     n_threads: int,
     gt: Optional[NDArray[np.floating]] = ...,
+    parts: Optional[NDArray[np.float64]] = ...,
+    den_given: Optional[float] = ...,
 ) -> tuple[float, float, int]: ...
+def denominator(
+    f64: bool,
+    t: np.ndarray,
+    tcode: int,
+    w: Optional[NDArray[np.floating]],
+    C: int,
+    ignore: int,
+    has_ignore: bool,
+    denom: int,
+    n_threads: int,
+    parts: NDArray[np.float64],
+) -> tuple[float, int]: ...

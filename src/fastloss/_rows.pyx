@@ -106,9 +106,10 @@ cdef inline void* _ptr(object a):
 
 
 cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx per,
-                 int nt, double *total, fl_idx *bad) except -1:
+                 int nt, double *total, fl_idx *bad, double *parts=NULL) except -1:
     """Run fn over all items in blocks of ``per``; add the block sums in
-    block order into *total, and set *bad to the first bad item (or -1)."""
+    block order into *total, and set *bad to the first bad item (or -1).
+    ``parts``, if not NULL, receives the block sums (one per block)."""
     cdef fl_idx nblocks = (items + per - 1) // per
     cdef fl_idx b, start
     cdef double stack_part[16]
@@ -143,6 +144,9 @@ cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx 
                 s += part[b]
                 if bad[0] < 0 and badv[b] >= 0:
                     bad[0] = badv[b]
+            if parts != NULL:
+                for b in range(nblocks):
+                    parts[b] = part[b]
     finally:
         if part != stack_part:
             free(part)
@@ -154,7 +158,8 @@ cdef int _blocks(fl_row_block_fn fn, const fl_row_args *a, fl_idx items, fl_idx 
 def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
         Py_ssize_t C, Py_ssize_t S, long long ignore, bint has_ignore,
         double pa, double pb, double pc, int i0, int i1, double wsum,
-        int mode, double gscale, int denom, bint check_first, int n_threads, gt=None):
+        int mode, double gscale, int denom, bint check_first, int n_threads, gt=None,
+        double[::1] parts=None, den_given=None):
     """Run row loss ``loss_id`` over all N S items of x (N C S elements).
 
     Returns ``(total, denominator, bad)``: the float64 sum of the item
@@ -170,6 +175,12 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     not read).  ``gt``, the gradient with respect to a soft target (mode 1,
     kernels ce_soft and multilabel_soft_margin), is written in the same
     pass.
+
+    For fastloss.dask: ``parts`` (float64, one per block of
+    ``block_items(C, S)`` items), if given, receives the main pass's block
+    sums; ``den_given``, the denominator of the whole array (the sum of
+    the ``denominator`` parts of every chunk), replaces the labels pass
+    (the chunk's labels were checked by that pass).
     """
     cdef fl_row_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -180,8 +191,14 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     cdef double total = 0.0, den = 0.0
     cdef fl_idx bad = -1
     cdef int nt = n_threads
+    cdef double *pp = NULL
     if fn == NULL:
         raise ValueError(f"unknown row loss id {loss_id}")
+    if parts is not None:
+        if parts.shape[0] != ((items + per - 1) // per if items else 0):
+            raise ValueError(f"parts must have one element per block, got {parts.shape[0]}")
+        if parts.shape[0]:
+            pp = &parts[0]
     a.x = _ptr(x); a.t = _ptr(t); a.w = _ptr(w); a.v = _ptr(v)
     a.g = _ptr(g); a.h = _ptr(h); a.l = _ptr(l); a.gt = _ptr(gt)
     a.C = C; a.S = S if S > 0 else 1
@@ -193,7 +210,10 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
         nt = omp_get_max_threads()
     if n < _parallel_min:
         nt = 1
-    if denom != 0 or check_first:
+    if denom != 0 and den_given is not None:
+        den = den_given
+        a.gscale = 1.0 / den if den != 0 else float("inf")
+    elif denom != 0 or check_first:
         if denom != DENOM_WEIGHT:
             a.w = NULL
         _blocks(lfn, &a, items, fl_row_block_items(1, 1), nt, &den, &bad)
@@ -204,5 +224,37 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
             a.gscale = 1.0 / den if den != 0 else float("inf")
         else:
             den = 0.0
-    _blocks(fn, &a, items, per, nt, &total, &bad)
+    _blocks(fn, &a, items, per, nt, &total, &bad, pp)
     return total, den, bad
+
+
+def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, bint has_ignore, int denom,
+                int n_threads, double[::1] parts):
+    """The labels pass of ``run`` alone, over the labels ``t`` (one per
+    item): fills ``parts`` (float64, one per block of ``block_items(1, 1)``
+    items) with the blocks' sums of w[label] (DENOM_WEIGHT; the count of
+    the labels that are not ignored for DENOM_COUNT or without w) and
+    returns ``(their sum in block order, index of the first bad label or
+    -1)``.  fastloss.dask adds the parts of every chunk."""
+    cdef fl_row_args a
+    cdef fl_idx items = cnp.PyArray_SIZE(<cnp.ndarray>t)
+    cdef fl_idx per = fl_row_block_items(1, 1)
+    cdef fl_row_block_fn lfn = fl_row_get(_LABELS, f64)
+    cdef double den = 0.0
+    cdef fl_idx bad = -1
+    cdef double *pp = NULL
+    cdef int nt = n_threads if n_threads > 0 else omp_get_max_threads()
+    if parts.shape[0] != ((items + per - 1) // per if items else 0):
+        raise ValueError(f"parts must have one element per block, got {parts.shape[0]}")
+    if parts.shape[0]:
+        pp = &parts[0]
+    a.x = NULL; a.t = _ptr(t); a.w = NULL if denom == DENOM_COUNT else _ptr(w); a.v = NULL
+    a.g = NULL; a.h = NULL; a.l = NULL; a.gt = NULL
+    a.C = C; a.S = 1
+    a.ignore = ignore; a.has_ignore = has_ignore; a.tcode = tcode; a.mode = 0
+    a.prm.pa = 0; a.prm.pb = 0; a.prm.pc = 0; a.prm.i0 = 0; a.prm.i1 = 0
+    a.wsum = 0; a.gscale = 1.0
+    if items * C < _parallel_min:
+        nt = 1
+    _blocks(lfn, &a, items, per, nt, &den, &bad, pp)
+    return den, bad

@@ -25,6 +25,7 @@ included, is a legal ignore_index.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Optional
 
@@ -32,12 +33,14 @@ import numpy as np
 
 from . import _check, _rows
 from ._alloc import empty
+from ._chunks import _REQUEST, Denominator, Plan, Planned, summed
 from ._config import _threads
 from ._pointwise_api import GRAD, GRAD_HESS, VALUE, _pair, _wrt, grad_buffers
 from ._validate import (
     F32,
     F64,
     REDUCTIONS,
+    fmt_index,
     as_broadcast,
     as_input,
     as_operand,
@@ -185,7 +188,7 @@ def _check_loss_out(buf, op, dt, items):
 def _bad_label(op, t, bad, items, C):
     idx = np.unravel_index(int(bad), items) if items else ()
     val = int(t.reshape(-1)[bad])
-    where = f"target[{', '.join(str(int(i)) for i in idx)}]" if idx else "target"
+    where = fmt_index("target", idx)
     raise ValueError(f"{op}: Target {val} is out of bounds ({where} = {val}, n_classes = {C})")
 
 
@@ -212,7 +215,7 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
     if (mode == GRAD and out is None and weight is None and hess_out is None and loss_out is None
             and not check and grads == ("input",) and sp.labels >= 0 and not sp.last_axis
             and type(input) is np.ndarray and type(target) is np.ndarray
-            and (reduction == "mean" or reduction == "sum")):
+            and (reduction == "mean" or reduction == "sum") and _REQUEST.get() is None):
         # the common small call (value and gradient of (N, C) logits of the working dtype and
         # int64 labels (N,), mean or sum, a fresh gradient): the checks below that apply to it,
         # in one condition; the labels are checked by the kernel's first pass as below
@@ -315,25 +318,34 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
             denom = sp.denom
         elif n_items:
             gscale = 1.0 / n_items
+    req = _REQUEST.get()
+    parts = den_given = None
+    if req is not None:  # a chunk of a larger array (fastloss.dask, see _chunks)
+        if req.phase == "plan":
+            req.plan = _plan(sp, op, shape, items, dt, C, S, w, ignore_index, denom, reduction, mode, nt)
+            raise Planned
+        if reduction == "mean":
+            if denom != _rows.DENOM_NONE:
+                den_given = float(req.div)
+            else:
+                n_items = req.div
+                gscale = 1.0 / n_items if n_items else 1.0
+        per, n_loc = _rows.block_items(C, S), x.size // C
+        parts = np.empty((n_loc + per - 1) // per, np.float64)
+        req.parts = parts
     pa, pb, pc, i0, i1 = params
     has_ignore = ignore_index is not None
     total, den, bad = _rows.run(kid, dt is not F32, x, t, tcode, w, vv, g, h, lo, C, S,
                                 ignore_index if has_ignore else 0, has_ignore,
                                 pa, pb, pc, i0, i1, wsum, mode, gscale, denom,
-                                CHECK_LABELS_FIRST and not soft, nt, gt)
+                                CHECK_LABELS_FIRST and not soft, nt, gt, parts, den_given)
     if bad >= 0:
         _bad_label(op, t, bad, items, C)
 
     if mode == HVP:
         return g
-    if reduction == "none":
-        value = lo
-    elif reduction == "sum":
-        value = total
-    elif denom != _rows.DENOM_NONE:
-        value = _fdiv(total, den)
-    else:
-        value = total / n_items if n_items else float("nan")
+    value = lo if reduction == "none" else finish(reduction, denom != _rows.DENOM_NONE, total,
+                                                    den if denom != _rows.DENOM_NONE else n_items)
     if mode == VALUE:
         return value
     if mode == GRAD:
@@ -341,6 +353,55 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
             return value, g
         return (value,) + tuple(g if k == "input" else gt for k in grads)
     return g, h
+
+
+def finish(reduction, by_den, total, div):
+    """The value of a reduced call from the float64 sum of the blocks and
+    the mean's divisor (the denominator pass's sum, or the items)."""
+    if reduction == "sum":
+        return total
+    if by_den:
+        return _fdiv(total, div)
+    return total / div if div else float("nan")
+
+
+def _items_of(axis, shape):
+    return math.prod(shape[:axis] + shape[axis + 1:]) if shape else 1
+
+
+def _denom_parts(sp, op, dt, C, w, ignore_index, denom, nt, target, *, shape, offset=0, whole=None):
+    """The labels pass over one chunk of labels: the blocks' sums of
+    w[label] (or their count), and the first bad label's error."""
+    dt = F32 if dt == F32 else F64  # the canonical dtype object (a pickled one is another)
+    t = target if type(target) is np.ndarray else asarray(target, "target", op)
+    t = _labels(t, sp, t.shape, shape)
+    per = _rows.block_items(1, 1)
+    parts = np.empty((t.size + per - 1) // per, np.float64)
+    has_ignore = ignore_index is not None
+    _, bad = _rows.denominator(dt is not F32, t, _LABEL_CODES[t.dtype], w, C,
+                               ignore_index if has_ignore else 0, has_ignore, denom, nt, parts)
+    if bad >= 0:
+        _bad_label(op, t, bad, t.shape, C)
+    return parts
+
+
+def _plan(sp, op, shape, items, dt, C, S, w, ignore_index, denom, reduction, mode, nt):
+    """How this call reduces (see fastloss._chunks.Plan): blocks of
+    block_items(C, S) items, items numbered sample by sample; axis 0 (the
+    samples) may be split when the input has one, and a mean over labels
+    sums their weights (or counts them) in blocks of block_items(1, 1)."""
+    ndim = len(shape)
+    drop = (ndim - 1 if sp.last_axis else (0 if ndim == 1 else 1)) if ndim else None
+    div = dnm = None
+    if reduction == "mean":
+        if denom != _rows.DENOM_NONE:
+            dnm = Denominator(_rows.block_items(1, 1), ("target",),
+                              functools.partial(_denom_parts, sp, op, dt, C, w, ignore_index, denom, nt))
+        else:
+            div = functools.partial(_items_of, drop)
+    split = ndim >= 2 and mode != HVP
+    return Plan(op, "rows", dt, split, math.prod(items[1:]) if split else 0, _rows.block_items(C, S), drop, div, dnm,
+                summed(functools.partial(finish, reduction, denom != _rows.DENOM_NONE)), reduction != "none")
 
 
 def mode_of(return_grad) -> int:

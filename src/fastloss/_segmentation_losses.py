@@ -433,6 +433,14 @@ for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss, l
            lovasz_softmax_loss):
     _f._grad_args = ("input",)
     _f._class_axis = None  # reduction="none" values index the leading (image) axis of the gradient
+# Why an adapter that splits the input into chunks (fastloss.dask) cannot
+# give these losses exactly: see docs/conventions.md.
+for _f in (lovasz_hinge_loss, lovasz_softmax_loss):
+    _f._unsplittable = ("its gradient sorts the errors of each set (the whole batch, or each image with "
+                        "per_image=True) and the driver sorts a whole set at once")
+for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss):
+    _f._unsplittable = ("its value is a ratio of sums over the whole batch (or each image), and the "
+                        "set-overlap driver computes those sums and the gradient in one call")
 
 
 # ------------------------------------------------------------------ classes

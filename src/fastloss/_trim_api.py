@@ -15,7 +15,7 @@ import inspect
 
 import numpy as np
 
-from . import _check, _trim
+from . import _check, _pointwise, _trim
 from . import _validate as V
 from ._alloc import empty
 from ._config import _threads
@@ -122,7 +122,7 @@ def _trimmed_run(none_loss, trim, tails, input, target, weight, reduction, mode,
     div = kept if reduction == "mean" else 0
     total, nan, wd = _trim.trim(lo, g, h, w, lo if reduction == "none" else None, k_lo, k,
                                 1.0 / div if div else 1.0, nt, winsor,
-                                float(np.sum(w, dtype=np.float64)) if wdiv else None)
+                                _pointwise.block_sum(w, dt is not V.F32, nt) if wdiv else None)
     if reduction == "none":
         value = lo
     elif nan:
@@ -436,3 +436,10 @@ def winsorized(input, target, loss, limit=0.05, *, tails="both", weight=None, re
     reduction = V.check_reduction(reduction, op, REDUCTIONS)
     return _trimmed_run(none, t, tl, input, target, weight, reduction, GRAD if return_grad else VALUE,
                         n_threads, op, out=out, winsor=True, check=check)
+
+
+# Why an adapter that splits the input into chunks (fastloss.dask) cannot
+# give these losses exactly: see docs/conventions.md.
+trimmed._unsplittable = winsorized._unsplittable = Trimmed._unsplittable = (
+    "its value drops or clips the largest losses of the whole array, an order statistic of all the "
+    "elements, not a sum of blocks")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._chunks import index_offset
 from ._pointwise import overlaps
 
 F32 = np.dtype(np.float32)
@@ -197,7 +198,12 @@ def first_index(mask: np.ndarray, shape: tuple):
 
 
 def fmt_index(name: str, idx) -> str:
-    return f"{name}[{', '.join(str(int(i)) for i in idx)}]" if len(idx) else name
+    """``name[i, j, ...]``; inside a chunk of a larger array (fastloss.dask)
+    the first index is counted from the start of the whole array."""
+    if not len(idx):
+        return name
+    off = index_offset()
+    return f"{name}[{', '.join(str(int(i) + (off if k == 0 else 0)) for k, i in enumerate(idx))}]"
 
 
 def legacy_reduction(size_average, reduce, reduction, op: str) -> str:

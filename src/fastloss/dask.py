@@ -1,0 +1,473 @@
+"""fastloss over Dask arrays: lazy values and gradients, exact global reductions.
+
+For every fastloss loss function there is one here with the same name and
+signature (without ``out=``, with a keyword-only ``rechunk=False``):
+``fastloss.dask.mse_loss(input, target, ..., return_grad=True)`` takes
+``dask.array`` operands (NumPy arrays are wrapped) and returns a lazy
+value -- a 0-d float64 dask array for ``reduction="mean"``/``"sum"``, a
+dask array of per-item losses for ``"none"`` -- and lazy gradients
+chunked like their operands.  Nothing runs until ``.compute()`` (or
+``dask.compute(value, grad)``, which runs the fused kernel once per chunk
+for both).
+
+**The same bits as one call on one machine.**  A fastloss kernel sums a
+loss in fixed blocks (8192 elements for the pointwise losses,
+``16384 // C`` rows for the row losses) added in block order.  This
+adapter moves the chunk boundaries along axis 0 onto block boundaries
+(a rechunk, only where they are not already there), has each chunk hand
+out its blocks' float64 partial sums, adds them in block order on one
+worker, and divides by the global count.  Where the count is not known
+from the shapes -- a weighted mean of ``mse_loss``/``l1_loss``, the class
+weights and ``ignore_index`` of ``cross_entropy`` and its relatives -- one
+extra pass reads only the weights or the labels (never the input) and sums
+the divisor in the driver's own blocks, before the fused pass.  The value
+is then bit-identical to ``fastloss.<loss>`` on the whole array, for any
+chunking; so is the gradient (it is elementwise with the global scale).
+The gradient of an operand given whole to every chunk (a ``var`` or
+``target`` that broadcasts along axis 0) is summed over the chunks in
+order: equal to the one-machine gradient to rounding, not bit for bit.
+
+**Chunking.**  Losses are split along axis 0 only.  A pointwise loss
+whose input is also chunked along other axes is rechunked to whole rows
+(its result does not depend on it).  A row loss (classes or features on
+an axis of their own) refuses a chunking that splits any axis but the
+first, with an error naming the axis, unless ``rechunk=True``.  A chunk
+size along axis 0 that is a multiple of :func:`alignment` avoids every
+rechunk.  Each chunk runs with ``n_threads`` (default: the worker's
+fastloss default); on a worker with several Dask threads, ``n_threads=1``
+avoids oversubscribing its cores.
+
+Errors that depend on the data (a label out of range, a probability
+outside [0, 1]) are raised when the graph runs, with the index counted
+from the start of the whole array; errors in the arguments are raised
+when the graph is built.
+
+Examples
+--------
+>>> import numpy as np, dask.array as da, fastloss as fl, fastloss.dask as fld
+>>> rng = np.random.default_rng(0)
+>>> x = rng.standard_normal(100_000).astype(np.float32)
+>>> t = rng.standard_normal(100_000).astype(np.float32)
+>>> X, T = da.from_array(x, chunks=30_000), da.from_array(t, chunks=30_000)
+>>> value, grad = fld.huber_loss(X, T, return_grad=True)
+>>> v, g = da.compute(value, grad, scheduler="threads")
+>>> v == fl.huber_loss(x, t), bool((g == fl.huber_loss(x, t, return_grad=True)[1]).all())
+(np.True_, True)
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "fastloss.dask needs Dask: install the extra with  pip install \"fastloss[dask]\"  "
+        f"(importing dask failed: {exc})"
+    ) from exc
+
+import fastloss as _fl
+from fastloss import _chunks
+from fastloss._validate import legacy_reduction
+
+__all__: list[str] = ["alignment"]
+
+_PARAMS = ("return_grad", "n_threads", "reduction", "size_average", "reduce")
+
+
+def _grad_args(obj) -> tuple:
+    return getattr(obj, "_grad_args", ("input",))
+
+
+def _optional_grad_args(obj) -> tuple:
+    return getattr(obj, "_optional_grad_args", ())
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, (da.Array, np.ndarray))
+
+
+# ---------------------------------------------------------------- tasks
+
+def _main_task(fn, kwargs, names, div, offset, *arrays):
+    """One chunk: the loss on it, with the global divisor; (parts, result)."""
+    kw = dict(kwargs)
+    kw.update(zip(names, arrays))
+    req = _chunks.Request("main", div=div, offset=offset)
+    with _chunks.active(req):
+        res = fn(**kw)
+    return req.parts, res
+
+
+def _denom_task(run, offset, shape, whole, *arrays):
+    with _chunks.active(_chunks.Request("denom", offset=offset)):
+        return run(*arrays, shape=shape, offset=offset, whole=whole)
+
+
+def _finish_task(finish, div, parts_list):
+    return np.float64(finish(parts_list, div))
+
+
+def _pick(res, k):
+    return res[1] if k is None else res[1][k]
+
+
+def _sum_in_order(arrays):
+    out = np.array(arrays[0], copy=True)
+    for a in arrays[1:]:
+        out += a
+    return out
+
+
+# ---------------------------------------------------------------- chunking
+
+def alignment(loss, input, *args, **kwargs):
+    """The chunk size unit along axis 0 of ``input`` that needs no rechunk.
+
+    ``fastloss.dask.alignment("cross_entropy", x, y)`` (the loss's name or
+    function, then its arguments as for the call) is the number of indices
+    of axis 0 whose elements fill whole reduction blocks: chunks along
+    axis 0 whose sizes are multiples of it (the last may be shorter) are
+    used as they are.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss.dask as fld
+    >>> fld.alignment("mse_loss", np.zeros((10, 3)), np.zeros((10, 3)))
+    8192
+    >>> fld.alignment("cross_entropy", np.zeros((10, 1000)), np.zeros(10, np.int64))
+    16
+    """
+    fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
+    call = _Call(fn, (input,) + args, kwargs)
+    plan = call.plan()
+    return _chunks.alignment(plan.per_index, plan.block)
+
+
+def _aligned(chunks0, n, unit):
+    """Axis-0 chunk sizes with every boundary on a multiple of ``unit``
+    (each of the given boundaries moved to the nearest multiple)."""
+    if unit <= 1:
+        return tuple(chunks0)
+    bounds, pos = [], 0
+    for c in chunks0[:-1]:
+        pos += c
+        b = min(n, max(0, int(round(pos / unit)) * unit))
+        if b and b < n and (not bounds or b > bounds[-1]):
+            bounds.append(b)
+    sizes, prev = [], 0
+    for b in bounds + [n]:
+        sizes.append(b - prev)
+        prev = b
+    return tuple(sizes) if sizes else (n,)
+
+
+class _Call:
+    """One call of a loss over dask operands: the bound arguments, the
+    operands and how each is split, and the driver's plan."""
+
+    def __init__(self, fn, args, kwargs, opname=None):
+        self.fn = fn
+        self.op = opname or fn.__name__
+        sig = inspect.signature(fn)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"fastloss.dask.{self.op}: {exc}") from None
+        given = dict(bound.arguments)
+        if "size_average" in given or "reduce" in given:
+            sa, rd = given.pop("size_average", None), given.pop("reduce", None)
+            if sa is not None or rd is not None:
+                given["reduction"] = legacy_reduction(sa, rd, given.get("reduction", "mean"), self.op)
+        first = _grad_args(fn)[0]
+        self.first = first
+        x = given[first]
+        if not _is_array(x):
+            try:
+                x = np.asarray(x)
+            except Exception as exc:
+                raise TypeError(f"fastloss.dask.{self.op}: {first} must be array-like, got {type(x).__name__}") \
+                    from exc
+        self.x = da.asarray(x) if isinstance(x, np.ndarray) else x
+        self.shape = tuple(self.x.shape)
+        self.operands, self.static = {first: self.x}, {}
+        for k, v in given.items():
+            if k == first:
+                continue
+            if k not in _PARAMS and (_is_array(v) or isinstance(v, (list, tuple))):
+                self.operands[k] = v if _is_array(v) else np.asarray(v)
+            else:
+                self.static[k] = v
+        self.axes = {k: self._split_axis(k, v) for k, v in self.operands.items()}
+        self._plan = None
+
+    def _split_axis(self, name, a):
+        """0 if ``a`` runs along the input's axis 0 (and is split with it),
+        None if every chunk reads it whole."""
+        if name == self.first:
+            return 0 if self.shape else None
+        xs, s = self.shape, tuple(a.shape)
+        per_item = getattr(self.fn, "_per_item_args", {})
+        if name in per_item and len(xs) >= 2 and len(s) == len(xs) - 1:
+            k = per_item[name] % len(xs)
+            if k and s == xs[:k] + xs[k + 1:]:
+                return 0
+        if len(s) == len(xs) and len(s) >= 1 and s[0] != 1:
+            if s[0] != xs[0]:
+                raise ValueError(
+                    f"fastloss.dask.{self.op}: {name} of shape {s} does not match the {self.first}'s "
+                    f"{xs[0]} along axis 0 ({self.first} of shape {xs})")
+            return 0
+        return None
+
+    def refuse_unsplittable(self):
+        why = getattr(self.fn, "_unsplittable", None)
+        if why:
+            raise TypeError(f"fastloss.dask.{self.op}: cannot be split into chunks exactly: {why}; call "
+                            f"fastloss.{self.op} on a NumPy array (or on each part you want a loss of)")
+
+    def plan(self) -> _chunks.Plan:
+        """Ask the driver how it reduces: the loss on a slice of one index
+        along axis 0 (zeros; no kernel runs).  A loss that cannot be split
+        along axis 0 (a row loss on one sample) is asked again with the
+        whole shapes (zeros that are never written)."""
+        if self._plan is None:
+            self.refuse_unsplittable()
+            plan = self._ask(slab=True)
+            self._plan = plan if plan.split else self._ask(slab=False)
+        return self._plan
+
+    def _ask(self, slab):
+        kw = dict(self.static)
+        if kw.get("check"):
+            kw["check"] = False  # check= looks at the data: the chunks' calls do, not this one on zeros
+        for k, a in self.operands.items():
+            shape = tuple(a.shape)
+            if self.axes[k] == 0 and slab:
+                shape = (min(shape[0], 1),) + shape[1:]
+                kw[k] = np.zeros(shape, a.dtype)
+            else:
+                kw[k] = a if isinstance(a, np.ndarray) else np.zeros(shape, a.dtype)
+        req = _chunks.Request("plan")
+        try:
+            with _chunks.active(req):
+                self.fn(**kw)
+        except _chunks.Planned:
+            pass
+        except (TypeError, ValueError) as exc:
+            msg = str(exc)
+            if "shape" in msg and self.shape and self.shape[0] > 1:
+                msg += (f" (fastloss.dask checks the shapes on a slice of one index along axis 0 of "
+                        f"{self.first}, whose shape is {self.shape})")
+            raise type(exc)(msg) from None
+        if req.plan is None or req.plan.op != self.op:
+            raise TypeError(
+                f"fastloss.dask.{self.op}: this loss's driver does not hand out per-block sums, so its "
+                f"reduction cannot be split into chunks; call fastloss.{self.op} on a NumPy array")
+        return req.plan
+
+
+def _dask_operand(a, axis, chunks0, name):
+    """``a`` as a dask array: split along axis 0 with ``chunks0``, or whole."""
+    if axis == 0:
+        shape = tuple(a.shape)
+        chunks = (chunks0,) + tuple((s,) for s in shape[1:])
+        if isinstance(a, np.ndarray):
+            return da.from_array(a, chunks=chunks, name=False)
+        return a.rechunk(chunks)
+    if isinstance(a, np.ndarray):
+        return a
+    return a.rechunk(tuple((s,) for s in a.shape) if a.ndim else ())
+
+
+def _pieces(a, axis):
+    """The per-chunk pieces of an operand, as task arguments."""
+    if axis == 0:
+        return list(a.to_delayed().ravel())
+    if isinstance(a, np.ndarray):
+        return dask.delayed(a, pure=True)
+    return a.to_delayed().ravel()[0]
+
+
+def _run(call: _Call, rechunk: bool):
+    fn, op, x = call.fn, call.op, call.x
+    plan = call.plan()
+    shape = call.shape
+    n0 = shape[0] if shape else 1
+    rows_like = plan.value_drop is not None
+    if len(shape) > 1:
+        split = [ax for ax in range(1, len(shape)) if len(x.chunks[ax]) > 1]
+        for k, a in call.operands.items():
+            if isinstance(a, da.Array) and call.axes[k] == 0 and a.ndim > 1:
+                split += [ax for ax in range(1, a.ndim) if len(a.chunks[ax]) > 1 and ax not in split]
+        if split and rows_like and not rechunk:
+            raise ValueError(
+                f"fastloss.dask.{op}: {call.first} or an operand split with it is chunked along axis "
+                f"{split[0]}; this loss reads whole rows "
+                f"(axis {plan.value_drop} holds the classes or features) and is split along axis 0 only: "
+                f"rechunk it ({{{', '.join(f'{a}: -1' for a in split)}}}) or pass rechunk=True")
+    static, names = call.static, list(call.operands)
+    reduced = plan.reduced
+    if not plan.split:
+        work0 = (n0,) if shape else ()
+        unit = n0 or 1
+    else:
+        # aligned for every reduction: a kernel's vector loop and its scalar
+        # tail may round an element differently, so even per-element
+        # results keep their bits only at the same offsets within a block
+        unit = _chunks.alignment(plan.per_index, plan.block)
+        work0 = _aligned(x.chunks[0], n0, unit)
+    if not shape:
+        chunks_list = [((), 0)]
+    else:
+        offs = np.concatenate([[0], np.cumsum(work0)[:-1]]).astype(int).tolist()
+        chunks_list = list(zip(work0, offs))
+
+    # the divisor of the mean: from the shapes, or one pass over the weights/labels
+    div = 0
+    if reduced and plan.denom is not None:
+        den = plan.denom
+        ud = _chunks.alignment(plan.per_index, den.block) if plan.split else (n0 or 1)
+        dchunks0 = _aligned(x.chunks[0], n0, ud) if plan.split else work0
+        doffs = np.concatenate([[0], np.cumsum(dchunks0)[:-1]]).astype(int).tolist() if shape else [0]
+        dpieces = []
+        for name in den.args:
+            a = call.operands.get(name)
+            if a is None:
+                dpieces.append(None)
+                continue
+            ax = call.axes[name] if plan.split else None
+            dpieces.append((_pieces(_dask_operand(a, ax, dchunks0, name), ax), ax, a))
+        dtasks = []
+        for i, (size, off) in enumerate(zip(dchunks0, doffs)):
+            cshape = (size,) + shape[1:] if shape else ()
+            args = []
+            for p in dpieces:
+                if p is None:
+                    args.append(None)
+                else:
+                    pieces, ax, a = p
+                    args.append(pieces[i] if ax == 0 else pieces)
+            dtasks.append(dask.delayed(_denom_task, pure=True)(den.run, off, cshape, shape, *args))
+        div = dask.delayed(_chunks.ordered_sum, pure=True)(dtasks)
+    elif reduced and plan.div is not None:
+        div = plan.div(shape)
+
+    ops = {k: _dask_operand(a, call.axes[k] if plan.split else None, work0, k)
+           for k, a in call.operands.items()}
+    pieces = {k: _pieces(ops[k], call.axes[k] if plan.split else None) for k in names}
+    tasks = []
+    for i, (size, off) in enumerate(chunks_list):
+        args = []
+        for k in names:
+            p = pieces[k]
+            if plan.split and call.axes[k] == 0:
+                args.append(p[i])
+            else:
+                args.append(p)
+        tasks.append(dask.delayed(_main_task, pure=True)(fn, static, names, div, off, *args))
+
+    from fastloss._pointwise_api import grad_request  # the names return_grad asks for
+    mode, gnames = grad_request(static.get("return_grad", False), op, _grad_args(fn), _optional_grad_args(fn))
+    want_grad = bool(gnames)
+
+    def chunk_shape(k, size):
+        s = tuple(call.operands[k].shape)
+        if plan.split and call.axes[k] == 0:
+            return (size,) + s[1:]
+        return s
+
+    def value_shape(size):
+        s = (size,) + shape[1:] if shape else ()
+        if plan.value_drop is None:
+            return s
+        return s[:plan.value_drop] + s[plan.value_drop + 1:]
+
+    if reduced:
+        value = da.from_delayed(dask.delayed(_finish_task, pure=True)(plan.finish, div, [t[0] for t in tasks]),
+                                shape=(), dtype=np.float64)
+    else:
+        vk = 0 if want_grad else None
+        parts = [da.from_delayed(dask.delayed(_pick, pure=True)(t, vk), shape=value_shape(size), dtype=plan.dtype)
+                 for t, (size, _) in zip(tasks, chunks_list)]
+        value = parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)
+        if plan.split and value.chunks[0] != x.chunks[0]:  # back to the input's rows
+            value = value.rechunk({0: x.chunks[0]})
+    if not want_grad:
+        return value
+    grads = []
+    for j, k in enumerate(gnames):
+        src = call.operands[k]
+        gdt = plan.dtype
+        if plan.split and call.axes[k] == 0:
+            gp = [da.from_delayed(dask.delayed(_pick, pure=True)(t, j + 1), shape=chunk_shape(k, size), dtype=gdt)
+                  for t, (size, _) in zip(tasks, chunks_list)]
+            g = gp[0] if len(gp) == 1 else da.concatenate(gp, axis=0)
+            target_chunks = src.chunks if isinstance(src, da.Array) else \
+                (x.chunks[0],) + tuple((s,) for s in src.shape[1:])
+            if g.chunks != target_chunks:
+                g = g.rechunk(target_chunks)
+        else:
+            gs = [dask.delayed(_pick, pure=True)(t, j + 1) for t in tasks]
+            one = gs[0] if len(gs) == 1 else dask.delayed(_sum_in_order, pure=True)(gs)
+            g = da.from_delayed(one, shape=tuple(src.shape), dtype=gdt)
+            if isinstance(src, da.Array) and src.ndim and g.chunks != src.chunks:
+                g = g.rechunk(src.chunks)
+        grads.append(g)
+    return (value, *grads)
+
+
+# ---------------------------------------------------------------- generation
+
+def _make_function(fn):
+    op = fn.__name__
+    sig = inspect.signature(fn)
+    params = [p for p in sig.parameters.values() if p.name != "out"]
+    params.append(inspect.Parameter("rechunk", inspect.Parameter.KEYWORD_ONLY, default=False))
+    new_sig = sig.replace(parameters=params)
+
+    def wrapper(*args, rechunk=False, **kwargs):
+        if "out" in kwargs:
+            raise TypeError(f"fastloss.dask.{op}: out= is not an argument of the Dask form (the results are "
+                            f"new dask arrays)")
+        if not isinstance(rechunk, (bool, np.bool_)):
+            raise TypeError(f"fastloss.dask.{op}: rechunk must be True or False, got {rechunk!r}")
+        return _run(_Call(fn, args, kwargs, op), bool(rechunk))
+
+    wrapper.__name__ = wrapper.__qualname__ = op
+    wrapper.__module__ = __name__
+    wrapper.__signature__ = new_sig
+    grads = ", ".join(_grad_args(fn) + _optional_grad_args(fn))
+    wrapper.__doc__ = (
+        f"Dask form of :func:`fastloss.{op}`: dask arrays in, lazy results out.\n\n"
+        f"Signature as :func:`fastloss.{op}` without ``out``, plus ``rechunk=False`` (see\n"
+        f":mod:`fastloss.dask`).  Returns a 0-d float64 dask array for a reduced value (the\n"
+        f"same bits as :func:`fastloss.{op}` on the whole array), a dask array for\n"
+        f"reduction=\"none\", and with ``return_grad`` the gradients ({grads}) as dask arrays\n"
+        f"chunked like their operands.\n"
+    )
+    return wrapper
+
+
+def _is_loss_function(name: str, obj) -> bool:
+    if not inspect.isfunction(obj) or name.startswith("_"):
+        return False
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+    return "return_grad" in params and _grad_args(obj)[0] in params
+
+
+def _populate():
+    for name in _fl.__all__:
+        obj = getattr(_fl, name, None)
+        if _is_loss_function(name, obj):
+            globals()[name] = _make_function(obj)
+            __all__.append(name)
+
+
+_populate()

@@ -1,0 +1,461 @@
+"""Tests of ``fastloss.dask``: every loss over dask arrays, the same bits as
+one fastloss call on the whole array.
+
+1. Bit-identity, every loss (a case each, several for the losses whose
+   divisor or blocks differ: weights, ignore_index, a periodic
+   pos_weight, spatial row losses, batchmean), every reduction, value only
+   and with gradients, against ``fastloss.<loss>`` on the NumPy array, for
+   several chunkings along axis 0: one chunk, chunks on block boundaries,
+   uneven chunks that the adapter must move, chunks of 1, and chunks that
+   also split other axes (pointwise).  Run on the synchronous scheduler
+   (fast), and a hypothesis property draws random chunkings.
+2. The same on a real ``dask.distributed.LocalCluster`` (2 worker
+   processes, loopback only, started and closed by a module fixture): the
+   cases whose reduction needs the extra pass or an aligned period, and an
+   error raised on a worker.
+3. The structure of the graph: one fused task per chunk serves the value
+   and the gradient; the denominator pass reads the labels and weights
+   only; chunks on block boundaries are not rechunked.
+4. Refusals and errors: row losses chunked along the class axis (and
+   ``rechunk=True``), operands whose axis 0 does not match, ``out=``, bad
+   label positions counted in the whole array, import without dask.
+"""
+import math
+import pathlib
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import pytest
+
+import fastloss as fl
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+import fastloss.dask as fld  # noqa: E402
+
+F32, F64 = np.float32, np.float64
+
+
+# ----------------------------------------------------------------- cases
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from _loss_cases import BY_ID, CASES, UNSPLIT  # noqa: E402
+
+
+def _chunkings(n):
+    """Chunk sizes along axis 0: one chunk, many, uneven, tiny ones."""
+    third = max(1, n // 3)
+    uneven = [n // 7, 1, n // 5, 3, n // 2]
+    uneven.append(n - sum(uneven))
+    return {"one": (n,), "thirds": (third, third, n - 2 * third), "uneven": tuple(c for c in uneven if c > 0),
+            "tiny": (1, 2) + (n - 3,)}
+
+
+def _to_dask(a, n0, chunks0, split_other=False):
+    """A NumPy operand as a dask array chunked along axis 0 (if it runs along it)."""
+    if not isinstance(a, np.ndarray) or a.ndim == 0 or a.shape[0] != n0:
+        return a
+    chunks = (chunks0,) + tuple(((s + 1) // 2, s // 2) if split_other and s > 1 else (s,) for s in a.shape[1:])
+    return da.from_array(a, chunks=chunks)
+
+
+def _dask_call(case, args, kw, chunks0, split_other=False, **extra):
+    n0 = args[0].shape[0]
+    dargs = tuple(_to_dask(a, n0, chunks0, split_other) for a in args)
+    dkw = {k: _to_dask(v, n0, chunks0, split_other) for k, v in kw.items()}
+    return getattr(fld, case.fn.__name__)(*dargs, **dkw, **extra)
+
+
+def _same_bits(a, b, what):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype}"
+    eq = (a == b) | (np.isnan(a) & np.isnan(b))
+    assert eq.all(), f"{what}: {np.count_nonzero(~eq)} of {a.size} differ, e.g. {a[~eq][:3]} vs {b[~eq][:3]}"
+
+
+def _check(case, dtype, reduction, grad, chunking, scheduler="sync", split_other=False):
+    rng = np.random.default_rng(zlib.crc32(f"{case.cid} {np.dtype(dtype)}".encode()))
+    args, kw = case.make(rng, dtype)
+    kw = dict(kw, reduction=reduction)
+    if grad:
+        kw["return_grad"] = True
+    expected = case.fn(*args, **kw)
+    chunks0 = _chunkings(args[0].shape[0])[chunking]
+    res = _dask_call(case, args, kw, chunks0, split_other)
+    got = dask.compute(*res, scheduler=scheduler) if grad else (res.compute(scheduler=scheduler),)
+    expected = expected if grad else (expected,)
+    assert len(got) == len(expected)
+    for k, (g, e) in enumerate(zip(got, expected)):
+        what = f"{case.cid} {reduction} {'value' if k == 0 else f'gradient {k}'} chunks={chunking}"
+        if k == 0 and reduction != "none":
+            assert np.asarray(g).dtype == np.float64
+            e = np.float64(e)
+        _same_bits(g, e, what)
+
+
+# ----------------------------------------------------------------- coverage
+
+REFUSED = {c.fn.__name__ for c in UNSPLIT}  # their reduction is not a sum of aligned blocks
+
+
+@pytest.mark.parametrize("case", UNSPLIT, ids=repr)
+def test_losses_that_cannot_be_split_are_refused_by_name(case):
+    rng = np.random.default_rng(0)
+    args, kw = case.make(rng, F64)
+    name = case.fn.__name__
+    with pytest.raises(TypeError, match=rf"fastloss\.dask\.{name}: cannot be split into chunks exactly: .*; call "
+                                        rf"fastloss\.{name} on a NumPy array") as err:
+        _dask_call(case, args, kw, (args[0].shape[0],))
+    assert case.fn._unsplittable in str(err.value)  # the loss's own declaration (docs/conventions.md)
+
+
+def test_a_loss_on_another_loss_call_path_is_not_taken_for_it():
+    """A loss whose driver reports another loss's plan (a trimmed mean runs
+    its inner loss's pointwise path) is refused, with or without a
+    declared reason."""
+    x = da.zeros(100, chunks=30)
+    c = fld._Call(fl.trimmed, (x, x, fl.MSELoss()), {})
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.trimmed: this loss's driver does not hand out per-block "
+                                        r"sums"):
+        c._ask(slab=True)
+
+
+def test_every_loss_has_a_dask_form_and_a_case():
+    fns = {n for n in fld.__all__ if n != "alignment"}
+    loss_fns = {n for n in fl.__all__ if callable(getattr(fl, n)) and n[0].islower()
+                and "return_grad" in __import__("inspect").signature(getattr(fl, n)).parameters}
+    assert fns == loss_fns
+    covered = {c.fn.__name__ for c in CASES} | set(REFUSED)
+    assert covered == fns, f"no dask test case for {sorted(fns - covered)}"
+
+
+# ----------------------------------------------------------------- bit-identity (sync scheduler)
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_same_bits_as_one_call(case):
+    """Uneven chunks that the adapter must move: float32, every reduction,
+    with gradients (and the value alone, a kernel loop of its own, for the
+    first reduction); then float64 on one of the other chunkings."""
+    for k, reduction in enumerate(case.reductions):
+        _check(case, F32, reduction, True, "uneven")
+        if k == 0:
+            _check(case, F32, reduction, False, "uneven")
+    other = ("one", "thirds", "tiny")[CASES.index(case) % 3]
+    _check(case, F64, case.reductions[0], True, other)
+
+
+@pytest.mark.parametrize("cid", ["mse-weighted", "huber", "gaussian", "bce_logits-pos_weight", "kl_div"])
+def test_pointwise_chunks_across_other_axes_are_merged(cid):
+    case = BY_ID[cid]
+    for reduction in case.reductions:
+        _check(case, F32, reduction, True, "uneven", split_other=True)
+
+
+@pytest.mark.parametrize("cid", ["cross_entropy-weighted-ignore", "gaussian-var-per-row", "mse-weighted",
+                                 "cross_entropy-spatial", "bce_logits-pos_weight"])
+def test_random_chunkings(cid):
+    hyp = pytest.importorskip("hypothesis")
+    st = hyp.strategies
+    case = BY_ID[cid]
+    rng = np.random.default_rng(7)
+    args, kw = case.make(rng, F32)
+    n0 = args[0].shape[0]
+    kw = dict(kw, return_grad=True)
+    value, *grads = case.fn(*args, **kw)
+
+    @hyp.settings(max_examples=8, deadline=None, derandomize=True)
+    @hyp.given(st.lists(st.integers(1, n0), min_size=1, max_size=6))
+    def prop(cuts):
+        bounds = sorted(set(c for c in cuts if c < n0))
+        chunks0 = tuple(np.diff([0] + bounds + [n0]).tolist())
+        res = dask.compute(*_dask_call(case, args, kw, chunks0), scheduler="sync")
+        _same_bits(res[0], np.float64(value), f"{cid} value, chunks {chunks0}")
+        for g, e in zip(res[1:], grads):
+            _same_bits(g, e, f"{cid} gradient, chunks {chunks0}")
+
+    prop()
+
+
+def test_threaded_scheduler_and_multithreaded_kernels():
+    case = BY_ID["cross_entropy-weighted-ignore"]
+    rng = np.random.default_rng(3)
+    args, kw = case.make(rng, F32)
+    v0, g0 = case.fn(*args, **kw, return_grad=True)
+    for nt in (1, 2):
+        v, g = dask.compute(*_dask_call(case, args, kw, (1000, 2500, 2507), return_grad=True, n_threads=nt),
+                            scheduler="threads")
+        _same_bits(v, np.float64(v0), "value")
+        _same_bits(g, g0, "gradient")
+
+
+def test_target_gradient_and_broadcast_operands():
+    """return_grad by name; a target broadcast along rows (split with the
+    input) keeps its bits; a var given whole to every chunk has its
+    gradient summed over the chunks (to rounding)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3001, 6))
+    t = rng.standard_normal((3001, 6))
+    v0, gx0, gt0 = fl.mse_loss(x, t, return_grad=("input", "target"))
+    v, gx, gt = dask.compute(*fld.mse_loss(da.from_array(x, chunks=(1000, 6)), da.from_array(t, chunks=(700, 6)),
+                                           return_grad=("input", "target")), scheduler="sync")
+    _same_bits(v, np.float64(v0), "value")
+    _same_bits(gx, gx0, "input gradient")
+    _same_bits(gt, gt0, "target gradient")
+
+    t1 = rng.standard_normal((3001, 1))
+    var = rng.uniform(0.5, 2.0, 6)
+    v0, gx0, gv0 = fl.gaussian_nll_loss(x, t1, var, return_grad=True)
+    v, gx, gv = dask.compute(*fld.gaussian_nll_loss(da.from_array(x, chunks=(1000, 6)), t1, var,
+                                                    return_grad=True), scheduler="sync")
+    _same_bits(v, np.float64(v0), "value")
+    _same_bits(gx, gx0, "input gradient")
+    assert gv.shape == var.shape
+    np.testing.assert_allclose(gv, gv0, rtol=1e-12)
+
+
+def test_degenerate_shapes():
+    for x, t in ((np.zeros(0), np.zeros(0)), (np.float64(1.5), np.float64(0.25)), (np.ones((0, 3)), np.ones((0, 3)))):
+        for red in ("mean", "sum", "none"):
+            e = fl.mse_loss(x, t, reduction=red, return_grad=True)
+            X = da.from_array(x) if np.ndim(x) else da.from_array(np.asarray(x))
+            g = dask.compute(*fld.mse_loss(X, t, reduction=red, return_grad=True), scheduler="sync")
+            _same_bits(g[0], np.float64(e[0]) if red != "none" else e[0], f"{np.shape(x)} {red}")
+            _same_bits(g[1], e[1], f"{np.shape(x)} {red} grad")
+    # one sample of C classes (axis 0 holds the classes: one chunk)
+    x, y = np.array([0.5, -1.0, 2.0]), np.array(2)
+    v = fld.cross_entropy(da.from_array(x, chunks=1), y).compute(scheduler="sync")
+    assert v == np.float64(fl.cross_entropy(x, y))
+
+
+def test_value_of_none_and_numpy_operands():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3001, 7))
+    y = rng.integers(0, 7, 3001)
+    e = fl.cross_entropy(x, y, reduction="none")
+    got = fld.cross_entropy(da.from_array(x, chunks=(1000, 7)), y, reduction="none")
+    assert got.shape == (3001,) and got.chunks == ((1000, 1000, 1000, 1),)
+    _same_bits(got.compute(scheduler="sync"), e, "per-row losses")
+    # a NumPy input is taken as one dask array
+    assert fld.cross_entropy(x, y).compute(scheduler="sync") == np.float64(fl.cross_entropy(x, y))
+
+
+# ----------------------------------------------------------------- graph structure
+
+def _graph(*collections):
+    out = {}
+    for c in collections:
+        out.update(dict(c.__dask_graph__()))
+    return out
+
+
+def _task_names(graph):
+    names = {}
+    for k in graph:
+        name = k[0] if isinstance(k, tuple) else k
+        names.setdefault(str(name).rsplit("-", 1)[0], []).append(k)
+    return names
+
+
+def test_one_fused_task_per_chunk_serves_value_and_gradient():
+    x = da.ones(40000, chunks=8192 * 2, dtype=F32)
+    t = da.zeros(40000, chunks=8192 * 2, dtype=F32)
+    v, g = fld.mse_loss(x, t, return_grad=True)
+    graph = _graph(v, g)
+    names = _task_names(graph)
+    assert len(names.get("_main_task", [])) == 3, sorted(names)
+    assert not any("rechunk" in n for n in names), "chunks on block boundaries were rechunked"
+    assert g.chunks == x.chunks
+
+
+def test_denominator_pass_reads_only_labels_and_weights():
+    x = da.from_array(np.zeros((5000, 4)), chunks=(1000, 4), name="the-input")
+    y = da.from_array(np.zeros(5000, np.int64), chunks=1000, name="the-labels")
+    v, g = fld.cross_entropy(x, y, weight=np.ones(4), return_grad=True)
+    graph = _graph(v, g)
+    deps = {k: set(dask.core.get_dependencies(graph, k)) for k in graph}
+
+    def upstream(k, seen=None):
+        seen = set() if seen is None else seen
+        for d in deps.get(k, ()):
+            if d not in seen:
+                seen.add(d)
+                upstream(d, seen)
+        return seen
+
+    names = _task_names(graph)
+    assert names.get("_denom_task"), sorted(names)
+    for k in names["_denom_task"]:
+        ups = {str(u[0] if isinstance(u, tuple) else u) for u in upstream(k)}
+        assert not any(u.startswith("the-input") for u in ups), ups
+
+
+def test_alignment():
+    assert fld.alignment("mse_loss", np.zeros(10), np.zeros(10)) == 8192
+    assert fld.alignment(fl.mse_loss, np.zeros((10, 1000)), np.zeros((10, 1000))) == 1024
+    assert fld.alignment("cross_entropy", np.zeros((10, 7)), np.zeros(10, np.int64)) == 16384 // 7
+    # bce with a pos_weight of 7 classes, tiled to 259: chunks start on both periods
+    assert fld.alignment("binary_cross_entropy_with_logits", np.zeros((10, 7)), np.zeros((10, 7)),
+                         pos_weight=np.ones(7)) == math.lcm(8192, 259) // 7
+
+
+# ----------------------------------------------------------------- refusals and errors
+
+def test_row_loss_split_along_the_class_axis_is_refused_or_rechunked():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3001, 10))
+    y = rng.integers(0, 10, 3001)
+    X = da.from_array(x, chunks=(1000, 5))
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.cross_entropy: input .*chunked along axis 1; this "
+                                         r"loss reads whole rows .*rechunk=True"):
+        fld.cross_entropy(X, y)
+    v, g = dask.compute(*fld.cross_entropy(X, y, return_grad=True, rechunk=True), scheduler="sync")
+    v0, g0 = fl.cross_entropy(x, y, return_grad=True)
+    _same_bits(v, np.float64(v0), "value")
+    _same_bits(g, g0, "gradient")
+
+
+def test_argument_errors_are_raised_when_the_graph_is_built():
+    x = da.zeros((100, 3), chunks=(30, 3))
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.mse_loss: target of shape \(99, 3\) does not match "
+                                         r"the input's 100 along axis 0"):
+        fld.mse_loss(x, da.zeros((99, 3)))
+    with pytest.raises(ValueError, match=r"huber_loss: delta must be > 0"):
+        fld.huber_loss(x, x, delta=-1.0)
+    with pytest.raises(ValueError, match=r"mse_loss: target must have the same shape as input, got input: "
+                                         r"\(1, 3\) and target: \(1, 4\) \(fastloss\.dask checks the shapes on "
+                                         r"a slice of one index along axis 0 of input, whose shape is \(100, 3\)\)"):
+        fld.mse_loss(x, da.zeros((100, 4)))
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.mse_loss: out= is not an argument of the Dask form"):
+        fld.mse_loss(x, x, return_grad=True, out=np.zeros((100, 3)))
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.mse_loss: rechunk must be True or False, got 'yes'"):
+        fld.mse_loss(x, x, rechunk="yes")
+    with pytest.raises(TypeError, match=r"mse_loss: input must be a real \(float, integer or bool\) array, got "
+                                        r"dtype object"):
+        fld.mse_loss(object(), x)
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.mse_loss: missing a required argument: 'target'"):
+        fld.mse_loss(x)
+
+
+def test_data_errors_name_the_index_in_the_whole_array():
+    y = np.zeros(5000, np.int64)
+    y[4321] = 9
+    x = da.zeros((5000, 4), chunks=(1000, 4))
+    with pytest.raises(ValueError, match=r"cross_entropy: Target 9 is out of bounds \(target\[4321\] = 9, "
+                                         r"n_classes = 4\)"):
+        fld.cross_entropy(x, da.from_array(y, chunks=1000)).compute(scheduler="sync")
+    with pytest.raises(ValueError, match=r"multi_margin_loss: Target 9 is out of bounds \(target\[4321\]"):
+        fld.multi_margin_loss(x, da.from_array(y, chunks=1000)).compute(scheduler="sync")
+    p = np.full((300, 2), 0.5)
+    p[250, 1] = 1.5
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of input should be between 0 and 1, "
+                                         r"got input\[250, 1\] = 1.5"):
+        fld.binary_cross_entropy(da.from_array(p, chunks=(100, 2)), np.zeros((300, 2))).compute(scheduler="sync")
+
+
+def test_check_looks_at_the_chunks_not_at_the_planning_call():
+    """check=True: building the graph (a call on zeros) warns of nothing;
+    a chunk whose data the check flags warns when it runs."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    x, t = rng.uniform(1, 2, 20000), rng.uniform(1, 2, 20000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = fld.mean_absolute_percentage_error(da.from_array(x, chunks=7000), da.from_array(t, chunks=7000),
+                                               check=True)
+        assert v.compute(scheduler="sync") == fl.mean_absolute_percentage_error(x, t)
+    t[15000:] = 0.0
+    v = fld.mean_absolute_percentage_error(da.from_array(x, chunks=7000), da.from_array(t, chunks=7000), check=True)
+    with pytest.warns(fl.LossWarning, match="mean_absolute_percentage_error: target has"):
+        v.compute(scheduler="sync")
+
+
+def test_legacy_arguments_are_resolved_once():
+    x = da.ones((100,), chunks=30)
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        v = fld.mse_loss(x, da.zeros(100, chunks=30), size_average=False)
+    assert v.compute(scheduler="sync") == 100.0
+
+
+def _run(code):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_importing_fastloss_imports_neither_dask_nor_jax():
+    p = _run("""
+        import sys, fastloss
+        import numpy as np
+        fastloss.mse_loss(np.ones(3), np.zeros(3))
+        fastloss.cross_entropy(np.ones((2, 3)), np.zeros(2, np.int64))
+        bad = [m for m in ("dask", "distributed", "jax", "optax") if m in sys.modules]
+        assert not bad, bad
+    """)
+    assert p.returncode == 0, p.stderr
+
+
+def test_import_error_names_the_extra():
+    p = _run("""
+        import sys
+        sys.modules["dask"] = None   # as if dask were not installed
+        try:
+            import fastloss.dask
+        except ImportError as e:
+            print(e)
+    """)
+    assert p.returncode == 0, p.stderr
+    assert 'pip install "fastloss[dask]"' in p.stdout, p.stdout
+
+
+# ----------------------------------------------------------------- a real cluster
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    import dask.config
+
+    with dask.config.set({"distributed.worker.daemon": False, "distributed.admin.tick.limit": "30s"}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None, protocol="tcp",
+                                           silence_logs=40)
+        c = distributed.Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+            cluster.close()
+
+
+@pytest.mark.parametrize("cid, chunking", [
+    ("mse-weighted", "uneven"), ("cross_entropy-weighted-ignore", "uneven"), ("cross_entropy-spatial", "thirds"),
+    ("bce_logits-pos_weight", "uneven"), ("gaussian-var-per-row", "tiny"), ("kl_div", "thirds"),
+    ("softmax_focal", "uneven"),
+])
+def test_on_a_local_cluster(client, cid, chunking):
+    case = BY_ID[cid]
+    assert len(client.scheduler_info()["workers"]) == 2
+    for reduction in case.reductions[:1] + ("none",):
+        if reduction in case.reductions:
+            _check(case, F32, reduction, True, chunking, scheduler=None)
+
+
+def test_on_a_local_cluster_the_work_is_spread_and_errors_come_back(client):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((20000, 5)).astype(F32)
+    y = rng.integers(0, 5, 20000)
+    X, Y = da.from_array(x, chunks=(4000, 5)), da.from_array(y, chunks=4000)
+    v, g = fld.cross_entropy(X, Y, return_grad=True, n_threads=1)
+    fut_v, fut_g = client.compute([v, g])
+    v, g = fut_v.result(), fut_g.result()
+    v0, g0 = fl.cross_entropy(x, y, return_grad=True)
+    _same_bits(v, np.float64(v0), "value")
+    _same_bits(g, g0, "gradient")
+    who = client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.executed_count)
+    assert len(who) == 2
+    y[12345] = -3
+    with pytest.raises(ValueError, match=r"Target -3 is out of bounds \(target\[12345\] = -3"):
+        fld.cross_entropy(X, da.from_array(y, chunks=4000)).compute()
