@@ -244,6 +244,40 @@ CASES = [
     Case("hinge_embedding", fl.hinge_embedding_loss, _with(_sign(P2), margin=_const(0.8))),
 ]
 
+
+def _gen(kind, n):
+    """The generative and RL objectives (issue 14) that are one pointwise or row pass."""
+    def make(rng, dt):
+        def r(*shape, s=1.0, loc=0.0):
+            return (rng.standard_normal(shape) * s + loc).astype(dt)
+        if kind == "pg":
+            return (r(*n, s=0.5, loc=-1.0), r(*n)), {}
+        if kind == "ppo":
+            old = r(*n, s=0.5, loc=-1.0)
+            return (old + r(*n, s=0.3), old, r(*n)), {"clip_eps": 0.2, "dual_clip": 3.0}
+        if kind == "value":
+            v = r(*n)
+            return (v, r(*n), v + r(*n, s=0.5)), {"clip_eps": 0.3, "kind": "huber"}
+        if kind == "td":
+            return (r(*n), r(*n), r(*n), (rng.random(n) < 0.2).astype(dt)), {"gamma": 0.9}
+        if kind == "gen":
+            return (r(*n, s=2),), {"kind": "nonsaturating"}
+        if kind == "gp":
+            return (r(*n),), {}
+        return (r(*n), r(*n)), {}
+    return make
+
+
+CASES += [
+    Case("policy_gradient", fl.policy_gradient_loss, _gen("pg", (20011,))),
+    Case("ppo_clip", fl.ppo_clip_loss, _with(_gen("ppo", P2), weight=_elem_w)),
+    Case("value_loss", fl.value_loss, _gen("value", (20011,))),
+    Case("td_loss", fl.td_loss, _gen("td", P2)),
+    Case("gan_generator", fl.gan_generator_loss, _gen("gen", (20011,))),
+    Case("gradient_penalty", fl.gradient_penalty, _gen("gp", (3001, 12))),
+    Case("gaussian_kl", fl.gaussian_kl_loss, _gen("kl", P2), ("mean", "sum")),
+]
+
 def _ctc(T, N, C, S, batch_first=False, from_logits=False):
     """CTC: log_probs (T, N, C) (logits, batch-first if asked), padded
     targets without the blank 0, lengths that vary (one target longer
@@ -286,6 +320,15 @@ UNSPLIT = [
     # the sequence driver (its batch is axis 1 of log_probs)
     Case("ctc", fl.ctc_loss, _ctc(40, 5, 6, 8)),
     Case("ctc-batch_first-logits", fl.ctc_loss, _ctc(40, 5, 6, 8, batch_first=True, from_logits=True)),
+    # two driver calls per value (issue 14)
+    Case("vae", fl.vae_loss, lambda rng, dt: ((rng.standard_normal((60, 9)).astype(dt), rng.random((60, 9)).astype(dt),
+                                               rng.standard_normal((60, 3)).astype(dt),
+                                               rng.standard_normal((60, 3)).astype(dt)), {}), ("mean", "sum")),
+    Case("gan_discriminator", fl.gan_discriminator_loss,
+         lambda rng, dt: ((rng.standard_normal(60).astype(dt), rng.standard_normal(60).astype(dt)), {}), ("mean", "sum")),
+    Case("combined", fl.combined_loss,
+         lambda rng, dt: ((rng.standard_normal(60).astype(dt), rng.standard_normal(60).astype(dt)),
+                          {"terms": [(1.0, fl.MSELoss()), (0.5, fl.L1Loss())]}), ("mean",)),
 ]
 BY_ID = {c.cid: c for c in CASES + UNSPLIT}
 

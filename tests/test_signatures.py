@@ -43,6 +43,11 @@ NOT_IN_TORCH = {
     # the embedding losses PyTorch lacks
     "contrastive_loss", "cosine_distance_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss",
     "ContrastiveLoss", "CosineDistanceLoss", "BatchHardTripletLoss", "BatchAllTripletLoss", "NTXentLoss",
+    # the generative and RL objectives (issue 14)
+    "gaussian_kl_loss", "vae_loss", "gan_discriminator_loss", "gan_generator_loss", "gradient_penalty",
+    "policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
+    "GaussianKLLoss", "VAELoss", "GANDiscriminatorLoss", "GANGeneratorLoss", "GradientPenalty",
+    "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss", "combined_loss", "CombinedLoss",
 }
 # losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
 # classes (reduction="none", eps=1e-7, *, n_threads=None)
@@ -55,11 +60,18 @@ NOT_IN_TORCH |= TORCHVISION_FORM
 # per-row target, and the in-batch losses' embeddings and labels
 OPERANDS = {"contrastive_loss": ["input1", "input2", "target"], "batch_hard_triplet_loss": ["embeddings", "labels"],
             "batch_all_triplet_loss": ["embeddings", "labels"], "nt_xent_loss": ["embeddings", "labels"]}
+OPERANDS.update({"gaussian_kl_loss": ["mu", "logvar"], "vae_loss": ["input", "target", "mu", "logvar"],
+                 "gan_discriminator_loss": ["real_logits", "fake_logits"], "gan_generator_loss": ["fake_logits"],
+                 "gradient_penalty": ["grads"], "policy_gradient_loss": ["log_probs", "advantages"],
+                 "ppo_clip_loss": ["log_probs", "old_log_probs", "advantages"], "value_loss": ["values", "returns"],
+                 "td_loss": ["values", "rewards", "next_values", "dones"]})
 # public callables that are not losses
 NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp", "suggest", "diagnose",
               "LossWarning", "set_cache_limit", "cache_info"}
 # the per-class weight of the softmax focal loss is its alpha (no separate weight=)
 WEIGHT_NAME = {"softmax_focal_loss": "alpha"}
+# two batches of their own shapes: a weight for each (keyword-only)
+WEIGHT_NAME["gan_discriminator_loss"] = "real_weight"
 EXTRAS = ("return_grad", "out", "n_threads")
 
 

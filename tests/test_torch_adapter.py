@@ -791,6 +791,48 @@ GCASES += [
     GCase("batch_all", "BatchAllTripletLoss", {"margin": 0.5}, g_batch()),
     GCase("nt_xent", "NTXentLoss", {"temperature": 0.5}, g_batch()),
 ]
+
+
+def g_gen(kind):
+    """The generative and RL objectives (issue 14): operands away from their kinks."""
+    def data(rng):
+        if kind == "kl":
+            return [rng.normal(0, 1, (4, 3)), rng.normal(0, 1, (4, 3))], (0, 1)
+        if kind == "vae":
+            return [rng.normal(0, 1, (4, 5)), rng.uniform(0, 1, (4, 5)), rng.normal(0, 1, (4, 2)),
+                    rng.normal(0, 1, (4, 2))], (0, 2, 3)
+        if kind == "disc":
+            return [rng.normal(0, 2, 5), rng.normal(0, 2, 3)], (0, 1)
+        if kind == "gen":
+            return [rng.normal(0, 2, 6)], (0,)
+        if kind == "gp":
+            return [rng.normal(0, 1, (4, 3))], (0,)
+        if kind == "pg":
+            return [rng.normal(-1, 0.5, 6), rng.normal(0, 1, 6)], (0,)
+        if kind == "ppo":   # ratios 0.9 .. 1.1: inside the clip
+            old = rng.normal(-1, 0.5, 6)
+            return [old + rng.uniform(-0.09, 0.09, 6), old, rng.normal(0, 1, 6)], (0,)
+        if kind == "value":  # |v - old| < clip_eps: no clipping kink
+            v = rng.normal(0, 1, 6)
+            return [v, rng.normal(0, 1, 6), v + rng.uniform(-0.3, 0.3, 6)], (0,)
+        return [rng.normal(0, 1, 6), rng.normal(0, 1, 6), rng.normal(0, 1, 6),
+                (rng.random(6) < 0.3).astype(float)], (0,)
+    return data
+
+
+GCASES += [
+    GCase("gaussian_kl", "GaussianKLLoss", {}, g_gen("kl")),
+    GCase("vae", "VAELoss", {"beta": 0.5}, g_gen("vae")),
+    GCase("gan_disc", "GANDiscriminatorLoss", {"kind": "minimax", "label_smoothing": 0.1}, g_gen("disc")),
+    GCase("gan_gen", "GANGeneratorLoss", {"kind": "least_squares"}, g_gen("gen")),
+    GCase("gradient_penalty", "GradientPenalty", {}, g_gen("gp")),
+    GCase("policy_gradient", "PolicyGradientLoss", {}, g_gen("pg")),
+    GCase("ppo", "PPOClipLoss", {"clip_eps": 0.2}, g_gen("ppo")),
+    GCase("value", "ValueLoss", {"clip_eps": 0.5, "kind": "huber"}, g_gen("value")),
+    GCase("td", "TDLoss", {"gamma": 0.9}, g_gen("td")),
+    GCase("combined", "CombinedLoss", {"terms": [(1.0, fl.MSELoss()), (0.5, fl.L1Loss(reduction="sum"))]},
+          g_away()),
+]
 GCASES = [c for c in GCASES if c.module in flt.__all__]
 
 

@@ -28,6 +28,12 @@ from ._box_losses import *  # noqa: F401,F403
 from ._box_losses import __all__ as _box_all
 from ._embedding_losses import *  # noqa: F401,F403
 from ._embedding_losses import __all__ as _emb_all
+from ._generative_losses import *  # noqa: F401,F403
+from ._generative_losses import __all__ as _gen_all
+from ._rl_losses import *  # noqa: F401,F403
+from ._rl_losses import __all__ as _rl_all
+from ._combined import *  # noqa: F401,F403
+from ._combined import __all__ as _cmb_all
 from ._suggest import suggest
 from ._diagnose import LossWarning, diagnose
 
@@ -38,3 +44,4 @@ __all__ += list(_seg_all) + list(_box_all)
 __all__ += ["set_cache_limit", "cache_info"]
 __all__ += list(_emb_all)
 __all__ += ["suggest", "diagnose", "LossWarning"]
+__all__ += list(_gen_all) + list(_rl_all) + list(_cmb_all)

@@ -241,6 +241,25 @@ NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, 
                "ctc_loss": "a sequence loss (log-probabilities over time, label sequences, lengths), "
                            "not an (input, target) pair",
                "CTCLoss": "the class of ctc_loss"}
+# the generative and RL objectives (issue 14): their operands are not an
+# (input, target) pair that diagnose's checks apply to
+_NOT_PAIR = "operands are not an (input, target) pair of the kinds diagnose checks"
+NOT_CHECKED.update({
+    "gaussian_kl_loss": "the VAE's KL term of (mu, logvar): " + _NOT_PAIR, "GaussianKLLoss": "the class of gaussian_kl_loss",
+    "vae_loss": "recon + KL of (input, target, mu, logvar): " + _NOT_PAIR, "VAELoss": "the class of vae_loss",
+    "gan_discriminator_loss": "the critic's logits on real and fake samples (no target): " + _NOT_PAIR,
+    "GANDiscriminatorLoss": "the class of gan_discriminator_loss",
+    "gan_generator_loss": "the critic's logits on fake samples (no target): " + _NOT_PAIR,
+    "GANGeneratorLoss": "the class of gan_generator_loss",
+    "gradient_penalty": "a penalty on gradient rows (no target): " + _NOT_PAIR, "GradientPenalty": "the class of gradient_penalty",
+    "policy_gradient_loss": "log-probabilities and advantages: " + _NOT_PAIR,
+    "PolicyGradientLoss": "the class of policy_gradient_loss",
+    "ppo_clip_loss": "new and old log-probabilities and advantages: " + _NOT_PAIR, "PPOClipLoss": "the class of ppo_clip_loss",
+    "value_loss": "values and returns of a critic (any real numbers; nothing to check): " + _NOT_PAIR,
+    "ValueLoss": "the class of value_loss",
+    "td_loss": "values, rewards, next values and done flags: " + _NOT_PAIR, "TDLoss": "the class of td_loss",
+    "combined_loss": "a weighted sum of other losses (diagnose each term)", "CombinedLoss": "the class of combined_loss",
+})
 #: The options of a loss object that the checks read.
 OPTIONS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight", "mode", "from_logits", "power",
            "loss", "similar_label")

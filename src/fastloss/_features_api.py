@@ -174,7 +174,7 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
             n_rows = req.div
     gscale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
     pa, pb, pc, i0, i1 = params
-    xa, xb = xs[0], xs[1]
+    xa, xb = xs[0], xs[1] if len(xs) > 1 else xs[0]  # a one-operand kernel does not read b
     xc = xs[2] if len(xs) > 2 else None
     total, bad = _features.run(sp.kid, dt is not F32, xa, xb, xc, t, w, grads[0], grads[1], grads[2], lo,
                                R, D, pa, pb, pc, i0, i1, mode, gscale, nt, parts)

@@ -36,6 +36,8 @@ def run(
     gscale: float,
     n_threads: int,
     gt: Optional[NDArray[np.floating]] = ...,
+    parts: Optional[NDArray[np.float64]] = ...,
+    acc: bool = ...,
 ) -> tuple[float, bool]: ...
 def stream_add(
     a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], n_threads: int

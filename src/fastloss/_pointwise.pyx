@@ -34,6 +34,7 @@ cdef extern from "_src/fl_pointwise.h" nogil:
         fl_params prm
         double gscale
         int mode
+        int acc
     ctypedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start,
                                       fl_idx n, int *bad) noexcept nogil
     int FL_PW_BLOCK
@@ -80,6 +81,8 @@ _HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_ful
           "sigmoid_focal", "sigmoid_focal_g2", "soft_margin", "kl_div", "kl_div_log"}
 # the regression catalogue: exp/log (the deviances, fair, Cauchy, MSLE)
 _HEAVY |= {"gamma_nll", "tweedie", "tweedie0", "tweedie1", "fair", "cauchy", "msle"}
+# the generative and RL objectives with exp/log
+_HEAVY |= {"gaussian_kl", "gan_logistic", "ppo_clip"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN
 cdef int _is_heavy[64]
@@ -135,7 +138,7 @@ cdef inline void* _ptr(object a):
 
 def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
-        int mode, double gscale, int n_threads, gt=None, double[::1] parts=None):
+        int mode, double gscale, int n_threads, gt=None, double[::1] parts=None, bint acc=False):
     """Run loss ``loss_id`` over all elements; return (sum, bad).
 
     ``sum`` is the float64 sum of the weighted per-element losses, added
@@ -145,6 +148,8 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     ``TARGET_GRAD``.  ``parts``, if given (float64, one per block of
     ``BLOCK`` elements), receives the blocks' partial sums, in block order:
     fastloss.dask adds those of every chunk of a larger array.
+    ``acc``: add the gradient (and Hessian) into g (and h) instead of
+    writing them (modes 1 and 2, l and gt None).
     """
     cdef fl_pw_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -169,6 +174,7 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.gscale = gscale
     a.mode = mode
+    a.acc = acc
     if nblocks > 16:
         part = <double*>malloc(nblocks * sizeof(double))
         badv = <int*>malloc(nblocks * sizeof(int))

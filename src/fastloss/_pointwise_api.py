@@ -93,7 +93,7 @@ def grad_buffers(out, names, op: str) -> dict:
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        grads=("input",), check=False):
+        grads=("input",), check=False, scale=1.0, accumulate=False):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -105,6 +105,10 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     gradient the kernel writes in GRAD mode) and "target" (computed only
     when named).  out is a buffer or a tuple of buffers (see grad_buffers).
     check=True runs fastloss.diagnose's checks first (fastloss._check).
+    scale multiplies a "mean"/"sum" value and its gradients (a weighted term
+    of a sum of losses; not for "none").  accumulate adds the gradient
+    (and Hessian) into the given out (and hess_out) buffers instead of
+    writing them (a term of fastloss.CombinedLoss).
     """
     if (mode == GRAD and out is None and weight is None and extra is None and hess_out is None
             and loss_out is None and not check and grads == ("input",) and not sp.extra
@@ -199,13 +203,17 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         div = (shape[0] if shape else 1) if reduction == "batchmean" else 0
     # summed weights of 0 divide as PyTorch's sum(w l) / sum(w) does: inf/NaN
     gscale = 1.0 / div if div else (math.inf if wdiv else 1.0)
+    if scale != 1.0:
+        gscale *= scale
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
-                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, parts)
+                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, parts, accumulate)
     if bad:
         sp.on_bad(x, y, extra)
 
     value = lo if reduction == "none" else finish(reduction, wdiv, total, div)
+    if scale != 1.0 and reduction != "none":
+        value = value * scale
     if mode == VALUE:
         return value
     if mode == GRAD:

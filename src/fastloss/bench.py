@@ -1140,7 +1140,7 @@ def _json_default(o):
 
 
 #: the benchmark families of ``python -m fastloss bench --family``
-FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide", "dtypes", "small")
+FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide", "generative", "dtypes", "small")
 
 
 def main_bench(args) -> int:
@@ -1221,6 +1221,12 @@ def main_bench(args) -> int:
         if quick:
             cargs += ["--shapes", "100x32x30x20,2000x1x100x400"]
         bench_ctc.main(cargs)
+    if "generative" in families:
+        from fastloss import bench_generative
+
+        print("\n== GAN, VAE and RL objectives, CombinedLoss: fastloss vs their formulas in PyTorch ==")
+        bench_generative.main(["--dtypes", ",".join(d.name for d in dtypes) if args.dtypes else "float32",
+                               "--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)])
     if "dtypes" in families or "small" in families:
         from fastloss import bench_speed
 

@@ -820,3 +820,103 @@ def _ctc(axes):
         value, g = _fl().ctc_loss(x, tg, [_CTC_T] * z.size, [S] * z.size, reduction="none", from_logits=True,
                                   return_grad=True)
         _curves(axes, z, value, g[mid, :, label[mid]], g[mid, :, 0], " ".join(map(str, target)))
+# ---------------------------------------------------------------- generative and RL objectives (issue 14)
+# These have no diagonal Hessian method: the third panel stays empty.
+
+_NOH = np.full_like(_LOGIT, np.nan)
+
+NO_RECIPE.update({
+    "vae_loss": "a sum: binary_cross_entropy_with_logits or mse_loss (summed) plus beta * gaussian_kl_loss, "
+                "drawn under those names",
+    "GaussianKLLoss": "the class of gaussian_kl_loss", "VAELoss": "the class of vae_loss",
+    "GANDiscriminatorLoss": "the class of gan_discriminator_loss", "GANGeneratorLoss": "the class of gan_generator_loss",
+    "GradientPenalty": "the class of gradient_penalty", "PolicyGradientLoss": "the class of policy_gradient_loss",
+    "PPOClipLoss": "the class of ppo_clip_loss", "ValueLoss": "the class of value_loss", "TDLoss": "the class of td_loss",
+    "combined_loss": "a weighted sum of other losses: their pictures are drawn under their names",
+    "CombinedLoss": "the class of combined_loss",
+})
+
+
+def _elem(axes, fn, x, *ops, label=None, **kw):
+    """A pointwise objective, reduction="none", differentiated in its first operand."""
+    style = kw.pop("style", {})
+    value, grad = fn(x, *ops, reduction="none", return_grad=True, **kw)[:2]
+    _curves(axes, x, value, grad, np.full_like(x, np.nan), label, **style)
+
+
+@recipe("gaussian_kl_loss", "logvar (mu = 0 solid, mu = 1 dashed)", "per coordinate 0.5 (mu^2 + e^logvar - 1 - logvar); "
+        "gradient d/dlogvar; no Hessian method")
+def _gaussian_kl(axes):
+    lv = np.linspace(-4, 3, 601)
+    for m, ls in ((0.0, "-"), (1.0, "--")):
+        value, _, g_lv = _fl().gaussian_kl_loss(np.full_like(lv, m), lv, reduction="none", return_grad=True)
+        _curves(axes, lv, value, g_lv, _NOH, f"mu={m:g}", ls=ls, color="C0")
+
+
+@recipe("gan_generator_loss", "the critic's logit on a fake sample", "every kind; no Hessian method")
+def _gan_generator(axes):
+    for k in ("minimax", "nonsaturating", "least_squares", "wasserstein"):
+        _elem(axes, _fl().gan_generator_loss, _LOGIT, kind=k, label=k)
+
+
+@recipe("gan_discriminator_loss", "the critic's logit", "the real sample's term (solid) and the fake's (dashed), "
+        "one sample each; no Hessian method")
+def _gan_discriminator(axes):
+    fl = _fl()
+    for i, k in enumerate(("nonsaturating", "least_squares", "hinge")):
+        vr, vf, gr, gf = [], [], [], []
+        for z in _LOGIT:
+            a = fl.gan_discriminator_loss(np.array([z]), np.array([-1e4 if k == "nonsaturating" else -1.0]), k,
+                                          return_grad=True)
+            b = fl.gan_discriminator_loss(np.array([1e4 if k == "nonsaturating" else 1.0]), np.array([z]), k,
+                                          return_grad=True)
+            vr.append(a[0] - fl.gan_discriminator_loss(np.array([1e4 if k == "nonsaturating" else 1.0]),
+                                                       np.array([-1e4 if k == "nonsaturating" else -1.0]), k))
+            vf.append(b[0] - fl.gan_discriminator_loss(np.array([1e4 if k == "nonsaturating" else 1.0]),
+                                                       np.array([-1e4 if k == "nonsaturating" else -1.0]), k))
+            gr.append(a[1][0])
+            gf.append(b[2][0])
+        _curves(axes, _LOGIT, np.array(vr), np.array(gr), _NOH, k, color=f"C{i}")
+        _curves(axes, _LOGIT, np.array(vf), np.array(gf), _NOH, None, color=f"C{i}", ls="--")
+
+
+@recipe("gradient_penalty", "the norm of a gradient row", "wgan-gp (target norm 1), r1; no Hessian method")
+def _gradient_penalty(axes):
+    n = np.linspace(0, 3, 601)
+    for k in ("wgan-gp", "r1"):
+        value, g = _fl().gradient_penalty(n[:, None], kind=k, reduction="none", return_grad=True)
+        _curves(axes, n, value, g[:, 0], _NOH, k)
+
+
+@recipe("policy_gradient_loss", "log-probability of the action", "advantage = 1, -1; no Hessian method")
+def _policy_gradient(axes):
+    lp = np.linspace(-5, 0, 601)
+    for a in (1.0, -1.0):
+        _elem(axes, _fl().policy_gradient_loss, lp, np.full_like(lp, a), label=f"A={a:g}")
+
+
+@recipe("ppo_clip_loss", "log-ratio log pi - log pi_old", "clip_eps = 0.2; advantage = 1, -1, and -1 with dual_clip = 3;"
+        " no Hessian method")
+def _ppo(axes):
+    lr = np.linspace(-2, 1.5, 601)
+    z = np.zeros_like(lr)
+    for a, dc in ((1.0, None), (-1.0, None), (-1.0, 3.0)):
+        _elem(axes, _fl().ppo_clip_loss, lr, z, np.full_like(lr, a), dual_clip=dc,
+              label=f"A={a:g}" + (f", dual_clip={dc:g}" if dc else ""))
+
+
+@recipe("value_loss", "value - return", "mse, huber; clipped (dashed: old value = return + 1, clip_eps = 0.5); "
+        "no Hessian method")
+def _value(axes):
+    z = np.zeros_like(_RESID)
+    for i, k in enumerate(("mse", "huber")):
+        _elem(axes, _fl().value_loss, _RESID, z, kind=k, label=k, style={"color": f"C{i}"})
+        _elem(axes, _fl().value_loss, _RESID, z, z + 1, 0.5, kind=k, style={"color": f"C{i}", "ls": "--"})
+
+
+@recipe("td_loss", "value - TD target", "mse, huber (the target r + gamma (1 - done) v' is a constant); "
+        "no Hessian method")
+def _td(axes):
+    z = np.zeros_like(_RESID)
+    for k in ("mse", "huber"):
+        _elem(axes, _fl().td_loss, _RESID, z, z, z, kind=k, label=k)

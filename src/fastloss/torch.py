@@ -181,7 +181,8 @@ class _FusedLoss(torch.autograd.Function):
         arrays, sum_shapes = [], {}
         for i, (t, name) in enumerate(zip(tensors, names)):
             a = _as_array(t, name, op, i in grad_slots)
-            if i and i in grad_slots and isinstance(a, np.ndarray) and a.shape != arrays[0].shape:
+            if i and i in grad_slots and isinstance(a, np.ndarray) and a.shape != arrays[0].shape \
+                    and not getattr(call, "_own_shapes", False):
                 # another differentiable operand (var, a broadcast target):
                 # broadcast it to the input's shape, so the kernel's gradient
                 # is per element and backward can weight it by grad_output
@@ -324,6 +325,7 @@ def _make_function(fn):
             kw.update(rest)
             return fn(**kw, return_grad=want)
 
+        call._own_shapes = getattr(fn, "_own_shapes", False)  # operands of their own shapes (vae_loss)
         return _apply(call, (op, names, slots, _axes(class_axis, rest)), *ops)
 
     wrapper.__name__ = wrapper.__qualname__ = op
@@ -428,6 +430,7 @@ def _make_module(cls):
             def call(*arrays):
                 return loss.value_and_grad(*arrays, **wkw, wrt=grads)
 
+        call._own_shapes = getattr(cls, "_own_shapes", False)
         return _apply(call, (name, names, slots, _axes(class_axis, vars(loss))), *ops)
 
     forward.__signature__ = fwd_sig

@@ -69,7 +69,9 @@ typedef double (*fl_ft_block_fn)(const fl_ft_args *a, fl_idx start, fl_idx n, fl
  *                           |x1 - x2 + eps|_p; target 0/1, i0 = the
  *                           target value of a similar pair
  *   cosine_embedding        PyTorch's, target +-1
- *   cosine_distance         1 - cos(x1, x2), pb = eps */
+ *   cosine_distance         1 - cos(x1, x2), pb = eps
+ *   gradient_penalty        WGAN-GP (|a| - pa)^2, or R1 |a|^2 (i0); one
+ *                           operand (b is passed as a and not read) */
 #define FL_FT_LIST(X)      \
     X(triplet_p2)          \
     X(triplet_p1)          \
@@ -80,7 +82,8 @@ typedef double (*fl_ft_block_fn)(const fl_ft_args *a, fl_idx start, fl_idx n, fl
     X(contrastive_p1)      \
     X(contrastive_pn)      \
     X(cosine_embedding)    \
-    X(cosine_distance)
+    X(cosine_distance)     \
+    X(gradient_penalty)
 
 /* ------------------------------------------------------- in-batch losses */
 

@@ -320,6 +320,29 @@ FL_INLINE double FN(cdist_row)(const T *restrict x, const T *restrict y, T *rest
     return v;
 }
 
+/* Gradient penalties on one row g of a critic's input gradient (the
+ * second operand is not read): WGAN-GP's (|g| - pa)^2 (gradient 2 (|g| -
+ * pa) g / |g|, 0 at g = 0 as the norm's subgradient) and R1's |g|^2
+ * (gradient 2 g); R1 when i0 is set. */
+FL_INLINE double FN(gp_row)(const T *restrict x, T *restrict gx, fl_idx D, const fl_params *prm, double kw,
+                            const int WG)
+{
+    double s[6];
+    FT_SUMS(s, 1, D,
+            const T t0 = x[j] * x[j]; const T t1 = 0; const T t2 = 0;
+            const T t3 = 0; const T t4 = 0; const T t5 = 0;);
+    const int r1 = prm->i0;
+    const double nrm = sqrt(s[0]), d = nrm - prm->pa;
+    const double v = r1 ? s[0] : d * d;
+    if (WG) {
+        const double f = r1 ? 2.0 : (nrm > 0 ? 2.0 * d / nrm : (nrm == 0 ? 0.0 : nrm));
+        const T m = (T)(kw * f);
+        FT_PRAGMA(omp simd)
+        for (fl_idx j = 0; j < D; j++) gx[j] = m * x[j];
+    }
+    return v;
+}
+
 /* ------------------------------------------------------------ blocks */
 
 /* A block of rows: weights, per-row losses, the gradient's scale, the
@@ -408,6 +431,16 @@ FL_INLINE double FN(cdist_block)(const fl_ft_args *A, fl_idx start, fl_idx n, fl
 static double FN(ft_cosine_distance)(const fl_ft_args *A, fl_idx start, fl_idx n, fl_idx *bad)
 {
     return A->mode == FL_FT_GRAD ? FN(cdist_block)(A, start, n, bad, 1) : FN(cdist_block)(A, start, n, bad, 0);
+}
+
+FL_INLINE double FN(gp_block)(const fl_ft_args *A, fl_idx start, fl_idx n, fl_idx *bad, const int WG)
+{
+    FT_ROWS(FN(gp_row)((const T *)A->a + o, FT_PTR(A->ga, o), D, &A->prm, kw, WG))
+}
+
+static double FN(ft_gradient_penalty)(const fl_ft_args *A, fl_idx start, fl_idx n, fl_idx *bad)
+{
+    return A->mode == FL_FT_GRAD ? FN(gp_block)(A, start, n, bad, 1) : FN(gp_block)(A, start, n, bad, 0);
 }
 
 #define FT_ENTRY(NAME) FN(ft_##NAME),

@@ -41,6 +41,10 @@ typedef struct {
     fl_params prm;
     double gscale;       /* 1/n for the mean, 1 otherwise */
     int mode;
+    int acc;             /* nonzero: add into g (and h, g2) instead of
+                            writing them (a weighted term of a sum of
+                            losses); modes GRAD and GRAD_HESS, without l
+                            and gt */
 } fl_pw_args;
 
 /* Returns the block's sum of w_i * f_i; sets *bad to nonzero if an element
@@ -84,7 +88,15 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(mape, 0, 0, 0)               \
     X(msle, 0, 0, 0)               \
     X(margin_ranking, 1, 1, 0)     \
-    X(hinge_embedding, 0, 0, 0)
+    X(hinge_embedding, 0, 0, 0)    \
+    X(gaussian_kl, 0, 0, 1)        \
+    X(gan_logistic, 0, 0, 0)       \
+    X(gan_square, 0, 0, 0)         \
+    X(gan_linear, 0, 0, 0)         \
+    X(gan_relu, 0, 0, 0)           \
+    X(policy_gradient, 0, 0, 0)    \
+    X(ppo_clip, 1, 0, 0)           \
+    X(value_clip, 1, 0, 0)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

@@ -488,6 +488,10 @@ PW_SIG(kl_div_log)
 
 #include "fl_pointwise_regression_math.h"
 
+/* ---------------- generative and RL objectives ---------------- */
+
+#include "fl_pointwise_generative_math.h"
+
 /* ---------------- embeddings (elementwise) ---------------- */
 
 /* PyTorch's margin_ranking_loss: max(0, -y (x1 - x2) + margin) with
@@ -548,7 +552,7 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
     const T *restrict e, T *restrict g, T *restrict h, T *restrict l,         \
     T *restrict g2, T *restrict gt, fl_idx n, T pa, T pb, T pc, int i0,       \
     int i1, T gs, int *bad_out, const int WW, const int WE, const int WG,     \
-    const int WH, const int WL, const int WT)                                 \
+    const int WH, const int WL, const int WT, const int WA)                   \
 {                                                                             \
     T s = 0;                                                                  \
     int bad = 0;                                                              \
@@ -564,9 +568,10 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
         s += v_;                                                              \
         bad |= b_;                                                            \
         if (WL) l[i] = v_;                                                    \
-        if (WG) g[i] = gs * w_ * g_;                                          \
-        if (WH) h[i] = gs * w_ * h_;                                          \
-        if (HAS_G2 && WG && !WH) g2[i] = gs * w_ * g2_;                       \
+        if (WG) g[i] = WA ? g[i] + gs * w_ * g_ : gs * w_ * g_;               \
+        if (WH) h[i] = WA ? h[i] + gs * w_ * h_ : gs * w_ * h_;               \
+        if (HAS_G2 && WG && !WH)                                              \
+            g2[i] = WA ? g2[i] + gs * w_ * g2_ : gs * w_ * g2_;               \
         if (HAS_GY && WT) gt[i] = gs * w_ * gy_;                              \
     }                                                                         \
     *bad_out |= bad;                                                          \
@@ -582,7 +587,7 @@ FL_INLINE T FN(chunk_##NAME)(                                                 \
 FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
                                 fl_idx n, int *bad, const int WW,             \
                                 const int WE, const int WG, const int WH,     \
-                                const int WL, const int WT)                   \
+                                const int WL, const int WT, const int WA)     \
 {                                                                             \
     const T *x = (const T *)a->x + start, *y = (const T *)a->y + start;       \
     const T *w = WW ? (const T *)a->w + start : NULL;                         \
@@ -607,7 +612,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
                     x + o, y + o, PW_OFF(w, o), (const T *)a->e + k,          \
                     PW_OFF(g, o), PW_OFF(h, o), PW_OFF(l, o), PW_OFF(g2, o),  \
                     PW_OFF(gt, o), run, pa, pb, pc, i0, i1, gs, bad, WW, WE,  \
-                    WG, WH, WL, WT);                                          \
+                    WG, WH, WL, WT, WA);                                      \
                 j += run;                                                     \
                 k = 0;                                                        \
             }                                                                 \
@@ -616,7 +621,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
             total += (double)FN(chunk_##NAME)(                                \
                 x + c, y + c, PW_OFF(w, c), e, PW_OFF(g, c), PW_OFF(h, c),    \
                 PW_OFF(l, c), PW_OFF(g2, c), PW_OFF(gt, c), m, pa, pb, pc,    \
-                i0, i1, gs, bad, WW, WE, WG, WH, WL, WT);                     \
+                i0, i1, gs, bad, WW, WE, WG, WH, WL, WT, WA);                 \
         }                                                                     \
     }                                                                         \
     return total;                                                             \
@@ -624,27 +629,36 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 
 #define PW_CASES(NAME, WE)                                                    \
     switch ((a->mode * 2 + ww) * 2 + wl) {                                    \
-    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 0, 0);       \
-    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 1, 0);       \
-    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 0, 0);       \
-    case 3: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 1, 0);       \
-    case 4: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 0);       \
-    case 5: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 0);       \
-    case 6: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 0);       \
-    case 7: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 0);       \
-    case 8: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0, 0);       \
-    case 9: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 1, 0);       \
-    case 10: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0, 0);      \
-    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 1, 0);      \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 0, 0, 0);       \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 0, 0, 1, 0, 0);       \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 0, 0, 0);       \
+    case 3: return FN(run_##NAME)(a, start, n, bad, 1, WE, 0, 0, 1, 0, 0);       \
+    case 4: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 0, 0);       \
+    case 5: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 0, 0);       \
+    case 6: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 0, 0);       \
+    case 7: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 0, 0);       \
+    case 8: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0, 0, 0);       \
+    case 9: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 1, 0, 0);       \
+    case 10: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0, 0, 0);      \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 1, 0, 0);      \
+    }
+
+/* accumulate into g (and h): modes GRAD and GRAD_HESS, no l, no gt */
+#define PW_CASES_ACC(NAME, WE)                                                \
+    switch ((a->mode == FL_MODE_GRAD_HESS) * 2 + ww) {                        \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 0, 1);    \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 0, 1);    \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 1, 0, 0, 1);    \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 1, 0, 0, 1);   \
     }
 
 /* value + gradient + the target's gradient (mode FL_MODE_GRAD, gt given) */
 #define PW_CASES_GT(NAME, WE)                                                 \
     switch (ww * 2 + wl) {                                                    \
-    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 1);       \
-    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 1);       \
-    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 1);       \
-    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 1);      \
+    case 0: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 0, 1, 0);       \
+    case 1: return FN(run_##NAME)(a, start, n, bad, 0, WE, 1, 0, 1, 1, 0);       \
+    case 2: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 0, 1, 0);       \
+    default: return FN(run_##NAME)(a, start, n, bad, 1, WE, 1, 0, 1, 1, 0);      \
     }
 
 /* The exported block function: picks the specialised loop once per block. */
@@ -655,6 +669,13 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
                                    fl_idx n, int *bad)                        \
     {                                                                         \
         const int ww = a->w != NULL, wl = a->l != NULL;                       \
+        if (a->acc && a->mode != FL_MODE_VALUE && !wl && a->gt == NULL) {     \
+            if (HAS_E == 2 && a->e != NULL) {                                 \
+                PW_CASES_ACC(NAME, 1)                                         \
+            } else {                                                          \
+                PW_CASES_ACC(NAME, (HAS_E == 1))                              \
+            }                                                                 \
+        }                                                                     \
         if (HAS_GY && a->gt != NULL && a->mode == FL_MODE_GRAD) {             \
             if (HAS_E == 2 && a->e != NULL) {                                 \
                 PW_CASES_GT(NAME, 1)                                          \
@@ -680,6 +701,7 @@ static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
 #undef FL_PW_DEFINE_CHUNK
 #undef PW_CASES
 #undef PW_CASES_GT
+#undef PW_CASES_ACC
 #undef PW_OFF
 #undef PW_LOGISTIC
 #undef PW_SIG

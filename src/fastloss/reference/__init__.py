@@ -15,3 +15,4 @@ from .regression import *  # noqa: F401,F403
 from .segmentation import *  # noqa: F401,F403
 from .boxes import *  # noqa: F401,F403
 from .embeddings import *  # noqa: F401,F403
+from .generative import *  # noqa: F401,F403

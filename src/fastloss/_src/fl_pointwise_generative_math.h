@@ -1,0 +1,160 @@
+/* fl_pointwise_generative_math.h -- the scalar math of the generative and
+ * reinforcement-learning objectives that are pointwise:
+ *   - the VAE's Gaussian KL term, per latent coordinate (x = mu,
+ *     y = logvar, both differentiated);
+ *   - the per-logit terms of the GAN losses (the discriminator's real and
+ *     fake terms and the generator's), one kernel per form, the target
+ *     operand unused (fastloss._generative_losses passes the input again);
+ *   - REINFORCE's -log_prob * advantage, PPO's clipped surrogate (x =
+ *     log_prob, y = old log_prob, e = advantage) and the clipped value
+ *     loss (x = value, y = return, e = old value).
+ *
+ * Included by fl_pointwise_math.h inside its stamping context (T, T_F32,
+ * FN, EXP, LOG, FABS, PW_SIG, PW_UNUSED, PW_LOGISTIC, logistic_ce); no
+ * include guard, on purpose.  The rules of that file hold: selects, not
+ * branches; NaN reaches v and g.
+ */
+
+/* exp(t) - 1 - t, accurate for small t (where it cancels): the Taylor
+ * series t^2 (1/2 + t/6 + ...) for |t| < 1/2 (to 1/9! in float, 1/16! in
+ * double: the next term is below half an ulp), exp(t) - 1 - t otherwise
+ * (no cancellation beyond a factor 1.3 there). */
+FL_INLINE T FN(expm1mx)(T t)
+{
+    T p;
+#if T_F32
+    p = (T)2.7557319e-06f;                  /* 1/9! */
+    p = p * t + (T)2.4801587e-05f;
+    p = p * t + (T)1.9841270e-04f;
+    p = p * t + (T)1.3888889e-03f;
+    p = p * t + (T)8.3333333e-03f;
+    p = p * t + (T)4.1666667e-02f;
+    p = p * t + (T)1.6666667e-01f;
+    p = p * t + (T)0.5f;
+#else
+    p = 4.779477332387385e-14;              /* 1/16! */
+    p = p * t + 7.647163731819816e-13;
+    p = p * t + 1.1470745597729725e-11;
+    p = p * t + 1.6059043836821613e-10;
+    p = p * t + 2.08767569878681e-09;
+    p = p * t + 2.505210838544172e-08;
+    p = p * t + 2.755731922398589e-07;
+    p = p * t + 2.755731922398589e-06;
+    p = p * t + 2.48015873015873e-05;
+    p = p * t + 0.0001984126984126984;
+    p = p * t + 0.001388888888888889;
+    p = p * t + 0.008333333333333333;
+    p = p * t + 0.041666666666666664;
+    p = p * t + 0.16666666666666666;
+    p = p * t + 0.5;
+#endif
+    const T big = EXP(t) - 1 - t;
+    return FABS(t) < (T)0.5 ? t * t * p : big;
+}
+
+/* KL(N(mu, e^lv) || N(0, 1)) per coordinate: 0.5 (mu^2 + e^lv - 1 - lv);
+ * d/dmu = mu, d2/dmu2 = 1, d/dlv = 0.5 (e^lv - 1) = 0.5 (lv + (e^lv - 1 -
+ * lv)).  Finite for lv up to log(max) (88 in float) and any lv below. */
+PW_SIG(gaussian_kl)
+{
+    PW_UNUSED;
+    const T r = FN(expm1mx)(y);
+    *v = (T)0.5 * (x * x + r);
+    *g = x; *h = 1;
+    *gy = (T)0.5 * (y + r);
+}
+
+/* GAN, logistic forms: pa softplus(-x) + pb softplus(x) (the real term with
+ * smoothed target pa = 1 - s, pb = s; the fake term pa = 0, pb = 1; the
+ * non-saturating generator pa = 1, pb = 0; the minimax generator pa = 0,
+ * pb = -1).  No log of a sigmoid: softplus = L + max(+-x, 0) with
+ * L = log1p(exp(-|x|)), and a zero coefficient is skipped (x = +-inf). */
+PW_SIG(gan_logistic)
+{
+    PW_UNUSED;
+    PW_LOGISTIC(x, L, s, sn, q);
+    *v = FN(logistic_ce)(x, pa, pb, (pa + pb) * L);
+    *g = pb * s - pa * sn;
+    *h = (pa + pb) * q;
+}
+
+/* GAN, least squares (LSGAN): pb (x - pa)^2, pb = 1/2 */
+PW_SIG(gan_square)
+{
+    PW_UNUSED;
+    const T d = x - pa;
+    *v = pb * d * d; *g = 2 * pb * d; *h = 2 * pb;
+}
+
+/* GAN, Wasserstein: pa x */
+PW_SIG(gan_linear)
+{
+    PW_UNUSED;
+    *v = pa * x; *g = pa + x * 0; *h = 0;
+}
+
+/* GAN, hinge: max(0, pa + pb x) (the discriminator's 1 - x and 1 + x);
+ * the gradient is 0 at the kink, as relu's */
+PW_SIG(gan_relu)
+{
+    PW_UNUSED;
+    const T z = pa + pb * x;
+    *v = z < 0 ? (T)0 : z;
+    *g = z > 0 ? pb : (z <= 0 ? (T)0 : z);
+    *h = 0;
+}
+
+/* REINFORCE: -x y (x = log pi(a|s), y = advantage); d/dx = -y */
+PW_SIG(policy_gradient)
+{
+    PW_UNUSED;
+    *v = -x * y; *g = -y + x * 0; *h = 0;
+}
+
+/* PPO's clipped surrogate, as a loss: -min(r A, clip(r, 1 - pa, 1 + pa) A)
+ * with r = exp(x - y) (x, y the new and old log-probabilities, e = A), and
+ * with dual clipping (pb = c > 1; 0 when off) max(that, -c A) ... written
+ * as the objective's min(max(.), c A) for A < 0 (Ye et al. 2020).  d/dx is
+ * -r A where the unclipped term is the one taken, 0 elsewhere. */
+PW_SIG(ppo_clip)
+{
+    PW_UNUSED;
+    const T a = e, r = EXP(x - y);
+    const T rc = r < 1 - pa ? 1 - pa : (r > 1 + pa ? 1 + pa : r);
+    const T s1 = r * a, s2 = rc * a;
+    const int unclipped = !(s2 < s1);               /* min picks s1 (ties too; NaN too) */
+    const T m = unclipped ? s1 : s2;
+    const T gm = unclipped ? -s1 : (T)0;            /* d(-m)/dx */
+    const int dual = (pb > 0) & (a < 0) & (m < pb * a);
+    *v = dual ? -pb * a : -m;
+    *g = dual ? (T)0 : gm;
+    *h = 0;
+}
+
+/* the value loss, 0.5 max(f(x - y), f(x_c - y)) with x_c = e + clip(x - e,
+ * -pa, pa) (OpenAI baselines' clipped value loss; e = x and pa = inf when
+ * unclipped), f(d) = d^2 (pb = 0) or Huber's 2 huber_delta(d) (pb = delta
+ * > 0, so that 0.5 f is Huber's loss).  The unclipped term wins ties. */
+FL_INLINE T FN(vl_f)(T d, T delta, T *gd)
+{
+    const T a = FABS(d);
+    const int in = !(delta > 0) | (a <= delta);
+    *gd = in ? 2 * d : 2 * delta * FN(sign)(d);
+    return in ? d * d : 2 * delta * (a - (T)0.5 * delta);
+}
+
+PW_SIG(value_clip)
+{
+    PW_UNUSED;
+    const T dx = x - e;
+    const int inside = FABS(dx) <= pa;
+    const T xc = e + (dx < -pa ? -pa : (dx > pa ? pa : dx));
+    T g1, g2c;
+    const T f1 = FN(vl_f)(x - y, pb, &g1), f2 = FN(vl_f)(xc - y, pb, &g2c);
+    /* a NaN on either side reaches v and g (the clipped side's NaN, from
+     * old_values, through 0 * f2) */
+    const int first = f1 >= f2;
+    *v = (T)0.5 * (first ? f1 : f2);
+    *g = (T)0.5 * (first ? g1 : (inside ? g2c : (T)0 * f2));
+    *h = 0;
+}

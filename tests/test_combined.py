@@ -1,0 +1,131 @@
+"""fastloss.CombinedLoss / combined_loss: the weighted sum of losses, its
+gradient accumulated in one buffer (the pointwise driver's accumulate mode,
+or the first term's out= for other drivers), equals the terms' separate
+calls added; per-term values; grad_hess; threads; errors."""
+import numpy as np
+import pytest
+
+import fastloss as fl
+from fastloss import _pointwise_api as PA
+
+
+def _sep(terms, x, t):
+    v, g = 0.0, np.zeros(x.shape)
+    for w, loss in terms:
+        a, b = loss.value_and_grad(x, t)
+        v += w * a
+        g += w * b
+    return v, g
+
+
+def _cases(dt):
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 2, (6, 5, 4)).astype(dt)
+    tb = (rng.random((6, 5, 4)) < 0.4).astype(dt)
+    tr = rng.normal(0, 1, (6, 5, 4)).astype(dt)
+    labels = rng.integers(0, 5, (6, 4))
+    return [
+        ([(1.0, fl.MSELoss()), (0.5, fl.HuberLoss(delta=0.7, reduction="sum"))], x, tr),
+        ([(1.0, fl.BCEWithLogitsLoss()), (1.0, fl.DiceLoss("multilabel"))], x, tb),
+        ([(0.3, fl.BCEWithLogitsLoss()), (2.0, fl.DiceLoss("multilabel")), (1.5, fl.JaccardLoss("multilabel"))], x, tb),
+        ([(1.0, fl.CrossEntropyLoss()), (0.7, fl.DiceLoss("multiclass"))], x, labels),
+        ([(2.0, fl.SmoothL1Loss()), (0.0, fl.L1Loss()), (-1.0, fl.LogCoshLoss())], x, tr),
+    ]
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("k", range(5))
+def test_equals_separate_calls(dt, k):
+    terms, x, t = _cases(dt)[k]
+    loss = fl.CombinedLoss(terms)
+    v, g = loss.value_and_grad(x, t)
+    ev, eg = _sep(terms, x, t)
+    tol = dict(rtol=1e-12, atol=1e-14) if dt == np.float64 else dict(rtol=2e-6, atol=1e-7)
+    assert g.dtype == dt and g.shape == x.shape
+    np.testing.assert_allclose(v, ev, **tol)
+    np.testing.assert_allclose(g, eg, **tol)
+    assert loss(x, t) == pytest.approx(v, rel=1e-6 if dt == np.float32 else 1e-14)
+    # the per-term values, unweighted, in the order of terms
+    for val, (w, l) in zip(loss.values, terms):
+        assert val == pytest.approx(l(x, t), rel=1e-6 if dt == np.float32 else 1e-13)
+    fv = []
+    v2, g2 = fl.combined_loss(x, t, terms, term_values=fv, return_grad=True)
+    assert v2 == v and fv == loss.values
+    np.testing.assert_array_equal(g2, g)
+
+
+def test_one_buffer_out_and_accumulate_mode():
+    terms, x, t = _cases(np.float64)[1]
+    buf = np.full(x.shape, np.nan)
+    v, g = fl.CombinedLoss(terms).value_and_grad(x, t, out=buf)
+    assert g is buf and np.isfinite(buf).all()
+    # the driver's accumulate mode adds w * grad into the buffer in place
+    y = np.random.default_rng(1).normal(size=x.shape)
+    base = np.random.default_rng(2).normal(size=x.shape)
+    acc = base.copy()
+    mse = fl.MSELoss()
+    val, _ = PA.run(mse._spec, x, y, None, "mean", PA.GRAD, mse._params, 1, out=acc, scale=0.25, accumulate=True)
+    np.testing.assert_allclose(acc, base + 0.25 * 2 * (x - y) / x.size, rtol=1e-14, atol=1e-16)
+    assert val == pytest.approx(0.25 * fl.mse_loss(x, y), rel=1e-14)
+    h0 = np.ones(x.shape)
+    g0 = base.copy()
+    PA.run(mse._spec, x, y, None, "sum", PA.GRAD_HESS, mse._params, 1, out=g0, hess_out=h0, scale=2.0,
+           accumulate=True)
+    np.testing.assert_allclose(h0, 1 + 4.0, rtol=0)
+    np.testing.assert_allclose(g0, base + 4 * (x - y), rtol=1e-14)
+
+
+def test_grad_hess_of_pointwise_terms():
+    terms, x, t = _cases(np.float64)[0]
+    g, h = fl.CombinedLoss(terms).grad_hess(x, t)
+    eg = sum(w * l.grad_hess(x, t)[0] for w, l in terms)
+    eh = sum(w * l.grad_hess(x, t)[1] for w, l in terms)
+    np.testing.assert_allclose(g, eg, rtol=1e-13)
+    np.testing.assert_allclose(h, eh, rtol=1e-13)
+
+
+def test_thread_count_bit_identical(parallel_always):
+    x = np.random.default_rng(3).normal(size=(40, 1000)).astype(np.float32)
+    t = (x > 0.3).astype(np.float32)
+    terms = [(1.0, fl.BCEWithLogitsLoss()), (1.0, fl.DiceLoss("binary")), (0.5, fl.MSELoss())]
+    a = fl.combined_loss(x, t, terms, return_grad=True, n_threads=1)
+    b = fl.combined_loss(x, t, terms, return_grad=True, n_threads=2)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+ERRORS = [
+    (lambda: fl.CombinedLoss([]), r"CombinedLoss: terms must hold at least one \(weight, loss\) pair"),
+    (lambda: fl.CombinedLoss("mse"), r"CombinedLoss: terms must be a list of \(weight, loss\) pairs, got str"),
+    (lambda: fl.CombinedLoss([fl.MSELoss()]), r"CombinedLoss: terms\[0\] must be a \(weight, loss\) pair"),
+    (lambda: fl.CombinedLoss([(1.0, fl.MSELoss)]), r"CombinedLoss: terms\[0\] must hold a fastloss loss object"),
+    (lambda: fl.CombinedLoss([(float("inf"), fl.MSELoss())]), r"CombinedLoss: terms\[0\] weight must be finite"),
+    (lambda: fl.CombinedLoss([(1.0, fl.MSELoss(reduction="none"))]), r"CombinedLoss: terms\[0\] has reduction='none'"),
+    (lambda: fl.CombinedLoss([(1.0, fl.MSELoss())], reduction="sum"), r"CombinedLoss: reduction must be one of 'mean'"),
+    (lambda: fl.combined_loss(np.zeros(2), np.zeros(2), [(1.0, fl.MSELoss())], weight=np.ones(2)),
+     r"combined_loss: weight must be None"),
+    (lambda: fl.combined_loss(np.zeros(2), np.zeros(2), [(1.0, fl.MSELoss())], term_values={}),
+     r"combined_loss: term_values must be None or a list"),
+    (lambda: fl.combined_loss(np.zeros(2), np.zeros(2), [(1.0, fl.MSELoss())], out=np.zeros(2)),
+     r"combined_loss: out= is the gradient's buffer"),
+    (lambda: fl.CombinedLoss([(1.0, fl.DiceLoss("binary"))]).grad_hess(np.zeros((1, 2)), np.zeros((1, 2))),
+     r"CombinedLoss: terms\[0\] \(DiceLoss\) has no grad_hess"),
+    (lambda: fl.CombinedLoss([(1.0, fl.MSELoss())]).value_and_grad(np.zeros(2), np.zeros(2), out=np.zeros(3)),
+     r"CombinedLoss: out"),
+]
+
+
+@pytest.mark.parametrize("call,msg", ERRORS, ids=[m[:40] for _, m in ERRORS])
+def test_errors(call, msg):
+    with pytest.raises((ValueError, TypeError), match=msg):
+        call()
+
+
+def test_bench_generative_runs(capsys):
+    pytest.importorskip("torch")
+    from fastloss import bench_generative
+
+    assert bench_generative.main(["--n", "4096", "--cases", "ppo_clip,gan_discriminator", "--threads", "1",
+                                  "--repeat", "1", "--no-combined"]) == 0
+    out = capsys.readouterr().out
+    assert "ppo_clip" in out and "gan_discriminator" in out and "torch/fl" in out
