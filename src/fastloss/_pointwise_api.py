@@ -112,6 +112,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     """
     if (mode == GRAD and out is None and weight is None and extra is None and hess_out is None
             and loss_out is None and not check and grads == ("input",) and not sp.extra
+            and scale == 1.0 and not accumulate
             and type(input) is np.ndarray and type(target) is np.ndarray
             and _REQUEST.get() is None):    # not a chunk of fastloss.dask (see _chunks)
         # the common small call (value and gradient of two arrays of the working dtype, mean or
