@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                         "guide: suggest, diagnose and check=True at N=1e7 (quick: 1e6) on request; "
                         "embeddings (triplet, pair and in-batch losses at 65536x128 and N=4096) on request; "
                         "generative (GAN, VAE, PPO and value losses at N=1e6, VAE KL 65536x64, CombinedLoss "
-                        "BCE+Dice; float32) on request")
+                        "BCE+Dice; float32) on request; "
+                        "dtypes (float64/float32 and N(0,30)/N(0,1) logits, logistic and softmax losses at "
+                        "N=1e7) and small (the overhead of calls at N=100, 1000) on request")
     _plot_parser(sub)
     return p
 

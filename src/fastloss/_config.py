@@ -93,8 +93,11 @@ def _check_threads(n, op: str) -> int:
 
 
 def _threads(n, op: str) -> int:
-    if n is None:
-        return get_num_threads()
+    if n is None:   # get_num_threads(), inlined (a call costs a tenth of a small loss call)
+        if _num_threads is not None:
+            return _num_threads
+        m = _pointwise.max_threads()
+        return m if 0 < m <= MAX_THREADS else min(max(1, m), MAX_THREADS)
     if type(n) is int and 0 < n <= MAX_THREADS:
         return n
     return _check_threads(n, op)

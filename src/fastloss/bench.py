@@ -1140,7 +1140,7 @@ def _json_default(o):
 
 
 #: the benchmark families of ``python -m fastloss bench --family``
-FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide", "generative")
+FAMILIES = ("pointwise", "rows", "overlap", "embeddings", "ctc", "guide", "generative", "dtypes", "small")
 
 
 def main_bench(args) -> int:
@@ -1230,6 +1230,15 @@ def main_bench(args) -> int:
         print("\n== GAN, VAE and RL objectives, CombinedLoss: fastloss vs their formulas in PyTorch ==")
         bench_generative.main(["--dtypes", ",".join(d.name for d in dtypes) if args.dtypes else "float32",
                                "--repeat", str(repeat), "--threads", ",".join(str(t) for t in threads)])
+    if "dtypes" in families or "small" in families:
+        from fastloss import bench_speed
+
+        if "dtypes" in families:
+            print("\n== float64 against float32, large logits against ordinary ones (value + gradient, out=) ==")
+            bench_speed.dtypes_table(sizes[-1] if args.sizes else 10**7, threads, repeat)
+        if "small" in families:
+            print("\n== small calls: fastloss's overhead over np.empty_like ==")
+            bench_speed.small_table(repeat=max(repeat, 3))
     elapsed = time.perf_counter() - t0
     raw["elapsed_s"] = elapsed
     print(f"\nbenchmark took {elapsed:.0f} s")

@@ -9,6 +9,9 @@
  * layer).  Other compilers and architectures get the baseline tables only.
  */
 #include "fl_rows.h"
+#if FL_HAVE_X86_V3
+#include <immintrin.h> /* the 8x8 transposes of rows_ce_plain (fl_rows_ce.h) */
+#endif
 
 #define FL_BODY "fl_rows_math.h"
 

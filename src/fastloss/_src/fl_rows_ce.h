@@ -431,6 +431,210 @@ static void FN(plain_scalars)(const double *restrict rest, const double *restric
     }
 }
 
+#if T_F32 && defined(__AVX2__)
+#define RW_T8 1
+/* An 8 x 8 transpose of floats in AVX2 registers (unpack, shuffle,
+ * 128-bit permute: 24 shuffles).  The transpose is its own inverse. */
+FL_INLINE void FN(tr8)(__m256 r[8])
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* exp_np (fl_vmath.h) on 8 lanes, operation for operation as GCC builds
+ * the scalar form in a vectorized loop (the same FMAs): the same bits. */
+FL_INLINE __m256 FN(exp8)(__m256 x)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    const __m256 kf = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
+    const __m256 k = _mm256_sub_ps(kf, magic);
+    const __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_castps_si256(magic)),
+                         _mm256_set1_epi32(127)), 23);
+    const __m256 scale = _mm256_castsi256_ps(bits);
+    const __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f),
+                                      _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x));
+    const __m256 r2 = _mm256_mul_ps(r, r);
+    const __m256 p01 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.666652113199234e-1f), _mm256_set1_ps(4.999999403953552e-1f));
+    const __m256 p23 = _mm256_fmadd_ps(r, _mm256_set1_ps(8.368710987269878e-3f), _mm256_set1_ps(4.166838899254799e-2f));
+    const __m256 p = _mm256_fmadd_ps(r2, _mm256_fmadd_ps(r2, _mm256_set1_ps(1.3814601115882397e-3f), p23), p01);
+    const __m256 v = _mm256_mul_ps(_mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f)), scale);
+    const __m256 lo = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    return _mm256_andnot_ps(lo, v);
+}
+
+/* rows_ce_plain for one whole group of 8 rows of C <= RW_SMALL_C classes,
+ * with the rows in lanes: the group's logits are transposed (8 x 8 blocks,
+ * the last C mod 8 classes by scalar copies) into zt[c][j] = z_j[c], so
+ * that the max, the exponentials and the split sums of all 8 rows run as
+ * one vector operation per class, with no horizontal reductions; the
+ * gradient is formed in lanes and transposed back.  The sums are
+ * r_split_small's, term for term: class c goes to partial sum c mod 8
+ * (its last RW_VL classes, for C not a multiple of 8, to c - (C - 8);
+ * for C < 8 to c), the partials added in classes' order and combined by
+ * RW_TREE, so every bit is the flat path's.  Adds the rows' losses to
+ * *total one by one (the flat path's order) and writes l, g and h as
+ * rows_ce_plain. */
+FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx *bad, double *total,
+                               const fl_idx C)
+{
+    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable(); /* the flat path's rows only */
+    const T *w = (const T *)a->w;
+    const double gs = a->gscale;
+    const float *x0 = (const float *)a->x + r0 * C;
+    float *g0 = a->g ? (float *)a->g + r0 * C : NULL;
+    float *h0 = a->h ? (float *)a->h + r0 * C : NULL;
+    float *l = (float *)a->l;
+    _Alignas(32) float zt[RW_SMALL_C * 8];
+    _Alignas(32) float ht[RW_SMALL_C * 8];
+    double rest[8], kk[8], zy[8], A[8], ey[8];
+    fl_idx yv[8];
+    int act[8], nact = 0;
+    for (int j = 0; j < 8; j++) {
+        const int64_t y = FN(label)(a->t, a->tcode, r0 + j);
+        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
+        if (ok < 0 && *bad < 0) *bad = r0 + j;
+        act[j] = ok > 0;
+        nact += act[j];
+        yv[j] = ok > 0 ? (fl_idx)y : 0;
+        A[j] = ok > 0 ? (w ? (double)w[y] : 1.0) : 0.0;
+    }
+    /* lanes of the rows that are ignored or bad: logits 0 (finite; their
+     * outputs are zeroed by A = 0) */
+    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
+        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
+    for (fl_idx cb = 0; cb < C8; cb += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(x0 + j * C + cb);
+        FN(tr8)(r);
+        for (int q = 0; q < 8; q++) {
+            if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
+            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m: a NaN logit is not the max */
+            _mm256_store_ps(zt + (cb + q) * 8, r[q]);
+        }
+    }
+    for (fl_idx c = C8; c < C; c++) {
+        for (int j = 0; j < 8; j++) zt[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
+        mv = _mm256_max_ps(_mm256_load_ps(zt + c * 8), mv);
+    }
+    float m[8];
+    _mm256_storeu_ps(m, mv);
+    for (int j = 0; j < 8; j++) zy[j] = act[j] ? (double)x0[j * C + yv[j]] - (double)m[j] : 0.0;
+    /* the exponentials (parked in zt) and the split sums: class c to
+     * partial l1[q] as r_split_small, the count of e = 1 in one integer
+     * vector (exact in any order) */
+    __m256 l1[RW_VL];
+    __m256i kv = _mm256_setzero_si256();
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int q = 0; q < RW_VL; q++) l1[q] = _mm256_setzero_ps();
+    for (fl_idx c = 0; c < C8; c += RW_VL)
+        for (int q = 0; q < RW_VL; q++) {
+            const __m256 e = FN(exp8)(_mm256_sub_ps(_mm256_load_ps(zt + (c + q) * 8), mv));
+            _mm256_store_ps(zt + (c + q) * 8, e);
+            const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
+            l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
+            kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
+        }
+    for (fl_idx c = C8; c < C; c++) {
+        const int q = C >= RW_VL ? (int)(c - (C - RW_VL)) : (int)c;
+        const __m256 e = FN(exp8)(_mm256_sub_ps(_mm256_load_ps(zt + c * 8), mv));
+        _mm256_store_ps(zt + c * 8, e);
+        const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
+        l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
+        kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
+    }
+    {
+        const __m256 sv = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(l1[0], l1[4]), _mm256_add_ps(l1[2], l1[6])),
+                                        _mm256_add_ps(_mm256_add_ps(l1[1], l1[5]), _mm256_add_ps(l1[3], l1[7])));
+        float sf[8];
+        int32_t kf[8];
+        _mm256_storeu_ps(sf, sv);
+        _mm256_storeu_si256((__m256i *)kf, kv);
+        for (int j = 0; j < 8; j++) { rest[j] = sf[j]; kk[j] = (double)kf[j]; }
+    }
+    for (int j = 0; j < 8; j++) {
+        ey[j] = act[j] ? (double)zt[yv[j] * 8 + j] : 1.0;
+        if (!act[j]) { rest[j] = 0; kk[j] = 1; }
+    }
+    double loss[8], is[8], om[8], gy[8], hy[8];
+    FN(plain_scalars)(rest, kk, zy, A, ey, gs, loss, is, om, gy, hy);
+    for (int j = 0; j < 8; j++) {
+        const double lv = act[j] ? loss[j] : 0.0;
+        if (l) l[r0 + j] = (T)lv;
+        *total += lv;
+    }
+    if (!g0) return;
+    float k1[8], kh[8], isf[8], omf[8];
+    for (int j = 0; j < 8; j++) {
+        k1[j] = (T)(gs * A[j] * is[j]);
+        kh[j] = (T)(gs * A[j]);
+        isf[j] = (T)is[j];
+        omf[j] = (T)om[j];
+    }
+    if (h0) {
+        for (fl_idx c2 = 0; c2 < C; c2++) {
+            RW_PRAGMA(omp simd)
+            for (int j = 0; j < 8; j++) {
+                const float e = zt[c2 * 8 + j], p = e * isf[j];
+                const float omp = e == 1 ? omf[j] : 1 - p;
+                ht[c2 * 8 + j] = kh[j] * p * omp;
+            }
+        }
+    }
+    const __m256 k1v = _mm256_loadu_ps(k1);   /* g = k1 e, scaled on the way out */
+    for (fl_idx cb = 0; cb < C8; cb += 8) {
+        __m256 r[8];
+        for (int q = 0; q < 8; q++) r[q] = _mm256_mul_ps(k1v, _mm256_load_ps(zt + (cb + q) * 8));
+        FN(tr8)(r);
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(g0 + j * C + cb, r[j]);
+        if (h0) {
+            for (int q = 0; q < 8; q++) r[q] = _mm256_load_ps(ht + (cb + q) * 8);
+            FN(tr8)(r);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(h0 + j * C + cb, r[j]);
+        }
+    }
+    for (fl_idx c2 = C8; c2 < C; c2++)
+        for (int j = 0; j < 8; j++) {
+            g0[j * C + c2] = k1[j] * zt[c2 * 8 + j];
+            if (h0) h0[j * C + c2] = ht[c2 * 8 + j];
+        }
+    for (int j = 0; j < 8; j++) {
+        if (!act[j]) continue;
+        g0[j * C + yv[j]] = (T)gy[j];
+        if (h0) h0[j * C + yv[j]] = (T)hy[j];
+    }
+}
+
+/* ce_group8_c with the class count a compile-time constant for common
+ * small C (its class loops then unrolled whole), else at run time */
+static void FN(ce_group8)(const fl_row_args *a, fl_idx r0, fl_idx *bad, double *total)
+{
+    switch (a->C) {
+    case 16: FN(ce_group8_c)(a, r0, bad, total, 16); break;
+    case 32: FN(ce_group8_c)(a, r0, bad, total, 32); break;
+    default: FN(ce_group8_c)(a, r0, bad, total, a->C);
+    }
+}
+#else
+#define RW_T8 0
+#endif
+
 /* Cross-entropy with integer labels and no label smoothing, Poly-1 or H v,
  * on contiguous rows -- the common case -- in groups of FL_ROW_GROUP rows:
  * each row's vector passes (max; exp, parked, and the split sums) run first,
@@ -450,6 +654,12 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
     double total = 0;
     for (fl_idx r0 = start; r0 < end; r0 += FL_ROW_GROUP) {
         const int G = (int)RW_MIN((fl_idx)FL_ROW_GROUP, end - r0);
+#if RW_T8
+        if (flat && G == 8) {
+            FN(ce_group8)(a, r0, bad, &total);
+            continue;
+        }
+#endif
         double rest[FL_ROW_GROUP], kk[FL_ROW_GROUP], zy[FL_ROW_GROUP], A[FL_ROW_GROUP];
         double ey[FL_ROW_GROUP];
         fl_idx yv[FL_ROW_GROUP];
