@@ -104,6 +104,33 @@ def test_every_output_array_of_a_call_comes_from_the_cache():
     assert _disjoint([g, h, lo, g2, gr, *gv[1:]])
 
 
+def test_features_and_sequence_outputs_come_from_the_cache():
+    # the row-over-features driver (every operand's gradient, the per-row
+    # losses), the in-batch losses, the elementwise pair losses and CTC
+    rng = np.random.default_rng(1)
+    a, p, n = (rng.standard_normal((BIG // 16, 16)).astype(np.float32) for _ in range(3))
+    lo, *gt = fl.triplet_margin_loss(a, p, n, reduction="none", return_grad=True)
+    x1, x2 = rng.standard_normal((2, BIG)).astype(np.float32)
+    sgn = np.where(x1 > 0, 1.0, -1.0).astype(np.float32)
+    _, *gm = fl.margin_ranking_loss(x1, x2, sgn, return_grad=True)
+    E = rng.standard_normal((BIG // 64, 64)).astype(np.float32)
+    _, gb = fl.batch_hard_triplet_loss(E, np.arange(BIG // 64) % 7, return_grad=True)
+    T, N, C = 64, 8, BIG // (64 * 8)
+    lp = rng.standard_normal((T, N, C)).astype(np.float32)
+    _, gc_ = fl.ctc_loss(lp, np.ones((N, 5), np.int64), [T] * N, [5] * N, from_logits=True, return_grad=True)
+    outs = [*gt, *gm, gb, gc_]
+    for g in outs:
+        assert get_handler_name(g) == CACHE
+        assert g.flags.owndata and g.flags.writeable and g.base is None
+    assert get_handler_name(lo) == get_handler_name()  # (N / 16 float32 losses: below MIN_BYTES)
+    assert _disjoint(outs)
+    # and the values are those of caller-given buffers
+    bufs = tuple(np.empty_like(a) for _ in range(3))
+    _, *gt2 = fl.triplet_margin_loss(a, p, n, reduction="none", return_grad=True, out=bufs)
+    for g, g2 in zip(gt, gt2):
+        np.testing.assert_array_equal(g, g2)
+
+
 def test_a_block_is_reused_only_after_its_array_is_gone():
     x, y = _data(BIG)
     want = _expected_mse_grad(x, y)

@@ -8,6 +8,7 @@ measurement whose spread is too wide is flagged, not turned into a ratio;
 the default tables fit 100 columns (``--wide`` prints all); a high load
 average left by recent work (an install step) is a note, not a warning.
 """
+import inspect
 import io
 import subprocess
 import sys
@@ -48,12 +49,36 @@ def test_bad_arguments(argv, msg, capsys):
 
 def test_losses_pick_the_families():
     picked, err = B._pick_losses("cross_entropy", ["pointwise", "rows"])
-    assert err is None and picked == {"pointwise": [], "rows": ["cross_entropy"], "overlap": []}
+    none = {"pointwise": [], "rows": [], "overlap": [], "embeddings": [], "ctc": [], "generative": []}
+    assert err is None and picked == dict(none, rows=["cross_entropy"])
     picked, err = B._pick_losses("mse_loss, huber_loss,mse_loss", ["pointwise", "rows"])
-    assert err is None and picked == {"pointwise": ["mse_loss", "huber_loss"], "rows": [], "overlap": []}
+    assert err is None and picked == dict(none, pointwise=["mse_loss", "huber_loss"])
     # every pointwise function that the benchmark times is accepted
     every, timed = B.family_losses()["pointwise"]
     assert set(timed) <= set(every) and "mse_loss" in timed
+    picked, err = B._pick_losses("nt_xent_loss,ctc_loss", ["embeddings", "ctc"])
+    assert err is None and picked == dict(none, embeddings=["nt_xent_loss"], ctc=["ctc_loss"])
+
+
+def test_every_family_lists_existing_losses():
+    # every family of the benchmark (the embedding and ctc ones included) names
+    # fastloss functions that exist, and times only functions of its own
+    table = B.family_losses()
+    assert {"pointwise", "rows", "overlap", "embeddings", "ctc", "generative"} <= set(table)
+    assert "triplet_margin_loss" in table["embeddings"][0] and "nt_xent_loss" in table["embeddings"][0]
+    assert table["ctc"] == (["ctc_loss"], ["ctc_loss"])
+    seen = {}
+    for fam, (every, timed) in table.items():
+        assert every and set(timed) <= set(every), fam
+        for name in every:
+            base = name.split(".")[0]
+            assert callable(getattr(fl, base, None)), f"{fam}: {name} is not a fastloss function"
+            assert seen.setdefault(name, fam) == fam, f"{name} in {seen[name]} and {fam}"
+    public = {n for n in fl.__all__ if callable(getattr(fl, n)) and not isinstance(getattr(fl, n), type)
+              and "return_grad" in inspect.signature(getattr(fl, n)).parameters}
+    # (besides the Hessian-vector products, combined_loss: a combinator of other losses, no family's)
+    assert public <= set(seen) | {n for n in public if n.endswith("_hvp")} | {"combined_loss"}, \
+        sorted(public - set(seen))
 
 
 def test_losses_cross_entropy_runs_only_the_rows_family(monkeypatch, capsys):

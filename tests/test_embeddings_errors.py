@@ -128,7 +128,7 @@ def test_cosine_distance_eps():
 def test_row_out_buffers():
     op = "triplet_margin_loss"
     g = [np.empty((4, 3)) for _ in range(3)]
-    _raises(ValueError, f"^{op}: out= holds the gradients; pass return_grad=True with it",
+    _raises(ValueError, f"^{op}: out= is the gradients' buffers; pass return_grad=True with it",
             fl.triplet_margin_loss, *T3, out=tuple(g))
     _raises(ValueError, rf"^{op}: out must be a tuple of 3 arrays, the gradients' buffers \(anchor, positive, "
             rf"negative\), got ndarray", fl.triplet_margin_loss, *T3, return_grad=True, out=g[0])
@@ -162,7 +162,7 @@ def test_elementwise_pairs():
     bad[1] = 0.5
     _raises(ValueError, rf"^{op}: target must contain only -1 and 1, got target\[1\] = 0.5",
             fl.margin_ranking_loss, x, x, bad)
-    _raises(ValueError, f"^{op}: out= holds the gradients; pass return_grad=True with it",
+    _raises(ValueError, f"^{op}: out= is the gradients' buffers; pass return_grad=True with it",
             fl.margin_ranking_loss, x, x, t, out=(x.copy(), x.copy()))
     _raises(ValueError, rf"^{op}: out must be a tuple of 2 arrays", fl.margin_ranking_loss, x, x, t,
             return_grad=True, out=x.copy())
@@ -176,7 +176,8 @@ def test_elementwise_pairs():
             fl.hinge_embedding_loss, x, bad)
     _raises(ValueError, rf"^{op}: out must be an array or a tuple of 1 array, got a tuple of length 2",
             fl.hinge_embedding_loss, x, t, return_grad=True, out=(g, g))
-    _raises(ValueError, f"^{op}: out= holds the gradients", fl.hinge_embedding_loss, x, t, out=g)
+    _raises(ValueError, f"^{op}: out= is the gradient's buffer; pass return_grad=True with it",
+            fl.hinge_embedding_loss, x, t, out=g)
     _raises(TypeError, f"^{op}: margin must be a real number, got NoneType", fl.hinge_embedding_loss, x, t, None)
     _raises(TypeError, "^MarginRankingLoss: margin must be a real number", fl.MarginRankingLoss, "0")
     _raises(ValueError, "^MarginRankingLoss: loss_out is the buffer of the per-element losses of "
@@ -216,7 +217,7 @@ def test_batch_arrays(fn, cls):
             reduction="none")
     _raises(ValueError, rf"^{op}: weight of shape \(5,\) cannot be broadcast to the input's shape \(6,\)", fn, E,
             LAB, weight=np.ones(5))
-    _raises(ValueError, f"^{op}: out= holds the gradient; pass return_grad=True with it", fn, E, LAB,
+    _raises(ValueError, f"^{op}: out= is the gradient's buffer; pass return_grad=True with it", fn, E, LAB,
             out=np.empty_like(E))
     _raises(ValueError, rf"^{op}: out must have shape \(6, 3\) \(the input's\), got \(3, 6\)", fn, E, LAB,
             return_grad=True, out=np.empty((3, 6)))

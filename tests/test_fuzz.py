@@ -44,6 +44,45 @@ def test_variants_cover_every_family():
     assert "loss_out" in {v.split(":")[0] for v in H.variants(tg, ex)}
 
 
+def test_variants_cover_the_new_drivers():
+    # issue 10's rule for the drivers added since: row over features (several
+    # gradients, in-batch group ids) and sequence (labels and lengths)
+    kinds = {}
+    for name, form in [("ctc_loss", "fn"), ("CTCLoss", "cls"), ("batch_hard_triplet_loss", "fn"),
+                       ("triplet_margin_loss", "fn"), ("TripletMarginLoss", "cls")]:
+        for seed in range(8):
+            tg, ex = H.example(name, form, seed)
+            kinds.setdefault(name, set()).update(v.rsplit(":", 1)[0] if v.startswith("ints") else v.split(":")[0]
+                                                 for v in H.variants(tg, ex))
+    assert {"labels", "ints:input_lengths", "ints:target_lengths", "out", "threads"} <= kinds["ctc_loss"]
+    assert {"labels", "ints:target_lengths", "loss_out"} <= kinds["CTCLoss"]
+    assert {"ints:labels", "out", "layout"} <= kinds["batch_hard_triplet_loss"]
+    assert {"layout", "value", "out", "param"} <= kinds["triplet_margin_loss"]
+    assert "gh" not in H.Target("CTCLoss", "cls").modes({})
+
+
+def test_harness_catches_a_bad_length_message(monkeypatch):
+    # a length error that does not name the argument and the value is reported
+    import fastloss._sequence_api as S
+
+    real = S._lengths
+
+    def vague(v, name, op, N, unbatched):
+        a = real(v, name, op, N, unbatched)
+        if (a < 0).any():
+            raise ValueError(f"{op}: bad lengths")
+        return a
+
+    monkeypatch.setattr(S, "_lengths", vague)
+    for seed in range(20):
+        tg, ex = H.example("ctc_loss", "fn", seed)
+        if "ints:input_lengths:bad0" in H.variants(tg, ex):
+            with pytest.raises(H.Failure, match="not a ValueError naming input_lengths"):
+                H.run_variant(tg, ex, "ints:input_lengths:bad0")
+            return
+    raise AssertionError("no example with array input_lengths")
+
+
 def test_harness_catches_a_wrong_result(monkeypatch):
     # a loss that ignores the values of a strided input must be reported
     tg, ex = H.example("mse_loss", "fn", 2)

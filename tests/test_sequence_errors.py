@@ -128,7 +128,7 @@ def test_input_and_parameters():
 
 def test_out():
     x, tg, il, tl = data()
-    raises(ValueError, re.escape("ctc_loss: out= is the gradient's buffer and needs return_grad=True"),
+    raises(ValueError, re.escape("ctc_loss: out= is the gradient's buffer; pass return_grad=True with it"),
            x, tg, il, tl, out=np.empty_like(x))
     raises(ValueError, re.escape("ctc_loss: out must have shape (6, 2, 4) (the input's), got (6, 2)"),
            x, tg, il, tl, return_grad=True, out=np.empty((6, 2)))
@@ -182,3 +182,19 @@ def test_weight_errors():
            x, tg, il, tl, weight=np.array(["a", "b"]))
     raises(ValueError, re.escape("ctc_loss: weight must have shape () or (1,), got shape (2,)"),
            x[:, 0], tg[0], 6, 3, weight=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("tl,n_labels,n", [([2 ** 63 - 1, 2 ** 63 - 1, 2], 0, 0),
+                                            ([1, 2 ** 62, 2 ** 62, 2 ** 62, 2 ** 62 + 1], 2, 1),
+                                            ([0, 2 ** 31], 3, 1)])
+def test_huge_target_lengths_of_concatenated_targets(tl, n_labels, n):
+    # found by the fuzz harness: huge lengths whose int64 sum wraps around to
+    # the number of labels passed the sum check, and the kernel read labels
+    # far outside targets; each length is now checked against the labels first
+    assert int(np.sum(np.array(tl, np.int64))) in (n_labels, 2 ** 31)  # (the sum that used to wrap)
+    lp = np.log(np.full((4, len(tl), 5), 0.2))
+    t = np.ones(n_labels, np.int64)
+    for f in (fl.ctc_loss, lambda *a: fl.CTCLoss()(*a)):
+        with pytest.raises(ValueError, match=re.escape(f"target_lengths[{n}] = {tl[n]} is longer than the "
+                                                       f"concatenated targets ({n_labels} labels)")):
+            f(lp, t, [4] * len(tl), np.array(tl, np.int64))

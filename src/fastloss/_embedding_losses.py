@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from . import _validate as V
+from ._alloc import empty
 from ._features_api import (
     BATCH_REDUCTIONS,
     GRAD,
@@ -220,7 +221,7 @@ def _distance_params(distance_function, distance, margin, swap, op):
 
 def _pair_buffers(out, names, op, mode):
     if out is not None and mode == VALUE:
-        raise ValueError(f"{op}: out= holds the gradients; pass return_grad=True with it")
+        raise ValueError(f"{op}: out= is the gradients' buffers; pass return_grad=True with it")
     return out_tuple(out, names, op)
 
 
@@ -385,14 +386,14 @@ def _elementwise_pair(input1, input2, target, params, weight, reduction, mode, o
     e = V.as_operand(input2, "input2", op, x.dtype, x.shape)
     g2 = None
     if mode == GRAD:
-        g2 = np.empty(x.shape, x.dtype) if bufs is None else V.check_out(bufs[1], "out[1]", op, x.dtype, x.shape)
+        g2 = empty(x.shape, x.dtype) if bufs is None else V.check_out(bufs[1], "out[1]", op, x.dtype, x.shape)
     g1 = None if bufs is None else V.check_out(bufs[0], "out[0]", op, x.dtype, x.shape)
     if bufs is not None:
         V.check_no_overlap(g2, "out[1]", op, x, e, target if isinstance(target, np.ndarray) else None,
                            weight if isinstance(weight, np.ndarray) else None, g1,
                            loss_out if isinstance(loss_out, np.ndarray) else None)
     if mode == GRAD:  # both buffers given: the pointwise driver writes input2's gradient as its extra's
-        out = (np.empty(x.shape, x.dtype) if g1 is None else g1, g2)
+        out = (empty(x.shape, x.dtype) if g1 is None else g1, g2)
         return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, out=out, extra=e,
                       extra_period=max(x.size, 1), loss_out=loss_out, grads=("input", "input2"), check=check)
     return pw_run(_MARGIN_RANKING, x, target, weight, reduction, mode, params, n_threads, extra=e,
@@ -442,7 +443,7 @@ _grads(margin_ranking_loss, _PAIR, class_axis=0)
 
 def _single_out(out, op, mode):
     if out is not None and mode == VALUE:
-        raise ValueError(f"{op}: out= holds the gradients; pass return_grad=True with it")
+        raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
     if isinstance(out, tuple):
         if len(out) != 1:
             raise ValueError(f"{op}: out must be an array or a tuple of 1 array, got a tuple of length {len(out)}")
@@ -583,7 +584,7 @@ _grads(cosine_distance_loss, _IT)
 
 def _batch_out(out, op, mode):
     if out is not None and mode == VALUE:
-        raise ValueError(f"{op}: out= holds the gradient; pass return_grad=True with it")
+        raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
     return out
 
 
@@ -1095,6 +1096,128 @@ class NTXentLoss(_BatchLoss):
     def _repr_args(self):
         return [("temperature", self.temperature), ("reduction", self.reduction)]
 
+
+# ------------------------------------------------------------------ fuzz examples
+
+def _declare_examples():
+    """One valid call of each loss, for the fuzz harness (docs/reliability.md)."""
+    from . import _examples as X
+
+    red3 = ("mean", "sum", "none")
+
+    def pick(rng, options):
+        return options[int(rng.integers(0, len(options)))]
+
+    def rows(rng, dtype, size, n, batched=True):
+        """n operands of one shape (size, D), (D,) or (if batched) (2, size / 2, D)."""
+        D = int(rng.integers(1, 9)) if rng.random() < 0.9 else int(rng.integers(60, 200))
+        r = rng.random()
+        shape = (D,) if r < 0.15 else (2, max(1, size // 2), D) if r > 0.85 and batched else (size, D)
+        return [X.values(rng, "normal", shape, dtype) for _ in range(n)], shape
+
+    def row_weight(rng, args, shape, dtype):
+        if rng.random() < 0.3:
+            args["weight"] = X.values(rng, "positive", shape[:-1], dtype)
+
+    def gen_triplet(rng, dtype, size):
+        (a, p, n), shape = rows(rng, dtype, size, 3)
+        args = {"anchor": a, "positive": p, "negative": n, "margin": float(rng.uniform(0.1, 2)),
+                "p": pick(rng, (1, 2, 3, 1.5)), "eps": pick(rng, (1e-6, 0.0, 1e-3)),
+                "swap": bool(rng.random() < 0.5), "reduction": pick(rng, red3)}
+        row_weight(rng, args, shape, dtype)
+        return X.Example(args)
+
+    def gen_twd(rng, dtype, size):
+        (a, p, n), shape = rows(rng, dtype, size, 3)
+        args = {"anchor": a, "positive": p, "negative": n,
+                "distance_function": pick(rng, (None, "euclidean", "squared_euclidean", "cosine")),
+                "margin": float(rng.uniform(0.1, 2)), "swap": bool(rng.random() < 0.5),
+                "reduction": pick(rng, red3)}
+        row_weight(rng, args, shape, dtype)
+        return X.Example(args)
+
+    def gen_cosine_embedding(rng, dtype, size):
+        (x1, x2), shape = rows(rng, dtype, size, 2, batched=False)  # ((D,) or (N, D), as PyTorch)
+        args = {"input1": x1, "input2": x2, "target": X.values(rng, "sign", shape[:-1], dtype),
+                "margin": float(rng.uniform(-1, 1)), "reduction": pick(rng, red3)}
+        row_weight(rng, args, shape, dtype)
+        return X.Example(args)
+
+    def gen_contrastive(rng, dtype, size):
+        (x1, x2), shape = rows(rng, dtype, size, 2)
+        sim = pick(rng, (0, 1))
+        args = {"input1": x1, "input2": x2, "target": X.values(rng, "binary", shape[:-1], dtype),
+                "margin": float(rng.uniform(0, 3)), "p": pick(rng, (1, 2, 3)), "eps": 1e-6,
+                "similar_label": sim, "reduction": pick(rng, red3)}
+        row_weight(rng, args, shape, dtype)
+        return X.Example(args)
+
+    def gen_cosine_distance(rng, dtype, size):
+        (x, y), shape = rows(rng, dtype, size, 2)
+        args = {"input": x, "target": y, "eps": pick(rng, (1e-8, 1e-3)), "reduction": pick(rng, red3)}
+        row_weight(rng, args, shape, dtype)
+        return X.Example(args)
+
+    def gen_margin_ranking(rng, dtype, size):
+        shape = X.shape_nd(rng, size)
+        args = {"input1": X.values(rng, "normal", shape, dtype), "input2": X.values(rng, "normal", shape, dtype),
+                "target": X.values(rng, "sign", shape, dtype), "margin": float(rng.uniform(0, 1)),
+                "reduction": pick(rng, red3)}
+        return X.Example(args)
+
+    def gen_hinge_embedding(rng, dtype, size):
+        shape = X.shape_nd(rng, size)
+        args = {"input": X.values(rng, "positive", shape, dtype), "target": X.values(rng, "sign", shape, dtype),
+                "margin": float(rng.uniform(0, 2)), "reduction": pick(rng, red3)}
+        return X.Example(args)
+
+    def batch(rng, dtype, size):
+        """(N, D) embeddings and N labels with at least one positive pair and two labels."""
+        N = max(4, 2 * size)
+        D = int(rng.integers(1, 9)) if rng.random() < 0.9 else int(rng.integers(60, 200))
+        E = X.values(rng, "normal", (N, D), dtype)
+        k = int(rng.integers(2, N // 2 + 1))
+        labels = rng.permutation(np.arange(N) % k) * pick(rng, (1, 3, 1000)) - pick(rng, (0, 1))
+        return E, labels.astype(pick(rng, (np.int64, np.int32, np.int16)))
+
+    def gen_batch_hard(rng, dtype, size):
+        E, lab = batch(rng, dtype, size)
+        args = {"embeddings": E, "labels": lab, "margin": float(rng.uniform(0, 2)),
+                "distance": pick(rng, _DISTANCES), "soft": bool(rng.random() < 0.3),
+                "reduction": pick(rng, BATCH_REDUCTIONS)}
+        if rng.random() < 0.3:
+            args["weight"] = X.values(rng, "positive", (E.shape[0],), dtype)
+        return X.Example(args)
+
+    def gen_batch_all(rng, dtype, size):
+        E, lab = batch(rng, dtype, size)
+        args = {"embeddings": E, "labels": lab, "margin": float(rng.uniform(0, 2)),
+                "distance": pick(rng, _DISTANCES), "reduction": pick(rng, BATCH_REDUCTIONS)}
+        if rng.random() < 0.3:
+            args["weight"] = X.values(rng, "positive", (E.shape[0],), dtype)
+        return X.Example(args)
+
+    def gen_nt_xent(rng, dtype, size):
+        E, lab = batch(rng, dtype, size)
+        args = {"embeddings": E, "labels": lab if rng.random() < 0.7 else None,
+                "temperature": float(rng.uniform(0.05, 1)), "reduction": pick(rng, BATCH_REDUCTIONS)}
+        if rng.random() < 0.3:
+            args["weight"] = X.values(rng, "positive", (E.shape[0],), dtype)
+        return X.Example(args)
+
+    X.declare(gen_triplet, triplet_margin_loss, TripletMarginLoss)
+    X.declare(gen_twd, triplet_margin_with_distance_loss, TripletMarginWithDistanceLoss)
+    X.declare(gen_cosine_embedding, cosine_embedding_loss, CosineEmbeddingLoss)
+    X.declare(gen_contrastive, contrastive_loss, ContrastiveLoss)
+    X.declare(gen_cosine_distance, cosine_distance_loss, CosineDistanceLoss)
+    X.declare(gen_margin_ranking, margin_ranking_loss, MarginRankingLoss)
+    X.declare(gen_hinge_embedding, hinge_embedding_loss, HingeEmbeddingLoss)
+    X.declare(gen_batch_hard, batch_hard_triplet_loss, BatchHardTripletLoss)
+    X.declare(gen_batch_all, batch_all_triplet_loss, BatchAllTripletLoss)
+    X.declare(gen_nt_xent, nt_xent_loss, NTXentLoss)
+
+
+_declare_examples()
 
 # Metadata for adapters that split the operands along axis 0 (fastloss.dask,
 # docs/conventions.md): per-row targets and weights lack the features axis

@@ -27,7 +27,13 @@ the class's ``__init__`` takes go to the constructor, the others to the
 call).  Arrays in ``args`` are operands: every floating array gets the
 layout and NaN/inf variants.  ``Example.labels`` names the integer
 class-label arrays and their number of classes (``{"target": C}``), so
-that out-of-range, uint64 and narrow-dtype labels can be derived.  Scalar
+that out-of-range, uint64 and narrow-dtype labels can be derived.
+``Example.lengths`` names the integer operands that are bounded counts
+(CTC's ``input_lengths``, ``target_lengths``): -1, 2**31, 2**63-1,
+-2**63 and uint64 beyond int64 in one of them must be a ValueError naming
+it.  Every integer array that is not a class-label array (lengths,
+in-batch group ids) also gets every integer dtype its values fit (the
+same result as the declared dtype).  Scalar
 real parameters (float or int, not bool) get the hostile values
 (NaN, inf, 2**31, 2**70, 10**400, ...), which must give a result or a
 ValueError/TypeError naming the parameter.
@@ -42,6 +48,7 @@ import numpy as np
 class Example(NamedTuple):
     args: dict                  # one valid call of the function, by keyword
     labels: dict = {}           # {name of an integer class-label array: n_classes}
+    lengths: tuple = ()         # names of integer operands that are bounded counts (lengths)
 
 
 def declare(gen: Callable, *losses) -> None:

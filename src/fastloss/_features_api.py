@@ -22,6 +22,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import _check, _features
+from ._alloc import empty
 from ._chunks import _REQUEST, Plan, Planned, summed
 from ._config import _threads
 from ._validate import (
@@ -72,7 +73,7 @@ def out_tuple(out, names: tuple, op: str):
 
 def _no_out_without_grad(out, mode, op):
     if out is not None and mode == VALUE:
-        raise ValueError(f"{op}: out= holds the gradients; pass return_grad=True with it")
+        raise ValueError(f"{op}: out= is the gradients' buffers; pass return_grad=True with it")
 
 
 def _operands(sp: _FeatSpec, arrays, op):
@@ -145,7 +146,7 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
         bufs = out_tuple(out, sp.names, op)
         for i, nm in enumerate(sp.names):
             if bufs is None:
-                grads[i] = np.empty(shape, dt)
+                grads[i] = empty(shape, dt)
             else:
                 grads[i] = check_out(bufs[i], f"out[{i}]", op, dt, shape)
         if bufs is not None:
@@ -154,7 +155,7 @@ def run_rows(sp: _FeatSpec, arrays, target=None, weight=None, params=(0.0, 0.0, 
     lo = None
     if reduction == "none":
         if loss_out is None:
-            lo = np.empty(rows, dt)
+            lo = empty(rows, dt)
         else:
             lo = check_out(loss_out, "loss_out", op, dt, rows)
             check_no_overlap(lo, "loss_out", op, *xs, t, w, *grads[:len(xs)])
@@ -270,7 +271,7 @@ def run_batch(kind: str, embeddings, labels, *, margin=0.0, temperature=1.0, dis
             g = check_out(buf, "out", op, dt, (N, D))
             check_no_overlap(g, "out", op, E, w)
         else:
-            g = np.empty((N, D), dt)
+            g = empty((N, D), dt)
     f64 = dt is not F32
     kd = _features.DISTANCES["cosine"] if kind == "ntxent" else _features.DISTANCES[distance]
     pa = temperature if kind == "ntxent" else margin

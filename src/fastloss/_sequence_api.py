@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _sequence
+from ._alloc import empty
 from ._config import _threads
 from ._validate import (
     F32,
@@ -98,6 +99,11 @@ def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
                              f"targets' S = {S}")
         off = np.arange(N, dtype=I64) * S
     elif t.ndim == 1:
+        over = tl > t.shape[0]
+        if over.any():  # (before the sum: huge lengths must not wrap it around to a plausible total)
+            n = int(np.flatnonzero(over)[0])
+            raise ValueError(f"{op}: target_lengths[{n}] = {int(tl[n])} is longer than the concatenated "
+                             f"targets ({t.shape[0]} labels)")
         total = int(tl.sum())
         if t.shape[0] != total:
             raise ValueError(f"{op}: concatenated 1-D targets must have sum(target_lengths) = {total} "
@@ -165,7 +171,7 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     batch_first = boolean(batch_first, "batch_first", op)
     return_grad = bool(return_grad)
     if out is not None and not return_grad:
-        raise ValueError(f"{op}: out= is the gradient's buffer and needs return_grad=True")
+        raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
     if loss_out is not None and reduction != "none":
         raise ValueError(f"{op}: loss_out= is the per-sample losses' buffer and needs reduction='none', "
                          f"got reduction={reduction!r}")
@@ -208,7 +214,7 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
 
     g = None
     if return_grad:
-        g = np.empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
+        g = empty(shape, dt) if out is None else check_out(out, "out", op, dt, shape)
         if out is not None:
             check_no_overlap(g, "out", op, x, t)
     if loss_out is not None:

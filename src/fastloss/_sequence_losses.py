@@ -215,3 +215,55 @@ class CTCLoss:
     def _repr_args(self):
         return [("blank", self.blank), ("reduction", self.reduction), ("zero_infinity", self.zero_infinity),
                 ("from_logits", self.from_logits), ("batch_first", self.batch_first)]
+
+
+# ------------------------------------------------------------------ fuzz examples
+
+def _declare_examples():
+    """One valid call of ctc_loss, for the fuzz harness (docs/reliability.md).
+
+    Every label of ``targets`` is read (padded targets are full: every
+    target_lengths[n] = S), so that a hostile label anywhere is an error;
+    the lengths are integer operands that must stay within their bounds."""
+    import numpy as np
+
+    from . import _examples as X
+
+    def pick(rng, options):
+        return options[int(rng.integers(0, len(options)))]
+
+    def gen(rng, dtype, size):
+        C = int(rng.integers(2, 7)) if rng.random() < 0.9 else int(rng.integers(30, 80))
+        blank = pick(rng, (0, 0, C - 1, int(rng.integers(0, C))))
+        T = int(rng.integers(1, 9))
+        unbatched = rng.random() < 0.15
+        N = 1 if unbatched else (size if size < 40 else size // 8)
+        batch_first = bool(rng.random() < 0.3)
+        shape = (T, C) if unbatched else (N, T, C) if batch_first else (T, N, C)
+        from_logits = bool(rng.random() < 0.4)
+        z = X.values(rng, "normal", shape, np.float64)
+        lp = z if from_logits else z - np.log(np.exp(z).sum(-1, keepdims=True))
+        il = rng.integers(0, T + 1, N)
+        padded = not unbatched and rng.random() < 0.5
+        S = int(rng.integers(0, T + 1))
+        tl = np.full(N, S) if padded else rng.integers(0, T + 1, N)
+        others = np.array([k for k in range(C) if k != blank])
+        n_lab = N * S if padded else int(tl.sum())
+        t = others[rng.integers(0, len(others), n_lab)] if n_lab else np.zeros(0, np.int64)
+        t = t.astype(pick(rng, (np.int64, np.int64, np.int32)))
+        lengths_dtype = pick(rng, (np.int64, np.int32))
+        args = {"log_probs": np.asarray(lp, dtype),
+                "targets": t.reshape(N, S) if padded else t,
+                "input_lengths": int(il[0]) if unbatched and rng.random() < 0.5 else il.astype(lengths_dtype),
+                "target_lengths": int(tl[0]) if unbatched and rng.random() < 0.5 else tl.astype(lengths_dtype),
+                "blank": blank, "reduction": pick(rng, ("mean", "sum", "none")),
+                "zero_infinity": bool(rng.random() < 0.5), "from_logits": from_logits,
+                "batch_first": batch_first}
+        if rng.random() < 0.3:
+            args["weight"] = X.values(rng, "positive", () if unbatched else (N,), dtype)
+        return X.Example(args, labels={"targets": C}, lengths=("input_lengths", "target_lengths"))
+
+    X.declare(gen, ctc_loss, CTCLoss)
+
+
+_declare_examples()

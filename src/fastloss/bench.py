@@ -1210,8 +1210,11 @@ def main_bench(args) -> int:
         from fastloss import bench_embeddings
 
         print("\n== embedding losses (row over features, in-batch): fastloss vs PyTorch ==")
-        bench_embeddings.main(["--dtypes", ",".join(d.name for d in dtypes), "--repeat", str(repeat),
-                               "--threads", ",".join(str(t) for t in threads)])
+        eargs = ["--dtypes", ",".join(d.name for d in dtypes), "--repeat", str(repeat),
+                 "--threads", ",".join(str(t) for t in threads)]
+        if picked is not None:
+            eargs += ["--cases", ",".join(picked["embeddings"])]
+        bench_embeddings.main(eargs)
     if "ctc" in families:
         from fastloss import bench_ctc
 
@@ -1248,6 +1251,9 @@ def main_bench(args) -> int:
 
 # what each family benches (fastloss function names)
 ROWS_BENCHED = ("cross_entropy",)
+# (bench_generative's cases, as the functions they time)
+GENERATIVE_BENCHED = ("gan_discriminator_loss", "gan_generator_loss", "gradient_penalty", "gaussian_kl_loss",
+                      "vae_loss", "ppo_clip_loss", "value_loss", "policy_gradient_loss")
 
 
 def family_losses() -> dict:
@@ -1258,20 +1264,25 @@ def family_losses() -> dict:
         return [n for n in mod.__all__ if n[0].islower()]
 
     from fastloss import _box_losses, _segmentation_losses, bench_overlap
+    from fastloss import _embedding_losses, _sequence_losses, bench_embeddings
+    from fastloss import _generative_losses, _rl_losses
 
     pw = [c.name for c in pointwise_cases()]
     # the regression catalogue runs on the pointwise driver; "fn.grad_hess" rows are cases of their own
     return {"pointwise": (fns(_pointwise_losses) + fns(_regression_losses) + [n for n in pw if "." in n], pw),
             "rows": (fns(_class_losses), list(ROWS_BENCHED)),
             "overlap": (fns(_segmentation_losses) + fns(_box_losses),
-                        list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES))}
+                        list(bench_overlap.SEG_CASES) + list(bench_overlap.BOX_CASES)),
+            "embeddings": (fns(_embedding_losses), list(bench_embeddings.CASES)),
+            "ctc": (fns(_sequence_losses), ["ctc_loss"]),
+            "generative": (fns(_generative_losses) + fns(_rl_losses), list(GENERATIVE_BENCHED))}
 
 
 def _pick_losses(text, families):
     """({family: [names]}, error message or None) for --losses."""
     names = [s.strip() for s in text.split(",") if s.strip()]
     table = family_losses()
-    picked = {f: [] for f in ("pointwise", "rows", "overlap")}
+    picked = {f: [] for f in table}
     for name in names:
         fam = next((f for f, (every, _) in table.items() if name in every), None)
         if fam is None:

@@ -388,6 +388,11 @@ def variants(tg: Target, ex) -> list:
             v += [f"labels:{k}:bad{i}" for i in range(len(BAD_LABELS))]
             v += [f"labels:{k}:uint64big", f"labels:{k}:float"]
         v += [f"labels:{k}:{dt}" for dt in LABEL_DTYPES]
+    for k in arrays:  # integer operands other than class labels: lengths, in-batch group ids
+        if k not in ex.labels and args[k].dtype.kind in "iu":
+            v += [f"ints:{k}:{dt}" for dt in LABEL_DTYPES + ["int64"]]
+            if k in getattr(ex, "lengths", ()) and args[k].size:
+                v += [f"ints:{k}:bad{i}" for i in range(len(BAD_LENGTHS))]
     if tg.form == "fn":
         v += [f"out:{k}" for k in OUT_KINDS] + ["out:valid", "out:no_return_grad", "out:overlap"]
     if tg.form == "cls":
@@ -428,6 +433,7 @@ TORCH_LAYOUTS = {"strided": _t_strided, "transposed": _t_transposed, "stride0": 
 
 BAD_THREADS = [0, -1, "max+1", 2 ** 31, 2 ** 70, 10 ** 6, 1.5, "2", True]
 BAD_LABELS = [-1, "C", "C+1000", 2 ** 31, -2 ** 31 - 1, 2 ** 63 - 1, -2 ** 63]
+BAD_LENGTHS = [-1, 2 ** 31, 2 ** 63 - 1, -2 ** 63, "uint64big"]
 LABEL_DTYPES = ["int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"]
 OUT_KINDS = ["misaligned", "strided", "fortran", "readonly", "wrong_dtype", "wrong_shape", "list"]
 
@@ -631,7 +637,7 @@ def run_variant(tg: Target, ex, variant: str):
             bad = {"C": C, "C+1000": C + 1000}.get(bad, bad)
             if bad == ign:
                 return
-            y = y.copy()
+            y = y.astype(np.int64)  # (a declared int32 or uint8 array cannot hold every bad label)
             y.reshape(-1)[int(np.random.default_rng(len(variant)).integers(0, y.size))] = bad
             args[name] = y
             for mode in tg.modes(args):
@@ -678,6 +684,43 @@ def run_variant(tg: Target, ex, variant: str):
             why = same_outcome(oh, oc)
             if why:
                 raise Failure(f"labels of dtype {dt} vs int64 ({mode}): {why}")
+        return
+
+    if kind == "ints":
+        name, what = rest.split(":")
+        y = args[name]
+        if what.startswith("bad"):
+            bad = BAD_LENGTHS[int(what[3:])]
+            y = y.astype(np.uint64) if bad == "uint64big" else y.astype(np.int64)
+            bad = 2 ** 64 - 3 if bad == "uint64big" else bad
+            if bad == 2 ** 64 - 3 and (args[name] < 0).any():
+                return
+            y.reshape(-1)[int(np.random.default_rng(len(variant)).integers(0, y.size))] = bad
+            args[name] = y
+            for mode in tg.modes(args):
+                extra = {}
+                if tg.form == "fn" and mode == "grad" and tg.n_grads == 1:
+                    g0 = _flat(tg.call(ex.args, "grad"))[1]
+                    extra["out"] = np.full_like(g0, 7.0)
+                o = _grab(lambda: _snap(tg.call(args, mode, **extra)))
+                if o[0] != "err" or not isinstance(o[1], ValueError) or name not in str(o[1]) \
+                        or str(bad) not in str(o[1]):
+                    raise Failure(f"{name} holding {bad} ({mode}) gave {_show(o)}, not a ValueError naming "
+                                  f"{name} and the value")
+                if "out" in extra and not np.all(extra["out"] == 7.0):
+                    raise Failure(f"{name} holding {bad}: out= was written before the error")
+            return
+        dt = np.dtype(what)
+        info = np.iinfo(dt)
+        if y.size and (y.min() < info.min or y.max() > info.max):
+            return
+        args[name] = y.astype(dt)
+        for mode in tg.modes(args):
+            oc = _grab(lambda: _snap(tg.call(ex.args, mode)))
+            oh = _grab(lambda: _snap(tg.call(args, mode)))
+            why = same_outcome(oh, oc)
+            if why:
+                raise Failure(f"{name} of dtype {dt} vs {ex.args[name].dtype} ({mode}): {why}")
         return
 
     if kind == "out" and tg.form == "fn":
@@ -747,15 +790,23 @@ def run_variant(tg: Target, ex, variant: str):
             pairs = [_guarded(g) for g in grads]
             if mode == "vag":
                 out = pairs[0][0] if len(pairs) == 1 else tuple(b for b, _ in pairs)
-                if len(pairs) > 1:
-                    return  # several gradients: the class takes one out= (the input's); not covered here
             else:
                 out = (pairs[0][0], pairs[1][0])
             o = _grab(lambda: tg.call(args, mode, out=out))
+            if mode == "vag" and o[0] == "err" and len(pairs) > 1 and "out" in str(o[1]):
+                # as for the functions: a buffer for a broadcast operand's
+                # gradient (var) may be refused; None for those not of the input's shape
+                shape = grads[0].shape
+                out = tuple(b if g.shape == shape else None for (b, _), g in zip(pairs, grads))
+                pairs = [p if g.shape == shape else (None, lambda: True) for p, g in zip(pairs, grads)]
+                o = _grab(lambda: tg.call(args, mode, out=out))
             if o[0] == "err":
                 raise Failure(f"a valid out= was refused ({mode}): {_show(o)}")
             if any(not u() for _, u in pairs):
                 raise Failure(f"a write outside the out= buffer ({mode})")
+            res = _flat(o[1])[1:] if mode == "vag" else _flat(o[1])
+            if any(b is not None and g.size and not np.shares_memory(g, b) for (b, _), g in zip(pairs, res)):
+                raise Failure(f"a gradient returned is not its out= buffer ({mode})")
             why = same_outcome(("ok", _snap(o[1])), ref)
             if why:
                 raise Failure(f"out= vs fresh outputs ({mode}): {why}")
