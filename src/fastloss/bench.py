@@ -612,7 +612,8 @@ def measure(fn, repeat=5, min_time=0.02, max_total=3.0, min_total=0.2) -> dict:
     try:
         t_warm = _clock(fn, 1)
         if t_warm >= max_total:  # very slow (the NumPy reference at large N): one call is the figure
-            return {"best": t_warm, "number": 1, "repeat": 1, "times": [t_warm], "single_call": True}
+            return {"best": t_warm, "median": t_warm, "number": 1, "repeat": 1, "times": [t_warm],
+                    "single_call": True, "noisy": False}
         if t_warm >= min_time:
             number = 1
             repeat = max(1, min(repeat, int(max_total / t_warm)))
