@@ -68,6 +68,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 import fastloss as _fl
 from fastloss import _chunks
 from fastloss._validate import legacy_reduction
+from fastloss import _adapt
+from fastloss._adapt import grad_args as _grad_args, optional_grad_args as _optional_grad_args
 
 __all__: list[str] = []
 
@@ -75,12 +77,6 @@ _PARAMS = ("n_threads", "reduction", "size_average", "reduce")
 _FLOAT = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _grad_args(obj) -> tuple:
-    return getattr(obj, "_grad_args", ("input",))
-
-
-def _optional_grad_args(obj) -> tuple:
-    return getattr(obj, "_optional_grad_args", ())
 
 
 def _is_array(v) -> bool:
@@ -370,22 +366,4 @@ def _make_function(fn):
     return wrapper
 
 
-def _is_loss_function(name: str, obj) -> bool:
-    if not inspect.isfunction(obj) or name.startswith("_"):
-        return False
-    try:
-        params = inspect.signature(obj).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-    return "return_grad" in params and _grad_args(obj)[0] in params
-
-
-def _populate():
-    for name in _fl.__all__:
-        obj = getattr(_fl, name, None)
-        if _is_loss_function(name, obj):
-            globals()[name] = _make_function(obj)
-            __all__.append(name)
-
-
-_populate()
+_adapt.populate(globals(), __all__, _make_function)

@@ -57,19 +57,14 @@ import torch
 
 import fastloss as _fl
 from fastloss._validate import legacy_reduction
+from fastloss import _adapt
+from fastloss._adapt import grad_args as _grad_args, optional_grad_args as _optional_grad_args
 
 __all__: list[str] = []
 
 _FLOAT = (torch.float32, torch.float64)
 
 
-def _grad_args(obj) -> tuple:
-    return getattr(obj, "_grad_args", ("input",))
-
-
-def _optional_grad_args(obj) -> tuple:
-    """Gradients the loss computes only when asked (the target's)."""
-    return getattr(obj, "_optional_grad_args", ())
 
 
 def _refuse_array(v, name: str, op: str) -> None:
@@ -468,31 +463,4 @@ def _axes(class_axis, options):
     return class_axis(options) if callable(class_axis) else class_axis
 
 
-def _is_loss_class(obj) -> bool:
-    # a loss object has value_and_grad (grad_hess only where a diagonal
-    # Hessian is defined: not for the set-overlap losses)
-    return inspect.isclass(obj) and hasattr(obj, "value_and_grad")
-
-
-def _is_loss_function(name: str, obj) -> bool:
-    if not inspect.isfunction(obj) or name.startswith("_"):
-        return False
-    try:
-        params = inspect.signature(obj).parameters
-    except (TypeError, ValueError):
-        return False
-    return "return_grad" in params and ("input" in params or all(a in params for a in _grad_args(obj)))
-
-
-def _populate():
-    for name in _fl.__all__:
-        obj = getattr(_fl, name, None)
-        if _is_loss_class(obj):
-            globals()[name] = _make_module(obj)
-            __all__.append(name)
-        elif _is_loss_function(name, obj):
-            globals()[name] = _make_function(obj)
-            __all__.append(name)
-
-
-_populate()
+_adapt.populate(globals(), __all__, _make_function, _make_module)
