@@ -13,13 +13,19 @@ from typing import Optional
 
 import numpy as np
 
+from . import _rows, _rows_api
 from . import _validate as V
+from ._alloc import empty as _alloc_empty
+from ._config import _threads
 from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_doc, _request, _weight
 from ._pointwise_api import run as pw_run
 from ._pointwise_api import spec as pw_spec
+from ._pointwise_api import GRAD
 
 __all__ = ["policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
-           "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss"]
+           "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss",
+           "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits",
+           "PolicyGradientLossFromLogits", "PPOClipLossFromLogits"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _PG = pw_spec("policy_gradient_loss", "policy_gradient")
@@ -288,6 +294,257 @@ td_loss._grad_args = ("values",)
 td_loss._class_axis = None
 
 
+# ------------------------------------------------------------------ from logits and actions
+#
+# Separate names (``*_from_logits``), not an ``actions=`` keyword that would
+# change what the first argument means: the first operand is another
+# quantity with another shape ((N, A) logits, not (N,) log-probabilities),
+# its gradient has that shape, and the adapters (fastloss.torch, .jax,
+# .dask) read static metadata per name (``_grad_args = ("logits",)``,
+# ``_class_axis = 1``), as PyTorch splits binary_cross_entropy from
+# binary_cross_entropy_with_logits.
+
+_I64_MAX = 2 ** 63 - 1
+
+
+def _actions(actions, op, N, A, shape):
+    """Integer actions of shape (N,), int64/int32/uint8 read in place."""
+    t = V.asarray(actions, "actions", op)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: actions must hold integer action indices, got dtype {t.dtype}")
+    if t.shape != (N,):
+        raise ValueError(f"{op}: actions must have shape ({N},) (one action per row of logits of shape {shape}), "
+                         f"got {t.shape}")
+    if t.dtype in _rows_api._LABEL_CODES:
+        return t if V.behaved(t) else V.contiguous(t, t.dtype)
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and t.max() > _I64_MAX:
+        i = int(np.flatnonzero(t > _I64_MAX)[0])
+        raise ValueError(f"{op}: actions[{i}] = {int(t[i])} is out of range for {A} actions")
+    return V.contiguous(t, np.int64)
+
+
+def _per_row(a, name, op, x):
+    """A per-row operand: x's dtype, shape (N,)."""
+    s = a.shape if isinstance(a, np.ndarray) else np.shape(V.asarray(a, name, op))
+    if s != x.shape[:1]:
+        raise ValueError(f"{op}: {name} must have shape ({x.shape[0]},) (one value per row of logits of shape "
+                         f"{x.shape}), got {s}")
+    return V.as_operand(a, name, op, x.dtype, x.shape[:1])
+
+
+def _entropy_coef(entropy_coef, op):
+    c = V.real(entropy_coef, "entropy_coef", op)
+    if not (c >= 0 and math.isfinite(c)):
+        raise ValueError(f"{op}: entropy_coef must be a finite number >= 0 (the weight of the entropy bonus), "
+                         f"got {entropy_coef!r}")
+    return c
+
+
+def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction, mode, names, out, n_threads,
+                stats):
+    """One pass of the row driver's RL kernel over (N, A) logits."""
+    red = V.check_reduction(reduction, op, _REDUCTIONS)
+    if stats is not None and not isinstance(stats, dict):
+        raise TypeError(f"{op}: stats must be None or a dict to fill, got {type(stats).__name__}")
+    bufs = _bufs(out, mode, names, op)
+    nt = _threads(n_threads, op)
+    x = V.as_input(logits, "logits", op)
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"{op}: logits must have shape (N, A) (a row of A >= 1 action logits per sample), "
+                         f"got {x.shape}")
+    N, A = x.shape
+    t = _actions(actions, op, N, A, x.shape)
+    ra = _per_row(adv, "advantages", op, x)
+    rb = None if old is None else _per_row(old, "old_log_probs", op, x)
+    rw = None if weight is None else _per_row(weight, "weight", op, x)
+    g = lo = None
+    if mode == GRAD:
+        o = bufs.get("logits")
+        g = _alloc_empty(x.shape, x.dtype) if o is None else V.check_out(o, "out", op, x.dtype, x.shape)
+    if red == "none":
+        lo = _alloc_empty((N,), x.dtype)
+    if mode == GRAD and bufs.get("logits") is not None:
+        V.check_no_overlap(g, "out", op, x, t, ra, rb, rw)
+    per = _rows.block_items(A, 1)
+    xs = np.zeros(3 * ((N + per - 1) // per), np.float64) if stats is not None else None
+    pa, pb, pc = params
+    total, _, bad = _rows.run(_rows.LOSS_IDS[kernel], x.dtype != np.float32, x, t, _rows_api._LABEL_CODES[t.dtype],
+                              None, None, g, None, lo, A, 1, 0, False, pa, pb, pc, 0, 0, float(A), mode,
+                              1.0 / N if red == "mean" and N else 1.0, _rows.DENOM_NONE,
+                              _rows_api.CHECK_LABELS_FIRST, nt, None, None, None, ra, rb, rw, xs)
+    if bad >= 0:
+        val = int(t[bad])
+        raise ValueError(f"{op}: actions[{bad}] = {val} is out of range for {A} actions (logits of shape {x.shape})")
+    if stats is not None:
+        sums = [0.0, 0.0, 0.0]
+        for h, c, k in xs.reshape(-1, 3).tolist():     # the blocks' sums in block order
+            sums[0] += h
+            sums[1] += c
+            sums[2] += k
+        stats["entropy"] = sums[0] / N if N else float("nan")
+        if kernel == "ppo_logits":
+            stats["clip_fraction"] = sums[1] / N if N else float("nan")
+            stats["approx_kl"] = sums[2] / N if N else float("nan")
+    if red == "none":
+        value = lo
+    elif red == "sum":
+        value = total
+    else:
+        value = total / N if N else float("nan")
+    return (value, g) if mode == GRAD else value
+
+
+def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0.0, *, weight=None, stats=None,
+                                     reduction="mean", return_grad=False, out=None, n_threads=None):
+    """REINFORCE from action logits: ``-E[log softmax(z)_a A] - entropy_coef E[H(softmax(z))]``.
+
+    Per row ``i`` of the logits ``z`` (``(N, A)``, one row of ``A``
+    action logits per sample), the action taken ``a_i`` and its advantage
+    ``A_i`` (a constant: no gradient flows to it),
+    ``l_i = -A_i log p_i[a_i] - entropy_coef H(p_i)`` with ``p_i =
+    softmax(z_i)`` and ``H(p) = -sum_c p_c log p_c`` (Williams 1992; the
+    entropy bonus of Mnih et al. 2016, A3C).  The log-softmax and the
+    entropy come from one pass over each row (the log-sum-exp with the max
+    taken out: logits of +-1e4 are fine); the gradient with respect to the
+    logits is exact, the entropy's included:
+    ``dl_i/dz_c = -A_i (1[c = a_i] - p_c) + entropy_coef p_c (log p_c + H)``.
+    A row whose advantage is 0 adds nothing, even where ``p[a] = 0``.
+    PyTorch has no such function.
+
+    This is :func:`policy_gradient_loss` of ``log_softmax(logits)[a]``,
+    under its own name rather than an ``actions=`` keyword: the first
+    operand is another array (``(N, A)`` logits, not ``(N,)``
+    log-probabilities) with a gradient of its shape, and the adapters read
+    one fixed signature per name (as PyTorch's
+    ``binary_cross_entropy_with_logits`` stands beside
+    ``binary_cross_entropy``).
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, A)
+        float32 or float64 (other dtypes are converted once).
+    actions : array_like of int, shape (N,)
+        The action taken in each row, in ``[0, A)`` (int64, int32 and uint8
+        are read in place).
+    advantages : array_like, shape (N,)
+    entropy_coef : float >= 0
+        The weight of the entropy bonus (0: none, and the entropy is not
+        computed unless ``stats`` asks for it).
+    weight : array_like, shape (N,), optional
+        Per-row weights; the mean still divides by N.
+    stats : dict, optional
+        Receives ``"entropy"``, the mean entropy of the rows (unweighted),
+        from the same pass.
+    reduction : {"mean", "sum", "none"}
+        "none" gives the (N,) per-row losses.
+    return_grad : bool
+        Also return the gradient with respect to logits, shape (N, A).
+    out : ndarray, optional
+        The gradient's buffer (logits' shape and dtype).
+    n_threads : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> z = np.log(np.array([[0.5, 0.5], [0.25, 0.75]]))
+    >>> value, grad = fl.policy_gradient_loss_from_logits(z, np.array([0, 1]), np.array([1.0, -2.0]), return_grad=True)
+    >>> round(value, 12)                         # (-log 0.5 + 2 log 0.75) / 2
+    0.058891517828
+    >>> grad
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    >>> st = {}
+    >>> round(fl.policy_gradient_loss_from_logits(z, np.array([0, 1]), np.ones(2), entropy_coef=0.01, stats=st), 6)
+    0.484225
+    >>> round(st["entropy"], 6)                  # (log 2 + H(0.25, 0.75)) / 2
+    0.627386
+    """
+    op = "policy_gradient_loss_from_logits"
+    mode, names = _request(policy_gradient_loss_from_logits, return_grad, op)
+    beta = _entropy_coef(entropy_coef, op)
+    return _logits_run(op, "pg_logits", logits, actions, advantages, None, weight, (0.0, 0.0, beta), reduction,
+                       mode, names, out, n_threads, stats)
+
+
+policy_gradient_loss_from_logits._grad_args = ("logits",)
+policy_gradient_loss_from_logits._class_axis = 1
+policy_gradient_loss_from_logits._unsplittable = (
+    "its row kernel does not take part in fastloss.dask's chunk plan yet (a sum over rows in principle; "
+    "not wired)")
+
+
+def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_eps=0.2, dual_clip=None,
+                              entropy_coef=0.0, *, weight=None, stats=None, reduction="mean", return_grad=False,
+                              out=None, n_threads=None):
+    """PPO's clipped surrogate from action logits, with an entropy bonus.
+
+    Per row ``i``: ``lp_i = log softmax(z_i)[a_i]``, ``r_i = exp(lp_i -
+    old_log_probs_i)`` and the loss ``-min(r A, clip(r, 1 - clip_eps, 1 +
+    clip_eps) A) - entropy_coef H(softmax(z_i))`` (Schulman et al. 2017,
+    eq. 7 and 9, as a loss to minimize; ``dual_clip = c > 1`` bounds the
+    objective of a negative advantage below by ``c A``, Ye et al. 2020),
+    exactly :func:`ppo_clip_loss` of ``lp`` minus the entropy bonus.  The
+    log-softmax, the ratio, the clipping and the entropy come from one
+    pass over each row; the gradient with respect to the logits is exact:
+    ``k_i (1[c = a_i] - p_c) + entropy_coef p_c (log p_c + H)`` with
+    ``k_i = -r_i A_i`` where the unclipped term is taken (ties included)
+    and 0 elsewhere.  PyTorch has no such function.
+
+    ``stats``, a dict, receives from the same pass (the kernel's float64
+    block sums, unweighted): ``"clip_fraction"`` (rows with ``|r - 1| >
+    clip_eps``), ``"approx_kl"`` (``mean((r - 1) - log r)``, Schulman's
+    non-negative estimator of KL(old || new)) and ``"entropy"`` (the mean
+    entropy).  Named apart from :func:`ppo_clip_loss` for the reasons
+    given in :func:`policy_gradient_loss_from_logits`.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, A)
+    actions : array_like of int, shape (N,)
+    old_log_probs, advantages : array_like, shape (N,)
+        ``log pi_old(a_i | s_i)`` at collection time, and the advantages.
+    clip_eps : float > 0
+    dual_clip : float > 1, optional
+    entropy_coef : float >= 0
+    weight : array_like, shape (N,), optional
+        Per-row weights of the loss (not of the stats); the mean divides by N.
+    stats : dict, optional
+    reduction : {"mean", "sum", "none"}
+    return_grad : bool
+        Also return the gradient with respect to logits.
+    out : ndarray, optional
+    n_threads : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> z = np.log(np.array([[0.6, 0.4], [0.5, 0.5]]))
+    >>> old = np.log(np.array([0.4, 0.5]))
+    >>> st = {}
+    >>> value, grad = fl.ppo_clip_loss_from_logits(z, np.array([0, 1]), old, np.array([1.0, 1.0]), 0.2,
+    ...                                            stats=st, return_grad=True)
+    >>> round(value, 12), grad                 # row 0: r = 1.5, clipped to 1.2 (no gradient)
+    (-1.1, array([[ 0.  ,  0.  ],
+           [ 0.25, -0.25]]))
+    >>> st["clip_fraction"], round(st["approx_kl"], 6)   # (0.5 - log 1.5) / 2
+    (0.5, 0.047267)
+    """
+    op = "ppo_clip_loss_from_logits"
+    mode, names = _request(ppo_clip_loss_from_logits, return_grad, op)
+    eps = _clip_eps(clip_eps, op)
+    c = _dual(dual_clip, op)
+    beta = _entropy_coef(entropy_coef, op)
+    if old_log_probs is None:
+        raise TypeError(f"{op}: old_log_probs must be an array of shape (N,), got None")
+    return _logits_run(op, "ppo_logits", logits, actions, advantages, old_log_probs, weight, (eps, c, beta),
+                       reduction, mode, names, out, n_threads, stats)
+
+
+ppo_clip_loss_from_logits._grad_args = ("logits",)
+ppo_clip_loss_from_logits._class_axis = 1
+ppo_clip_loss_from_logits._unsplittable = policy_gradient_loss_from_logits._unsplittable
+
+
 # ------------------------------------------------------------------ classes
 
 class PolicyGradientLoss(_Objective):
@@ -404,6 +661,78 @@ class TDLoss(_Objective):
     def value_and_grad(self, values, rewards, next_values, dones, weight=None, out=None, *, wrt=None):
         return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(),
                        return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+
+
+class PolicyGradientLossFromLogits(_Objective):
+    __doc__ = _class_doc(policy_gradient_loss_from_logits, "logits, actions, advantages") + """
+    ``loss.stats`` holds the mean entropy of the last call.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.PolicyGradientLossFromLogits(entropy_coef=0.0, reduction="sum")
+    >>> round(loss(np.zeros((2, 4)), np.array([0, 3]), np.array([1.0, 1.0])), 12)     # 2 log 4
+    2.77258872224
+    >>> round(loss.stats["entropy"], 12)
+    1.38629436112
+    """
+    _grad_args = policy_gradient_loss_from_logits._grad_args
+    _reductions = _REDUCTIONS
+    _class_axis = 1
+    _unsplittable = policy_gradient_loss_from_logits._unsplittable
+    _options = ("entropy_coef", "reduction")
+
+    def __init__(self, entropy_coef=0.0, reduction="mean", *, n_threads: Optional[int] = None):
+        op = "PolicyGradientLossFromLogits"
+        super().__init__(entropy_coef=_entropy_coef(entropy_coef, op),
+                         reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
+        self.stats = {}
+
+    def __call__(self, logits, actions, advantages, weight=None):
+        return policy_gradient_loss_from_logits(logits, actions, advantages, weight=weight, **self._kw(),
+                                                stats=self.stats, n_threads=self.n_threads)
+
+    def value_and_grad(self, logits, actions, advantages, weight=None, out=None, *, wrt=None):
+        return policy_gradient_loss_from_logits(logits, actions, advantages, weight=weight, **self._kw(),
+                                                stats=self.stats, return_grad=True if wrt is None else tuple(wrt),
+                                                out=out, n_threads=self.n_threads)
+
+
+class PPOClipLossFromLogits(_Objective):
+    __doc__ = _class_doc(ppo_clip_loss_from_logits, "logits, actions, old_log_probs, advantages") + """
+    ``loss.stats`` holds the clip fraction, approximate KL and mean entropy of the last call.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss as fl
+    >>> loss = fl.PPOClipLossFromLogits(clip_eps=0.1, entropy_coef=0.01)
+    >>> v = loss(np.log([[0.5, 0.5]]), np.array([0]), np.log([0.25]), np.array([1.0]))
+    >>> round(v, 12), loss.stats["clip_fraction"]        # -1.1 - 0.01 log 2
+    (-1.106931471806, 1.0)
+    """
+    _grad_args = ppo_clip_loss_from_logits._grad_args
+    _reductions = _REDUCTIONS
+    _class_axis = 1
+    _unsplittable = ppo_clip_loss_from_logits._unsplittable
+    _options = ("clip_eps", "dual_clip", "entropy_coef", "reduction")
+
+    def __init__(self, clip_eps=0.2, dual_clip=None, entropy_coef=0.0, reduction="mean", *,
+                 n_threads: Optional[int] = None):
+        op = "PPOClipLossFromLogits"
+        _dual(dual_clip, op)
+        super().__init__(clip_eps=_clip_eps(clip_eps, op), dual_clip=dual_clip,
+                         entropy_coef=_entropy_coef(entropy_coef, op),
+                         reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
+        self.stats = {}
+
+    def __call__(self, logits, actions, old_log_probs, advantages, weight=None):
+        return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
+                                         stats=self.stats, n_threads=self.n_threads)
+
+    def value_and_grad(self, logits, actions, old_log_probs, advantages, weight=None, out=None, *, wrt=None):
+        return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
+                                         stats=self.stats, return_grad=True if wrt is None else tuple(wrt),
+                                         out=out, n_threads=self.n_threads)
 
 
 # ------------------------------------------------------------------ example calls (the fuzz harness)

@@ -43,6 +43,10 @@ def run(
     gt: Optional[NDArray[np.floating]] = ...,
     parts: Optional[NDArray[np.float64]] = ...,
     den_given: Optional[float] = ...,
+    ra: Optional[NDArray[np.floating]] = ...,
+    rb: Optional[NDArray[np.floating]] = ...,
+    rw: Optional[NDArray[np.floating]] = ...,
+    xsums: Optional[NDArray[np.float64]] = ...,
 ) -> tuple[float, float, int]: ...
 def denominator(
     f64: bool,

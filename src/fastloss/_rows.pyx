@@ -40,6 +40,11 @@ cdef extern from "_src/fl_rows.h" nogil:
         fl_params prm
         double wsum
         double gscale
+        const void *ra
+        const void *rb
+        const void *rw
+        double *xs
+        fl_idx xper
     ctypedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start,
                                        fl_idx n, fl_idx *bad) noexcept nogil
     int FL_ROW_BLOCK, FL_ROW_TILE, FL_ROW_CHUNK
@@ -159,7 +164,7 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
         Py_ssize_t C, Py_ssize_t S, long long ignore, bint has_ignore,
         double pa, double pb, double pc, int i0, int i1, double wsum,
         int mode, double gscale, int denom, bint check_first, int n_threads, gt=None,
-        double[::1] parts=None, den_given=None):
+        double[::1] parts=None, den_given=None, ra=None, rb=None, rw=None, double[::1] xsums=None):
     """Run row loss ``loss_id`` over all N S items of x (N C S elements).
 
     Returns ``(total, denominator, bad)``: the float64 sum of the item
@@ -206,6 +211,12 @@ def run(int loss_id, bint f64, x, t, int tcode, w, v, g, h, l,
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.wsum = wsum
     a.gscale = gscale
+    a.ra = _ptr(ra); a.rb = _ptr(rb); a.rw = _ptr(rw); a.xs = NULL; a.xper = per
+    if xsums is not None:
+        if xsums.shape[0] != 3 * ((items + per - 1) // per if items else 0):
+            raise ValueError(f"xsums must have 3 elements per block, got {xsums.shape[0]}")
+        if xsums.shape[0]:
+            a.xs = &xsums[0]
     if nt <= 0:
         nt = omp_get_max_threads()
     if n < _parallel_min:
@@ -254,6 +265,7 @@ def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, bint 
     a.ignore = ignore; a.has_ignore = has_ignore; a.tcode = tcode; a.mode = 0
     a.prm.pa = 0; a.prm.pb = 0; a.prm.pc = 0; a.prm.i0 = 0; a.prm.i1 = 0
     a.wsum = 0; a.gscale = 1.0
+    a.ra = NULL; a.rb = NULL; a.rw = NULL; a.xs = NULL; a.xper = per
     if items * C < _parallel_min:
         nt = 1
     _blocks(lfn, &a, items, per, nt, &den, &bad, pp)

@@ -65,6 +65,11 @@ typedef struct {
     fl_params prm;     /* the loss's parameters, see FL_ROW_LIST */
     double wsum;       /* sum of the class weights (C without weights) */
     double gscale;     /* 1/denominator for the mean, 1 otherwise */
+    const void *ra, *rb, *rw; /* per-item operands of the RL losses (N S
+                          elements of T: advantages, old log-probabilities,
+                          weights), or NULL; see fl_rows_rl.h */
+    double *xs;        /* per-block extra sums (3 per block of xper items), or NULL */
+    fl_idx xper;       /* items per block of the main pass (for xs) */
 } fl_row_args;
 
 /* Returns the block's sum of the item losses; sets *bad to the index of
@@ -80,6 +85,8 @@ typedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start, fl_idx n, 
  *   multi_margin  integer labels, S = 1: pa = margin, i0 = p (1 or 2)
  *   multilabel_soft_margin  targets like x, S = 1; i1 = 1: w per element
  *                 (like x) instead of per class
+ *   pg_logits     integer actions, S = 1: REINFORCE from logits, pc = entropy coefficient
+ *   ppo_logits    integer actions, S = 1: PPO from logits, pa = clip_eps, pb = dual_clip, pc as pg_logits
  * labels is not a loss: its block function returns the block's sum of
  * w[label] over the labels that are not ignored (their count without w),
  * the mean's denominator, and checks the labels, before the main pass. */
@@ -90,6 +97,8 @@ typedef double (*fl_row_block_fn)(const fl_row_args *a, fl_idx start, fl_idx n, 
     X(nll)                      \
     X(multi_margin)             \
     X(multilabel_soft_margin)   \
+    X(pg_logits)                \
+    X(ppo_logits)               \
     X(labels)
 
 int fl_row_nlosses(void);

@@ -51,6 +51,7 @@
  *   fl_rows_ce.h       cross-entropy and Poly-1 (labels, soft targets, small C)
  *   fl_rows_focal.h    the softmax focal loss
  *   fl_rows_margin.h   NLL, the margin losses and the labels pass
+ *   fl_rows_rl.h       REINFORCE and PPO from logits and actions
  * and then builds the table of block functions.
  */
 
@@ -58,6 +59,7 @@
 #include "fl_rows_ce.h"
 #include "fl_rows_focal.h"
 #include "fl_rows_margin.h"
+#include "fl_rows_rl.h"
 
 
 #define FL_ROW_ENTRY(NAME) FN(block_##NAME),

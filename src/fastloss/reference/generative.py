@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 __all__ = ["gaussian_kl_loss", "vae_loss", "gan_discriminator_loss", "gan_generator_loss", "gradient_penalty",
-           "policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss"]
+           "policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
+           "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits", "ppo_stats"]
 
 
 def _f(a):
@@ -200,3 +201,75 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     """f(v - (r + gamma (1 - done) v')), the target a constant (Sutton and Barto, eq. 6.2)."""
     target = _f(rewards) + gamma * (1 - _f(dones)) * _f(next_values)
     return value_loss(values, target, kind=kind, delta=delta, weight=weight, reduction=reduction)
+
+
+def ppo_stats(log_probs, old_log_probs, clip_eps=0.2):
+    """What PPO implementations log: the fraction of elements with
+    |r - 1| > clip_eps and mean((r - 1) - log r), r = exp(lp - old)
+    (Schulman, "Approximating KL divergence", the k3 estimator)."""
+    lr = _f(log_probs) - _f(old_log_probs)
+    n = lr.size
+    if n == 0:
+        return {"clip_fraction": float("nan"), "approx_kl": float("nan")}
+    r = np.exp(lr)
+    return {"clip_fraction": np.count_nonzero(np.abs(r - 1) > clip_eps) / n,
+            "approx_kl": math.fsum((np.expm1(lr) - lr).ravel()) / n}
+
+
+def _log_softmax_rows(logits):
+    z = _f(logits)
+    m = np.max(z, axis=1, keepdims=True)
+    lse = m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+    return z - lse
+
+
+def _from_logits(logits, actions, weight, reduction, entropy_coef, f_and_fp, stats):
+    """Rows of w (f(log p_a) - beta H(p)) and their gradient with respect to
+    the logits: w (f'(log p_a) (onehot_a - p) + beta p (log p + H))."""
+    logp = _log_softmax_rows(logits)
+    N, A = logp.shape
+    act = np.asarray(actions).astype(np.int64)
+    p = np.exp(logp)
+    plogp = np.where(p > 0, p * logp, 0.0)
+    H = -np.array([math.fsum(r) for r in plogp]) if N else np.zeros(0)
+    lpa = logp[np.arange(N), act]
+    f, fp = f_and_fp(lpa)
+    terms = f - entropy_coef * H if entropy_coef != 0 else f
+    onehot = np.zeros((N, A))
+    onehot[np.arange(N), act] = 1.0
+    ent_g = np.where(p > 0, p * (logp + H[:, None]), 0.0)
+    grad = fp[:, None] * (onehot - p) + (entropy_coef * ent_g if entropy_coef != 0 else 0.0)
+    if weight is not None:
+        w = _f(weight)
+        terms, grad = terms * w, grad * w[:, None]
+    if stats is not None:
+        stats["entropy"] = math.fsum(H) / N if N else float("nan")
+    return _reduce(terms, (grad,), reduction, N), lpa
+
+
+def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0.0, weight=None,
+                                     reduction="mean", stats=None):
+    """REINFORCE from logits: -log softmax(z)_a A - beta H(softmax(z)) per row."""
+    a = _f(advantages)
+    res, _ = _from_logits(logits, actions, weight, reduction, entropy_coef,
+                          lambda lp: (np.where(a != 0, -a * lp, 0.0), -a), stats)
+    return res
+
+
+def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_eps=0.2, dual_clip=None,
+                              entropy_coef=0.0, weight=None, reduction="mean", stats=None):
+    """PPO's clipped surrogate (as ppo_clip_loss) of log softmax(z)_a, minus beta H."""
+    a, old = _f(advantages), _f(old_log_probs)
+
+    def f(lp):
+        _, g = ppo_clip_loss(lp, old, a, clip_eps, dual_clip, reduction="none")
+        r = np.exp(lp - old)
+        obj = np.minimum(r * a, np.clip(r, 1 - clip_eps, 1 + clip_eps) * a)
+        if dual_clip is not None:
+            obj = np.where((a < 0) & (obj < dual_clip * a), dual_clip * a, obj)
+        return -obj, g
+
+    res, lpa = _from_logits(logits, actions, weight, reduction, entropy_coef, f, stats)
+    if stats is not None:
+        stats.update(ppo_stats(lpa, old, clip_eps))
+    return res
