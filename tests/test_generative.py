@@ -207,7 +207,8 @@ def test_ppo_vs_reference(dt, dual_clip, reduction):
            R.ppo_clip_loss(lp, old, a, 0.2, dual_clip, w, reduction), dt)
     r = np.exp(lp.astype(np.float64) - old)
     assert st["clip_fraction"] == pytest.approx(np.mean(np.abs(r - 1) > 0.2), abs=1 / 300 if dt == np.float32 else 0)
-    assert st["approx_kl"] == pytest.approx(np.mean((r - 1) - np.log(r)), rel=1e-12)
+    # the kernel's own pass: float32 data in float lanes (to float32's precision)
+    assert st["approx_kl"] == pytest.approx(np.mean((r - 1) - np.log(r)), rel=1e-12 if dt == np.float64 else 2e-6)
     if dual_clip:   # some elements are dual-clipped
         assert np.any((a < 0) & (np.minimum(r * a, np.clip(r, 0.8, 1.2) * a) < dual_clip * a))
 

@@ -38,6 +38,8 @@ def run(
     gt: Optional[NDArray[np.floating]] = ...,
     parts: Optional[NDArray[np.float64]] = ...,
     acc: bool = ...,
+    e2: Optional[NDArray[np.floating]] = ...,
+    xsums: Optional[NDArray[np.float64]] = ...,
 ) -> tuple[float, bool]: ...
 def stream_add(
     a: NDArray[np.float32], b: NDArray[np.float32], c: NDArray[np.float32], n_threads: int

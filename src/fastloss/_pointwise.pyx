@@ -35,6 +35,8 @@ cdef extern from "_src/fl_pointwise.h" nogil:
         double gscale
         int mode
         int acc
+        const void *e2
+        double *xs
     ctypedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start,
                                       fl_idx n, int *bad) noexcept nogil
     int FL_PW_BLOCK
@@ -82,7 +84,7 @@ _HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_ful
 # the regression catalogue: exp/log (the deviances, fair, Cauchy, MSLE)
 _HEAVY |= {"gamma_nll", "tweedie", "tweedie0", "tweedie1", "fair", "cauchy", "msle"}
 # the generative and RL objectives with exp/log
-_HEAVY |= {"gaussian_kl", "gan_logistic", "ppo_clip"}
+_HEAVY |= {"gaussian_kl", "gan_logistic", "ppo_clip", "ppo_stats"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN
 cdef int _is_heavy[64]
@@ -138,7 +140,8 @@ cdef inline void* _ptr(object a):
 
 def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
         g, h, l, g2, double pa, double pb, double pc, int i0, int i1,
-        int mode, double gscale, int n_threads, gt=None, double[::1] parts=None, bint acc=False):
+        int mode, double gscale, int n_threads, gt=None, double[::1] parts=None, bint acc=False,
+        e2=None, double[::1] xsums=None):
     """Run loss ``loss_id`` over all elements; return (sum, bad).
 
     ``sum`` is the float64 sum of the weighted per-element losses, added
@@ -150,6 +153,9 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     fastloss.dask adds those of every chunk of a larger array.
     ``acc``: add the gradient (and Hessian) into g (and h) instead of
     writing them (modes 1 and 2, l and gt None).
+    ``e2``: the second elementwise operand (kernel td); ``xsums`` (float64,
+    2 per block), if given, receives the blocks' extra sums (kernel
+    ppo_stats), which the caller adds in block order.
     """
     cdef fl_pw_args a
     cdef fl_idx n = cnp.PyArray_SIZE(<cnp.ndarray>x)
@@ -175,6 +181,13 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     a.gscale = gscale
     a.mode = mode
     a.acc = acc
+    a.e2 = _ptr(e2)
+    a.xs = NULL
+    if xsums is not None:
+        if xsums.shape[0] != 2 * nblocks:
+            raise ValueError(f"xsums must have {2 * nblocks} elements, got {xsums.shape[0]}")
+        if nblocks:
+            a.xs = &xsums[0]
     if nblocks > 16:
         part = <double*>malloc(nblocks * sizeof(double))
         badv = <int*>malloc(nblocks * sizeof(int))

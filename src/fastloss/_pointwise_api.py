@@ -93,7 +93,7 @@ def grad_buffers(out, names, op: str) -> dict:
 
 def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         out=None, hess_out=None, loss_out=None, extra=None, extra_period=0,
-        grads=("input",), check=False, scale=1.0, accumulate=False):
+        grads=("input",), check=False, scale=1.0, accumulate=False, extra2=None, xsums=None):
     """Validate, run the fused kernel once, and shape the result.
 
     mode VALUE      -> value
@@ -109,6 +109,9 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     of a sum of losses; not for "none").  accumulate adds the gradient
     (and Hessian) into the given out (and hess_out) buffers instead of
     writing them (a term of fastloss.CombinedLoss).
+    extra2 (a second elementwise operand, validated by the caller) and
+    xsums (float64, the kernel's extra block sums) are passed to the
+    kernels that read them (ppo_stats, td: fl_pointwise_rl.h).
     """
     if (mode == GRAD and out is None and weight is None and extra is None and hess_out is None
             and loss_out is None and not check and grads == ("input",) and not sp.extra
@@ -177,7 +180,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         for i, (buf, nm) in enumerate(bufs):
             if buf is not None:
                 others = [b for j, (b, _) in enumerate(bufs) if j > i]
-                check_no_overlap(buf, nm, op, x, y, w, extra, *others)
+                check_no_overlap(buf, nm, op, x, y, w, extra, extra2, *others)
     if gt is not None or (g2 is not None and sp.extra in grads):
         for buf, nm in ((gt, "out (target)"), (g2, f"out ({sp.extra})")):
             if buf is not None:
@@ -208,7 +211,8 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
         gscale *= scale
     pa, pb, pc, i0, i1 = params
     total, bad = _pointwise.run(sp.kid, dt is not F32, x, y, w, extra, extra_period,
-                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, parts, accumulate)
+                                g, h, lo, g2, pa, pb, pc, i0, i1, mode, gscale, nt, gt, parts, accumulate,
+                                extra2, xsums)
     if bad:
         sp.on_bad(x, y, extra)
 

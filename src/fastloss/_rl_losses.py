@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _rows, _rows_api
+from . import _pointwise, _rows, _rows_api
 from . import _validate as V
 from ._alloc import empty as _alloc_empty
 from ._config import _threads
@@ -31,7 +31,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 _PG = pw_spec("policy_gradient_loss", "policy_gradient")
 _PPO = pw_spec("ppo_clip_loss", "ppo_clip")
 _VL = pw_spec("value_loss", "value_clip")
-_TD = pw_spec("td_loss", "value_clip")
+_PPO_STATS = pw_spec("ppo_clip_loss", "ppo_stats")
+_TD = pw_spec("td_loss", "td")
 
 
 def _out1(bufs, name, op, x):
@@ -115,8 +116,8 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
     ``"clip_fraction"``, the fraction of elements with ``|r - 1| >
     clip_eps``, and ``"approx_kl"``, ``mean((r - 1) - log r)`` (the
     unbiased, non-negative estimator of KL(old || new) of Schulman's
-    "Approximating KL divergence").  They are computed by a second,
-    read-only NumPy pass (one temporary), not by the kernel's pass.
+    "Approximating KL divergence"), both unweighted.  They come from the
+    kernel's own pass, as float64 block sums beside the value's.
 
     Parameters
     ----------
@@ -155,14 +156,20 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
     x = V.as_input(log_probs, "log_probs", op)
     y = _like(old_log_probs, "old_log_probs", op, x, "log_probs")
     a = _like(advantages, "advantages", op, x, "log_probs")
-    res = pw_run(_PPO, x, y, _weight(weight, "weight", op, x), red, mode, (eps, c, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x),
-                 extra=a, extra_period=max(x.size, 1))
-    if stats is not None:
-        lr = np.subtract(x, y, dtype=np.float64)
-        r = np.exp(lr)
-        n = max(x.size, 1)
-        stats["clip_fraction"] = float(np.count_nonzero(np.abs(r - 1) > eps)) / n if x.size else float("nan")
-        stats["approx_kl"] = float(np.sum((r - 1) - lr)) / n if x.size else float("nan")
+    if stats is None:
+        return pw_run(_PPO, x, y, _weight(weight, "weight", op, x), red, mode, (eps, c, 0.0, 0, 0), n_threads,
+                      out=_out1(bufs, "log_probs", op, x), extra=a, extra_period=max(x.size, 1))
+    # the same pass, with the blocks' sums of the clipped elements and of the approximate KL
+    xs = np.zeros(2 * ((x.size + _pointwise.BLOCK - 1) // _pointwise.BLOCK), np.float64)
+    res = pw_run(_PPO_STATS, x, y, _weight(weight, "weight", op, x), red, mode, (eps, c, 0.0, 0, 0), n_threads,
+                 out=_out1(bufs, "log_probs", op, x), extra=a, extra_period=max(x.size, 1), xsums=xs)
+    clipped = kl = 0.0
+    for cb, kb in xs.reshape(-1, 2).tolist():     # the blocks' sums in block order
+        clipped += cb
+        kl += kb
+    n = x.size
+    stats["clip_fraction"] = clipped / n if n else float("nan")
+    stats["approx_kl"] = kl / n if n else float("nan")
     return res
 
 
@@ -244,10 +251,10 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     Barto, eq. 6.2; DQN's target with ``next_values`` the target network's
     max) is a constant: no gradient flows through it, as
     ``target.detach()`` in PyTorch code.  ``f`` as :func:`value_loss`
-    (``d^2 / 2`` or Huber's, DQN's choice).  The target is formed by one
-    NumPy expression (a temporary of values' shape); the loss and its
-    gradient with respect to ``values`` by the fused kernel.  PyTorch has
-    no such function.
+    (``d^2 / 2`` or Huber's, DQN's choice).  The target is formed
+    element by element inside the fused kernel's pass (in the working
+    dtype, no temporary array), with the loss and its gradient with
+    respect to ``values``.  PyTorch has no such function.
 
     Parameters
     ----------
@@ -283,11 +290,8 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     r = _like(rewards, "rewards", op, x, "values")
     nv = _like(next_values, "next_values", op, x, "values")
     d = _like(dones, "dones", op, x, "values")
-    target = nv * (1 - d)
-    target *= x.dtype.type(g)
-    target += r
-    return pw_run(_TD, x, target, _weight(weight, "weight", op, x), red, mode, (math.inf, pb, 0.0, 0, 0), n_threads,
-                  out=_out1(bufs, "values", op, x), extra=x, extra_period=max(x.size, 1))
+    return pw_run(_TD, x, r, _weight(weight, "weight", op, x), red, mode, (g, pb, 0.0, 0, 0), n_threads,
+                  out=_out1(bufs, "values", op, x), extra=nv, extra_period=max(x.size, 1), extra2=d)
 
 
 td_loss._grad_args = ("values",)

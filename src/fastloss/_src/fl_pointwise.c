@@ -15,10 +15,12 @@
 #include "fl_stamp_isas.h"
 
 #define FL_PW_NAME(NAME, HAS_E, HAS_G2, HAS_GY) #NAME,
-static const char *fl_pw_names[] = {FL_PW_LIST(FL_PW_NAME)};
+#define FL_PW_NAME_RL(NAME) #NAME,
+static const char *fl_pw_names[] = {FL_PW_LIST(FL_PW_NAME) FL_PW_LIST_RL(FL_PW_NAME_RL)};
 #define FL_PW_N ((int)(sizeof(fl_pw_names) / sizeof(fl_pw_names[0])))
 #define FL_PW_GY(NAME, HAS_E, HAS_G2, HAS_GY) HAS_GY,
-static const int fl_pw_gy[] = {FL_PW_LIST(FL_PW_GY)};
+#define FL_PW_GY_RL(NAME) 0,
+static const int fl_pw_gy[] = {FL_PW_LIST(FL_PW_GY) FL_PW_LIST_RL(FL_PW_GY_RL)};
 
 static const fl_pw_block_fn *fl_pw_f32 = pw_table_f32_base;
 static const fl_pw_block_fn *fl_pw_f64 = pw_table_f64_base;

@@ -45,6 +45,8 @@ typedef struct {
                             writing them (a weighted term of a sum of
                             losses); modes GRAD and GRAD_HESS, without l
                             and gt */
+    const void *e2;      /* a second elementwise operand (td: dones), or NULL */
+    double *xs;          /* per-block extra sums (ppo_stats: 2 per block), or NULL */
 } fl_pw_args;
 
 /* Returns the block's sum of w_i * f_i; sets *bad to nonzero if an element
@@ -97,6 +99,14 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(policy_gradient, 0, 0, 0)    \
     X(ppo_clip, 1, 0, 0)           \
     X(value_clip, 1, 0, 0)
+
+/* The pointwise losses with hand-written block functions
+ * (fl_pointwise_rl.h), after those of FL_PW_LIST in kernel-id order: PPO
+ * with its clip fraction and approximate KL as block sums, and the TD(0)
+ * loss with its target formed in the pass. */
+#define FL_PW_LIST_RL(X)           \
+    X(ppo_stats)                   \
+    X(td)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

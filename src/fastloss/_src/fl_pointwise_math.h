@@ -691,9 +691,12 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
     }
 
 FL_PW_LIST(FL_PW_DEFINE)
+#include "fl_pointwise_rl.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
-static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY)};
+#define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),
+static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY) FL_PW_LIST_RL(FL_PW_ENTRY_RL)};
+#undef FL_PW_ENTRY_RL
 
 #undef FL_PW_ENTRY
 #undef FL_PW_DEFINE
