@@ -225,7 +225,13 @@ def _log_softmax_rows(logits):
 
 def _from_logits(logits, actions, weight, reduction, entropy_coef, f_and_fp, stats):
     """Rows of w (f(log p_a) - beta H(p)) and their gradient with respect to
-    the logits: w (f'(log p_a) (onehot_a - p) + beta p (log p + H))."""
+    the logits: w (f'(log p_a) (onehot_a - p) + beta p (log p + H)).
+    Classes of probability 0 add nothing (the limit of p log p)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _from_logits_body(logits, actions, weight, reduction, entropy_coef, f_and_fp, stats)
+
+
+def _from_logits_body(logits, actions, weight, reduction, entropy_coef, f_and_fp, stats):
     logp = _log_softmax_rows(logits)
     N, A = logp.shape
     act = np.asarray(actions).astype(np.int64)
