@@ -775,6 +775,33 @@ def _declare_examples():
                           "gamma": float(rng.uniform(0.5, 1.0)), "kind": pick(rng, ("mse", "huber")), "delta": 1.0,
                           "reduction": pick(rng, _REDUCTIONS)})
 
+    def gen_logits(rng, size):
+        A = int(rng.integers(1, 9)) if rng.random() < 0.8 else int(rng.integers(60, 300))
+        N = size if rng.random() < 0.9 else 0
+        return N, A
+
+    def gen_pg_logits(rng, dtype, size):
+        N, A = gen_logits(rng, size)
+        args = {"logits": E.values(rng, "normal", (N, A), dtype), "actions": rng.integers(0, A, N).astype(np.int64),
+                "advantages": E.values(rng, "normal", (N,), dtype), "entropy_coef": pick(rng, (0.0, 0.01)),
+                "reduction": pick(rng, _REDUCTIONS)}
+        if rng.random() < 0.3:
+            args["weight"] = E.values(rng, "positive", (N,), dtype)
+        return E.Example(args, labels={"actions": A})
+
+    def gen_ppo_logits(rng, dtype, size):
+        N, A = gen_logits(rng, size)
+        args = {"logits": E.values(rng, "normal", (N, A), dtype), "actions": rng.integers(0, A, N).astype(np.int64),
+                "old_log_probs": E.values(rng, "logprob", (N,), dtype) - np.asarray(math.log(A), dtype),
+                "advantages": E.values(rng, "normal", (N,), dtype), "clip_eps": float(rng.uniform(0.05, 0.4)),
+                "dual_clip": pick(rng, (None, 3.0)), "entropy_coef": pick(rng, (0.0, 0.01)),
+                "reduction": pick(rng, _REDUCTIONS)}
+        if rng.random() < 0.3:
+            args["weight"] = E.values(rng, "positive", (N,), dtype)
+        return E.Example(args, labels={"actions": A})
+
+    E.declare(gen_pg_logits, policy_gradient_loss_from_logits, PolicyGradientLossFromLogits)
+    E.declare(gen_ppo_logits, ppo_clip_loss_from_logits, PPOClipLossFromLogits)
     E.declare(gen_pg, policy_gradient_loss, PolicyGradientLoss)
     E.declare(gen_ppo, ppo_clip_loss, PPOClipLoss)
     E.declare(gen_value, value_loss, ValueLoss)
