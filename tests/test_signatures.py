@@ -48,6 +48,8 @@ NOT_IN_TORCH = {
     "policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
     "GaussianKLLoss", "VAELoss", "GANDiscriminatorLoss", "GANGeneratorLoss", "GradientPenalty",
     "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss", "combined_loss", "CombinedLoss",
+    "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits", "PolicyGradientLossFromLogits",
+    "PPOClipLossFromLogits",
 }
 # losses with torchvision's signature: (boxes1, boxes2, reduction="none", eps=1e-7, *, ...) and
 # classes (reduction="none", eps=1e-7, *, n_threads=None)
@@ -64,7 +66,9 @@ OPERANDS.update({"gaussian_kl_loss": ["mu", "logvar"], "vae_loss": ["input", "ta
                  "gan_discriminator_loss": ["real_logits", "fake_logits"], "gan_generator_loss": ["fake_logits"],
                  "gradient_penalty": ["grads"], "policy_gradient_loss": ["log_probs", "advantages"],
                  "ppo_clip_loss": ["log_probs", "old_log_probs", "advantages"], "value_loss": ["values", "returns"],
-                 "td_loss": ["values", "rewards", "next_values", "dones"]})
+                 "td_loss": ["values", "rewards", "next_values", "dones"],
+                 "policy_gradient_loss_from_logits": ["logits", "actions", "advantages"],
+                 "ppo_clip_loss_from_logits": ["logits", "actions", "old_log_probs", "advantages"]})
 # public callables that are not losses
 NOT_LOSSES = {"get_num_threads", "set_num_threads", "show_config", "cross_entropy_hvp", "suggest", "diagnose",
               "LossWarning", "set_cache_limit", "cache_info"}

@@ -812,6 +812,13 @@ def g_gen(kind):
         if kind == "ppo":   # ratios 0.9 .. 1.1: inside the clip
             old = rng.normal(-1, 0.5, 6)
             return [old + rng.uniform(-0.09, 0.09, 6), old, rng.normal(0, 1, 6)], (0,)
+        if kind == "pg_logits":   # (6, 4) logits, actions, advantages
+            return [rng.normal(0, 1, (6, 4)), rng.integers(0, 4, 6), rng.normal(0, 1, 6)], (0,)
+        if kind == "ppo_logits":  # old log-probs near the new ones: ratios inside the clip
+            z = rng.normal(0, 1, (6, 4))
+            act = rng.integers(0, 4, 6)
+            lp = z[np.arange(6), act] - np.log(np.exp(z).sum(1))
+            return [z, act, lp + rng.uniform(-0.09, 0.09, 6), rng.normal(0, 1, 6)], (0,)
         if kind == "value":  # |v - old| < clip_eps: no clipping kink
             v = rng.normal(0, 1, 6)
             return [v, rng.normal(0, 1, 6), v + rng.uniform(-0.3, 0.3, 6)], (0,)
@@ -830,6 +837,8 @@ GCASES += [
     GCase("ppo", "PPOClipLoss", {"clip_eps": 0.2}, g_gen("ppo")),
     GCase("value", "ValueLoss", {"clip_eps": 0.5, "kind": "huber"}, g_gen("value")),
     GCase("td", "TDLoss", {"gamma": 0.9}, g_gen("td")),
+    GCase("pg_logits", "PolicyGradientLossFromLogits", {"entropy_coef": 0.1}, g_gen("pg_logits")),
+    GCase("ppo_logits", "PPOClipLossFromLogits", {"clip_eps": 0.2, "entropy_coef": 0.1}, g_gen("ppo_logits")),
     GCase("combined", "CombinedLoss", {"terms": [(1.0, fl.MSELoss()), (0.5, fl.L1Loss(reduction="sum"))]},
           g_away()),
 ]

@@ -258,6 +258,10 @@ NOT_CHECKED.update({
     "value_loss": "values and returns of a critic (any real numbers; nothing to check): " + _NOT_PAIR,
     "ValueLoss": "the class of value_loss",
     "td_loss": "values, rewards, next values and done flags: " + _NOT_PAIR, "TDLoss": "the class of td_loss",
+    "policy_gradient_loss_from_logits": "action logits, actions and advantages: " + _NOT_PAIR,
+    "PolicyGradientLossFromLogits": "the class of policy_gradient_loss_from_logits",
+    "ppo_clip_loss_from_logits": "action logits, actions, old log-probabilities and advantages: " + _NOT_PAIR,
+    "PPOClipLossFromLogits": "the class of ppo_clip_loss_from_logits",
     "combined_loss": "a weighted sum of other losses (diagnose each term)", "CombinedLoss": "the class of combined_loss",
 })
 #: The options of a loss object that the checks read.

@@ -832,6 +832,8 @@ NO_RECIPE.update({
     "GANDiscriminatorLoss": "the class of gan_discriminator_loss", "GANGeneratorLoss": "the class of gan_generator_loss",
     "GradientPenalty": "the class of gradient_penalty", "PolicyGradientLoss": "the class of policy_gradient_loss",
     "PPOClipLoss": "the class of ppo_clip_loss", "ValueLoss": "the class of value_loss", "TDLoss": "the class of td_loss",
+    "PolicyGradientLossFromLogits": "the class of policy_gradient_loss_from_logits",
+    "PPOClipLossFromLogits": "the class of ppo_clip_loss_from_logits",
     "combined_loss": "a weighted sum of other losses: their pictures are drawn under their names",
     "CombinedLoss": "the class of combined_loss",
 })
@@ -903,6 +905,34 @@ def _ppo(axes):
     for a, dc in ((1.0, None), (-1.0, None), (-1.0, 3.0)):
         _elem(axes, _fl().ppo_clip_loss, lr, z, np.full_like(lr, a), dual_clip=dc,
               label=f"A={a:g}" + (f", dual_clip={dc:g}" if dc else ""))
+
+
+def _two_actions(t):
+    """Rows of 2 action logits (t, 0) and action 0 taken: x = the logit difference."""
+    return np.stack([t, np.zeros_like(t)], 1), np.zeros(t.size, np.int64)
+
+
+@recipe("policy_gradient_loss_from_logits", "logit of the action taken - the other's (2 actions)",
+        "A = 1; entropy_coef = 0, 0.2, 1; d/d(logit taken); no Hessian")
+def _pg_logits(axes):
+    t = np.linspace(-6, 6, 601)
+    z, act = _two_actions(t)
+    for b in (0.0, 0.2, 1.0):
+        value, g = _fl().policy_gradient_loss_from_logits(z, act, np.ones_like(t), b, reduction="none",
+                                                          return_grad=True)
+        _curves(axes, t, value, g[:, 0], np.full_like(t, np.nan), f"entropy_coef={b:g}")
+
+
+@recipe("ppo_clip_loss_from_logits", "logit of the action taken - the other's (2 actions)",
+        "old p = 0.2, clip_eps = 0.2; A = 1, -1, -1 with dual_clip = 3; d/d(logit taken); no Hessian")
+def _ppo_logits(axes):
+    t = np.linspace(-3, 3, 601)
+    z, act = _two_actions(t)
+    old = np.full_like(t, np.log(0.2))
+    for a, dc in ((1.0, None), (-1.0, None), (-1.0, 3.0)):
+        value, g = _fl().ppo_clip_loss_from_logits(z, act, old, np.full_like(t, a), 0.2, dc, reduction="none",
+                                                   return_grad=True)
+        _curves(axes, t, value, g[:, 0], np.full_like(t, np.nan), f"A={a:g}" + (f", dual_clip={dc:g}" if dc else ""))
 
 
 @recipe("value_loss", "value - return", "mse, huber; clipped (dashed: old value = return + 1, clip_eps = 0.5); "
