@@ -1254,7 +1254,8 @@ def main_bench(args) -> int:
 ROWS_BENCHED = ("cross_entropy",)
 # (bench_generative's cases, as the functions they time)
 GENERATIVE_BENCHED = ("gan_discriminator_loss", "gan_generator_loss", "gradient_penalty", "gaussian_kl_loss",
-                      "vae_loss", "ppo_clip_loss", "value_loss", "policy_gradient_loss")
+                      "vae_loss", "ppo_clip_loss", "value_loss", "policy_gradient_loss",
+                      "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits")
 
 
 def family_losses() -> dict:

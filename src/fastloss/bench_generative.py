@@ -5,7 +5,10 @@ PyTorch has none of these losses; the rival is the published formula in
 torch ops, as users write it (softplus forms for the GAN, the
 Kingma-Welling KL, CleanRL's PPO).  Sizes: N = 1e6 logits / log-probs
 (GAN, PPO, value loss, gradient penalty 1e6 = 15625 x 64), VAE KL 65536 x 64
-latents; float32 by default; threads 1 and all.  CombinedLoss (BCE with
+latents, the RL losses from logits 65536 x 16 action logits (with an
+entropy bonus; PPO also with the clip fraction and approximate KL that
+CleanRL logs, as ``ppo_clip_stats`` does for the log-prob form); float32
+by default; threads 1 and all.  CombinedLoss (BCE with
 logits + Dice, binary, 16 x 256 x 256) against the two fastloss calls
 plus a NumPy add of the gradients, and against the slower term alone.
 
@@ -31,6 +34,11 @@ from fastloss import bench as B
 N = 10**6
 CASES = ("gan_discriminator", "gan_generator", "gradient_penalty", "gaussian_kl", "vae", "ppo_clip", "value_clip",
          "policy_gradient")
+# the RL losses from logits (ROWS x ACTIONS logits, entropy bonus 0.01; PPO with its clip fraction and
+# approximate KL, as CleanRL logs them) and PPO's log-prob form with those statistics (N elements)
+RL_CASES = ("pg_logits", "ppo_logits", "ppo_clip_stats")
+CASES += RL_CASES
+ROWS, ACTIONS = 65536, 16
 
 
 def setup(name, dtype, seed=0):
@@ -57,6 +65,16 @@ def setup(name, dtype, seed=0):
         return (v, r(N), v + r(N, s=0.3))
     if name == "policy_gradient":
         return (r(N, s=0.5, loc=-1.0), r(N))
+    if name in ("pg_logits", "ppo_logits"):
+        z = r(ROWS, ACTIONS, s=2)
+        act = rng.integers(0, ACTIONS, ROWS)
+        lp = z[np.arange(ROWS), act] - np.log(np.exp(z.astype(np.float64)).sum(1))
+        if name == "pg_logits":
+            return (z, act, r(ROWS))
+        return (z, act, (lp + rng.normal(0, 0.2, ROWS)).astype(dtype), r(ROWS))
+    if name == "ppo_clip_stats":
+        old = r(N, s=0.5, loc=-1.0)
+        return (old + r(N, s=0.2), old, r(N))
     raise ValueError(name)
 
 
@@ -75,6 +93,13 @@ def _fl_call(name, ops, nt, out):
         return lambda: fl.ppo_clip_loss(*ops, 0.2, return_grad=True, out=out, n_threads=nt)
     if name == "value_clip":
         return lambda: fl.value_loss(ops[0], ops[1], ops[2], 0.2, return_grad=True, out=out, n_threads=nt)
+    if name == "pg_logits":
+        return lambda: fl.policy_gradient_loss_from_logits(*ops, 0.01, return_grad=True, out=out, n_threads=nt)
+    if name == "ppo_logits":
+        return lambda: fl.ppo_clip_loss_from_logits(*ops, 0.2, None, 0.01, stats={}, return_grad=True, out=out,
+                                                    n_threads=nt)
+    if name == "ppo_clip_stats":
+        return lambda: fl.ppo_clip_loss(*ops, 0.2, stats={}, return_grad=True, out=out, n_threads=nt)
     return lambda: fl.policy_gradient_loss(*ops, return_grad=True, out=out, n_threads=nt)
 
 
@@ -101,14 +126,38 @@ def _torch_formula(name, torch, F, t):
     if name == "ppo_clip":
         ratio = (t[0] - t[1]).exp()
         return -torch.min(ratio * t[2], ratio.clamp(0.8, 1.2) * t[2]).mean()
+    if name in ("pg_logits", "ppo_logits", "ppo_clip_stats"):
+        return _torch_rl(name, torch, t)
     if name == "value_clip":
         vc = t[2] + (t[0] - t[2]).clamp(-0.2, 0.2)
         return 0.5 * torch.max((t[0] - t[1]) ** 2, (vc - t[1]) ** 2).mean()
     return -(t[0] * t[1]).mean()
 
 
+def _torch_rl(name, torch, t):
+    """CleanRL's ppo.py (its policy loss, entropy bonus and the statistics it logs) and REINFORCE, in torch ops."""
+    if name == "ppo_clip_stats":
+        logratio = t[0] - t[1]
+        adv = t[2]
+    else:
+        logp = torch.log_softmax(t[0], dim=1)
+        lpa = logp.gather(1, t[1][:, None])[:, 0]
+        entropy = torch.distributions.Categorical(logits=t[0]).entropy().mean()
+        if name == "pg_logits":
+            return -(lpa * t[2]).mean() - 0.01 * entropy
+        logratio = lpa - t[2]
+        adv = t[3]
+    ratio = logratio.exp()
+    with torch.no_grad():
+        ((ratio - 1) - logratio).mean().item()
+        ((ratio - 1.0).abs() > 0.2).float().mean().item()
+    loss = -torch.min(ratio * adv, ratio.clamp(0.8, 1.2) * adv).mean()
+    return loss if name == "ppo_clip_stats" else loss - 0.01 * entropy
+
+
 _DIFF = {"gan_discriminator": (0, 1), "gan_generator": (0,), "gradient_penalty": (0,), "gaussian_kl": (0, 1),
-         "vae": (0, 2, 3), "ppo_clip": (0,), "value_clip": (0,), "policy_gradient": (0,)}
+         "vae": (0, 2, 3), "ppo_clip": (0,), "value_clip": (0,), "policy_gradient": (0,),
+         "pg_logits": (0,), "ppo_logits": (0,), "ppo_clip_stats": (0,)}
 
 
 def prepare(impl, name, ops, nt):
