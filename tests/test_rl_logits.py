@@ -495,3 +495,25 @@ def test_td_nan_and_threads():
     nv[5] = np.nan
     out = fl.td_loss(v, r, nv, d, 0.99, reduction="none", return_grad=True)
     assert np.isnan(out[0][5]) and np.isnan(out[1][5]) and np.isfinite(out[0][4])
+
+
+def test_no_temporaries_of_the_operands_size():
+    # td_loss's target and PPO's statistics come from the kernel's pass: a value-only call
+    # allocates nothing near the operands' size (8 MB each here)
+    import tracemalloc
+    rng = np.random.default_rng(8)
+    n = 10**6
+    v, r, nv, lp, old, adv = (rng.normal(0, 1, n) for _ in range(6))
+    d = (rng.random(n) < 0.1).astype(np.float64)
+    fl.td_loss(v, r, nv, d, 0.99)
+    fl.ppo_clip_loss(lp, old, adv, stats={})
+    tracemalloc.start()
+    try:
+        fl.td_loss(v, r, nv, d, 0.99, kind="huber")
+        st = {}
+        fl.ppo_clip_loss(lp, old, adv, stats=st)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak
+    assert 0 < st["clip_fraction"] < 1
