@@ -105,13 +105,15 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
         total += lv;
         if (!g) continue;
         const double K = gs * w;
+        /* p_y from the parked e_y (read before the write pass overwrites it),
+         * as ce_row does: no scalar exp */
+        const double py = (double)g[y] * is;
         const T ist = (T)is, cf = (T)(0.0 - fp * K), cb = (T)(beta * K), Dt = (T)D;
         RW_PRAGMA(omp simd)
         for (fl_idx c = 0; c < C; c++) {
             const T e = g[c], p = e * ist, gv = p * (cf + cb * ((z[c] - m) + Dt));
             g[c] = e == 0 ? (T)0 : gv;
         }
-        const double py = exp(zy) * is;
         const double omp = zy == 0 ? ((k - 1) + rest) * is : 1 - py;
         g[y] = (T)(K * (fp * omp + (beta != 0 ? beta * py * (zy + D) : 0.0)));
     }
