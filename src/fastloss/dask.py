@@ -288,8 +288,195 @@ def _pieces(a, axis):
     return a.to_delayed().ravel()[0]
 
 
+def _whole(a):
+    """A dask operand as one chunk (a NumPy operand as it is)."""
+    if isinstance(a, da.Array):
+        return a.rechunk(tuple((s,) for s in a.shape) if a.ndim else ())
+    return a
+
+
+def _working_dtype(x):
+    return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
+
+
+def _grad_names(call):
+    from fastloss._pointwise_api import grad_request  # the names return_grad asks for
+    return grad_request(call.static.get("return_grad", False), call.op, _grad_args(call.fn),
+                        _optional_grad_args(call.fn))[1]
+
+
+def _as_grad(g, src, dtype):
+    """A gradient from one task, chunked like its operand."""
+    if isinstance(src, da.Array) and src.ndim and g.chunks != src.chunks:
+        g = g.rechunk(src.chunks)
+    return g
+
+
+# ---------------------------------------------------------------- gathered
+
+def _gathered_task(fn, kwargs, names, *arrays):
+    kw = dict(kwargs)
+    kw.update(zip(names, arrays))
+    res = fn(**kw)
+    return res if isinstance(res, tuple) else (res,)
+
+
+def _gathered_value(res, reduced):
+    v = res[0]
+    return np.float64(v) if reduced else np.asarray(v)
+
+
+def _none_shape(call):
+    """The shape of a reduction="none" value of a gathered loss: from a
+    call on zeros of one or two indices along axis 0 (the value is per
+    element, per item along axis 0, or one value)."""
+    k = min(call.shape[0], 2) if call.shape else 0
+    kw = dict(call.static, return_grad=False)
+    kw.pop("check", None)
+    for name, a in call.operands.items():
+        sh = tuple(a.shape)
+        if sh and call.axes[name] == 0:
+            sh = (k,) + sh[1:]
+        kw[name] = np.zeros(sh, a.dtype)
+    vs = np.shape(call.fn(**kw))
+    if vs and call.shape and vs[0] == k:
+        return (call.shape[0],) + vs[1:]
+    return vs
+
+
+def _run_gathered(call: _Call):
+    """A loss whose value needs every element at once (``_unsplittable``):
+    the operands as one chunk each, the single-machine call on one worker,
+    the gradients rechunked like their operands."""
+    fn, x = call.fn, call.x
+    names = list(call.operands)
+    reduced = call.static.get("reduction", inspect.signature(fn).parameters["reduction"].default) != "none"
+    gnames = _grad_names(call)
+    vshape = () if reduced else _none_shape(call)
+    dt = _working_dtype(x)
+    args = [_pieces(_whole(call.operands[k]), None) for k in names]
+    task = dask.delayed(_gathered_task, pure=True)(fn, call.static, names, *args)
+    value = da.from_delayed(dask.delayed(_gathered_value, pure=True)(task, reduced), shape=vshape,
+                            dtype=np.float64 if reduced else dt)
+    if not reduced and vshape and call.shape and vshape[0] == call.shape[0] and len(x.chunks[0]) > 1:
+        value = value.rechunk({0: x.chunks[0]})
+    if not gnames:
+        return value
+    grads = []
+    for j, k in enumerate(gnames):
+        src = call.operands[k]
+        g = da.from_delayed(dask.delayed(_pick_all, pure=True)(task, j + 1), shape=tuple(src.shape),
+                            dtype=_working_dtype(src) if k != call.first else dt)
+        grads.append(_as_grad(g, src, dt))
+    return (value, *grads)
+
+
+def _pick_all(res, k):
+    return res[k]
+
+
+# ---------------------------------------------------------------- split along the images (set-overlap losses)
+
+def _sets_task(phase, fn, kwargs, names, div, offset, *arrays):
+    kw = dict(kwargs)
+    kw.update(zip(names, arrays))
+    req = _chunks.Request(phase, div=div, offset=offset)
+    with _chunks.active(req):
+        res = fn(**kw)
+    return req.parts if phase == "sets_sums" else res[1]
+
+
+def _sets_finish(finish, shape, parts_list):
+    return finish(parts_list, shape)
+
+
+def _run_sets(call: _Call, rechunk: bool):
+    """A set-overlap loss (Dice, Jaccard, Tversky, BCE+Dice, CE+Dice) split
+    along its images: the first pass per chunk gives its groups' float64
+    sums, one task adds them in the driver's order and computes the value
+    and the gradient's coefficients, a second pass per chunk writes the
+    gradient (fastloss._overlap_api.SetsPlan)."""
+    fn, op, x, shape = call.fn, call.op, call.x, call.shape
+    if not shape:
+        raise ValueError(f"fastloss.dask.{op}: input must have a batch axis (N, ...), got a 0-d array")
+    split_names = [k for k in call.operands if k in (call.first, "target")
+                   and np.ndim(call.operands[k]) >= 1 and call.operands[k].shape[0] == shape[0]]
+    other = []
+    for k in split_names:
+        a = call.operands[k]
+        if isinstance(a, da.Array):
+            other += [(k, ax) for ax in range(1, a.ndim) if len(a.chunks[ax]) > 1]
+    if other and not rechunk:
+        k, ax = other[0]
+        raise ValueError(
+            f"fastloss.dask.{op}: {k} is chunked along axis {ax}; this loss sums each class over the images' "
+            f"pixels in the driver's blocks and is split along the images (axis 0) only: rechunk it "
+            f"({{{', '.join(str(a) + ': -1' for _, a in other)}}}) or pass rechunk=True")
+    # the plan, from a call on the first image (zeros)
+    kw = dict(call.static)
+    kw.pop("check", None)
+    for k, a in call.operands.items():
+        sh = tuple(a.shape)
+        if k in split_names:
+            kw[k] = np.zeros((min(sh[0], 1),) + sh[1:], a.dtype)
+        else:  # given whole to every chunk (a per-class weight)
+            kw[k] = a if isinstance(a, np.ndarray) else np.zeros(sh, a.dtype)
+    req = _chunks.Request("sets_plan")
+    try:
+        with _chunks.active(req):
+            fn(**kw)
+    except _chunks.Planned:
+        pass
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (fastloss.dask checks the arguments on the first image of {call.first}, "
+                        f"whose shape is {shape})") from None
+    plan = req.plan
+    if plan is None or plan.op != op:  # pragma: no cover - a driver without the sets path
+        raise TypeError(f"fastloss.dask.{op}: this loss's driver does not hand out its sets' sums")
+    n0 = shape[0]
+    chunks0 = x.chunks[0]  # any image boundary is a boundary of the driver's groups: no alignment
+    offs = np.concatenate([[0], np.cumsum(chunks0)[:-1]]).astype(int).tolist()
+    names = list(call.operands)
+    pieces = {}
+    for k in names:
+        a = call.operands[k]
+        if k in split_names:
+            pieces[k] = _pieces(_dask_operand(a, 0, chunks0, k), 0)
+        else:
+            pieces[k] = _pieces(_whole(a), None)
+
+    def args_of(i):
+        return [pieces[k][i] if k in split_names else pieces[k] for k in names]
+
+    static = dict(call.static)
+    G = plan.groups(shape)
+    sums = [dask.delayed(_sets_task, pure=True)("sets_sums", fn, static, names, G, off, *args_of(i))
+            for i, off in enumerate(offs)]
+    fin = dask.delayed(_sets_finish, pure=True)(plan.finish, shape, sums)
+    reduced = call.static.get("reduction", "mean") != "none"
+    vshape = () if reduced or not plan.per_image else (n0,)
+    value = da.from_delayed(dask.delayed(_pick_all, pure=True)(fin, 0), shape=vshape,
+                            dtype=np.float64 if reduced else plan.dtype)
+    if vshape and len(chunks0) > 1:
+        value = value.rechunk({0: chunks0})
+    gnames = _grad_names(call)
+    if not gnames:
+        return value
+    coef = dask.delayed(_pick_all, pure=True)(fin, 1)
+    gp = [da.from_delayed(dask.delayed(_sets_task, pure=True)("sets_grad", fn, static, names, coef, off,
+                                                              *args_of(i)),
+                          shape=(size,) + shape[1:], dtype=plan.dtype)
+          for i, (size, off) in enumerate(zip(chunks0, offs))]
+    g = gp[0] if len(gp) == 1 else da.concatenate(gp, axis=0)
+    return value, _as_grad(g, x, plan.dtype)
+
+
 def _run(call: _Call, rechunk: bool):
     fn, op, x = call.fn, call.op, call.x
+    if getattr(fn, "_chunk_path", None) == "sets":
+        return _run_sets(call, rechunk)
+    if getattr(fn, "_unsplittable", None):
+        return _run_gathered(call)
     plan = call.plan()
     shape = call.shape
     n0 = shape[0] if shape else 1
