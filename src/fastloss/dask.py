@@ -86,6 +86,14 @@ def _is_array(v) -> bool:
     return isinstance(v, (da.Array, np.ndarray))
 
 
+def _numeric(v) -> bool:
+    """A list or tuple that is an array of numbers (not a list of loss terms)."""
+    try:
+        return np.asarray(v).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------- tasks
 
 def _main_task(fn, kwargs, names, div, offset, *arrays):
@@ -193,7 +201,7 @@ class _Call:
         for k, v in given.items():
             if k == first:
                 continue
-            if k not in _PARAMS and (_is_array(v) or isinstance(v, (list, tuple))):
+            if k not in _PARAMS and (_is_array(v) or (isinstance(v, (list, tuple)) and _numeric(v))):
                 self.operands[k] = v if _is_array(v) else np.asarray(v)
             else:
                 self.static[k] = v
@@ -335,7 +343,7 @@ def _none_shape(call):
     kw.pop("check", None)
     for name, a in call.operands.items():
         sh = tuple(a.shape)
-        if sh and call.axes[name] == 0:
+        if sh and (call.axes[name] == 0 or (name == "target" and sh[0] == call.shape[0])):
             sh = (k,) + sh[1:]
         kw[name] = np.zeros(sh, a.dtype)
     vs = np.shape(call.fn(**kw))
@@ -471,10 +479,113 @@ def _run_sets(call: _Call, rechunk: bool):
     return value, _as_grad(g, x, plan.dtype)
 
 
+# ---------------------------------------------------------------- split along the samples (CTC)
+
+def _samples_task(fn, kwargs, names, wsum, offset, *arrays):
+    kw = dict(kwargs)
+    kw.update(zip(names, arrays))
+    req = _chunks.Request("samples", div=wsum, offset=offset)
+    with _chunks.active(req):
+        res = fn(**kw)
+    return req.parts, res
+
+
+def _samples_wsum(wsum, weight, n):
+    return wsum(weight, n)
+
+
+def _run_samples(call: _Call, rechunk: bool):
+    """CTC split along its samples (axis 1 of (T, N, C) log_probs, axis 0
+    batch-first), with the padded targets, the lengths and the per-sample
+    weights: each chunk runs the kernel with the whole batch's divisor and
+    hands out its float64 per-sample losses; one task reduces them as one
+    call does (fastloss._sequence_api.SamplesPlan).  Unbatched input and
+    concatenated 1-D targets (whose split depends on the lengths' values)
+    run gathered."""
+    fn, op, x, shape = call.fn, call.op, call.x, call.shape
+    kw = dict(call.static)
+    kw.pop("check", None)
+    batch_first = bool(call.static.get("batch_first", False))
+    b = 0 if batch_first else 1
+    per_sample = [k for k, a in call.operands.items() if k != call.first and len(shape) == 3
+                  and np.ndim(a) >= 1 and a.shape[0] == shape[b]]
+    for k, a in call.operands.items():
+        sh = tuple(a.shape)
+        if k == call.first and len(sh) == 3:
+            sh = sh[:b] + (min(sh[b], 1),) + sh[b + 1:]
+        elif k in per_sample:
+            sh = (min(sh[0], 1),) + sh[1:]
+        if isinstance(a, np.ndarray) and sh == a.shape:
+            kw[k] = a
+        else:
+            kw[k] = np.zeros(sh, a.dtype)
+    req = _chunks.Request("samples_plan")
+    try:
+        with _chunks.active(req):
+            fn(**kw)
+    except _chunks.Planned:
+        pass
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (fastloss.dask checks the arguments on the first sample of {call.first}, "
+                        f"whose shape is {shape})") from None
+    plan = req.plan
+    if plan is None or plan.op != op:  # unbatched, or concatenated targets
+        return _run_gathered(call)
+    other = [ax for ax in range(3) if ax != b and len(x.chunks[ax]) > 1]
+    for k in per_sample:
+        a = call.operands[k]
+        if isinstance(a, da.Array):
+            other += [ax for ax in range(1, a.ndim) if len(a.chunks[ax]) > 1]
+    if other and not rechunk:
+        raise ValueError(
+            f"fastloss.dask.{op}: {call.first} or an operand split with it is chunked along axis {other[0]}; "
+            f"this loss reads each sample's whole sequence and is split along the samples (axis {b} of "
+            f"{call.first}) only: rechunk it or pass rechunk=True")
+    chunks_b = x.chunks[b]
+    n = shape[b]
+    offs = np.concatenate([[0], np.cumsum(chunks_b)[:-1]]).astype(int).tolist()
+    xc = x.rechunk(tuple(chunks_b if ax == b else (s,) for ax, s in enumerate(shape)))
+    xp = list(np.moveaxis(xc.to_delayed(), b, 0).ravel())
+    names = list(call.operands)
+    pieces = {call.first: xp}
+    for k in names:
+        if k in per_sample:
+            pieces[k] = _pieces(_dask_operand(call.operands[k], 0, chunks_b, k), 0)
+        elif k != call.first:
+            pieces[k] = _pieces(_whole(call.operands[k]), None)
+    w = call.operands.get("weight")
+    wsum = dask.delayed(_samples_wsum, pure=True)(
+        plan.wsum, None if w is None else _pieces(_whole(w), None), n)
+    static = dict(call.static)
+    tasks = [dask.delayed(_samples_task, pure=True)(
+        fn, static, names, wsum, off, *[pieces[k][i] if (k in per_sample or k == call.first) else pieces[k]
+                                        for k in names])
+        for i, off in enumerate(offs)]
+    reduced = call.static.get("reduction", "mean") != "none"
+    gnames = _grad_names(call)
+    if reduced:
+        value = da.from_delayed(dask.delayed(plan.finish, pure=True)([t[0] for t in tasks], wsum), shape=(),
+                                dtype=np.float64)
+    else:
+        vk = 0 if gnames else None
+        vp = [da.from_delayed(dask.delayed(_pick, pure=True)(t, vk), shape=(size,), dtype=plan.dtype)
+              for t, size in zip(tasks, chunks_b)]
+        value = vp[0] if len(vp) == 1 else da.concatenate(vp)
+    if not gnames:
+        return value
+    gp = [da.from_delayed(dask.delayed(_pick, pure=True)(t, 1),
+                          shape=tuple(size if ax == b else s for ax, s in enumerate(shape)), dtype=plan.dtype)
+          for t, size in zip(tasks, chunks_b)]
+    g = gp[0] if len(gp) == 1 else da.concatenate(gp, axis=b)
+    return value, _as_grad(g, x, plan.dtype)
+
+
 def _run(call: _Call, rechunk: bool):
     fn, op, x = call.fn, call.op, call.x
     if getattr(fn, "_chunk_path", None) == "sets":
         return _run_sets(call, rechunk)
+    if getattr(fn, "_chunk_path", None) == "samples":
+        return _run_samples(call, rechunk)
     if getattr(fn, "_unsplittable", None):
         return _run_gathered(call)
     plan = call.plan()
