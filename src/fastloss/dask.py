@@ -75,7 +75,7 @@ from fastloss._validate import legacy_reduction
 from fastloss import _adapt
 from fastloss._adapt import grad_args as _grad_args, optional_grad_args as _optional_grad_args
 
-__all__: list[str] = ["alignment"]
+__all__: list[str] = ["alignment", "strategy"]
 
 _PARAMS = ("return_grad", "n_threads", "reduction", "size_average", "reduce")
 
@@ -151,6 +151,31 @@ def alignment(loss, input, *args, **kwargs):
     return _chunks.alignment(plan.per_index, plan.block)
 
 
+def strategy(loss) -> str:
+    """How ``fastloss.dask`` runs a loss: ``"split"`` or ``"gathered"``.
+
+    ``"split"``: every chunk runs the fused kernel on its part and hands
+    out float64 partial sums (per block, per set, or per sample) that one
+    small task adds in the single-machine call's order.  ``"gathered"``:
+    the loss needs all its elements at once (an order statistic, a sort,
+    an N x N similarity, a composite of driver calls), so its operands are
+    rechunked to one chunk and the single-machine call runs in one task on
+    one worker, which must hold the whole operands and the gradients
+    (the reason is the loss's ``_unsplittable``).  Both give the bits of
+    the single-machine call.  (``ctc_loss`` with concatenated 1-D targets
+    or unbatched input also runs gathered: splitting those depends on the
+    lengths' values.)
+
+    Examples
+    --------
+    >>> import fastloss.dask as fld
+    >>> fld.strategy("dice_loss"), fld.strategy("trimmed")
+    ('split', 'gathered')
+    """
+    fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
+    return "gathered" if getattr(fn, "_unsplittable", None) else "split"
+
+
 def _aligned(chunks0, n, unit):
     """Axis-0 chunk sizes with every boundary on a multiple of ``unit``
     (each of the given boundaries moved to the nearest multiple)."""
@@ -205,10 +230,13 @@ class _Call:
                 self.operands[k] = v if _is_array(v) else np.asarray(v)
             else:
                 self.static[k] = v
-        self.axes = {k: self._split_axis(k, v) for k, v in self.operands.items()}
+        # a gathered loss reads every operand whole: operands of their own lengths (a GAN's real and
+        # fake batches) are not matched against the input's axis 0
+        strict = not getattr(fn, "_unsplittable", None)
+        self.axes = {k: self._split_axis(k, v, strict) for k, v in self.operands.items()}
         self._plan = None
 
-    def _split_axis(self, name, a):
+    def _split_axis(self, name, a, strict=True):
         """0 if ``a`` runs along the input's axis 0 (and is split with it),
         None if every chunk reads it whole."""
         if name == self.first:
@@ -220,6 +248,8 @@ class _Call:
             if k and s == xs[:k] + xs[k + 1:]:
                 return 0
         if len(s) == len(xs) and len(s) >= 1 and s[0] != 1:
+            if s[0] != xs[0] and not strict:
+                return None
             if s[0] != xs[0]:
                 raise ValueError(
                     f"fastloss.dask.{self.op}: {name} of shape {s} does not match the {self.first}'s "
@@ -352,7 +382,7 @@ def _none_shape(call):
     return vs
 
 
-def _run_gathered(call: _Call):
+def _run_gathered(call: _Call, none_shape=None):
     """A loss whose value needs every element at once (``_unsplittable``):
     the operands as one chunk each, the single-machine call on one worker,
     the gradients rechunked like their operands."""
@@ -360,13 +390,14 @@ def _run_gathered(call: _Call):
     names = list(call.operands)
     reduced = call.static.get("reduction", inspect.signature(fn).parameters["reduction"].default) != "none"
     gnames = _grad_names(call)
-    vshape = () if reduced else _none_shape(call)
+    vshape = () if reduced else (none_shape if none_shape is not None else _none_shape(call))
     dt = _working_dtype(x)
     args = [_pieces(_whole(call.operands[k]), None) for k in names]
     task = dask.delayed(_gathered_task, pure=True)(fn, call.static, names, *args)
     value = da.from_delayed(dask.delayed(_gathered_value, pure=True)(task, reduced), shape=vshape,
                             dtype=np.float64 if reduced else dt)
-    if not reduced and vshape and call.shape and vshape[0] == call.shape[0] and len(x.chunks[0]) > 1:
+    if not reduced and none_shape is None and vshape and call.shape and vshape[0] == call.shape[0] \
+            and len(x.chunks[0]) > 1:
         value = value.rechunk({0: x.chunks[0]})
     if not gnames:
         return value
@@ -503,6 +534,11 @@ def _run_samples(call: _Call, rechunk: bool):
     concatenated 1-D targets (whose split depends on the lengths' values)
     run gathered."""
     fn, op, x, shape = call.fn, call.op, call.x, call.shape
+    targets = call.operands.get("targets")
+    batch_first = bool(call.static.get("batch_first", False))
+    if len(shape) != 3 or targets is None or np.ndim(targets) != 2:
+        # unbatched, or concatenated targets (split by the lengths' values): one value per sample
+        return _run_gathered(call, () if len(shape) != 3 else (shape[0 if batch_first else 1],))
     kw = dict(call.static)
     kw.pop("check", None)
     batch_first = bool(call.static.get("batch_first", False))
