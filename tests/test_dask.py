@@ -122,8 +122,7 @@ def test_every_loss_has_a_dask_form_and_a_case():
     assert covered == fns, f"no dask test case for {sorted(fns - covered)}"
     assert {n for n in fns if fld.strategy(n) == "gathered"} == GATHERED
     assert GATHERED == {"trimmed", "winsorized", "lovasz_hinge_loss", "lovasz_softmax_loss",
-                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "vae_loss",
-                        "gan_discriminator_loss", "combined_loss"}
+                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss"}
 
 
 # ----------------------------------------------------------------- bit-identity (sync scheduler)
@@ -646,18 +645,55 @@ def test_gathered_losses_give_the_bits_of_one_call(case):
             _compare(e[0], v.compute(scheduler="sync"), reduction, f"{case.cid} value only")
 
 
-def test_gathered_gan_batches_of_their_own_lengths():
+@pytest.mark.parametrize("kind", ["nonsaturating", "least_squares", "wasserstein", "hinge"])
+def test_gan_discriminator_real_and_fake_split_on_their_own_chunks(kind):
+    """Two driver calls over batches of their own lengths and chunkings,
+    each split as a pointwise loss, the values added in the loss's order."""
     rng = np.random.default_rng(17)
-    real, fake = rng.standard_normal(100), rng.standard_normal(37)
-    R, Fk = da.from_array(real, chunks=30), da.from_array(fake, chunks=10)
-    res = fld.gan_discriminator_loss(R, Fk, kind="hinge", return_grad=True)
-    _compare(fl.gan_discriminator_loss(real, fake, kind="hinge", return_grad=True),
-             dask.compute(*res, scheduler="sync"), "mean", "gan")
-    assert res[1].chunks == R.chunks and res[2].chunks == Fk.chunks
+    for dt in (F32, F64):
+        real, fake = rng.standard_normal(20011).astype(dt), rng.standard_normal(9001).astype(dt)
+        extra = {"real_weight": rng.uniform(0, 2, 20011).astype(dt)} if dt is F64 else {}
+        if kind == "nonsaturating":
+            extra["label_smoothing"] = 0.1
+        R, Fk = da.from_array(real, chunks=(5000, 1, 15010)), da.from_array(fake, chunks=3000)
+        dx = {k: (da.from_array(v, chunks=7000) if isinstance(v, np.ndarray) else v) for k, v in extra.items()}
+        for reduction in ("mean", "sum"):
+            e = fl.gan_discriminator_loss(real, fake, kind, **extra, reduction=reduction, return_grad=True)
+            res = fld.gan_discriminator_loss(R, Fk, kind, **dx, reduction=reduction, return_grad=True)
+            assert "_gathered_task" not in _names(*res)
+            _compare(e, dask.compute(*res, scheduler="sync"), reduction, f"gan {kind} {np.dtype(dt)} {reduction}")
+            assert res[1].chunks == R.chunks and res[2].chunks == Fk.chunks
+            v = fld.gan_discriminator_loss(R, Fk, kind, **dx, reduction=reduction)
+            _compare(e[0], v.compute(scheduler="sync"), reduction, "value only")
+
+
+def test_vae_reconstruction_and_kl_split_on_their_own_chunks():
+    rng = np.random.default_rng(19)
+    for dt in (F32, F64):
+        x, t = rng.standard_normal((3001, 9)).astype(dt), rng.random((3001, 9)).astype(dt)
+        mu, lv = rng.standard_normal((3001, 3)).astype(dt), rng.standard_normal((3001, 3)).astype(dt)
+        w = rng.uniform(0, 2, 3001).astype(dt)
+        X, T, MU = _split0(x, (1000, 1000, 1001)), _split0(t, (999, 2002)), _split0(mu, (1, 500, 2500))
+        for kw in ({}, {"weight": w}, {"recon": "mse", "beta": 0.3}):
+            dkw = {k: (da.from_array(v, chunks=700) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+            for reduction in ("mean", "sum"):
+                e = fl.vae_loss(x, t, mu, lv, **kw, reduction=reduction, return_grad=True)
+                res = fld.vae_loss(X, T, MU, lv, **dkw, reduction=reduction, return_grad=True)
+                assert "_gathered_task" not in _names(*res)
+                _compare(e, dask.compute(*res, scheduler="sync"), reduction, f"vae {np.dtype(dt)} {kw} {reduction}")
+                assert res[1].chunks == X.chunks and res[2].chunks == MU.chunks
+        e = fl.vae_loss(x, t, mu, lv, return_grad=("logvar",))
+        res = fld.vae_loss(X, T, MU, lv, return_grad=("logvar",))
+        _compare(e, dask.compute(*res, scheduler="sync"), "mean", "vae, the logvar gradient alone")
+    with pytest.raises(ValueError, match=r"vae_loss: input and mu must have the same batch size"):
+        fld.vae_loss(X, T, MU[:5], lv[:5])
+    with pytest.raises(ValueError, match=r"gan_discriminator_loss: kind must be one of"):
+        fld.gan_discriminator_loss(X[:, 0], X[:, 1], kind="nope")
 
 
 def test_strategy():
     assert fld.strategy("dice_loss") == fld.strategy(fl.ctc_loss) == fld.strategy("mse_loss") == "split"
+    assert fld.strategy("vae_loss") == fld.strategy("gan_discriminator_loss") == "split"
     assert fld.strategy("trimmed") == fld.strategy(fl.nt_xent_loss) == "gathered"
 
 

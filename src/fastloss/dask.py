@@ -226,13 +226,14 @@ class _Call:
         for k, v in given.items():
             if k == first:
                 continue
-            if k not in _PARAMS and (_is_array(v) or (isinstance(v, (list, tuple)) and _numeric(v))):
+            if k not in _PARAMS and k not in getattr(fn, "_static_args", ()) and \
+                    (_is_array(v) or (isinstance(v, (list, tuple)) and _numeric(v))):
                 self.operands[k] = v if _is_array(v) else np.asarray(v)
             else:
                 self.static[k] = v
         # a gathered loss reads every operand whole: operands of their own lengths (a GAN's real and
         # fake batches) are not matched against the input's axis 0
-        strict = not getattr(fn, "_unsplittable", None)
+        strict = not (getattr(fn, "_unsplittable", None) or getattr(fn, "_terms", None))
         self.axes = {k: self._split_axis(k, v, strict) for k, v in self.operands.items()}
         self._plan = None
 
@@ -242,6 +243,8 @@ class _Call:
         if name == self.first:
             return 0 if self.shape else None
         xs, s = self.shape, tuple(a.shape)
+        if name in getattr(self.fn, "_per_sample_args", ()) and s == xs[:1]:
+            return 0  # one value per index of axis 0 (a composite term's per-sample weight)
         per_item = getattr(self.fn, "_per_item_args", {})
         if name in per_item and len(xs) >= 2 and len(s) == len(xs) - 1:
             k = per_item[name] % len(xs)
@@ -616,8 +619,52 @@ def _run_samples(call: _Call, rechunk: bool):
     return value, _as_grad(g, x, plan.dtype)
 
 
+# ---------------------------------------------------------------- composite losses (a sum of driver calls)
+
+def _add_in_order(values):
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return np.float64(total)
+
+
+def _run_terms(call: _Call, rechunk: bool):
+    """A loss whose value is a sum of pointwise driver calls over operands
+    of their own shapes (``vae_loss``: the reconstruction and the KL;
+    ``gan_discriminator_loss``: the real and the fake batch): each term is
+    split as a pointwise loss, on its own operands' chunks, and the values
+    are added in the loss's order (see _generative_losses.DaskTerm)."""
+    fn, op = call.fn, call.op
+    sig = inspect.signature(fn)
+    given = dict(call.static)
+    given.update(call.operands)
+    for k, v in list(given.items()):
+        if isinstance(v, np.ndarray) and k in call.operands and v.ndim:
+            given[k] = da.from_array(v, chunks=v.shape)
+    given = {k: v for k, v in given.items() if k in sig.parameters}
+    gnames = _grad_names(call)
+    terms = fn._terms(**{k: v for k, v in given.items() if k != "return_grad"})
+    values, grads = [], {}
+    for t in terms:
+        want = [tn for tn, pn in t.grads.items() if pn in gnames]
+        sub = _Call(t.fn, (), dict(t.args, return_grad=True if want else False), opname=op)
+        res = _run(sub, rechunk)
+        if want:
+            values.append(res[0])
+            for tn, g in zip(_grad_args(t.fn), res[1:]):
+                grads[t.grads[tn]] = g
+        else:
+            values.append(res)
+    value = da.from_delayed(dask.delayed(_add_in_order, pure=True)(values), shape=(), dtype=np.float64)
+    if not gnames:
+        return value
+    return (value, *(grads[k] for k in gnames))
+
+
 def _run(call: _Call, rechunk: bool):
     fn, op, x = call.fn, call.op, call.x
+    if getattr(fn, "_terms", None) is not None:
+        return _run_terms(call, rechunk)
     if getattr(fn, "_chunk_path", None) == "sets":
         return _run_sets(call, rechunk)
     if getattr(fn, "_chunk_path", None) == "samples":
