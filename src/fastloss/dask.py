@@ -27,7 +27,20 @@ The gradient of an operand given whole to every chunk (a ``var`` or
 ``target`` that broadcasts along axis 0) is summed over the chunks in
 order: equal to the one-machine gradient to rounding, not bit for bit.
 
-**Chunking.**  Losses are split along axis 0 only.  A pointwise loss
+**Losses that are not sums of blocks.**  The set-overlap losses (Dice,
+Jaccard, Tversky, BCE+Dice, CE+Dice) split along the images: each chunk's
+first pass hands out its groups' per-class sums, one task adds them in the
+driver's order and computes the value and the gradient's coefficients, a
+second pass per chunk writes the gradient.  ``ctc_loss`` splits along its
+samples (axis 1 of ``(T, N, C)``): each chunk's float64 per-sample losses,
+reduced by one task as one call does.  ``vae_loss`` and
+``gan_discriminator_loss`` split term by term.  The losses that need every
+element at once (trimmed and winsorized means, the Lovász losses, the
+in-batch losses, ``combined_loss``) run gathered: their operands as one
+chunk, the single-machine call on one worker (:func:`strategy`).  All give
+the single-machine bits.
+
+**Chunking.**  Losses are split along axis 0 only (CTC: its batch axis).  A pointwise loss
 whose input is also chunked along other axes is rechunked to whole rows
 (its result does not depend on it).  A row loss (classes or features on
 an axis of their own) refuses a chunking that splits any axis but the
