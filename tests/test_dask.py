@@ -503,8 +503,8 @@ def test_set_overlap_losses_refuse_spatial_chunks_or_rechunk():
     x = rng.standard_normal((6, 3, 8, 10))
     y = rng.integers(0, 3, (6, 8, 10))
     X = da.from_array(x, chunks=(2, 3, 4, 10))
-    with pytest.raises(ValueError, match=r"fastloss\.dask\.dice_loss: input is chunked along axis 2; this loss sums "
-                                         r"each class over the images' pixels .* split along the images \(axis 0\) "
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.dice_loss: input is chunked along axis 2; this loss reads "
+                                         r"whole images .* split along the images \(axis 0\) "
                                          r"only: rechunk it \(\{2: -1\}\) or pass rechunk=True"):
         fld.dice_loss(X, y, mode="multiclass")
     with pytest.raises(ValueError, match=r"fastloss\.dask\.dice_loss: target is chunked along axis 1"):
@@ -627,6 +627,8 @@ def test_gathered_losses_give_the_bits_of_one_call(case):
     rng = np.random.default_rng(zlib.crc32(case.cid.encode()))
     for dt in (F32, F64):
         args, kw = case.make(rng, dt)
+        kw = dict(kw, per_image=False) if "lovasz" in case.cid else kw  # per_image=True is split
+        assert fld.strategy(case.fn, **kw) == "gathered"
         n0 = args[0].shape[0]
         dargs = tuple(_gathered_chunks(a, n0) for a in args)
         for reduction in case.reductions:
@@ -691,10 +693,43 @@ def test_vae_reconstruction_and_kl_split_on_their_own_chunks():
         fld.gan_discriminator_loss(X[:, 0], X[:, 1], kind="nope")
 
 
+@pytest.mark.parametrize("fn", [fl.lovasz_hinge_loss, fl.lovasz_softmax_loss], ids=lambda f: f.__name__)
+def test_lovasz_per_image_splits_along_the_images(fn):
+    """With per_image=True every set is one image: each chunk sorts its own
+    images' errors, with the whole batch's mean scale, and hands out its
+    float64 per-image losses; without it the loss runs gathered."""
+    rng = np.random.default_rng(20)
+    N = 11
+    for dt in (F32, F64):
+        if fn is fl.lovasz_hinge_loss:
+            a, b = rng.standard_normal((N, 1, 20, 30)).astype(dt), (rng.random((N, 1, 20, 30)) > 0.5).astype(dt)
+            kw = {}
+        else:
+            a, b = rng.standard_normal((N, 4, 20, 30)).astype(dt), rng.integers(0, 4, (N, 20, 30))
+            b[2, :3] = -1
+            kw = dict(ignore_index=-1, weight=np.array([1.0, 2.0, 0.5, 1.0]))
+        for reduction in ("mean", "sum", "none"):
+            e = fn(a, b, **kw, per_image=True, reduction=reduction, return_grad=True)
+            for ca, cb in (((1, 2, 8), (5, 6)), (_random_chunks(rng, N, 3), (N,))):
+                A = _split0(a, ca)
+                res = getattr(fld, fn.__name__)(A, _split0(b, cb), **kw, per_image=True, reduction=reduction,
+                                                return_grad=True)
+                names = _names(*res)
+                assert "_samples_task" in names and "_gathered_task" not in names, names
+                _compare(e, dask.compute(*res, scheduler="sync"), reduction,
+                         f"{fn.__name__} {np.dtype(dt)} {reduction} chunks {ca}/{cb}")
+                assert res[1].chunks == A.chunks
+    res = getattr(fld, fn.__name__)(_split0(a, (5, 6)), b, **kw, return_grad=True)
+    assert "_gathered_task" in _names(*res)
+    _compare(fn(a, b, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean", "gathered")
+
+
 def test_strategy():
     assert fld.strategy("dice_loss") == fld.strategy(fl.ctc_loss) == fld.strategy("mse_loss") == "split"
     assert fld.strategy("vae_loss") == fld.strategy("gan_discriminator_loss") == "split"
     assert fld.strategy("trimmed") == fld.strategy(fl.nt_xent_loss) == "gathered"
+    assert fld.strategy("lovasz_softmax_loss") == "gathered"
+    assert fld.strategy("lovasz_softmax_loss", per_image=True) == "split"
 
 
 # ----------------------------------------------------------------- a real cluster

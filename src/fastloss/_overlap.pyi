@@ -83,6 +83,7 @@ def lovasz(
     w: Optional[NDArray[np.float64]],
     mean: bool,
     n_threads: int,
+    nsets_all: int = ...,
 ) -> tuple[NDArray[np.float64], int]: ...
 def boxes(
     kind: int,

@@ -314,8 +314,11 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
 
 def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
            bint from_logits, bint has_ignore, long long ignore, bint per_image, int classes_mode, sel,
-           w, bint mean, int n_threads):
+           w, bint mean, int n_threads, Py_ssize_t nsets_all=0):
     """The Lovasz hinge (softmax=False; x is (N, S), C = 1) or Lovasz-softmax.
+
+    ``nsets_all``: with per_image, the whole batch's number of images when
+    this call runs a chunk of them (fastloss.dask), for the mean's scale.
 
     Returns ``(losses, bad)``: the float64 loss of each set and the flat
     index of the first bad target (-1 if none).  The sort of each (set,
@@ -335,7 +338,8 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     cdef int ntb = _nthreads(n_threads, N * C * S, nblocks)
     cdef Py_ssize_t b, n, s0, k, st, tid
     cdef fl_idx bad = -1
-    cdef double set_scale = 1.0 / nsets if (mean and nsets > 0) else 1.0
+    cdef fl_idx nmean = nsets_all if (per_image and nsets_all > 0) else nsets
+    cdef double set_scale = 1.0 / nmean if (mean and nmean > 0) else 1.0
     cdef double gs = set_scale if not softmax else 1.0
     cdef char *scr = NULL
     cdef double *tl = NULL

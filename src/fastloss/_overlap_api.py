@@ -242,9 +242,11 @@ class SetsPlan(NamedTuple):
     gradient pass on the whole batch's sums."""
     op: str
     dtype: object
-    groups: Callable       # groups(whole input shape) -> blocks per group of the whole batch
+    groups: Callable       # groups(whole input shape) -> what every chunk's call needs of the whole batch:
+    #                        blocks per group (the overlap sums), the number of images (Lovasz)
     finish: Callable       # finish(every chunk's parts, whole input shape) -> (value, coef)
-    per_image: bool        # coef has one row per image (a chunk reads its own rows)
+    per_image: bool        # one value per image for reduction="none" (and coef rows per image)
+    one_pass: bool = False  # Lovasz with per_image: each chunk's call gives its sets' losses and gradient
 
 
 def _seg_dims(mode, shape):
@@ -357,18 +359,39 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
         tcode = _overlap.DENSE
     if N * C * S >= _MAX_LOVASZ:
         raise ValueError(f"{op}: input has {N * C * S} elements; the Lovasz sort indexes at most 2**31 - 1")
+    req = _REQUEST.get()
+    nsets_all = 0
+    if req is not None and req.phase.startswith("sets_"):  # a chunk of images (fastloss.dask)
+        if req.phase == "sets_plan":
+            if not per_image:
+                return None  # one sort over the whole batch: no split (the adapter gathers it)
+            req.plan = SetsPlan(op, dt, _images, functools.partial(_lovasz_finish, reduction, dt), True, True)
+            raise Planned
+        nsets_all = req.div
     g = _grad_out(out, op, dt, shape, return_grad, (x, t))
     losses, bad = _overlap.lovasz(softmax, dt is not F32, x, t, tcode, g, N, C, S, from_logits,
                                   ii is not None, ii if ii is not None else 0, per_image, cmode, sel, w,
-                                  reduction == "mean", nt)
+                                  reduction == "mean", nt, nsets_all)
     if bad >= 0:
         if softmax:
             _bad_target(op, t, bad, "multiclass", C)
         val = t.reshape(-1)[int(bad)].item()
         raise ValueError(f"{op}: target must hold 0 and 1 (a binary mask) or ignore_index, got "
                          f"{_where(t.shape, bad)} = {val!r}")
+    if nsets_all:
+        req.parts = losses  # this chunk's images' float64 losses: the value is the whole batch's
     value = _reduce(losses, reduction, per_image, dt)
     return (value, g) if return_grad else value
+
+
+def _images(shape):
+    return shape[0]
+
+
+def _lovasz_finish(reduction, dt, parts_list, shape):
+    losses = np.concatenate(parts_list) if parts_list else np.zeros(0)
+    value = _reduce(losses, reduction, True, dt)
+    return (np.float64(value) if reduction != "none" else value), None
 
 
 # ------------------------------------------------------------------ boxes

@@ -34,9 +34,10 @@ driver's order and computes the value and the gradient's coefficients, a
 second pass per chunk writes the gradient.  ``ctc_loss`` splits along its
 samples (axis 1 of ``(T, N, C)``): each chunk's float64 per-sample losses,
 reduced by one task as one call does.  ``vae_loss`` and
-``gan_discriminator_loss`` split term by term.  The losses that need every
-element at once (trimmed and winsorized means, the Lovász losses, the
-in-batch losses, ``combined_loss``) run gathered: their operands as one
+``gan_discriminator_loss`` split term by term, the Lovász losses with
+``per_image=True`` along the images.  The losses that need every
+element at once (trimmed and winsorized means, the Lovász losses over the
+whole batch, the in-batch losses, ``combined_loss``) run gathered: their operands as one
 chunk, the single-machine call on one worker (:func:`strategy`).  All give
 the single-machine bits.
 
@@ -164,8 +165,12 @@ def alignment(loss, input, *args, **kwargs):
     return _chunks.alignment(plan.per_index, plan.block)
 
 
-def strategy(loss) -> str:
+def strategy(loss, /, **options) -> str:
     """How ``fastloss.dask`` runs a loss: ``"split"`` or ``"gathered"``.
+
+    ``options``: the call's options where they decide (the Lovász losses
+    split along the images with ``per_image=True``, and are gathered
+    without it: one sort over the whole batch).
 
     ``"split"``: every chunk runs the fused kernel on its part and hands
     out float64 partial sums (per block, per set, or per sample) that one
@@ -184,8 +189,13 @@ def strategy(loss) -> str:
     >>> import fastloss.dask as fld
     >>> fld.strategy("dice_loss"), fld.strategy("trimmed")
     ('split', 'gathered')
+    >>> fld.strategy("lovasz_hinge_loss"), fld.strategy("lovasz_hinge_loss", per_image=True)
+    ('gathered', 'split')
     """
     fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
+    when = getattr(fn, "_split_when", None)
+    if when and all(options.get(k, None) == v for k, v in when.items()):
+        return "split"
     return "gathered" if getattr(fn, "_unsplittable", None) else "split"
 
 
@@ -456,17 +466,6 @@ def _run_sets(call: _Call, rechunk: bool):
         raise ValueError(f"fastloss.dask.{op}: input must have a batch axis (N, ...), got a 0-d array")
     split_names = [k for k in call.operands if k in (call.first, "target")
                    and np.ndim(call.operands[k]) >= 1 and call.operands[k].shape[0] == shape[0]]
-    other = []
-    for k in split_names:
-        a = call.operands[k]
-        if isinstance(a, da.Array):
-            other += [(k, ax) for ax in range(1, a.ndim) if len(a.chunks[ax]) > 1]
-    if other and not rechunk:
-        k, ax = other[0]
-        raise ValueError(
-            f"fastloss.dask.{op}: {k} is chunked along axis {ax}; this loss sums each class over the images' "
-            f"pixels in the driver's blocks and is split along the images (axis 0) only: rechunk it "
-            f"({{{', '.join(str(a) + ': -1' for _, a in other)}}}) or pass rechunk=True")
     # the plan, from a call on the first image (zeros)
     kw = dict(call.static)
     kw.pop("check", None)
@@ -486,8 +485,19 @@ def _run_sets(call: _Call, rechunk: bool):
         raise type(exc)(f"{exc} (fastloss.dask checks the arguments on the first image of {call.first}, "
                         f"whose shape is {shape})") from None
     plan = req.plan
-    if plan is None or plan.op != op:  # pragma: no cover - a driver without the sets path
-        raise TypeError(f"fastloss.dask.{op}: this loss's driver does not hand out its sets' sums")
+    if plan is None or plan.op != op:  # one set over the whole batch (Lovasz without per_image)
+        return _run_gathered(call)
+    other = []
+    for k in split_names:
+        a = call.operands[k]
+        if isinstance(a, da.Array):
+            other += [(k, ax) for ax in range(1, a.ndim) if len(a.chunks[ax]) > 1]
+    if other and not rechunk:
+        k, ax = other[0]
+        raise ValueError(
+            f"fastloss.dask.{op}: {k} is chunked along axis {ax}; this loss reads whole images (its sums or "
+            f"sorts run over each image's pixels) and is split along the images (axis 0) only: rechunk it "
+            f"({{{', '.join(str(a) + ': -1' for a in sorted({a for _, a in other}))}}}) or pass rechunk=True")
     n0 = shape[0]
     chunks0 = x.chunks[0]  # any image boundary is a boundary of the driver's groups: no alignment
     offs = np.concatenate([[0], np.cumsum(chunks0)[:-1]]).astype(int).tolist()
@@ -505,16 +515,30 @@ def _run_sets(call: _Call, rechunk: bool):
 
     static = dict(call.static)
     G = plan.groups(shape)
+    gnames = _grad_names(call)
+    reduced = call.static.get("reduction", "mean") != "none"
+    vshape = () if reduced or not plan.per_image else (n0,)
+    if plan.one_pass:  # every set within a chunk: its losses and its gradient in one call
+        tasks = [dask.delayed(_samples_task, pure=True)(fn, static, names, G, off, *args_of(i), phase="sets_one")
+                 for i, off in enumerate(offs)]
+        fin = dask.delayed(_sets_finish, pure=True)(plan.finish, shape, [t[0] for t in tasks])
+        value = da.from_delayed(dask.delayed(_pick_all, pure=True)(fin, 0), shape=vshape,
+                                dtype=np.float64 if reduced else plan.dtype)
+        if vshape and len(chunks0) > 1:
+            value = value.rechunk({0: chunks0})
+        if not gnames:
+            return value
+        gp = [da.from_delayed(dask.delayed(_pick, pure=True)(t, 1), shape=(size,) + shape[1:], dtype=plan.dtype)
+              for t, size in zip(tasks, chunks0)]
+        g = gp[0] if len(gp) == 1 else da.concatenate(gp, axis=0)
+        return value, _as_grad(g, x, plan.dtype)
     sums = [dask.delayed(_sets_task, pure=True)("sets_sums", fn, static, names, G, off, *args_of(i))
             for i, off in enumerate(offs)]
     fin = dask.delayed(_sets_finish, pure=True)(plan.finish, shape, sums)
-    reduced = call.static.get("reduction", "mean") != "none"
-    vshape = () if reduced or not plan.per_image else (n0,)
     value = da.from_delayed(dask.delayed(_pick_all, pure=True)(fin, 0), shape=vshape,
                             dtype=np.float64 if reduced else plan.dtype)
     if vshape and len(chunks0) > 1:
         value = value.rechunk({0: chunks0})
-    gnames = _grad_names(call)
     if not gnames:
         return value
     coef = dask.delayed(_pick_all, pure=True)(fin, 1)
@@ -528,10 +552,10 @@ def _run_sets(call: _Call, rechunk: bool):
 
 # ---------------------------------------------------------------- split along the samples (CTC)
 
-def _samples_task(fn, kwargs, names, wsum, offset, *arrays):
+def _samples_task(fn, kwargs, names, wsum, offset, *arrays, phase="samples"):
     kw = dict(kwargs)
     kw.update(zip(names, arrays))
-    req = _chunks.Request("samples", div=wsum, offset=offset)
+    req = _chunks.Request(phase, div=wsum, offset=offset)
     with _chunks.active(req):
         res = fn(**kw)
     return req.parts, res
