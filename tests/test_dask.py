@@ -782,7 +782,7 @@ def test_on_a_local_cluster_the_work_is_spread_and_errors_come_back(client):
         fld.cross_entropy(X, da.from_array(y, chunks=4000)).compute()
 
 
-@pytest.mark.parametrize("what", ["dice", "ctc", "trimmed"])
+@pytest.mark.parametrize("what", ["dice", "ctc", "lovasz-per_image", "vae", "trimmed"])
 def test_split_and_gathered_on_a_local_cluster(client, what):
     rng = np.random.default_rng(18)
     if what == "dice":
@@ -796,6 +796,16 @@ def test_split_and_gathered_on_a_local_cluster(client, what):
         w = rng.uniform(0, 2, 13).astype(F32)
         e = fl.ctc_loss(lp, tg, il, tl, **kw, weight=w, return_grad=True)
         res = fld.ctc_loss(da.from_array(lp, chunks=(40, (6, 7), 6)), tg, il, tl, **kw, weight=w, return_grad=True)
+    elif what == "lovasz-per_image":
+        x = rng.standard_normal((9, 3, 20, 30)).astype(F32)
+        y = rng.integers(0, 3, (9, 20, 30))
+        e = fl.lovasz_softmax_loss(x, y, per_image=True, return_grad=True)
+        res = fld.lovasz_softmax_loss(_split0(x, (2, 4, 3)), y, per_image=True, return_grad=True)
+    elif what == "vae":
+        x, t = rng.standard_normal((3001, 9)).astype(F32), rng.random((3001, 9)).astype(F32)
+        mu, lv = rng.standard_normal((3001, 3)).astype(F32), rng.standard_normal((3001, 3)).astype(F32)
+        e = fl.vae_loss(x, t, mu, lv, return_grad=True)
+        res = fld.vae_loss(_split0(x, (1000, 2001)), t, _split0(mu, (700, 2301)), lv, return_grad=True)
     else:
         x, t = rng.standard_normal(5001).astype(F32), rng.standard_normal(5001).astype(F32)
         e = fl.trimmed(x, t, fl.HuberLoss(), 0.1, return_grad=True)
