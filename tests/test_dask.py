@@ -724,6 +724,17 @@ def test_lovasz_per_image_splits_along_the_images(fn):
     _compare(fn(a, b, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean", "gathered")
 
 
+def test_alignment_of_the_other_paths():
+    x4, y3 = np.zeros((4, 3, 5, 5)), np.zeros((4, 5, 5), np.int64)
+    assert fld.alignment("dice_loss", x4, y3, mode="multiclass") == 1
+    assert fld.alignment("lovasz_softmax_loss", x4, y3, per_image=True) == 1
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: lovasz_softmax_loss runs gathered, as one "
+                                        r"chunk \(its gradient sorts"):
+        fld.alignment("lovasz_softmax_loss", x4, y3)
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: gan_discriminator_loss is split term by term"):
+        fld.alignment("gan_discriminator_loss", np.zeros(5), np.zeros(3))
+
+
 def test_strategy():
     assert fld.strategy("dice_loss") == fld.strategy(fl.ctc_loss) == fld.strategy("mse_loss") == "split"
     assert fld.strategy("vae_loss") == fld.strategy("gan_discriminator_loss") == "split"

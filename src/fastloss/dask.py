@@ -160,6 +160,15 @@ def alignment(loss, input, *args, **kwargs):
     16
     """
     fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
+    op = fn.__name__
+    if strategy(fn, **kwargs) == "gathered":
+        raise TypeError(f"fastloss.dask.alignment: {op} runs gathered, as one chunk ({fn._unsplittable}): "
+                        f"it has no chunk alignment")
+    if getattr(fn, "_terms", None) is not None:
+        raise TypeError(f"fastloss.dask.alignment: {op} is split term by term, each term on its own operands' "
+                        f"chunks: it has no one alignment")
+    if getattr(fn, "_chunk_path", None) is not None:
+        return 1  # any boundary between images or samples
     call = _Call(fn, (input,) + args, kwargs)
     plan = call.plan()
     return _chunks.alignment(plan.per_index, plan.block)
@@ -283,19 +292,12 @@ class _Call:
             return 0
         return None
 
-    def refuse_unsplittable(self):
-        why = getattr(self.fn, "_unsplittable", None)
-        if why:
-            raise TypeError(f"fastloss.dask.{self.op}: cannot be split into chunks exactly: {why}; call "
-                            f"fastloss.{self.op} on a NumPy array (or on each part you want a loss of)")
-
     def plan(self) -> _chunks.Plan:
         """Ask the driver how it reduces: the loss on a slice of one index
         along axis 0 (zeros; no kernel runs).  A loss that cannot be split
         along axis 0 (a row loss on one sample) is asked again with the
         whole shapes (zeros that are never written)."""
         if self._plan is None:
-            self.refuse_unsplittable()
             plan = self._ask(slab=True)
             self._plan = plan if plan.split else self._ask(slab=False)
         return self._plan
