@@ -823,3 +823,26 @@ def test_split_and_gathered_on_a_local_cluster(client, what):
         res = fld.trimmed(da.from_array(x, chunks=1000), da.from_array(t, chunks=1000), fl.HuberLoss(), 0.1,
                           return_grad=True)
     _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", what)
+
+
+@pytest.mark.slow
+def test_set_overlap_and_ctc_at_size_on_a_local_cluster(client, request):
+    """A realistic size: 64 images of 4 classes at 256 x 256 (16.8 M
+    float32 logits, the driver's groups spanning several blocks), and CTC
+    over 512 samples of 200 steps; uneven chunks; the bits of one call."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("16.8 M logits on a LocalCluster: run with -m slow")
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((64, 4, 256, 256), dtype=F32)
+    y = rng.integers(0, 4, (64, 256, 256)).astype(np.int32)
+    for fn, kw in ((fld.dice_loss, dict(mode="multiclass")), (fld.ce_dice_loss, {}),
+                   (fld.tversky_loss, dict(mode="multiclass", per_image=True, alpha=0.3, beta=0.7))):
+        e = getattr(fl, fn.__name__)(x, y, **kw, return_grad=True)
+        res = fn(_split0(x, (5, 30, 29)), _split0(y, (40, 24)), **kw, return_grad=True, n_threads=1)
+        _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", fn.__name__)
+    from _loss_cases import _ctc
+    (lp, tg, il, tl), kw = _ctc(200, 512, 30, 40)(rng, F32)
+    e = fl.ctc_loss(lp, tg, il, tl, **kw, return_grad=True)
+    res = fld.ctc_loss(da.from_array(lp, chunks=(200, (100, 300, 112), 30)), tg, il, tl, **kw, return_grad=True,
+                       n_threads=1)
+    _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", "ctc")
