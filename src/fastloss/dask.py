@@ -35,17 +35,18 @@ second pass per chunk writes the gradient.  ``ctc_loss`` splits along its
 samples (axis 1 of ``(T, N, C)``): each chunk's float64 per-sample losses,
 reduced by one task as one call does.  ``vae_loss`` and
 ``gan_discriminator_loss`` split term by term, the Lovász losses with
-``per_image=True`` along the images.  The losses that need every
-element at once (trimmed and winsorized means, the Lovász losses over the
-whole batch, the in-batch losses, ``combined_loss``) run gathered: their operands as one
-chunk, the single-machine call on one worker (:func:`strategy`).  All give
-the single-machine bits.
+``per_image=True`` along the images.  The losses that need every element
+at once (trimmed and winsorized means, the Lovász losses over the whole
+batch, the in-batch losses, ``combined_loss``) run gathered: their
+operands as one chunk, the single-machine call on one worker
+(:func:`strategy`).  All give the single-machine bits.
 
-**Chunking.**  Losses are split along axis 0 only (CTC: its batch axis).  A pointwise loss
-whose input is also chunked along other axes is rechunked to whole rows
-(its result does not depend on it).  A row loss (classes or features on
-an axis of their own) refuses a chunking that splits any axis but the
-first, with an error naming the axis, unless ``rechunk=True``.  A chunk
+**Chunking.**  Losses are split along axis 0 only (CTC: its batch axis).
+A pointwise loss whose input is also chunked along other axes is
+rechunked to whole rows (its result does not depend on it).  A row loss
+(classes or features on an axis of their own), a set-overlap loss and CTC
+refuse a chunking that splits any axis but the
+batch axis, with an error naming the axis, unless ``rechunk=True``.  A chunk
 size along axis 0 that is a multiple of :func:`alignment` avoids every
 rechunk.  Each chunk runs with ``n_threads`` (default: the worker's
 fastloss default); on a worker with several Dask threads, ``n_threads=1``
