@@ -122,7 +122,8 @@ def test_every_loss_has_a_dask_form_and_a_case():
     assert covered == fns, f"no dask test case for {sorted(fns - covered)}"
     assert {n for n in fns if fld.strategy(n) == "gathered"} == GATHERED
     assert GATHERED == {"trimmed", "winsorized", "lovasz_hinge_loss", "lovasz_softmax_loss",
-                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss"}
+                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss",
+                        "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits"}
 
 
 # ----------------------------------------------------------------- bit-identity (sync scheduler)

@@ -456,10 +456,18 @@ def test_out_may_not_overlap_the_inputs():
         PG(z, act, adv, return_grad=True, out=z)
 
 
-def test_dask_refuses_with_the_reason():
-    dd = pytest.importorskip("fastloss.dask")
-    assert "chunk plan" in fl.policy_gradient_loss_from_logits._unsplittable
-    assert hasattr(dd, "ppo_clip_loss_from_logits") or True
+def test_dask_runs_them_gathered():
+    # fastloss.dask runs a loss with _unsplittable as one task over the whole arrays: the same bits
+    fld = pytest.importorskip("fastloss.dask")
+    da = pytest.importorskip("dask.array")
+    assert fld.strategy("ppo_clip_loss_from_logits") == "gathered"
+    z, act, adv, old, _ = _case(N=300, A=6)
+    want = PPO(z, act, old, adv, 0.2, None, 0.01, return_grad=True)
+    got = fld.ppo_clip_loss_from_logits(da.from_array(z, chunks=(100, 6)), da.from_array(act, chunks=100),
+                                        da.from_array(old, chunks=100), da.from_array(adv, chunks=100), 0.2, None,
+                                        0.01, return_grad=True)
+    assert float(got[0].compute(scheduler="sync")) == want[0]
+    np.testing.assert_array_equal(got[1].compute(scheduler="sync"), want[1])
 
 
 # ------------------------------------------------------------------ td_loss: the target formed in the kernel

@@ -472,6 +472,8 @@ def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0
 
 policy_gradient_loss_from_logits._grad_args = ("logits",)
 policy_gradient_loss_from_logits._class_axis = 1
+# one value per row: the logits' shape without the action axis (the adapters slice them with the rows)
+policy_gradient_loss_from_logits._per_item_args = {"actions": 1, "advantages": 1, "weight": 1}
 policy_gradient_loss_from_logits._unsplittable = (
     "its row kernel does not take part in fastloss.dask's chunk plan yet (a sum over rows in principle; "
     "not wired)")
@@ -546,6 +548,7 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
 
 ppo_clip_loss_from_logits._grad_args = ("logits",)
 ppo_clip_loss_from_logits._class_axis = 1
+ppo_clip_loss_from_logits._per_item_args = {"actions": 1, "old_log_probs": 1, "advantages": 1, "weight": 1}
 ppo_clip_loss_from_logits._unsplittable = policy_gradient_loss_from_logits._unsplittable
 
 
@@ -684,6 +687,7 @@ class PolicyGradientLossFromLogits(_Objective):
     _reductions = _REDUCTIONS
     _class_axis = 1
     _unsplittable = policy_gradient_loss_from_logits._unsplittable
+    _per_item_args = policy_gradient_loss_from_logits._per_item_args
     _options = ("entropy_coef", "reduction")
 
     def __init__(self, entropy_coef=0.0, reduction="mean", *, n_threads: Optional[int] = None):
@@ -718,6 +722,7 @@ class PPOClipLossFromLogits(_Objective):
     _reductions = _REDUCTIONS
     _class_axis = 1
     _unsplittable = ppo_clip_loss_from_logits._unsplittable
+    _per_item_args = ppo_clip_loss_from_logits._per_item_args
     _options = ("clip_eps", "dual_clip", "entropy_coef", "reduction")
 
     def __init__(self, clip_eps=0.2, dual_clip=None, entropy_coef=0.0, reduction="mean", *,
