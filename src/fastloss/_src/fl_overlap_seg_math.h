@@ -98,7 +98,7 @@ FL_INLINE fl_idx FN(seg_sums_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_
 }
 
 FL_INLINE void FN(seg_grad_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns,
-                                const int LOGITS, const int CE, const int IGN)
+                                const int LOGITS, const int CE, const int IGN, const int ACC)
 {
     const fl_idx C = a->C, S = a->S;
     const T ig = (T)a->ignore;
@@ -115,7 +115,8 @@ FL_INLINE void FN(seg_grad_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_id
             OV_SIGMOID(LOGITS, xv, p, pq, e);
             T d = (ca + cb * FN(ov_dmin)(p, tv)) * pq;
             if (CE) d += cc * (p - tv);
-            gr[j] = ok ? d : 0;
+            const T v = ok ? d : 0;
+            gr[j] = ACC ? gr[j] + v : v;
             (void)e;
         }
     }
@@ -212,7 +213,7 @@ FL_INLINE fl_idx FN(seg_sums_sm_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_
 }
 
 FL_INLINE void FN(seg_grad_sm_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, T *restrict e,
-                                const int LOGITS, const int CE)
+                                const int LOGITS, const int CE, const int ACC)
 {
     const fl_idx C = a->C, S = a->S;
     const double *cf = a->coef + (a->per_image ? n : 0) * C * 3;
@@ -233,7 +234,8 @@ FL_INLINE void FN(seg_grad_sm_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_id
                 for (fl_idx jj = 0; jj < J; jj++) {
                     const T tv = yf[jj] == cv ? (T)1 : (T)0;
                     const T d = ca + cb * FN(ov_dmin)(xc[jj], tv);
-                    gc[jj] = yf[jj] >= 0 ? d : 0;
+                    const T v = yf[jj] >= 0 ? d : 0;
+                    gc[jj] = ACC ? gc[jj] + v : v;
                 }
             }
             continue;
@@ -263,7 +265,8 @@ FL_INLINE void FN(seg_grad_sm_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_id
                 const T tv = yf[jj] == cv ? (T)1 : (T)0;
                 T d = p * (ca + cb * FN(ov_dmin)(p, tv) - pg[jj]);
                 if (CE) d += cc * (p - tv);
-                gc[jj] = yf[jj] >= 0 ? d : 0;
+                const T v = yf[jj] >= 0 ? d : 0;
+                gc[jj] = ACC ? gc[jj] + v : v;
             }
         }
     }
@@ -287,23 +290,31 @@ static fl_idx FN(seg_sums)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns,
     return ign ? FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 0, 1) : FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 0, 0);
 }
 
-static void FN(seg_grad)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, void *scratch)
+/* ACC: a template argument (the writing loop reads no g) */
+FL_INLINE void FN(seg_grad_acc_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, void *scratch,
+                                 const int ACC)
 {
     if (a->softmax) {
         T *e = (T *)scratch;
-        if (!a->from_logits) FN(seg_grad_sm_)(a, n, s0, ns, e, 0, 0);
-        else if (a->with_ce) FN(seg_grad_sm_)(a, n, s0, ns, e, 1, 1);
-        else FN(seg_grad_sm_)(a, n, s0, ns, e, 1, 0);
+        if (!a->from_logits) FN(seg_grad_sm_)(a, n, s0, ns, e, 0, 0, ACC);
+        else if (a->with_ce) FN(seg_grad_sm_)(a, n, s0, ns, e, 1, 1, ACC);
+        else FN(seg_grad_sm_)(a, n, s0, ns, e, 1, 0, ACC);
         return;
     }
     const int ign = a->has_ignore;
     if (!a->from_logits) {
-        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 0, 0, 1); else FN(seg_grad_el_)(a, n, s0, ns, 0, 0, 0);
+        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 0, 0, 1, ACC); else FN(seg_grad_el_)(a, n, s0, ns, 0, 0, 0, ACC);
     } else if (a->with_ce) {
-        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 1, 1, 1); else FN(seg_grad_el_)(a, n, s0, ns, 1, 1, 0);
+        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 1, 1, 1, ACC); else FN(seg_grad_el_)(a, n, s0, ns, 1, 1, 0, ACC);
     } else {
-        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 1); else FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 0);
+        if (ign) FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 1, ACC); else FN(seg_grad_el_)(a, n, s0, ns, 1, 0, 0, ACC);
     }
+}
+
+static void FN(seg_grad)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, void *scratch)
+{
+    if (a->accumulate) FN(seg_grad_acc_)(a, n, s0, ns, scratch, 1);
+    else FN(seg_grad_acc_)(a, n, s0, ns, scratch, 0);
 }
 
 #undef OV_SIGMOID
