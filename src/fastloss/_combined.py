@@ -257,10 +257,12 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
     """A weighted sum of losses of one ``(input, target)``: ``sum_k w_k L_k``.
 
     The value is ``sum_k w_k L_k(input, target)`` and the gradient
-    ``sum_k w_k grad L_k``, accumulated in one buffer: pointwise terms add
-    into it from their own kernel pass (the pointwise driver's accumulate
-    mode); terms of other drivers write it (the first) or add a temporary
-    (see ``fastloss._combined``).  Each term keeps its own options
+    ``sum_k w_k grad L_k``, accumulated in one buffer: pointwise and
+    segmentation-overlap terms add into it from their own kernel pass (the
+    drivers' accumulate modes); a binary cross-entropy with logits (or a
+    cross-entropy) and a Dice-family term of the same input share one pass
+    of the fused overlap kernel; terms of other drivers write the buffer
+    (the first) or add a temporary (see ``fastloss._combined``).  Each term keeps its own options
     (reduction "mean" or "sum", weights given to its constructor).
 
     Parameters
