@@ -475,13 +475,16 @@ PW_SIG(hinge_embedding)
 
 /* ---------------- the shared math, for the accuracy tests ---------------- */
 
-/* y = f(x) over n elements, f = exp_np (x <= 0) or log1p01 (x in [0, 1]),
+/* y = f(x) over n elements, f = exp_np (x <= 0), log1p01 (x in [0, 1]) or exp_any (2),
  * in the same vectorized loop shape as the kernels (tests/test_vmath.py) */
 static void FN(vmath)(int which, const T *restrict x, T *restrict y, fl_idx n)
 {
     if (which == 0) {
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = FN(exp_np)(x[i]);
+    } else if (which == 2) {
+        FL_PRAGMA(omp simd)
+        for (fl_idx i = 0; i < n; i++) y[i] = FN(exp_any)(x[i]);
     } else {
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = FN(log1p01)(x[i]);

@@ -77,6 +77,36 @@ FL_INLINE double FN(exp_np)(double x)
 }
 #endif
 
+/* exp(x) for any x (the KL's exp(logvar), logvar up to float's 88.72):
+ * float inline as exp_np (the same reduction and polynomial), with the
+ * scale split as 2^(k-1) * 2 for x > 0, so that k = 128 (x in [88.38,
+ * 88.72]) still gives a normal scale; +inf above 88.7228 (exp overflows
+ * there), 0 below -87.3, NaN stays NaN.  double: the library's exp. */
+#if T_F32
+FL_INLINE float FN(exp_any)(float x)
+{
+    const float magic = 12582912.0f;
+    const float kf = x * 1.44269504088896341f + magic;
+    const float k = kf - magic;
+    uint32_t ki, mi;
+    memcpy(&ki, &kf, 4);
+    memcpy(&mi, &magic, 4);
+    const uint32_t pos = x > 0;
+    const uint32_t bits = (ki - mi + 127u - pos) << 23; /* 2^(k - pos), k - pos in [-126, 127] */
+    float scale;
+    memcpy(&scale, &bits, 4);
+    const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;
+    const float r2 = r * r;
+    const float p01 = 4.999999403953552e-1f + r * 1.666652113199234e-1f;
+    const float p23 = 4.166838899254799e-2f + r * 8.368710987269878e-3f;
+    const float p = p01 + r2 * (p23 + r2 * 1.3814601115882397e-3f);
+    const float y = (p * r2 + r + 1.0f) * scale * (pos ? 2.0f : 1.0f);
+    return x < -87.3f ? 0.0f : (x > 88.72283f ? (float)INFINITY : y);
+}
+#else
+FL_INLINE double FN(exp_any)(double x) { return EXP(x); }
+#endif
+
 /* log(1 + e) for e in [0, 1], the softplus tail of every logistic loss,
  * with full relative precision for tiny e (where log(1 + e) would round to
  * 0) and no call to log: the logistic losses are compute-bound.
