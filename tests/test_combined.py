@@ -262,3 +262,16 @@ def test_fused_and_accumulating_bit_identical_across_threads(overlap_parallel, p
         b = fl.combined_loss(x, tt, terms, return_grad=True, n_threads=2, term_values=vals2)
         assert a[0] == b[0] and vals1 == vals2
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_bench_generative_combined_rows_agree():
+    """The benchmark's combined variants compute the same gradient (one call each, 16x1x256x256 float32)."""
+    from fastloss import bench_generative
+
+    fns = bench_generative._combined(1, np.float32)
+    assert {"combined", "combined_out", "bce+dice+add", "bce+dice+add_out", "bce alone_out", "dice alone_out"} <= set(fns)
+    g_comb = fns["combined"]()[1].copy()
+    g_out = fns["combined_out"]()[1].copy()
+    np.testing.assert_array_equal(g_comb, g_out)
+    np.testing.assert_allclose(g_comb, fns["bce+dice+add"](), rtol=1e-4, atol=1e-10)
+    np.testing.assert_allclose(g_comb, fns["bce+dice+add_out"](), rtol=1e-4, atol=1e-10)
