@@ -221,6 +221,13 @@ def test_unfusable_pairs_fall_back():
         ev, eg = _sep(terms, xc, y)
         np.testing.assert_allclose(g, eg, rtol=1e-12, atol=1e-15)
         assert v == pytest.approx(ev, rel=1e-12)
+    # a Lovasz term has no accumulate mode: it writes the buffer first, the others add in
+    terms = [(1.0, fl.BCEWithLogitsLoss()), (0.5, fl.LovaszHingeLoss()), (2.0, fl.DiceLoss("multilabel"))]
+    assert [u[0] for u in CB._units(CB._terms(terms, "t"), x, t)] == ["pair", "other"]
+    v, g = fl.CombinedLoss(terms).value_and_grad(x, t)
+    ev, eg = _sep(terms, x, t)
+    np.testing.assert_allclose(g, eg, rtol=1e-12, atol=1e-15)
+    assert v == pytest.approx(ev, rel=1e-12)
     # per_image Dice is not fused but accumulates; the sum is still right
     terms = cases[2]
     v, g = fl.CombinedLoss(terms).value_and_grad(x, t)

@@ -84,16 +84,16 @@ def _total(terms, vals):
 
 
 _SEG_TVERSKY = {"dice_loss": (0.5, 0.5), "jaccard_loss": (1.0, 1.0)}
+_SEG_NAMES = ("dice_loss", "jaccard_loss", "tversky_loss", "bce_dice_loss", "ce_dice_loss")
 
 
 def _seg_kwargs(loss):
     """``fastloss._overlap_api.run_seg``'s arguments for a segmentation overlap
     term (Dice, Jaccard, Tversky, BCE+Dice, CE+Dice), or None for any other loss."""
-    from ._segmentation_losses import _SegLoss
-
-    if not isinstance(loss, _SegLoss):
+    fn = getattr(type(loss), "_fn", None)  # the _SegLoss classes (_segmentation_losses) keep their function
+    name = getattr(fn, "__name__", None)
+    if name not in _SEG_NAMES or not hasattr(loss, "_opts"):
         return None
-    name = type(loss)._fn.__name__
     o = loss._opts
     kw = dict(op=name, mode=o.get("mode", "multiclass"), smooth=o["smooth"], ignore_index=o["ignore_index"],
               eps=o["eps"], per_image=o["per_image"], weight=loss.weight, reduction=loss.reduction)
@@ -105,8 +105,6 @@ def _seg_kwargs(loss):
         kw.update(overlap_w=o["dice_weight"], ce_w=o["bce_weight"])
     elif name == "ce_dice_loss":
         kw.update(classes=o["classes"], overlap_w=o["dice_weight"], ce_w=o["ce_weight"])
-    else:  # the Lovasz losses: their own driver entry, no accumulate mode
-        return None
     return kw
 
 
@@ -141,8 +139,8 @@ def _units(terms, x, target):
     kws = [_seg_kwargs(l) for _, l in terms]
     paired = {}
     used = set()
-    for i, (_, l) in enumerate(terms):
-        kind = _ce_kind(l)
+    kinds = [_ce_kind(l) for _, l in terms] if any(kw is not None for kw in kws) else ()
+    for i, kind in enumerate(kinds):
         if kind is None:
             continue
         for j, kw in enumerate(kws):
