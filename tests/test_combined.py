@@ -282,3 +282,12 @@ def test_bench_generative_combined_rows_agree():
     np.testing.assert_array_equal(g_comb, g_out)
     np.testing.assert_allclose(g_comb, fns["bce+dice+add"](), rtol=1e-4, atol=1e-10)
     np.testing.assert_allclose(g_comb, fns["bce+dice+add_out"](), rtol=1e-4, atol=1e-10)
+
+
+def test_empty_input_not_fused_mean_of_nothing_is_nan():
+    x = np.zeros((0, 1, 4), np.float32)
+    terms = [(1.0, fl.BCEWithLogitsLoss()), (1.0, fl.DiceLoss("binary"))]
+    assert "pair" not in [u[0] for u in CB._units(CB._terms(terms, "t"), x, x)]
+    loss = fl.CombinedLoss(terms)
+    v, g = loss.value_and_grad(x, x)
+    assert np.isnan(v) and np.isnan(loss.values[0]) and loss.values[1] == fl.dice_loss(x, x) and g.shape == x.shape

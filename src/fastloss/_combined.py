@@ -125,6 +125,8 @@ def _can_pair(kind, kw, x, target) -> bool:
     """Whether a cross-entropy of this kind and the overlap term kw can share the fused kernel on (x, target)."""
     if kw is None or "ce_w" in kw or not kw["from_logits"] or kw["ignore_index"] is not None or kw["per_image"]:
         return False
+    if x.size == 0:  # the fused kernel's mean cross-entropy of no element is 0; PyTorch's (and the term's) is NaN
+        return False
     shape = np.shape(target)
     if kind == "bce":
         return kw["mode"] in ("binary", "multilabel") and shape == x.shape
