@@ -301,8 +301,8 @@ def _ctc(T, N, C, S, batch_first=False, from_logits=False):
     return make
 
 
-# Losses whose reduction is not a sum of aligned blocks (fastloss.dask refuses them);
-# calls for the other adapters.
+# Losses whose reduction is not a sum of aligned blocks: fastloss.dask splits them
+# by sets or samples or runs them gathered (fastloss.dask.strategy); calls for the other adapters.
 UNSPLIT = [
     Case("trimmed", fl.trimmed, _with(_reg((3001,)), loss=_const(fl.MSELoss()), trim=_const(0.1))),
     Case("winsorized", fl.winsorized, _with(_reg((3001,)), loss=_const(fl.HuberLoss(delta=0.5)),

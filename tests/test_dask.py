@@ -99,18 +99,7 @@ def _check(case, dtype, reduction, grad, chunking, scheduler="sync", split_other
 
 # ----------------------------------------------------------------- coverage
 
-REFUSED = {c.fn.__name__ for c in UNSPLIT}  # their reduction is not a sum of aligned blocks
-
-
-@pytest.mark.parametrize("case", UNSPLIT, ids=repr)
-def test_losses_that_cannot_be_split_are_refused_by_name(case):
-    rng = np.random.default_rng(0)
-    args, kw = case.make(rng, F64)
-    name = case.fn.__name__
-    with pytest.raises(TypeError, match=rf"fastloss\.dask\.{name}: cannot be split into chunks exactly: .*; call "
-                                        rf"fastloss\.{name} on a NumPy array") as err:
-        _dask_call(case, args, kw, (args[0].shape[0],))
-    assert case.fn._unsplittable in str(err.value)  # the loss's own declaration (docs/conventions.md)
+GATHERED = {c.fn.__name__ for c in UNSPLIT if getattr(c.fn, "_unsplittable", None)}  # see fastloss.dask.strategy
 
 
 def test_a_loss_on_another_loss_call_path_is_not_taken_for_it():
@@ -125,12 +114,15 @@ def test_a_loss_on_another_loss_call_path_is_not_taken_for_it():
 
 
 def test_every_loss_has_a_dask_form_and_a_case():
-    fns = {n for n in fld.__all__ if n != "alignment"}
+    fns = {n for n in fld.__all__ if n not in ("alignment", "strategy")}
     loss_fns = {n for n in fl.__all__ if callable(getattr(fl, n)) and n[0].islower()
                 and "return_grad" in __import__("inspect").signature(getattr(fl, n)).parameters}
     assert fns == loss_fns
-    covered = {c.fn.__name__ for c in CASES} | set(REFUSED)
+    covered = {c.fn.__name__ for c in CASES + UNSPLIT}
     assert covered == fns, f"no dask test case for {sorted(fns - covered)}"
+    assert {n for n in fns if fld.strategy(n) == "gathered"} == GATHERED
+    assert GATHERED == {"trimmed", "winsorized", "lovasz_hinge_loss", "lovasz_softmax_loss",
+                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss"}
 
 
 # ----------------------------------------------------------------- bit-identity (sync scheduler)
@@ -411,6 +403,346 @@ def test_import_error_names_the_extra():
     assert 'pip install "fastloss[dask]"' in p.stdout, p.stdout
 
 
+# ----------------------------------------------------------------- split by sets, by samples, or gathered
+
+def _compare(expected, got, reduction, what):
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(expected), what
+    for k, (g, e) in enumerate(zip(got, expected)):
+        if k == 0 and reduction != "none":
+            assert np.asarray(g).dtype == np.float64, what
+            e = np.float64(e)
+        _same_bits(g, e, f"{what} {'value' if k == 0 else f'gradient {k}'}")
+
+
+def _split0(a, chunks0, other=None):
+    """A NumPy operand as a dask array chunked along axis 0 (others whole, or ``other``)."""
+    return da.from_array(a, chunks=(chunks0,) + (other or tuple((s,) for s in a.shape[1:])))
+
+
+def _random_chunks(rng, n, k):
+    cuts = sorted(set(rng.integers(1, n, k).tolist()))
+    return tuple(np.diff([0] + cuts + [n]).tolist())
+
+
+def _names(*collections):
+    return {str(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in _graph(*collections)}
+
+
+SETS = ["dice", "jaccard-per_image", "tversky", "bce_dice", "ce_dice"]
+
+
+@pytest.mark.parametrize("cid", SETS)
+def test_set_overlap_losses_split_along_the_images(cid):
+    """Dice, Jaccard, Tversky, BCE+Dice, CE+Dice: every reduction, with and
+    without gradients, float32 and float64, input and target chunked
+    differently along the images (uneven, one image, random): the bits of
+    one call; a first pass and a gradient pass per chunk, nothing gathered."""
+    case = BY_ID[cid]
+    rng = np.random.default_rng(zlib.crc32(cid.encode()))
+    for dt in (F32, F64):
+        args, kw = case.make(rng, dt)
+        x, t = args
+        n = x.shape[0]
+        for reduction in case.reductions:
+            for grad in (True, False) if dt is F32 else (True,):
+                e = case.fn(x, t, **kw, reduction=reduction, return_grad=grad)
+                for cx, ct in (((1, 2, n - 3), (n - 4, 4)), ((n,), (1,) * n),
+                               (_random_chunks(rng, n, 3), _random_chunks(rng, n, 2))):
+                    X, T = _split0(x, cx), _split0(t, ct)
+                    res = getattr(fld, case.fn.__name__)(X, T, **kw, reduction=reduction, return_grad=grad)
+                    _compare(e, dask.compute(*res, scheduler="sync") if grad else res.compute(scheduler="sync"),
+                             reduction, f"{cid} {np.dtype(dt)} {reduction} chunks {cx}/{ct}")
+                    if grad:
+                        assert res[1].chunks == X.chunks
+    X = _split0(x, (1, 2, n - 3))
+    v, g = getattr(fld, case.fn.__name__)(X, t, **kw, return_grad=True)
+    names = _names(v, g)
+    assert "_sets_task" in names and "_gathered_task" not in names, names
+    tasks = [k for k in _graph(v, g) if str(k[0] if isinstance(k, tuple) else k).startswith("_sets_task")]
+    assert len(tasks) == 2 * 3  # the sums pass and the gradient pass of each chunk
+
+
+def test_set_overlap_losses_many_groups_per_image():
+    """Images of several blocks, grouped (the driver's partial sums, forced
+    small so that a group spans blocks and an image several groups);
+    ignore_index, class weights, gamma, per_image: the groups' sums added in
+    the driver's order give the bits of one call for random chunkings."""
+    from fastloss import _overlap
+
+    rng = np.random.default_rng(11)
+    N, C, H, W = 11, 3, 200, 160
+    x = rng.standard_normal((N, C, H, W)).astype(F32)
+    y = rng.integers(0, C, (N, H, W))
+    y[3, :2] = -1
+    m = (rng.random((N, 1, H, W)) > 0.5).astype(F32)
+    old = _overlap.set_max_groups(20)
+    try:
+        assert _overlap.seg_groups(N, C, H * W) > 1
+        calls = [(fl.dice_loss, (x, y), dict(mode="multiclass", ignore_index=-1, smooth=1.0)),
+                 (fl.tversky_loss, (x, y), dict(mode="multiclass", per_image=True, weight=np.array([1.0, 2.0, 0.5]),
+                                                alpha=0.3, beta=0.7, gamma=1.5, ignore_index=-1)),
+                 (fl.ce_dice_loss, (x, y), dict(ignore_index=-1)),
+                 (fl.bce_dice_loss, (x[:, :1], m), dict(per_image=True))]
+        for fn, (a, b), kw in calls:
+            for reduction in ("mean", "none"):
+                e = fn(a, b, **kw, reduction=reduction, return_grad=True)
+                for _ in range(2):
+                    cx, ct = _random_chunks(rng, N, 3), _random_chunks(rng, N, 3)
+                    res = getattr(fld, fn.__name__)(_split0(a, cx), _split0(b, ct), **kw, reduction=reduction,
+                                                    return_grad=True)
+                    _compare(e, dask.compute(*res, scheduler="sync"), reduction,
+                             f"{fn.__name__} {reduction} chunks {cx}/{ct}")
+    finally:
+        _overlap.set_max_groups(old)
+
+
+def test_set_overlap_losses_refuse_spatial_chunks_or_rechunk():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 3, 8, 10))
+    y = rng.integers(0, 3, (6, 8, 10))
+    X = da.from_array(x, chunks=(2, 3, 4, 10))
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.dice_loss: input is chunked along axis 2; this loss reads "
+                                         r"whole images .* split along the images \(axis 0\) "
+                                         r"only: rechunk it \(\{2: -1\}\) or pass rechunk=True"):
+        fld.dice_loss(X, y, mode="multiclass")
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.dice_loss: target is chunked along axis 1"):
+        fld.dice_loss(da.from_array(x, chunks=(2, 3, 8, 10)), da.from_array(y, chunks=(3, 4, 10)), mode="multiclass")
+    res = dask.compute(*fld.dice_loss(X, y, mode="multiclass", return_grad=True, rechunk=True), scheduler="sync")
+    _compare(fl.dice_loss(x, y, mode="multiclass", return_grad=True), res, "mean", "rechunk=True")
+    assert fld.dice_loss(X, y, mode="multiclass", return_grad=True, rechunk=True)[1].chunks == X.chunks
+
+
+def test_set_overlap_errors():
+    """Argument errors when the graph is built (checked on the first image);
+    a bad label when the chunk runs, at its index in the whole batch."""
+    y = np.zeros((6, 8, 10), np.int64)
+    X = da.zeros((6, 3, 8, 10), chunks=(2, 3, 8, 10))
+    with pytest.raises(ValueError, match=r"dice_loss: classes must be in \[0, 3\)"):
+        fld.dice_loss(X, y, mode="multiclass", classes=[5])
+    with pytest.raises(ValueError, match=r"tversky_loss: mode='multiclass' expects target of shape \(1, 8, 10\) "
+                                         r".*fastloss\.dask checks the arguments on the first image of input"):
+        fld.tversky_loss(X, np.zeros((6, 8, 9), np.int64), mode="multiclass")
+    y[4, 3, 2] = 7
+    with pytest.raises(ValueError, match=r"jaccard_loss: Target 7 is out of bounds \(target\[4, 3, 2\] = 7, "
+                                         r"n_classes = 3\)"):
+        fld.jaccard_loss(X, da.from_array(y, chunks=(2, 8, 10)), mode="multiclass").compute(scheduler="sync")
+
+
+def _ctc_call(batch_first, dt, rng, N=13):
+    from _loss_cases import _ctc
+    (lp, tg, il, tl), kw = _ctc(40, N, 6, 8, batch_first=batch_first, from_logits=batch_first)(rng, dt)
+    return lp, tg, il, tl, kw
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["TNC", "NTC"])
+def test_ctc_split_along_the_samples(batch_first):
+    """CTC chunked along its samples (axis 1 of (T, N, C), axis 0
+    batch-first), the padded targets, lengths and per-sample weights
+    chunked their own way: the bits of one call, every reduction, with
+    and without weights; the gradient chunked like log_probs."""
+    rng = np.random.default_rng(13)
+    b = 0 if batch_first else 1
+    for dt in (F32, F64):
+        lp, tg, il, tl, kw = _ctc_call(batch_first, dt, rng)
+        n = lp.shape[b]
+        w = rng.uniform(0, 2, n).astype(dt)
+        w[3] = 0.0
+        for extra in ({}, {"weight": w}):
+            for reduction in ("mean", "sum", "none"):
+                for grad in (True, False) if dt is F32 else (True,):
+                    e = fl.ctc_loss(lp, tg, il, tl, **kw, **extra, reduction=reduction, return_grad=grad)
+                    for cs in ((1, 2, n - 3), _random_chunks(rng, n, 3)):
+                        LP = da.from_array(lp, chunks=tuple(cs if ax == b else (s,) for ax, s in enumerate(lp.shape)))
+                        dx = {k: da.from_array(v, chunks=cs[::-1]) for k, v in extra.items()}
+                        res = fld.ctc_loss(LP, _split0(tg, _random_chunks(rng, n, 2)), il,
+                                           da.from_array(tl, chunks=4), **kw, **dx, reduction=reduction,
+                                           return_grad=grad)
+                        _compare(e, dask.compute(*res, scheduler="sync") if grad else res.compute(scheduler="sync"),
+                                 reduction, f"ctc {np.dtype(dt)} {sorted(extra)} {reduction} chunks {cs}")
+                        if grad:
+                            assert res[1].chunks == LP.chunks
+                            assert "_samples_task" in _names(*res)
+
+
+def test_ctc_chunks_along_time_or_classes_are_refused_or_rechunked():
+    rng = np.random.default_rng(14)
+    lp, tg, il, tl, kw = _ctc_call(False, F64, rng)
+    LP = da.from_array(lp, chunks=(10, 5, 6))
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.ctc_loss: log_probs or an operand split with it is "
+                                         r"chunked along axis 0; this loss reads each sample's whole sequence and "
+                                         r"is split along the samples \(axis 1 of log_probs\) only"):
+        fld.ctc_loss(LP, tg, il, tl, **kw)
+    with pytest.raises(ValueError, match=r"chunked along axis 2"):
+        fld.ctc_loss(da.from_array(lp, chunks=(40, 5, 3)), tg, il, tl, **kw)
+    res = fld.ctc_loss(LP, tg, il, tl, **kw, return_grad=True, rechunk=True)
+    _compare(fl.ctc_loss(lp, tg, il, tl, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean",
+             "rechunk=True")
+    assert res[1].chunks == LP.chunks
+
+
+def test_ctc_concatenated_targets_and_unbatched_input_run_gathered():
+    rng = np.random.default_rng(15)
+    lp, tg, il, tl, kw = _ctc_call(False, F64, rng)
+    flat = np.concatenate([tg[i, :tl[i]] for i in range(len(tl))])
+    LP = da.from_array(lp, chunks=(40, 4, 6))
+    res = fld.ctc_loss(LP, flat, il, tl, **kw, return_grad=True)
+    assert "_gathered_task" in _names(*res)
+    _compare(fl.ctc_loss(lp, flat, il, tl, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean",
+             "concatenated targets")
+    assert res[1].chunks == LP.chunks
+    one = fld.ctc_loss(da.from_array(lp[:, 1], chunks=(20, 6)), tg[1], il[1], tl[1], reduction="none")
+    _same_bits(one.compute(scheduler="sync"), fl.ctc_loss(lp[:, 1], tg[1], il[1], tl[1], reduction="none"),
+               "unbatched")
+
+
+def test_ctc_errors_name_the_sample_in_the_whole_batch():
+    rng = np.random.default_rng(16)
+    lp, tg, il, tl, kw = _ctc_call(False, F64, rng)
+    tg[9, 0] = 0
+    LP = da.from_array(lp, chunks=(40, 4, 6))
+    with pytest.raises(ValueError, match=r"ctc_loss: targets\[9, 0\] = 0 is the blank label"):
+        fld.ctc_loss(LP, tg, il, tl).compute(scheduler="sync")
+    il = il.copy()
+    il[10] = 41
+    with pytest.raises(ValueError, match=r"ctc_loss: input_lengths\[10\] = 41 is longer than the input's T = 40"):
+        fld.ctc_loss(LP, np.ones_like(tg), da.from_array(il, chunks=4), tl).compute(scheduler="sync")
+
+
+def _gathered_chunks(a, n0):
+    """Uneven chunks along axis 0 (and halves along axis 1) of an operand."""
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        return a
+    n = a.shape[0]
+    c0 = (1, 2, n - 3) if n > 3 else (n,)
+    return da.from_array(a, chunks=(c0,) + tuple(((s + 1) // 2, s // 2) if s > 1 else (s,) for s in a.shape[1:]))
+
+
+@pytest.mark.parametrize("case", [c for c in UNSPLIT if c.fn.__name__ in GATHERED], ids=repr)
+def test_gathered_losses_give_the_bits_of_one_call(case):
+    """The losses that need every element at once: one task on the whole
+    operands (rechunked to one chunk), the same bits as one call for every
+    reduction, the gradients chunked like their operands."""
+    rng = np.random.default_rng(zlib.crc32(case.cid.encode()))
+    for dt in (F32, F64):
+        args, kw = case.make(rng, dt)
+        kw = dict(kw, per_image=False) if "lovasz" in case.cid else kw  # per_image=True is split
+        assert fld.strategy(case.fn, **kw) == "gathered"
+        n0 = args[0].shape[0]
+        dargs = tuple(_gathered_chunks(a, n0) for a in args)
+        for reduction in case.reductions:
+            e = case.fn(*args, **kw, reduction=reduction, return_grad=True)
+            res = getattr(fld, case.fn.__name__)(*dargs, **kw, reduction=reduction, return_grad=True)
+            names = _names(*res)
+            assert "_gathered_task" in names and "_main_task" not in names, names
+            tasks = [k for k in _graph(*res) if str(k[0] if isinstance(k, tuple) else k).startswith("_gathered_task")]
+            assert len(tasks) == 1
+            _compare(e, dask.compute(*res, scheduler="sync"), reduction, f"{case.cid} {np.dtype(dt)} {reduction}")
+            grads = [a for a in dargs if isinstance(a, da.Array)][:len(res) - 1]
+            for g, a in zip(res[1:], grads):
+                if g.shape == a.shape:
+                    assert g.chunks == a.chunks
+            v = getattr(fld, case.fn.__name__)(*dargs, **kw, reduction=reduction)
+            _compare(e[0], v.compute(scheduler="sync"), reduction, f"{case.cid} value only")
+
+
+@pytest.mark.parametrize("kind", ["nonsaturating", "least_squares", "wasserstein", "hinge"])
+def test_gan_discriminator_real_and_fake_split_on_their_own_chunks(kind):
+    """Two driver calls over batches of their own lengths and chunkings,
+    each split as a pointwise loss, the values added in the loss's order."""
+    rng = np.random.default_rng(17)
+    for dt in (F32, F64):
+        real, fake = rng.standard_normal(20011).astype(dt), rng.standard_normal(9001).astype(dt)
+        extra = {"real_weight": rng.uniform(0, 2, 20011).astype(dt)} if dt is F64 else {}
+        if kind == "nonsaturating":
+            extra["label_smoothing"] = 0.1
+        R, Fk = da.from_array(real, chunks=(5000, 1, 15010)), da.from_array(fake, chunks=3000)
+        dx = {k: (da.from_array(v, chunks=7000) if isinstance(v, np.ndarray) else v) for k, v in extra.items()}
+        for reduction in ("mean", "sum"):
+            e = fl.gan_discriminator_loss(real, fake, kind, **extra, reduction=reduction, return_grad=True)
+            res = fld.gan_discriminator_loss(R, Fk, kind, **dx, reduction=reduction, return_grad=True)
+            assert "_gathered_task" not in _names(*res)
+            _compare(e, dask.compute(*res, scheduler="sync"), reduction, f"gan {kind} {np.dtype(dt)} {reduction}")
+            assert res[1].chunks == R.chunks and res[2].chunks == Fk.chunks
+            v = fld.gan_discriminator_loss(R, Fk, kind, **dx, reduction=reduction)
+            _compare(e[0], v.compute(scheduler="sync"), reduction, "value only")
+
+
+def test_vae_reconstruction_and_kl_split_on_their_own_chunks():
+    rng = np.random.default_rng(19)
+    for dt in (F32, F64):
+        x, t = rng.standard_normal((3001, 9)).astype(dt), rng.random((3001, 9)).astype(dt)
+        mu, lv = rng.standard_normal((3001, 3)).astype(dt), rng.standard_normal((3001, 3)).astype(dt)
+        w = rng.uniform(0, 2, 3001).astype(dt)
+        X, T, MU = _split0(x, (1000, 1000, 1001)), _split0(t, (999, 2002)), _split0(mu, (1, 500, 2500))
+        for kw in ({}, {"weight": w}, {"recon": "mse", "beta": 0.3}):
+            dkw = {k: (da.from_array(v, chunks=700) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+            for reduction in ("mean", "sum"):
+                e = fl.vae_loss(x, t, mu, lv, **kw, reduction=reduction, return_grad=True)
+                res = fld.vae_loss(X, T, MU, lv, **dkw, reduction=reduction, return_grad=True)
+                assert "_gathered_task" not in _names(*res)
+                _compare(e, dask.compute(*res, scheduler="sync"), reduction, f"vae {np.dtype(dt)} {kw} {reduction}")
+                assert res[1].chunks == X.chunks and res[2].chunks == MU.chunks
+        e = fl.vae_loss(x, t, mu, lv, return_grad=("logvar",))
+        res = fld.vae_loss(X, T, MU, lv, return_grad=("logvar",))
+        _compare(e, dask.compute(*res, scheduler="sync"), "mean", "vae, the logvar gradient alone")
+    with pytest.raises(ValueError, match=r"vae_loss: input and mu must have the same batch size"):
+        fld.vae_loss(X, T, MU[:5], lv[:5])
+    with pytest.raises(ValueError, match=r"gan_discriminator_loss: kind must be one of"):
+        fld.gan_discriminator_loss(X[:, 0], X[:, 1], kind="nope")
+
+
+@pytest.mark.parametrize("fn", [fl.lovasz_hinge_loss, fl.lovasz_softmax_loss], ids=lambda f: f.__name__)
+def test_lovasz_per_image_splits_along_the_images(fn):
+    """With per_image=True every set is one image: each chunk sorts its own
+    images' errors, with the whole batch's mean scale, and hands out its
+    float64 per-image losses; without it the loss runs gathered."""
+    rng = np.random.default_rng(20)
+    N = 11
+    for dt in (F32, F64):
+        if fn is fl.lovasz_hinge_loss:
+            a, b = rng.standard_normal((N, 1, 20, 30)).astype(dt), (rng.random((N, 1, 20, 30)) > 0.5).astype(dt)
+            kw = {}
+        else:
+            a, b = rng.standard_normal((N, 4, 20, 30)).astype(dt), rng.integers(0, 4, (N, 20, 30))
+            b[2, :3] = -1
+            kw = dict(ignore_index=-1, weight=np.array([1.0, 2.0, 0.5, 1.0]))
+        for reduction in ("mean", "sum", "none"):
+            e = fn(a, b, **kw, per_image=True, reduction=reduction, return_grad=True)
+            for ca, cb in (((1, 2, 8), (5, 6)), (_random_chunks(rng, N, 3), (N,))):
+                A = _split0(a, ca)
+                res = getattr(fld, fn.__name__)(A, _split0(b, cb), **kw, per_image=True, reduction=reduction,
+                                                return_grad=True)
+                names = _names(*res)
+                assert "_samples_task" in names and "_gathered_task" not in names, names
+                _compare(e, dask.compute(*res, scheduler="sync"), reduction,
+                         f"{fn.__name__} {np.dtype(dt)} {reduction} chunks {ca}/{cb}")
+                assert res[1].chunks == A.chunks
+    res = getattr(fld, fn.__name__)(_split0(a, (5, 6)), b, **kw, return_grad=True)
+    assert "_gathered_task" in _names(*res)
+    _compare(fn(a, b, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean", "gathered")
+
+
+def test_alignment_of_the_other_paths():
+    x4, y3 = np.zeros((4, 3, 5, 5)), np.zeros((4, 5, 5), np.int64)
+    assert fld.alignment("dice_loss", x4, y3, mode="multiclass") == 1
+    assert fld.alignment("lovasz_softmax_loss", x4, y3, per_image=True) == 1
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: lovasz_softmax_loss runs gathered, as one "
+                                        r"chunk \(its gradient sorts"):
+        fld.alignment("lovasz_softmax_loss", x4, y3)
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: gan_discriminator_loss is split term by term"):
+        fld.alignment("gan_discriminator_loss", np.zeros(5), np.zeros(3))
+
+
+def test_strategy():
+    assert fld.strategy("dice_loss") == fld.strategy(fl.ctc_loss) == fld.strategy("mse_loss") == "split"
+    assert fld.strategy("vae_loss") == fld.strategy("gan_discriminator_loss") == "split"
+    assert fld.strategy("trimmed") == fld.strategy(fl.nt_xent_loss) == "gathered"
+    assert fld.strategy("lovasz_softmax_loss") == "gathered"
+    assert fld.strategy("lovasz_softmax_loss", per_image=True) == "split"
+
+
 # ----------------------------------------------------------------- a real cluster
 
 @pytest.fixture(scope="module")
@@ -459,3 +791,58 @@ def test_on_a_local_cluster_the_work_is_spread_and_errors_come_back(client):
     y[12345] = -3
     with pytest.raises(ValueError, match=r"Target -3 is out of bounds \(target\[12345\] = -3"):
         fld.cross_entropy(X, da.from_array(y, chunks=4000)).compute()
+
+
+@pytest.mark.parametrize("what", ["dice", "ctc", "lovasz-per_image", "vae", "trimmed"])
+def test_split_and_gathered_on_a_local_cluster(client, what):
+    rng = np.random.default_rng(18)
+    if what == "dice":
+        x = rng.standard_normal((9, 3, 20, 30)).astype(F32)
+        y = rng.integers(0, 3, (9, 20, 30))
+        e = fl.tversky_loss(x, y, mode="multiclass", per_image=True, return_grad=True)
+        res = fld.tversky_loss(_split0(x, (2, 4, 3)), _split0(y, (5, 4)), mode="multiclass", per_image=True,
+                               return_grad=True, n_threads=1)
+    elif what == "ctc":
+        lp, tg, il, tl, kw = _ctc_call(False, F32, rng)
+        w = rng.uniform(0, 2, 13).astype(F32)
+        e = fl.ctc_loss(lp, tg, il, tl, **kw, weight=w, return_grad=True)
+        res = fld.ctc_loss(da.from_array(lp, chunks=(40, (6, 7), 6)), tg, il, tl, **kw, weight=w, return_grad=True)
+    elif what == "lovasz-per_image":
+        x = rng.standard_normal((9, 3, 20, 30)).astype(F32)
+        y = rng.integers(0, 3, (9, 20, 30))
+        e = fl.lovasz_softmax_loss(x, y, per_image=True, return_grad=True)
+        res = fld.lovasz_softmax_loss(_split0(x, (2, 4, 3)), y, per_image=True, return_grad=True)
+    elif what == "vae":
+        x, t = rng.standard_normal((3001, 9)).astype(F32), rng.random((3001, 9)).astype(F32)
+        mu, lv = rng.standard_normal((3001, 3)).astype(F32), rng.standard_normal((3001, 3)).astype(F32)
+        e = fl.vae_loss(x, t, mu, lv, return_grad=True)
+        res = fld.vae_loss(_split0(x, (1000, 2001)), t, _split0(mu, (700, 2301)), lv, return_grad=True)
+    else:
+        x, t = rng.standard_normal(5001).astype(F32), rng.standard_normal(5001).astype(F32)
+        e = fl.trimmed(x, t, fl.HuberLoss(), 0.1, return_grad=True)
+        res = fld.trimmed(da.from_array(x, chunks=1000), da.from_array(t, chunks=1000), fl.HuberLoss(), 0.1,
+                          return_grad=True)
+    _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", what)
+
+
+@pytest.mark.slow
+def test_set_overlap_and_ctc_at_size_on_a_local_cluster(client, request):
+    """A realistic size: 64 images of 4 classes at 256 x 256 (16.8 M
+    float32 logits, the driver's groups spanning several blocks), and CTC
+    over 512 samples of 200 steps; uneven chunks; the bits of one call."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("16.8 M logits on a LocalCluster: run with -m slow")
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((64, 4, 256, 256), dtype=F32)
+    y = rng.integers(0, 4, (64, 256, 256)).astype(np.int32)
+    for fn, kw in ((fld.dice_loss, dict(mode="multiclass")), (fld.ce_dice_loss, {}),
+                   (fld.tversky_loss, dict(mode="multiclass", per_image=True, alpha=0.3, beta=0.7))):
+        e = getattr(fl, fn.__name__)(x, y, **kw, return_grad=True)
+        res = fn(_split0(x, (5, 30, 29)), _split0(y, (40, 24)), **kw, return_grad=True, n_threads=1)
+        _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", fn.__name__)
+    from _loss_cases import _ctc
+    (lp, tg, il, tl), kw = _ctc(200, 512, 30, 40)(rng, F32)
+    e = fl.ctc_loss(lp, tg, il, tl, **kw, return_grad=True)
+    res = fld.ctc_loss(da.from_array(lp, chunks=(200, (100, 300, 112), 30)), tg, il, tl, **kw, return_grad=True,
+                       n_threads=1)
+    _compare(e, tuple(f.result() for f in client.compute(list(res))), "mean", "ctc")

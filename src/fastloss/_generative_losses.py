@@ -263,8 +263,73 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
 vae_loss._grad_args = ("input", "mu", "logvar")
 vae_loss._class_axis = None
 vae_loss._own_shapes = True  # mu and logvar keep their own shape (fastloss.torch does not broadcast them)
-vae_loss._unsplittable = ("its value is two driver calls (the reconstruction and the KL, over operands of "
-                          "different shapes) whose per-block sums fastloss.dask does not join")
+
+
+# ------------------------------------------------------------------ terms, for fastloss.dask
+# A loss whose value is a sum of pointwise driver calls over operands of their
+# own shapes declares ``_terms(**its bound arguments)``: a list of DaskTerm,
+# each a function with a loss's signature (one driver call) that fastloss.dask
+# splits as any pointwise loss; the value is the terms' values added in order
+# (as the loss adds them), each gradient the one term's gradient that has it.
+
+class DaskTerm:
+    """One driver call of a composite loss: ``fn(**args)``, and which of the
+    loss's gradients each of ``fn``'s gradients is (``grads``: the term's
+    gradient names to the loss's)."""
+
+    def __init__(self, fn, args, grads):
+        self.fn, self.args, self.grads = fn, args, grads
+
+
+def _vae_recon(input, target, weight=None, *, recon, reduction, return_grad=False, n_threads=None):
+    op = "vae_loss"
+    x = V.as_input(input, "input", op)
+    t = _like(target, "target", op, x, "input")
+    wx = None
+    if weight is not None:
+        w = V.asarray(weight, "weight", op)
+        wx = V.as_broadcast(w.reshape((-1,) + (1,) * (x.ndim - 1)), "weight", op, x.dtype, x.shape)
+    sp = _VAE_BCE if recon == "bce" else _VAE_MSE
+    dred = "batchmean" if reduction == "mean" else reduction
+    return pw_run(sp, x, t, wx, dred, GRAD if return_grad else VALUE, _P0, n_threads)
+
+
+def _vae_kl(input, target, weight=None, *, dtype, beta, reduction, return_grad=False, n_threads=None):
+    op = "vae_loss"
+    m = _own(input, "mu", op, np.dtype(dtype))
+    lv = _like(target, "logvar", op, m, "mu")
+    wz = None
+    if weight is not None:
+        w = V.asarray(weight, "weight", op)
+        wz = V.as_broadcast(w.reshape((-1,) + (1,) * (m.ndim - 1)), "weight", op, m.dtype, m.shape)
+    return _kl_run(m, lv, wz, reduction, GRAD if return_grad else VALUE, {}, n_threads, _VAE_KL, scale=beta)
+
+
+for _f, _g in ((_vae_recon, ("input",)), (_vae_kl, ("input", "target"))):
+    _f._grad_args = _g
+    _f._per_sample_args = ("weight",)  # (N,): split with the rows
+
+
+def _vae_terms(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, reduction="mean",
+               return_grad=False, n_threads=None):
+    op = "vae_loss"
+    b = _check_beta(beta, op)
+    rk = _kind(recon, op, ("bce", "mse"), "recon")
+    red = V.check_reduction(reduction, op, BATCH_REDUCTIONS)
+    if np.ndim(input) == 0 or np.ndim(mu) == 0 or np.shape(input)[0] != np.shape(mu)[0]:
+        raise ValueError(f"{op}: input and mu must have the same batch size (first axis), got input: "
+                         f"{np.shape(input)} and mu: {np.shape(mu)}")
+    if weight is not None and np.shape(weight) != (np.shape(input)[0],):
+        raise ValueError(f"{op}: weight must have shape ({np.shape(input)[0]},) (one value per sample), got "
+                         f"{np.shape(weight)}")
+    dt = np.float32 if np.dtype(getattr(input, "dtype", np.float64)) == np.float32 else np.float64
+    common = dict(weight=weight, reduction=red, n_threads=n_threads)
+    return [DaskTerm(_vae_recon, dict(input=input, target=target, recon=rk, **common), {"input": "input"}),
+            DaskTerm(_vae_kl, dict(input=mu, target=logvar, dtype=dt, beta=b, **common),
+                     {"input": "mu", "target": "logvar"})]
+
+
+vae_loss._terms = _vae_terms
 
 
 # ------------------------------------------------------------------ GAN
@@ -400,8 +465,39 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
 gan_discriminator_loss._grad_args = ("real_logits", "fake_logits")
 gan_discriminator_loss._class_axis = None
 gan_discriminator_loss._own_shapes = True
-gan_discriminator_loss._unsplittable = ("its value is two driver calls over the real and the fake batches, "
-                                        "of their own lengths, whose per-block sums fastloss.dask does not join")
+
+
+def _gan_d_term(input, weight=None, *, name, dtype, kernel, params, reduction, return_grad=False,
+                n_threads=None):
+    op = "gan_discriminator_loss"
+    x = V.as_input(input, name, op) if dtype is None else _own(input, name, op, np.dtype(dtype))
+    return _gan_term(op, kernel, params, x, _weight(weight, f"{name[:4]}_weight", op, x), reduction,
+                     GRAD if return_grad else VALUE, None, n_threads)
+
+
+_gan_d_term._grad_args = ("input",)
+_gan_d_term._static_args = ("params",)  # the kernel's parameters, not an operand
+
+
+def _gan_d_terms(real_logits, fake_logits, kind="nonsaturating", label_smoothing=0.0, real_target=1.0,
+                 fake_target=0.0, *, real_weight=None, fake_weight=None, reduction="mean", return_grad=False,
+                 n_threads=None):
+    op = "gan_discriminator_loss"
+    k = _kind(kind, op, GAN_KINDS)
+    s = _smoothing(label_smoothing, k, op)
+    b, a = _ls_targets(real_target, fake_target, op)
+    red = V.check_reduction(reduction, op, ("mean", "sum"))
+    _threads(n_threads, op)
+    (kr, pr), (kf, pf) = _d_terms(k, s, b, a)
+    dt = np.float32 if np.dtype(getattr(real_logits, "dtype", np.float64)) == np.float32 else np.float64
+    common = dict(reduction=red, n_threads=n_threads)
+    return [DaskTerm(_gan_d_term, dict(input=real_logits, weight=real_weight, name="real_logits", dtype=None,
+                                       kernel=kr, params=pr, **common), {"input": "real_logits"}),
+            DaskTerm(_gan_d_term, dict(input=fake_logits, weight=fake_weight, name="fake_logits", dtype=dt,
+                                       kernel=kf, params=pf, **common), {"input": "fake_logits"})]
+
+
+gan_discriminator_loss._terms = _gan_d_terms
 
 
 def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, weight=None, reduction="mean",

@@ -7,6 +7,7 @@ from numpy.typing import NDArray
 TARGET_CODES: dict[str, int]
 DENSE: int
 BLOCK: int
+K: int
 TILE: int
 BOX_BLOCK: int
 BOX_KINDS: dict[str, int]
@@ -43,7 +44,26 @@ def seg(
     ce_w: float,
     mean: bool,
     n_threads: int,
-) -> tuple[NDArray[np.float64], int]: ...
+    groups: int = ...,
+    sums_only: bool = ...,
+    coef_in: Optional[NDArray[np.float64]] = ...,
+) -> tuple[Optional[NDArray[np.float64]], int]: ...
+def seg_groups(N: int, C: int, S: int) -> int: ...
+def seg_coefs(
+    sums: NDArray[np.float64],
+    C: int,
+    w: Optional[NDArray[np.float64]],
+    sel: Optional[NDArray[np.uint8]],
+    alpha: float,
+    beta: float,
+    gamma: float,
+    smooth: float,
+    eps: float,
+    log_loss: bool,
+    overlap_w: float,
+    ce_w: float,
+    set_scale: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def lovasz(
     softmax: bool,
     f64: bool,
@@ -63,6 +83,7 @@ def lovasz(
     w: Optional[NDArray[np.float64]],
     mean: bool,
     n_threads: int,
+    nsets_all: int = ...,
 ) -> tuple[NDArray[np.float64], int]: ...
 def boxes(
     kind: int,

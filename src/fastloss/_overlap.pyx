@@ -98,6 +98,7 @@ cdef extern from *:
 TARGET_CODES = {"int64": FL_OV_I64, "int32": FL_OV_I32, "uint8": FL_OV_U8}
 DENSE = FL_OV_DENSE
 BLOCK = FL_OV_BLOCK
+K = FL_OV_K
 TILE = FL_OV_TILE
 BOX_BLOCK = FL_BOX_BLOCK
 BOX_KINDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3}
@@ -154,16 +155,51 @@ cdef int _nthreads(int n_threads, Py_ssize_t work, Py_ssize_t tasks) noexcept no
     return nt
 
 
+def seg_groups(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S):
+    """Blocks per group of the segmentation sums for N images of C classes
+    and S pixels (as seg computes it: a function of the shape only)."""
+    cdef fl_idx bp = fl_ov_block_pixels(C, S)
+    cdef fl_idx bpi = (S + bp - 1) // bp if S > 0 else 0
+    cdef fl_idx nblocks = N * bpi
+    return (nblocks + _MAX_GROUPS - 1) // _MAX_GROUPS if nblocks > 0 else 1
+
+
+def seg_coefs(sums, Py_ssize_t C, w, sel, double alpha, double beta, double gamma, double smooth, double eps,
+              bint log_loss, double overlap_w, double ce_w, double set_scale):
+    """The step between the two passes on given per-set sums (nsets, C, K):
+    ``(losses, coef)``, as seg computes them (fl_seg_coefs)."""
+    cdef fl_seg_params prm
+    cdef cnp.ndarray su = np.ascontiguousarray(sums, dtype=np.float64)
+    cdef Py_ssize_t nsets = su.shape[0]
+    cdef cnp.ndarray losses = np.empty(nsets, np.float64)
+    cdef cnp.ndarray coef = np.zeros((nsets, C, 3), np.float64)
+    prm.alpha = alpha; prm.beta = beta; prm.gamma = gamma; prm.smooth = smooth; prm.eps = eps
+    prm.log_loss = log_loss; prm.overlap_w = overlap_w; prm.ce_w = ce_w
+    prm.set_scale = set_scale
+    fl_seg_coefs(<const double*>cnp.PyArray_DATA(su), nsets, C, <const double*>_ptr(w),
+                 <const unsigned char*>_ptr(sel), &prm, <double*>cnp.PyArray_DATA(losses),
+                 <double*>cnp.PyArray_DATA(coef))
+    return losses, coef
+
+
 def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
         bint softmax, bint from_logits, bint has_ignore, long long ignore, bint per_image, bint with_ce,
         w, sel, double alpha, double beta, double gamma, double smooth, double eps, bint log_loss,
-        double overlap_w, double ce_w, bint mean, int n_threads):
+        double overlap_w, double ce_w, bint mean, int n_threads, Py_ssize_t groups=0, bint sums_only=False,
+        coef_in=None):
     """Both passes of a segmentation overlap loss.
 
     Returns ``(losses, bad)``: the float64 loss of each set (N sets with
     per_image, else 1) and the flat index of the first bad target (-1 if
     none; then nothing is written to g).  With ``mean`` the gradient is
     that of the mean over the sets, else of their sum.
+
+    For a chunk of images of a larger batch (fastloss.dask): ``groups``
+    (blocks per group, from seg_groups on the whole batch's shape) in place
+    of this call's own; ``sums_only`` runs the first pass alone and returns
+    ``(parts, bad)``, every group's float64 sums (ngroups, C, K) in group
+    order; ``coef_in`` (this chunk's sets' coefficients, from seg_coefs on
+    the whole batch's sums) runs the gradient pass alone.
     """
     cdef const fl_ov_table *tb = fl_ov_get(f64)
     cdef fl_seg_args a
@@ -176,7 +212,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     # partials stay small for many classes; the grouping depends on the
     # shape only, and a group adds its blocks in order: the same bits for
     # any thread count.
-    cdef fl_idx G = (nblocks + _MAX_GROUPS - 1) // _MAX_GROUPS if nblocks > 0 else 1
+    cdef fl_idx G = groups if groups > 0 else ((nblocks + _MAX_GROUPS - 1) // _MAX_GROUPS if nblocks > 0 else 1)
     cdef fl_idx gpi = (bpi + G - 1) // G
     cdef fl_idx ngroups = N * gpi
     cdef fl_idx nsets = N if per_image else 1
@@ -187,6 +223,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     cdef Py_ssize_t b, n, s0, k, st, tid
     cdef fl_idx bad = -1
     cdef double *part = NULL
+    cdef cnp.ndarray parts = None
     cdef fl_idx *badv = NULL
     cdef char *scr = NULL
     cdef cnp.ndarray sums = np.zeros((nsets, C, FL_OV_K), np.float64)
@@ -200,16 +237,41 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     a.has_ignore = has_ignore; a.ignore = ignore
     a.per_image = per_image; a.with_ce = with_ce
     a.coef = <double*>cnp.PyArray_DATA(coef)
+    if coef_in is not None:  # the gradient pass alone, with the whole batch's coefficients
+        coef = np.ascontiguousarray(coef_in, dtype=np.float64)
+        a.coef = <double*>cnp.PyArray_DATA(coef)
+        if g is not None and nblocks > 0:
+            scr = <char*>malloc(nt * tsz + 64)
+            if scr == NULL:
+                raise MemoryError()
+            try:
+                with nogil:
+                    for b in prange(nblocks, schedule='static', num_threads=nt):
+                        tid = threadid()
+                        n = b // bpi
+                        s0 = (b % bpi) * bp
+                        tb.seg_grad(&a, n, s0, min(bp, S - s0), scr + tid * tsz)
+            finally:
+                free(scr)
+        return None, bad
     prm.alpha = alpha; prm.beta = beta; prm.gamma = gamma; prm.smooth = smooth; prm.eps = eps
     prm.log_loss = log_loss; prm.overlap_w = overlap_w; prm.ce_w = ce_w
     prm.set_scale = 1.0 / nsets if (mean and nsets > 0) else 1.0
     if nblocks > 0:
-        part = <double*>calloc(ngroups * C * K, sizeof(double))
+        if sums_only:  # the groups' sums are the result: an array, not a scratch buffer
+            parts = np.zeros((ngroups, C, K), np.float64)
+            part = <double*>cnp.PyArray_DATA(parts)
+        else:
+            part = <double*>calloc(ngroups * C * K, sizeof(double))
         badv = <fl_idx*>malloc(ngroups * sizeof(fl_idx))
         scr = <char*>malloc((nt if nt > ntg else ntg) * tsz + 64)
         if part == NULL or badv == NULL or scr == NULL:
-            free(part); free(badv); free(scr)
+            if not sums_only:
+                free(part)
+            free(badv); free(scr)
             raise MemoryError()
+    elif sums_only:
+        parts = np.zeros((0, C, K), np.float64)
     try:
         with nogil:
             if nblocks > 0:
@@ -230,6 +292,8 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
                     st = (b // gpi) if per_image else 0
                     for k in range(C * K):
                         ps[st * C * K + k] += part[b * C * K + k]
+        if sums_only:
+            return parts, bad
         if bad >= 0:
             return losses, bad
         fl_seg_coefs(ps, nsets, C, <const double*>_ptr(w), <const unsigned char*>_ptr(sel), &prm,
@@ -242,14 +306,19 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
                     s0 = (b % bpi) * bp
                     tb.seg_grad(&a, n, s0, min(bp, S - s0), scr + tid * tsz)
     finally:
-        free(part); free(badv); free(scr)
+        if not sums_only:
+            free(part)
+        free(badv); free(scr)
     return losses, bad
 
 
 def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
            bint from_logits, bint has_ignore, long long ignore, bint per_image, int classes_mode, sel,
-           w, bint mean, int n_threads):
+           w, bint mean, int n_threads, Py_ssize_t nsets_all=0):
     """The Lovasz hinge (softmax=False; x is (N, S), C = 1) or Lovasz-softmax.
+
+    ``nsets_all``: with per_image, the whole batch's number of images when
+    this call runs a chunk of them (fastloss.dask), for the mean's scale.
 
     Returns ``(losses, bad)``: the float64 loss of each set and the flat
     index of the first bad target (-1 if none).  The sort of each (set,
@@ -269,7 +338,8 @@ def lovasz(bint softmax, bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t 
     cdef int ntb = _nthreads(n_threads, N * C * S, nblocks)
     cdef Py_ssize_t b, n, s0, k, st, tid
     cdef fl_idx bad = -1
-    cdef double set_scale = 1.0 / nsets if (mean and nsets > 0) else 1.0
+    cdef fl_idx nmean = nsets_all if (per_image and nsets_all > 0) else nsets
+    cdef double set_scale = 1.0 / nmean if (mean and nmean > 0) else 1.0
     cdef double gs = set_scale if not softmax else 1.0
     cdef char *scr = NULL
     cdef double *tl = NULL

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from . import _check, _overlap
 from ._alloc import empty
-from ._chunks import _REQUEST, Plan, Planned, summed
+from ._chunks import _REQUEST, Plan, Planned, index_offset, summed
 from ._config import _threads
 from ._validate import (
     F32,
@@ -150,6 +150,8 @@ def _grad_out(out, op, dt, shape, return_grad, extra=()):
 
 def _where(shape, flat) -> str:
     idx = np.unravel_index(int(flat), shape) if shape else ()
+    if idx and index_offset():  # a chunk of a larger batch (fastloss.dask): the index in the whole batch
+        idx = (int(idx[0]) + index_offset(),) + tuple(idx[1:])
     return f"target[{', '.join(str(int(i)) for i in idx)}]" if idx else "target"
 
 
@@ -216,6 +218,11 @@ def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, 
     else:
         t = _dense_target(t, op, dt, shape, mode)
         tcode = _overlap.DENSE
+    req = _REQUEST.get()
+    if req is not None and req.phase.startswith("sets_"):  # a chunk of images of a larger batch (fastloss.dask)
+        return _seg_chunk(req, op, x, t, tcode, mode, N, C, S, from_logits, ii, per_image, ce_w, w, sel,
+                          (alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w), reduction,
+                          return_grad, nt)
     g = _grad_out(out, op, dt, shape, return_grad, (x, t))
     losses, bad = _overlap.seg(dt is not F32, x, t, tcode, g, N, C, S, mode == "multiclass", from_logits,
                                ii is not None, ii if ii is not None else 0, per_image, ce_w != 0.0,
@@ -225,6 +232,83 @@ def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, 
         _bad_target(op, t, bad, mode, C)
     value = _reduce(losses, reduction, per_image, dt)
     return (value, g) if return_grad else value
+
+
+class SetsPlan(NamedTuple):
+    """How a set-overlap loss splits along its images (fastloss.dask; see
+    fastloss._chunks): the first pass of every chunk of images gives its
+    groups' float64 sums; ``finish`` adds them in group order (per image
+    with per_image) and computes the value and the coefficients of the
+    gradient pass on the whole batch's sums."""
+    op: str
+    dtype: object
+    groups: Callable       # groups(whole input shape) -> what every chunk's call needs of the whole batch:
+    #                        blocks per group (the overlap sums), the number of images (Lovasz)
+    finish: Callable       # finish(every chunk's parts, whole input shape) -> (value, coef)
+    per_image: bool        # one value per image for reduction="none" (and coef rows per image)
+    one_pass: bool = False  # Lovasz with per_image: each chunk's call gives its sets' losses and gradient
+
+
+def _seg_dims(mode, shape):
+    if mode == "binary":
+        return shape[0], 1, math.prod(shape[1:])
+    return shape[0], shape[1], math.prod(shape[2:])
+
+
+def _seg_groups(mode, shape):
+    return _overlap.seg_groups(*_seg_dims(mode, shape))
+
+
+def _seg_finish(C, w, sel, params, per_image, reduction, dt, mode, parts_list, shape):
+    N = shape[0]
+    parts = np.concatenate(parts_list, axis=0) if parts_list else np.zeros((0, C, _overlap.K))
+    nsets = N if per_image else 1
+    if per_image:  # consecutive groups per image: add them image by image, in group order
+        gpi = parts.shape[0] // N if N else 0
+        sums = np.zeros((N, C, parts.shape[2]))
+        by_image = parts.reshape(N, gpi, C, parts.shape[2])
+        for j in range(gpi):
+            sums += by_image[:, j]
+    else:  # every group into one set, in order, from 0.0, as the driver's loop: a running sum
+        # (np.cumsum adds in order) equals it but for the sign of a zero, which + 0.0 makes the same
+        sums = np.zeros((1, C, parts.shape[2]))
+        if parts.shape[0]:
+            sums[0] = np.cumsum(parts, axis=0)[-1] + 0.0
+    alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w = params
+    set_scale = 1.0 / nsets if (reduction == "mean" and nsets > 0) else 1.0
+    losses, coef = _overlap.seg_coefs(sums, C, w, sel, alpha, beta, gamma, smooth, eps, log_loss, overlap_w,
+                                      ce_w, set_scale)
+    value = _reduce(losses, reduction, per_image, dt)
+    return (np.float64(value) if reduction != "none" else value), coef
+
+
+def _seg_chunk(req, op, x, t, tcode, mode, N, C, S, from_logits, ii, per_image, ce_w, w, sel, params, reduction,
+               return_grad, nt):
+    """One chunk of images: the plan, the first pass's group sums, or the
+    gradient pass with the whole batch's coefficients (see SetsPlan)."""
+    dt = x.dtype
+    if req.phase == "sets_plan":
+        req.plan = SetsPlan(op, dt, functools.partial(_seg_groups, mode),
+                            functools.partial(_seg_finish, C, w, sel, params, per_image, reduction, dt, mode),
+                            per_image)
+        raise Planned
+    alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w = params
+    common = (dt is not F32, x, t, tcode)
+    rest = (N, C, S, mode == "multiclass", from_logits, ii is not None, ii if ii is not None else 0, per_image,
+            ce_w != 0.0, w, sel, alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w, reduction == "mean",
+            nt)
+    if req.phase == "sets_sums":
+        parts, bad = _overlap.seg(*common, None, *rest, groups=req.div, sums_only=True)
+        if bad >= 0:
+            _bad_target(op, t, bad, mode, C)
+        req.parts = parts
+        return None
+    if req.phase == "sets_grad":
+        coef = req.div[req.offset:req.offset + N] if per_image else req.div
+        g = empty(x.shape, dt)
+        _overlap.seg(*common, g, *rest, coef_in=coef)
+        return None, g
+    raise ValueError(f"{op}: unknown chunk phase {req.phase!r}")  # pragma: no cover
 
 
 def _bad_target(op, t, bad, mode, C):
@@ -275,18 +359,39 @@ def run_lovasz(op, input, target, *, softmax, per_image=False, ignore_index=None
         tcode = _overlap.DENSE
     if N * C * S >= _MAX_LOVASZ:
         raise ValueError(f"{op}: input has {N * C * S} elements; the Lovasz sort indexes at most 2**31 - 1")
+    req = _REQUEST.get()
+    nsets_all = 0
+    if req is not None and req.phase.startswith("sets_"):  # a chunk of images (fastloss.dask)
+        if req.phase == "sets_plan":
+            if not per_image:
+                return None  # one sort over the whole batch: no split (the adapter gathers it)
+            req.plan = SetsPlan(op, dt, _images, functools.partial(_lovasz_finish, reduction, dt), True, True)
+            raise Planned
+        nsets_all = req.div
     g = _grad_out(out, op, dt, shape, return_grad, (x, t))
     losses, bad = _overlap.lovasz(softmax, dt is not F32, x, t, tcode, g, N, C, S, from_logits,
                                   ii is not None, ii if ii is not None else 0, per_image, cmode, sel, w,
-                                  reduction == "mean", nt)
+                                  reduction == "mean", nt, nsets_all)
     if bad >= 0:
         if softmax:
             _bad_target(op, t, bad, "multiclass", C)
         val = t.reshape(-1)[int(bad)].item()
         raise ValueError(f"{op}: target must hold 0 and 1 (a binary mask) or ignore_index, got "
                          f"{_where(t.shape, bad)} = {val!r}")
+    if nsets_all:
+        req.parts = losses  # this chunk's images' float64 losses: the value is the whole batch's
     value = _reduce(losses, reduction, per_image, dt)
     return (value, g) if return_grad else value
+
+
+def _images(shape):
+    return shape[0]
+
+
+def _lovasz_finish(reduction, dt, parts_list, shape):
+    losses = np.concatenate(parts_list) if parts_list else np.zeros(0)
+    value = _reduce(losses, reduction, True, dt)
+    return (np.float64(value) if reduction != "none" else value), None
 
 
 # ------------------------------------------------------------------ boxes

@@ -182,7 +182,7 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     parts = None
     if req is not None:  # a chunk of a larger array (fastloss.dask, see _chunks)
         if req.phase == "plan":
-            req.plan = _plan(sp, shape, dt, reduction, wdiv, extra, nt)
+            req.plan = _plan(sp, shape, dt, reduction, wdiv, extra, nt, scale)
             raise Planned
         div = req.div if reduction == "mean" or reduction == "batchmean" else 0
         parts = np.empty((n + _pointwise.BLOCK - 1) // _pointwise.BLOCK, np.float64)
@@ -244,7 +244,12 @@ def _weight_parts(op, dt, nt, weight, *, shape, offset=0, whole=None):
     return parts
 
 
-def _plan(sp, shape, dt, reduction, wdiv, extra, nt):
+def _scaled_finish(reduction, wdiv, scale, total, div):
+    value = finish(reduction, wdiv, total, div)
+    return value * scale if scale != 1.0 else value  # as run() scales a reduced value
+
+
+def _plan(sp, shape, dt, reduction, wdiv, extra, nt, scale=1.0):
     """How this call reduces (see fastloss._chunks.Plan): blocks of BLOCK
     elements of the flattened input; a periodic extra operand (pos_weight
     of the last axis) also needs chunks that start on its period."""
@@ -259,7 +264,7 @@ def _plan(sp, shape, dt, reduction, wdiv, extra, nt):
     elif reduction == "batchmean":
         div = _rows
     return Plan(sp.op, "pointwise", dt, len(shape) >= 1, math.prod(shape[1:]), block, None, div, denom,
-                summed(functools.partial(finish, reduction, wdiv)), reduction != "none")
+                summed(functools.partial(_scaled_finish, reduction, wdiv, scale)), reduction != "none")
 
 
 def mode_of(return_grad) -> int:

@@ -438,9 +438,14 @@ for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss, l
 for _f in (lovasz_hinge_loss, lovasz_softmax_loss):
     _f._unsplittable = ("its gradient sorts the errors of each set (the whole batch, or each image with "
                         "per_image=True) and the driver sorts a whole set at once")
+    # with per_image=True every set is one image: split along the images (fastloss.dask)
+    _f._chunk_path = "sets"
+    _f._split_when = {"per_image": True}
+# The others split along the images: each chunk's first pass hands out its
+# groups' sums, the value and the gradient's coefficients come from the whole
+# batch's sums, then a second pass per chunk (_overlap_api.SetsPlan).
 for _f in (dice_loss, jaccard_loss, tversky_loss, bce_dice_loss, ce_dice_loss):
-    _f._unsplittable = ("its value is a ratio of sums over the whole batch (or each image), and the "
-                        "set-overlap driver computes those sums and the gradient in one call")
+    _f._chunk_path = "sets"
 
 
 # ------------------------------------------------------------------ classes

@@ -10,9 +10,13 @@ per-sample losses are reduced here in sample order.
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from . import _sequence
+from ._chunks import _REQUEST, Planned, index_offset
 from ._alloc import empty
 from ._config import _threads
 from ._validate import (
@@ -95,7 +99,7 @@ def _targets(tg, op: str, N: int, unbatched: bool, tl: np.ndarray):
         over = tl > S
         if over.any():
             n = int(np.flatnonzero(over)[0])
-            raise ValueError(f"{op}: target_lengths[{n}] = {int(tl[n])} is longer than the padded "
+            raise ValueError(f"{op}: target_lengths[{n + index_offset()}] = {int(tl[n])} is longer than the padded "
                              f"targets' S = {S}")
         off = np.arange(N, dtype=I64) * S
     elif t.ndim == 1:
@@ -143,7 +147,7 @@ def _weight(weight, op: str, N: int, unbatched: bool, dt) -> np.ndarray:
 def _bad_label(op, t, bad, off, padded, C, blank):
     n, j, v = bad
     if padded:
-        where = f"targets[{n}, {j}]"
+        where = f"targets[{n + index_offset()}, {j}]"
     elif t.ndim == 1 and len(off) > 1:
         where = f"targets[{int(off[n]) + j}] (sample {n}, position {j})"
     else:
@@ -203,12 +207,12 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         neg = a < 0
         if neg.any():
             n = int(np.flatnonzero(neg)[0])
-            where = name if unbatched else f"{name}[{n}]"
+            where = name if unbatched else f"{name}[{n + index_offset()}]"
             raise ValueError(f"{op}: {where} = {int(a[n])} is negative")
     over = il > T
     if over.any():
         n = int(np.flatnonzero(over)[0])
-        where = "input_lengths" if unbatched else f"input_lengths[{n}]"
+        where = "input_lengths" if unbatched else f"input_lengths[{n + index_offset()}]"
         raise ValueError(f"{op}: {where} = {int(il[n])} is longer than the input's T = {T}")
     t, off, t64 = _targets(targets, op, N, unbatched, tl)
 
@@ -228,6 +232,15 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
             check_no_overlap(loss_out, "loss_out", op, w)
     wd = np.ones(N) if w is None else w.astype(np.float64)
     wsum = float(N) if w is None else float(np.sum(wd))
+    req = _REQUEST.get()
+    if req is not None and req.phase.startswith("samples"):  # a chunk of samples (fastloss.dask)
+        if req.phase == "samples_plan":
+            if unbatched or t.ndim != 2:
+                return None  # no plan: one sample, or concatenated targets (split by data-dependent lengths)
+            req.plan = SamplesPlan(op, dt, 0 if batch_first else 1, functools.partial(_ctc_wsum, op, dt),
+                                   functools.partial(_ctc_finish, reduction))
+            raise Planned
+        wsum = req.div  # the whole batch's (summed weights, or N)
     if reduction == "mean":
         gs = wd / (div * wsum) if N else wd
     else:
@@ -244,6 +257,8 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         nll[nll == np.inf] = 0.0
     if w is not None:
         nll = wd * np.where(wd == 0, 0.0, nll)  # a sample of weight 0 contributes 0, never 0 * inf
+    if req is not None and req.phase == "samples":
+        req.parts = (nll, div)  # the chunk's per-sample losses and divisors: the sums are the whole batch's
     if reduction == "none":
         if loss_out is not None:
             loss_out[...] = nll.reshape(loss_out.shape)
@@ -258,3 +273,31 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     if return_grad:
         return value, g
     return value
+
+
+class SamplesPlan(NamedTuple):
+    """How CTC splits along its samples (fastloss.dask; see fastloss._chunks):
+    each chunk of samples runs the kernel with the whole batch's ``wsum``
+    (the mean's divisor: N, or the summed weights) and hands out its
+    float64 per-sample losses and divisors; ``finish`` reduces their
+    concatenation exactly as one call does (np.sum over the batch)."""
+    op: str
+    dtype: object
+    batch_axis: int         # of log_probs: 1 for (T, N, C), 0 for batch-first (N, T, C)
+    wsum: Callable          # wsum(weight or None, N) -> the mean's divisor of the whole batch
+    finish: Callable        # finish(every chunk's (nll, div), wsum) -> the value
+
+
+def _ctc_wsum(op, dt, weight, N):
+    if weight is None:
+        return float(N)
+    return float(np.sum(_weight(weight, op, N, False, dt).astype(np.float64)))
+
+
+def _ctc_finish(reduction, parts_list, wsum):
+    nll = np.concatenate([p[0] for p in parts_list]) if parts_list else np.empty(0)
+    div = np.concatenate([p[1] for p in parts_list]) if parts_list else np.empty(0)
+    if reduction == "sum":
+        return np.float64(float(np.sum(nll)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float64(float(np.sum(nll / div) / wsum) if len(nll) else float("nan"))

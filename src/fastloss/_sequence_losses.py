@@ -143,9 +143,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
 
 ctc_loss._grad_args = ("log_probs",)
 ctc_loss._class_axis = _none_axes
-ctc_loss._unsplittable = ("its samples run along axis 1 of log_probs (time first, as PyTorch's), and the "
-                          "sequence driver does not hand out per-block sums (fastloss.dask splits axis 0 "
-                          "of drivers that do)")
+# split along its samples (axis 1 of (T, N, C) log_probs): _sequence_api.SamplesPlan
+ctc_loss._chunk_path = "samples"
 
 
 class CTCLoss:

@@ -160,7 +160,8 @@ def _value_shape(fn, names, static, arrays, op):
             return (shape, None) if d is None else (shape[:d] + shape[d + 1:], d)
         out = _call(fn, kw, op)  # a loss built on another loss's call path: its own result
     except (TypeError, ValueError) as exc:
-        if reduced and getattr(fn, "_unsplittable", None):
+        if reduced and (getattr(fn, "_unsplittable", None) or getattr(fn, "_chunk_path", None)
+                        or getattr(fn, "_terms", None)):
             # a driver without a plan (docs/conventions.md) ran its kernel on the zeros, whose
             # values it may refuse (an in-batch loss's labels): the real call checks them
             return (), None
