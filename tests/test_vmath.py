@@ -90,3 +90,18 @@ def test_vmath_rejects_bad_arguments():
         _pointwise.vmath("exp", np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="vmath: unknown function 'sin'"):
         _pointwise.vmath("sin", np.zeros(3))
+
+
+def test_float32_exp_any_within_one_ulp_and_edges():
+    """exp_any (the KL's exp(logvar)): float32 inline, any x; within 1 ulp on [-87, 88.72]."""
+    x = np.linspace(-87.0, 88.72, 2_000_001, dtype=np.float32)
+    got = _pointwise.vmath("exp_any", x)
+    err = _ulps(got, np.exp(x.astype(LD)))
+    assert err.max() <= 1.05, (err.max(), x[err.argmax()])
+    e = np.array([88.72283, 88.72284, 1e4, np.inf, -np.inf, np.nan, -87.4, -1e4, 0.0, -0.0], np.float32)
+    got = _pointwise.vmath("exp_any", e)
+    assert np.isfinite(got[0]) and got[0] == pytest.approx(np.exp(np.float64(e[0])), rel=2e-7)
+    assert np.isinf(got[1:4]).all() and (got[4] == 0) and np.isnan(got[5])
+    assert (got[6:8] == 0).all() and (got[8:] == 1).all()
+    d = np.array([-1000.0, -1.5, 0.0, 3.0, 709.0])
+    np.testing.assert_allclose(_pointwise.vmath("exp_any", d), np.exp(d), rtol=1e-15)

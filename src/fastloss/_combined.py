@@ -8,15 +8,24 @@ gradient of the sum is written into **one** buffer of input's shape:
   logits without pos_weight, the regression catalogue, ...) is run by that
   driver in its accumulate mode: the kernel adds ``w * grad`` (and
   ``w * hess``) into the buffer in its own pass, with no temporary;
-- the other drivers (row-over-classes, set overlap, row over features,
-  sequence) have no accumulate mode: the first such term writes its
+- a segmentation overlap term (Dice, Jaccard, Tversky, BCE+Dice, CE+Dice)
+  is run by the set-overlap driver in its accumulate mode: its gradient
+  pass adds ``w * grad`` into the buffer (the weight rides in the
+  gradient's coefficients);
+- a binary cross-entropy with logits (mean, no weights) and a Dice, Jaccard
+  or Tversky term from logits (binary or multilabel, no ignore_index, not
+  per image) of the same input and target share **one** kernel: the
+  overlap driver's fused BCE+Dice, which sums the BCE in its first pass and
+  adds ``w_bce (p - t) / n`` in its gradient pass.  Likewise a
+  ``CrossEntropyLoss`` (mean, no weight, no label smoothing) and a
+  multiclass overlap term on integer labels share the fused CE+Dice kernel.
+  The two terms' values are still reported separately;
+- the other drivers (row-over-classes, row over features, sequence, the
+  Lovasz losses) have no accumulate mode: the first such term writes its
   gradient straight into the buffer (``out=``, then scaled in place by its
   weight unless that is 1), and any further one gets a temporary that is
   added (one NumPy pass).  So the terms are run in that order: the
-  non-accumulating ones first, then the pointwise ones, each adding in.
-
-Terms that read the same input are not fused into one pass (two terms are
-two passes over input); that would need a kernel per pair.
+  non-accumulating ones first, then the others, each adding in.
 """
 from __future__ import annotations
 
@@ -74,12 +83,112 @@ def _total(terms, vals):
     return t
 
 
+_SEG_TVERSKY = {"dice_loss": (0.5, 0.5), "jaccard_loss": (1.0, 1.0)}
+_SEG_NAMES = ("dice_loss", "jaccard_loss", "tversky_loss", "bce_dice_loss", "ce_dice_loss")
+
+
+def _seg_kwargs(loss):
+    """``fastloss._overlap_api.run_seg``'s arguments for a segmentation overlap
+    term (Dice, Jaccard, Tversky, BCE+Dice, CE+Dice), or None for any other loss."""
+    fn = getattr(type(loss), "_fn", None)  # the _SegLoss classes (_segmentation_losses) keep their function
+    name = getattr(fn, "__name__", None)
+    if name not in _SEG_NAMES or not hasattr(loss, "_opts"):
+        return None
+    o = loss._opts
+    kw = dict(op=name, mode=o.get("mode", "multiclass"), smooth=o["smooth"], ignore_index=o["ignore_index"],
+              eps=o["eps"], per_image=o["per_image"], weight=loss.weight, reduction=loss.reduction)
+    if name in _SEG_TVERSKY or name == "tversky_loss":
+        a, b = _SEG_TVERSKY.get(name, (o.get("alpha"), o.get("beta")))
+        kw.update(classes=o["classes"], log_loss=o["log_loss"], from_logits=o["from_logits"], alpha=a, beta=b,
+                  gamma=o.get("gamma", 1.0))
+    elif name == "bce_dice_loss":
+        kw.update(overlap_w=o["dice_weight"], ce_w=o["bce_weight"])
+    elif name == "ce_dice_loss":
+        kw.update(classes=o["classes"], overlap_w=o["dice_weight"], ce_w=o["ce_weight"])
+    return kw
+
+
+def _ce_kind(loss) -> Optional[str]:
+    """"bce" or "ce" for a cross-entropy the fused overlap kernels compute exactly, else None."""
+    name = type(loss).__name__
+    if getattr(loss, "reduction", None) != "mean" or getattr(loss, "weight", None) is not None:
+        return None
+    if name == "BCEWithLogitsLoss" and isinstance(loss, _PointwiseLoss) and loss.pos_weight is None:
+        return "bce"
+    if name == "CrossEntropyLoss" and type(loss).__module__ == "fastloss._class_losses" \
+            and loss.label_smoothing == 0.0:
+        return "ce"
+    return None
+
+
+def _can_pair(kind, kw, x, target) -> bool:
+    """Whether a cross-entropy of this kind and the overlap term kw can share the fused kernel on (x, target)."""
+    if kw is None or "ce_w" in kw or not kw["from_logits"] or kw["ignore_index"] is not None or kw["per_image"]:
+        return False
+    if x.size == 0:  # the fused kernel's mean cross-entropy of no element is 0; PyTorch's (and the term's) is NaN
+        return False
+    shape = np.shape(target)
+    if kind == "bce":
+        return kw["mode"] in ("binary", "multilabel") and shape == x.shape
+    dt = getattr(target, "dtype", None) if isinstance(target, np.ndarray) else np.asarray(target).dtype
+    return (kw["mode"] == "multiclass" and x.ndim >= 2 and shape == x.shape[:1] + x.shape[2:]
+            and dt is not None and dt.kind in "iu")
+
+
+def _units(terms, x, target):
+    """The calls to make: ("pair", i_ce, j_overlap, kw), ("seg", k, kw), ("pw", k) or ("other", k).
+    A cross-entropy is paired with the first compatible overlap term not yet paired."""
+    kws = [_seg_kwargs(l) for _, l in terms]
+    paired = {}
+    used = set()
+    kinds = [_ce_kind(l) for _, l in terms] if any(kw is not None for kw in kws) else ()
+    for i, kind in enumerate(kinds):
+        if kind is None:
+            continue
+        for j, kw in enumerate(kws):
+            if j not in used and j != i and _can_pair(kind, kw, x, target):
+                paired[i] = j
+                used.add(j)
+                break
+    units = []
+    for k, (_, l) in enumerate(terms):
+        if k in used:
+            continue
+        if k in paired:
+            units.append(("pair", k, paired[k], kws[paired[k]]))
+        elif kws[k] is not None:
+            units.append(("seg", k, kws[k]))
+        elif _fused(l):
+            units.append(("pw", k))
+        else:
+            units.append(("other", k))
+    return units
+
+
+def _run_pair(terms, u, x, target, vals, g, written, n_threads):
+    from ._overlap_api import run_seg
+
+    _, i, j, kw = u
+    (wi, li), (wj, lj) = terms[i], terms[j]
+    tl = []
+    nt = lj.n_threads if n_threads is None else n_threads
+    run_seg(input=x, target=target, **kw, overlap_w=wj, ce_w=wi, return_grad=g is not None, out=g,
+            n_threads=nt, terms=tl, accumulate=written)
+    vals[j], vals[i] = tl
+
+
 def _run(terms, input, target, mode, out, n_threads, op, term_values):
     nt = n_threads
     if nt is not None:
         _threads(nt, op)
     if mode == VALUE:
-        vals = [loss(input, target) for _, loss in terms]
+        x = V.as_input(input, "input", op)
+        vals = [0.0] * len(terms)
+        for u in _units(terms, x, target):
+            if u[0] == "pair":
+                _run_pair(terms, u, x, target, vals, None, False, n_threads)
+            else:
+                vals[u[1]] = terms[u[1]][1](x, target)
         value = _total(terms, vals)
         if term_values is not None:
             term_values[:] = vals
@@ -92,12 +201,25 @@ def _run(terms, input, target, mode, out, n_threads, op, term_values):
         h = empty(x.shape, x.dtype) if h_out is None else V.check_out(h_out, "hess_out", op, x.dtype, x.shape)
     if g_out is not None or h_out is not None:
         V.check_no_overlap(g, "out", op, x, target if isinstance(target, np.ndarray) else None, h)
-    order = [k for k, (_, l) in enumerate(terms) if not _fused(l)] + [k for k, (_, l) in enumerate(terms) if _fused(l)]
+    units = _units(terms, x, target) if mode == GRAD else [("pw" if _fused(l) else "other", k)
+                                                           for k, (_, l) in enumerate(terms)]
+    units = [u for u in units if u[0] == "other"] + [u for u in units if u[0] != "other"]
     vals = [0.0] * len(terms)
     written = False
-    for k in order:
+    for u in units:
+        if u[0] == "pair":
+            _run_pair(terms, u, x, target, vals, g, written, n_threads)
+            written = True
+            continue
+        k = u[1]
         w, loss = terms[k]
-        if _fused(loss):
+        if u[0] == "seg":
+            from ._overlap_api import run_seg
+
+            vals[k], _ = run_seg(input=x, target=target, **u[2], return_grad=True, out=g,
+                                 n_threads=loss.n_threads if n_threads is None else n_threads,
+                                 accumulate=written, gscale=w)
+        elif u[0] == "pw":
             res = pw_run(loss._spec, x, target, getattr(loss, "weight", None), loss.reduction, mode, loss._params,
                          loss.n_threads if n_threads is None else n_threads, out=g, hess_out=h, scale=w,
                          accumulate=written)
@@ -135,10 +257,12 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
     """A weighted sum of losses of one ``(input, target)``: ``sum_k w_k L_k``.
 
     The value is ``sum_k w_k L_k(input, target)`` and the gradient
-    ``sum_k w_k grad L_k``, accumulated in one buffer: pointwise terms add
-    into it from their own kernel pass (the pointwise driver's accumulate
-    mode); terms of other drivers write it (the first) or add a temporary
-    (see ``fastloss._combined``).  Each term keeps its own options
+    ``sum_k w_k grad L_k``, accumulated in one buffer: pointwise and
+    segmentation-overlap terms add into it from their own kernel pass (the
+    drivers' accumulate modes); a binary cross-entropy with logits (or a
+    cross-entropy) and a Dice-family term of the same input share one pass
+    of the fused overlap kernel; terms of other drivers write the buffer
+    (the first) or add a temporary (see ``fastloss._combined``).  Each term keeps its own options
     (reduction "mean" or "sum", weights given to its constructor).
 
     Parameters

@@ -47,6 +47,9 @@ def seg(
     groups: int = ...,
     sums_only: bool = ...,
     coef_in: Optional[NDArray[np.float64]] = ...,
+    terms: Optional[NDArray[np.float64]] = ...,
+    accumulate: bool = ...,
+    gscale: float = ...,
 ) -> tuple[Optional[NDArray[np.float64]], int]: ...
 def seg_groups(N: int, C: int, S: int) -> int: ...
 def seg_coefs(

@@ -34,7 +34,7 @@ cdef extern from "_src/fl_overlap.h" nogil:
         fl_idx N, C, S
         int tcode, softmax, from_logits, has_ignore
         int64_t ignore
-        int per_image, with_ce
+        int per_image, with_ce, accumulate
         const double *coef
     ctypedef fl_idx (*fl_seg_sums_fn)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns,
                                       double *acc, void *scratch) noexcept nogil
@@ -45,7 +45,7 @@ cdef extern from "_src/fl_overlap.h" nogil:
         int log_loss
         double overlap_w, ce_w, set_scale
     void fl_seg_coefs(const double *sums, fl_idx nsets, fl_idx C, const double *w, const unsigned char *sel,
-                      const fl_seg_params *p, double *loss, double *coef)
+                      const fl_seg_params *p, double *loss, double *coef, double *terms)
     ctypedef struct fl_lovasz_args:
         const void *x
         const void *t
@@ -178,7 +178,7 @@ def seg_coefs(sums, Py_ssize_t C, w, sel, double alpha, double beta, double gamm
     prm.set_scale = set_scale
     fl_seg_coefs(<const double*>cnp.PyArray_DATA(su), nsets, C, <const double*>_ptr(w),
                  <const unsigned char*>_ptr(sel), &prm, <double*>cnp.PyArray_DATA(losses),
-                 <double*>cnp.PyArray_DATA(coef))
+                 <double*>cnp.PyArray_DATA(coef), NULL)
     return losses, coef
 
 
@@ -186,8 +186,13 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
         bint softmax, bint from_logits, bint has_ignore, long long ignore, bint per_image, bint with_ce,
         w, sel, double alpha, double beta, double gamma, double smooth, double eps, bint log_loss,
         double overlap_w, double ce_w, bint mean, int n_threads, Py_ssize_t groups=0, bint sums_only=False,
-        coef_in=None):
+        coef_in=None, terms=None, bint accumulate=False, double gscale=1.0):
     """Both passes of a segmentation overlap loss.
+
+    ``terms``: None, or a float64 (nsets, 2) array that receives each set's
+    unweighted overlap loss and mean cross-entropy.  ``accumulate``: pass 2
+    adds the gradient into g (``g += dL/dx``) instead of writing it;
+    ``gscale`` multiplies the gradient only (not the losses).
 
     Returns ``(losses, bad)``: the float64 loss of each set (N sets with
     per_image, else 1) and the flat index of the first bad target (-1 if
@@ -235,7 +240,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
     a.N = N; a.C = C; a.S = S
     a.tcode = tcode; a.softmax = softmax; a.from_logits = from_logits
     a.has_ignore = has_ignore; a.ignore = ignore
-    a.per_image = per_image; a.with_ce = with_ce
+    a.per_image = per_image; a.with_ce = with_ce; a.accumulate = accumulate
     a.coef = <double*>cnp.PyArray_DATA(coef)
     if coef_in is not None:  # the gradient pass alone, with the whole batch's coefficients
         coef = np.ascontiguousarray(coef_in, dtype=np.float64)
@@ -256,7 +261,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
         return None, bad
     prm.alpha = alpha; prm.beta = beta; prm.gamma = gamma; prm.smooth = smooth; prm.eps = eps
     prm.log_loss = log_loss; prm.overlap_w = overlap_w; prm.ce_w = ce_w
-    prm.set_scale = 1.0 / nsets if (mean and nsets > 0) else 1.0
+    prm.set_scale = (1.0 / nsets if (mean and nsets > 0) else 1.0) * gscale
     if nblocks > 0:
         if sums_only:  # the groups' sums are the result: an array, not a scratch buffer
             parts = np.zeros((ngroups, C, K), np.float64)
@@ -297,7 +302,8 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
         if bad >= 0:
             return losses, bad
         fl_seg_coefs(ps, nsets, C, <const double*>_ptr(w), <const unsigned char*>_ptr(sel), &prm,
-                     <double*>cnp.PyArray_DATA(losses), <double*>cnp.PyArray_DATA(coef))
+                     <double*>cnp.PyArray_DATA(losses), <double*>cnp.PyArray_DATA(coef),
+                     <double*>_ptr(terms))
         if g is not None and nblocks > 0:
             with nogil:
                 for b in prange(nblocks, schedule='static', num_threads=nt):

@@ -186,9 +186,16 @@ def seg_shape(x: np.ndarray, op: str, mode: str):
 
 def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, alpha=0.5, beta=0.5,
             gamma=1.0, log_loss=False, ignore_index=None, classes=None, weight=None, per_image=False,
-            reduction="mean", return_grad=False, out=None, n_threads=None, overlap_w=1.0, ce_w=0.0, check=False):
+            reduction="mean", return_grad=False, out=None, n_threads=None, overlap_w=1.0, ce_w=0.0, check=False,
+            terms=None, accumulate=False, gscale=1.0):
     """Validate, run both passes, shape the result: value, or (value, grad).
-    check=True runs fastloss.diagnose's checks first (fastloss._check)."""
+    check=True runs fastloss.diagnose's checks first (fastloss._check).
+
+    For fastloss.CombinedLoss: ``terms``, a list, receives the two terms
+    unweighted ``[overlap loss, mean cross-entropy]`` (per_image=False; the
+    cross-entropy is summed in pass 1 even when ce_w is 0); ``accumulate``
+    adds the gradient into ``out`` (given) instead of writing it;
+    ``gscale`` multiplies the gradient (not the value)."""
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
     mode = check_mode(mode, op)
@@ -224,12 +231,17 @@ def run_seg(op, input, target, *, mode, from_logits=True, smooth=0.0, eps=1e-7, 
                           (alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w), reduction,
                           return_grad, nt)
     g = _grad_out(out, op, dt, shape, return_grad, (x, t))
+    tv = None if terms is None else np.zeros((N if per_image else 1, 2), np.float64)
     losses, bad = _overlap.seg(dt is not F32, x, t, tcode, g, N, C, S, mode == "multiclass", from_logits,
-                               ii is not None, ii if ii is not None else 0, per_image, ce_w != 0.0,
-                               w, sel, alpha, beta, gamma, smooth, eps, log_loss, overlap_w, ce_w,
-                               reduction == "mean", nt)
+                               ii is not None, ii if ii is not None else 0, per_image,
+                               ce_w != 0.0 or terms is not None, w, sel, alpha, beta, gamma, smooth, eps, log_loss,
+                               overlap_w, ce_w, reduction == "mean", nt, terms=tv,
+                               accumulate=accumulate and g is not None, gscale=gscale)
     if bad >= 0:
         _bad_target(op, t, bad, mode, C)
+    if terms is not None:
+        terms[:] = [_reduce(tv[:, 0].copy(), reduction, per_image, dt), _reduce(tv[:, 1].copy(), reduction,
+                                                                                 per_image, dt)]
     value = _reduce(losses, reduction, per_image, dt)
     return (value, g) if return_grad else value
 

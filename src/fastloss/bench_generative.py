@@ -16,9 +16,13 @@ What is timed, per call:
   fastloss        the default call with return_grad=True (fresh gradient buffers from the block cache)
   fastloss_out    the same with out= preallocated gradient buffers
   torch           grads set to None; the formula's forward and .backward(), torch.set_num_threads(T)
-The combined rows time fastloss.CombinedLoss.value_and_grad (fresh, and out=),
-``bce + dice + add`` (two value_and_grad calls and ``g = g1 + g2``) and the
-slower single term alone.  No speed is asserted here.
+The combined rows time fastloss.CombinedLoss.value_and_grad (fresh, and out=;
+BCE with logits + Dice of one input run as one fused overlap kernel),
+``bce + dice + add`` (two value_and_grad calls and ``g = g1 + g2``; with out=:
+into preallocated buffers and ``np.add(..., out=)``) and each single term
+alone (fresh, and out=); the ratios set each default call against the
+default calls and each out= call against the out= calls.  No speed is
+asserted here.
 """
 import sys
 import time
@@ -137,16 +141,23 @@ def _combined(nt, dtype):
     t = (rng.random((16, 1, 256, 256)) < 0.3).astype(dtype)
     bce, dice = fl.BCEWithLogitsLoss(n_threads=nt), fl.DiceLoss("binary", n_threads=nt)
     comb = fl.CombinedLoss([(1.0, bce), (1.0, dice)], n_threads=nt)
-    g = np.empty_like(x)
+    g, ga, gb = np.empty_like(x), np.empty_like(x), np.empty_like(x)
 
     def two_and_add():
         _, g1 = bce.value_and_grad(x, t)
         _, g2 = dice.value_and_grad(x, t)
         return g1 + g2
 
+    def two_and_add_out():
+        bce.value_and_grad(x, t, out=ga)
+        dice.value_and_grad(x, t, out=gb)
+        return np.add(ga, gb, out=g)
+
     return {"combined": lambda: comb.value_and_grad(x, t), "combined_out": lambda: comb.value_and_grad(x, t, out=g),
-            "bce+dice+add": two_and_add, "bce alone": lambda: bce.value_and_grad(x, t),
-            "dice alone": lambda: dice.value_and_grad(x, t)}
+            "bce+dice+add": two_and_add, "bce+dice+add_out": two_and_add_out,
+            "bce alone": lambda: bce.value_and_grad(x, t), "dice alone": lambda: dice.value_and_grad(x, t),
+            "bce alone_out": lambda: bce.value_and_grad(x, t, out=ga),
+            "dice alone_out": lambda: dice.value_and_grad(x, t, out=gb)}
 
 
 def _interleaved(fns, repeat, min_time=0.05):
@@ -203,11 +214,15 @@ def main(argv=None):
                 for nt in threads:
                     ms = {k: v * 1e3 for k, v in _interleaved(_combined(nt, np.dtype(dt).type), a.repeat).items()}
                     slower = max(ms["bce alone"], ms["dice alone"])
+                    slower_out = max(ms["bce alone_out"], ms["dice alone_out"])
                     print(f"{dt:8} CombinedLoss(BCE+Dice) 16x1x256x256, {nt} thr: combined {ms['combined']:.2f} ms "
-                          f"(out= {ms['combined_out']:.2f}), bce+dice+add {ms['bce+dice+add']:.2f}, "
-                          f"bce {ms['bce alone']:.2f}, dice {ms['dice alone']:.2f}; combined / slower term "
-                          f"{ms['combined'] / slower:.2f} (out= {ms['combined_out'] / slower:.2f}), "
-                          f"two calls + add / combined {ms['bce+dice+add'] / ms['combined']:.2f}", flush=True)
+                          f"(out= {ms['combined_out']:.2f}), bce+dice+add {ms['bce+dice+add']:.2f} "
+                          f"(out= {ms['bce+dice+add_out']:.2f}), bce {ms['bce alone']:.2f} "
+                          f"(out= {ms['bce alone_out']:.2f}), dice {ms['dice alone']:.2f} "
+                          f"(out= {ms['dice alone_out']:.2f}); combined / slower term "
+                          f"{ms['combined'] / slower:.2f} (out= {ms['combined_out'] / slower_out:.2f}), "
+                          f"two calls + add / combined {ms['bce+dice+add'] / ms['combined']:.2f} "
+                          f"(out= {ms['bce+dice+add_out'] / ms['combined_out']:.2f})", flush=True)
     finally:
         gc.enable()
     print(f"times in ms (best of {a.repeat} interleaved rounds); load average {os.getloadavg()[0]:.2f} at end")

@@ -67,7 +67,7 @@ size_t fl_lovasz_scratch_bytes(fl_idx n, fl_idx C, int f64)
  * The maxima pass the gradient where the argument is >= the bound, as
  * PyTorch's clamp_min does; max(D, eps) is written so that NaN stays NaN. */
 void fl_seg_coefs(const double *sums, fl_idx nsets, fl_idx C, const double *w, const unsigned char *sel,
-                  const fl_seg_params *p, double *loss, double *coef)
+                  const fl_seg_params *p, double *loss, double *coef, double *terms)
 {
     const double al = p->alpha, be = p->beta, sm = p->smooth, eps = p->eps;
     for (fl_idx st = 0; st < nsets; st++) {
@@ -111,6 +111,10 @@ void fl_seg_coefs(const double *sums, fl_idx nsets, fl_idx C, const double *w, c
         }
         const double cem = cnt > 0 ? ce / cnt : 0.0;
         loss[st] = p->overlap_w * L + p->ce_w * cem;
+        if (terms) {
+            terms[2 * st] = L;
+            terms[2 * st + 1] = cem;
+        }
         const double f = p->set_scale * p->overlap_w * dagg / wsum;
         const double fce = cnt > 0 ? p->set_scale * p->ce_w / cnt : 0.0;
         for (fl_idx c = 0; c < C; c++) {

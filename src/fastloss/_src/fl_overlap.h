@@ -72,6 +72,7 @@ typedef struct {
     int64_t ignore;
     int per_image;     /* sets are images (coef indexed by n) or the batch */
     int with_ce;       /* pass 1 also sums the cross-entropy term */
+    int accumulate;    /* pass 2 adds dL/dx into g instead of writing it (fastloss.CombinedLoss) */
     const double *coef; /* pass 2: per (set, class) [a, b, ce]; see fl_seg_coefs */
 } fl_seg_args;
 
@@ -103,9 +104,12 @@ typedef struct {
  * w: per-class weights (or NULL); sel: 1 for the classes that count (NULL:
  * all).  A class with no target mass and smooth = 0 has a score of 0
  * whatever the prediction: it is dropped (loss 0, no gradient), as
- * segmentation_models_pytorch does; with smooth > 0 it counts. */
+ * segmentation_models_pytorch does; with smooth > 0 it counts.
+ * terms (or NULL): per set, the two terms unweighted, terms[2 set] = the
+ * overlap loss agg^gamma and terms[2 set + 1] = the mean cross-entropy
+ * (fastloss.CombinedLoss reports them). */
 void fl_seg_coefs(const double *sums, fl_idx nsets, fl_idx C, const double *w, const unsigned char *sel,
-                  const fl_seg_params *p, double *loss, double *coef);
+                  const fl_seg_params *p, double *loss, double *coef, double *terms);
 
 /* ---------------------------------------------------------------- Lovasz */
 
