@@ -91,3 +91,58 @@ def test_pointwise_fast_path_equals_general_path(dt, red):
         np.testing.assert_array_equal(g, g2)
     with pytest.raises(ValueError, match="binary_cross_entropy"):
         fl.binary_cross_entropy(x, t, return_grad=True)      # outside [0, 1]: on_bad's message
+
+
+def _misaligned(shape, dt):
+    b = np.zeros(int(np.prod(shape)) * np.dtype(dt).itemsize + 1, np.uint8)
+    return np.frombuffer(b, dt, count=int(np.prod(shape)), offset=1).reshape(shape)
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("red", ["mean", "sum"])
+@pytest.mark.parametrize("which", ["cross_entropy", "mse_loss"])
+def test_out_fast_path_equals_the_default_call(dt, red, which):
+    # out= buffers take the C-checked fast path (_rows.grad_fast, _pointwise.grad_fast): the same
+    # value and gradient bits as a fresh gradient, written into the buffer given
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((53, 7)).astype(dt)
+    y = rng.integers(0, 7, 53) if which == "cross_entropy" else rng.standard_normal((53, 7)).astype(dt)
+    f = getattr(fl, which)
+    v, g = f(x, y, reduction=red, return_grad=True)
+    out = np.full_like(x, np.nan)
+    v2, g2 = f(x, y, reduction=red, return_grad=True, out=out)
+    assert g2 is out and v == v2 and type(v) is type(v2)
+    np.testing.assert_array_equal(g, out)
+
+
+@pytest.mark.parametrize("which", ["cross_entropy", "mse_loss"])
+def test_out_fast_path_keeps_the_checks(which):
+    x = np.random.default_rng(12).standard_normal((6, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 0, 1]) if which == "cross_entropy" else x * 0.5
+    f = getattr(fl, which)
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    cases = [
+        (np.empty_like(x, dtype=np.float64), "must have dtype float32"),
+        (np.empty((6, 5), np.float32), "must have shape"),
+        (np.empty((4, 6), np.float32).T, "must be C-contiguous"),
+        (_misaligned(x.shape, np.float32), "must be aligned"),
+        (ro, "must be writeable"),
+        (x, "must not share memory"),
+        (np.empty_like(x).view(_Sub), "must be a numpy.ndarray"),
+        ([[0.0] * 4] * 6, "must be a numpy.ndarray"),
+    ]
+    if which == "mse_loss":
+        cases.append((y, "must not share memory"))
+    for out, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            f(x, y, return_grad=True, out=out)
+    if which == "cross_entropy":
+        out = np.full_like(x, 7.0)
+        with pytest.raises(ValueError, match=r"Target 4 is out of bounds \(target\[2\] = 4"):
+            f(x, np.array([0, 1, 4, 3, 0, 1]), return_grad=True, out=out)
+        assert (out == 7.0).all()   # a bad label is found before anything is written

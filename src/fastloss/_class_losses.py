@@ -213,6 +213,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     if size_average is not None or reduce is not None:
         reduction = V.legacy_reduction(size_average, reduce, reduction, "cross_entropy")
+    if (return_grad is True and type(ignore_index) is int and -(2 ** 63) <= ignore_index < 2 ** 63
+            and type(label_smoothing) is float and 0.0 <= label_smoothing <= 1.0):
+        # the common call: _req's and _p_ce's answers for these arguments, without their calls
+        return run(_CE, input, target, weight=weight, ignore_index=ignore_index,
+                   params=(label_smoothing, 0.0, 0.0, 0, 0), reduction=reduction, mode=GRAD,
+                   n_threads=n_threads, out=out, check=check)
     mode, grads = _req(cross_entropy, return_grad)
     ii, p = _p_ce(ignore_index, label_smoothing, "cross_entropy")
     return run(_CE, input, target, weight=weight, ignore_index=ii, params=p, reduction=reduction,

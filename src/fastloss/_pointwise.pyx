@@ -10,10 +10,14 @@ extra operand of ``e_period`` elements).
 """
 cimport numpy as cnp
 import numpy as np
+
+from ._alloc import empty as _empty
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 
 cnp.import_array()
+
+include "_fastcheck.pxi"
 
 cdef extern from "_src/fl_pointwise.h" nogil:
     ctypedef Py_ssize_t fl_idx
@@ -322,3 +326,47 @@ def overlaps(cnp.ndarray a, cnp.ndarray b):
     cdef char *pb = <char*>cnp.PyArray_DATA(b)
     cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
     return na > 0 and nb > 0 and pa < pb + nb and pb < pa + na
+
+
+def grad_fast(int loss_id, x, y, out, double pa, double pb, double pc, int i0, int i1,
+              bint mean, int n_threads):
+    """The value and gradient of the common small call, or None.
+
+    The call: input x and target y of the same float32 or float64 dtype and
+    shape, not empty, both aligned and C-contiguous ndarrays; out None (a
+    fresh gradient from fastloss._alloc.empty) or a gradient buffer that
+    the general path's checks accept as it is (fastloss._pointwise_api.run).
+    For any other call it returns None before anything is allocated or
+    written, and the caller takes the general path, which converts or
+    raises.  Returns ``(value, grad)`` (``mean``: the mean over the
+    elements, else the sum), or False when an element is outside the loss's
+    domain (the caller raises).
+    """
+    if type(x) is not np.ndarray:
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    cdef object dt = <object>cnp.PyArray_DESCR(xa)
+    cdef bint f64 = dt is _DT_F64
+    if not (f64 or dt is _DT_F32) or not _fast_array(x, dt, _IN_FLAGS) or not _fast_array(y, dt, _IN_FLAGS):
+        return None
+    cdef cnp.ndarray ya = <cnp.ndarray>y
+    cdef int d, nd = cnp.PyArray_NDIM(xa)
+    if cnp.PyArray_NDIM(ya) != nd:
+        return None
+    for d in range(nd):
+        if cnp.PyArray_DIMS(ya)[d] != cnp.PyArray_DIMS(xa)[d]:
+            return None
+    cdef fl_idx n = cnp.PyArray_SIZE(xa)
+    if n == 0:
+        return None
+    if out is None:
+        g = _empty(x.shape, dt)
+    elif _fast_out(out, xa, dt, ya):
+        g = out
+    else:
+        return None
+    total, bad = run(loss_id, f64, x, y, None, None, 0, g, None, None, None, pa, pb, pc, i0, i1, 1,
+                     1.0 / n if mean else 1.0, n_threads, None)
+    if bad:
+        return False
+    return ((<double>total) / n if mean else total), g

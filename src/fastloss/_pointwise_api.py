@@ -113,29 +113,20 @@ def run(sp: _Spec, input, target, weight, reduction, mode, params, n_threads,
     xsums (float64, the kernel's extra block sums) are passed to the
     kernels that read them (ppo_stats, td: fl_pointwise_rl.h).
     """
-    if (mode == GRAD and out is None and weight is None and extra is None and hess_out is None
+    if (mode == GRAD and weight is None and extra is None and hess_out is None
             and loss_out is None and not check and grads == ("input",) and not sp.extra
-            and scale == 1.0 and not accumulate
-            and type(input) is np.ndarray and type(target) is np.ndarray
+            and scale == 1.0 and not accumulate and (reduction == "mean" or reduction == "sum")
             and _REQUEST.get() is None):    # not a chunk of fastloss.dask (see _chunks)
         # the common small call (value and gradient of two arrays of the working dtype, mean or
-        # sum, a fresh gradient): the checks below that apply to it, without the general path's
-        # conversions and buffer rules (about a tenth of a small call)
-        dt, shape = input.dtype, input.shape
-        if ((dt is F32 or dt is F64) and target.dtype is dt and target.shape == shape
-                and (reduction == "mean" or reduction == "sum") and input.size
-                and input.flags.c_contiguous and input.flags.aligned
-                and target.flags.c_contiguous and target.flags.aligned):
-            nt = _threads(n_threads, sp.op)
-            g = empty(shape, dt)
-            n = input.size
-            pa, pb, pc, i0, i1 = params
-            total, bad = _pointwise.run(sp.kid, dt is not F32, input, target, None, None, 0,
-                                        g, None, None, None, pa, pb, pc, i0, i1, GRAD,
-                                        1.0 / n if reduction == "mean" else 1.0, nt, None)
-            if bad:
+        # sum, a fresh gradient or an out= buffer that the checks below accept as it is): those
+        # checks in C (_pointwise.grad_fast), which returns None for any other call, so that
+        # the general path below converts or raises
+        nt = _threads(n_threads, sp.op)
+        r = _pointwise.grad_fast(sp.kid, input, target, out, *params, reduction == "mean", nt)
+        if r is not None:
+            if r is False:
                 sp.on_bad(input, target, None)
-            return (total / n if reduction == "mean" else total), g
+            return r
     op = sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS_KL if sp.batchmean else REDUCTIONS)

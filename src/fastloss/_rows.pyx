@@ -15,8 +15,13 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+import numpy as np
+
+from ._alloc import empty as _empty
 
 cnp.import_array()
+
+include "_fastcheck.pxi"
 
 cdef extern from "_src/fl_rows.h" nogil:
     ctypedef Py_ssize_t fl_idx
@@ -270,3 +275,72 @@ def denominator(bint f64, t, int tcode, w, Py_ssize_t C, long long ignore, bint 
         nt = 1
     _blocks(lfn, &a, items, per, nt, &den, &bad, pp)
     return den, bad
+
+
+def grad_fast(int loss_id, x, t, out, long long ignore, bint has_ignore, double pa, double pb,
+              double pc, int i0, int i1, int denom, bint mean, int n_threads):
+    """The value and gradient of the common small call, or None.
+
+    The call: (N, C) logits x of float32 or float64 (N, C >= 1) and int64
+    labels t of shape (N,), both aligned and C-contiguous ndarrays; out None
+    (a fresh gradient) or a gradient buffer that the general path's checks
+    accept as it is (fastloss._rows_api.run); no class weights.  For any
+    other call it returns None before anything is allocated or written, and
+    the caller takes the general path, which converts or raises.  ``mean``:
+    the mean, by ``denom`` (DENOM_WEIGHT / DENOM_COUNT: over the labels not
+    ignored, as NumPy's float64 division; DENOM_NONE: over N), else the sum.
+    Returns ``(value, grad)``, or the index of the first bad label (the
+    labels pass runs first, so nothing is written then).
+    """
+    if type(x) is not np.ndarray or type(t) is not np.ndarray:
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x, ta = <cnp.ndarray>t
+    if cnp.PyArray_NDIM(xa) != 2 or cnp.PyArray_NDIM(ta) != 1:
+        return None
+    cdef fl_idx N = cnp.PyArray_DIMS(xa)[0], C = cnp.PyArray_DIMS(xa)[1]
+    if N < 1 or C < 1 or cnp.PyArray_DIMS(ta)[0] != N:
+        return None
+    cdef object dt = <object>cnp.PyArray_DESCR(xa)
+    cdef bint f64 = dt is _DT_F64
+    if not (f64 or dt is _DT_F32) or not _fast_array(x, dt, _IN_FLAGS) or not _fast_array(t, _DT_I64, _IN_FLAGS):
+        return None
+    if out is None:
+        g = _empty((N, C), dt)
+    elif _fast_out(out, xa, dt, ta):
+        g = out
+    else:
+        return None
+    cdef fl_row_args a
+    cdef fl_row_block_fn fn = fl_row_get(loss_id, f64)
+    cdef fl_row_block_fn lfn = fl_row_get(_LABELS, f64)
+    cdef double total = 0.0, den = 0.0
+    cdef fl_idx bad = -1
+    cdef int nt = n_threads
+    if fn == NULL:
+        raise ValueError(f"unknown row loss id {loss_id}")
+    if not mean:
+        denom = DENOM_NONE
+    a.x = cnp.PyArray_DATA(xa); a.t = cnp.PyArray_DATA(ta); a.w = NULL; a.v = NULL
+    a.g = cnp.PyArray_DATA(<cnp.ndarray>g); a.h = NULL; a.l = NULL; a.gt = NULL
+    a.C = C; a.S = 1
+    a.ignore = ignore; a.has_ignore = has_ignore; a.tcode = FL_LABEL_I64; a.mode = 1
+    a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
+    a.wsum = <double>C
+    a.gscale = 1.0 / N if mean and denom == DENOM_NONE else 1.0
+    if nt <= 0:
+        nt = omp_get_max_threads()
+    if N * C < _parallel_min:
+        nt = 1
+    # the labels pass first, always (the general path's check_first): a bad
+    # label is reported before anything is written
+    _blocks(lfn, &a, N, fl_row_block_items(1, 1), nt, &den, &bad)
+    if bad >= 0:
+        return bad
+    if denom != DENOM_NONE:
+        a.gscale = 1.0 / den if den != 0 else float("inf")
+    _blocks(fn, &a, N, fl_row_block_items(C, 1), nt, &total, &bad)
+    if bad >= 0:
+        return bad
+    if not mean:
+        return total, g
+    return (total / den if denom != DENOM_NONE else total / N), g

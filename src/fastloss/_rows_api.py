@@ -212,35 +212,20 @@ def run(sp: _RowSpec, input, target, *, weight=None, ignore_index=None, params=_
     buffer or a tuple of buffers, one per name.  check=True runs
     fastloss.diagnose's checks first (fastloss._check).
     """
-    if (mode == GRAD and out is None and weight is None and hess_out is None and loss_out is None
-            and not check and grads == ("input",) and sp.labels >= 0 and not sp.last_axis
-            and type(input) is np.ndarray and type(target) is np.ndarray
+    if (mode == GRAD and weight is None and hess_out is None and loss_out is None and not check
+            and grads == ("input",) and sp.labels >= 0 and not sp.last_axis and CHECK_LABELS_FIRST
             and (reduction == "mean" or reduction == "sum") and _REQUEST.get() is None):
         # the common small call (value and gradient of (N, C) logits of the working dtype and
-        # int64 labels (N,), mean or sum, a fresh gradient): the checks below that apply to it,
-        # in one condition; the labels are checked by the kernel's first pass as below
-        dt, shape = input.dtype, input.shape
-        if ((dt is F32 or dt is F64) and len(shape) == 2 and shape[0] and shape[1]
-                and target.dtype is _I64 and target.shape == shape[:1]
-                and input.flags.c_contiguous and input.flags.aligned
-                and target.flags.c_contiguous and target.flags.aligned):
-            op = op or sp.op
-            nt = _threads(n_threads, op)
-            N, C = shape
-            g = empty(shape, dt)
-            denom = sp.denom if reduction == "mean" else _rows.DENOM_NONE
-            gscale = 1.0 / N if reduction == "mean" and denom == _rows.DENOM_NONE else 1.0
-            has_ignore = ignore_index is not None
-            pa, pb, pc, i0, i1 = params
-            total, den, bad = _rows.run(sp.labels, dt is not F32, input, target, _TC_I64, None, None, g,
-                                        None, None, C, 1, ignore_index if has_ignore else 0, has_ignore,
-                                        pa, pb, pc, i0, i1, float(C), GRAD, gscale, denom,
-                                        CHECK_LABELS_FIRST, nt, None)
-            if bad >= 0:
-                _bad_label(op, target, bad, (N,), C)
-            if reduction == "sum":
-                return total, g
-            return (_fdiv(total, den) if denom != _rows.DENOM_NONE else total / N), g
+        # int64 labels (N,), mean or sum, a fresh gradient or an out= buffer that the checks
+        # below accept as it is): those checks in C (_rows.grad_fast), which returns None for
+        # any other call, so that the general path below converts or raises
+        nt = _threads(n_threads, op or sp.op)
+        r = _rows.grad_fast(sp.labels, input, target, out, 0 if ignore_index is None else ignore_index,
+                            ignore_index is not None, *params, sp.denom, reduction == "mean", nt)
+        if r is not None:
+            if type(r) is tuple:
+                return r
+            _bad_label(op or sp.op, target, r, target.shape, input.shape[1])
     op = op or sp.op
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)

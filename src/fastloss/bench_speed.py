@@ -6,7 +6,8 @@ ordinary ones, and the Python overhead of small calls.
     python -m fastloss.bench_speed --help
 
 dtypes: the fused value + gradient call (out= a preallocated buffer, so
-allocation is not timed) of BCE with logits, sigmoid focal, soft margin
+allocation is not timed; "(default)": the default call, a fresh gradient
+from the block cache) of BCE with logits, sigmoid focal, soft margin
 and cross-entropy (N / 32 rows of 32 classes, and N / 1000 rows of 1000)
 at N elements in float32 and float64, interleaved round by round; the
 figure is float64's time / float32's (bandwidth alone would make it 2).
@@ -15,7 +16,8 @@ show whether large logits are slower (subnormal intermediates cost a
 microcode assist each).
 
 small: ``fl.mse_loss(x, y, return_grad=True)`` and ``fl.cross_entropy(x,
-y, return_grad=True)`` (N / 10 rows of 10 classes) on float32, against a
+y, return_grad=True)`` (N / 10 rows of 10 classes; N rows too) on float32,
+the default call and the call with ``out=`` a preallocated buffer, against a
 bare ``np.empty_like(x)`` (the allocation every call makes anyway): the
 difference is fastloss's overhead per call (validation, dispatch, the
 kernel on N elements).  No speed is asserted here.
@@ -45,6 +47,7 @@ def _calls(n, dtype, scale, n_threads, rng):
         f = getattr(fl, name)
         tgt = pm if name == "soft_margin_loss" else t
         calls[name] = (lambda f=f, tgt=tgt: f(x, tgt, return_grad=True, out=g, n_threads=n_threads))
+        calls[name + " (default)"] = (lambda f=f, tgt=tgt: f(x, tgt, return_grad=True, n_threads=n_threads))
     for C in (32, 1000):
         rows = n // C
         xr = x[:rows * C].reshape(rows, C)
@@ -85,11 +88,22 @@ def small_table(sizes=(100, 1000), repeat=7, out=sys.stdout):
         y = rng.standard_normal(n).astype(np.float32)
         xc = rng.standard_normal((n // 10, 10)).astype(np.float32)
         yc = rng.integers(0, 10, n // 10)
-        env = dict(fl=fl, np=np, x=x, y=y, xc=xc, yc=yc)
+        xr = rng.standard_normal((n, 10)).astype(np.float32)   # N rows
+        yr = rng.integers(0, 10, n)
+        env = dict(fl=fl, np=np, x=x, y=y, xc=xc, yc=yc, xr=xr, yr=yr, g=np.empty_like(x), gc=np.empty_like(xc),
+                   gr=np.empty_like(xr))
         for label, stmt, base in (("mse_loss(x, y, return_grad=True)", "fl.mse_loss(x, y, return_grad=True)",
                                    "np.empty_like(x)"),
+                                  ("mse_loss(..., out=g)", "fl.mse_loss(x, y, return_grad=True, out=g)",
+                                   "np.empty_like(x)"),
                                   ("cross_entropy(x, y, return_grad=True), C=10",
-                                   "fl.cross_entropy(xc, yc, return_grad=True)", "np.empty_like(xc)")):
+                                   "fl.cross_entropy(xc, yc, return_grad=True)", "np.empty_like(xc)"),
+                                  ("cross_entropy(..., out=g), C=10",
+                                   "fl.cross_entropy(xc, yc, return_grad=True, out=gc)", "np.empty_like(xc)"),
+                                  ("cross_entropy, N rows of C=10",
+                                   "fl.cross_entropy(xr, yr, return_grad=True)", "np.empty_like(xr)"),
+                                  ("cross_entropy(..., out=g), N rows of C=10",
+                                   "fl.cross_entropy(xr, yr, return_grad=True, out=gr)", "np.empty_like(xr)")):
             number = 20000
             tb = min(timeit.repeat(base, globals=env, number=number, repeat=repeat)) / number
             tc = min(timeit.repeat(stmt, globals=env, number=number, repeat=repeat)) / number
