@@ -327,6 +327,7 @@ def grad_fast(int loss_id, x, t, out, long long ignore, bint has_ignore, double 
     a.prm.pa = pa; a.prm.pb = pb; a.prm.pc = pc; a.prm.i0 = i0; a.prm.i1 = i1
     a.wsum = <double>C
     a.gscale = 1.0 / N if mean and denom == DENOM_NONE else 1.0
+    a.ra = NULL; a.rb = NULL; a.rw = NULL; a.xs = NULL; a.xper = 1
     if nt <= 0:
         nt = omp_get_max_threads()
     if N * C < _parallel_min:
