@@ -694,7 +694,12 @@ def test_property_reductions_agree(problem):
     assert_close(vs, math.fsum(none64), e.tol_value + RTOL[dtype] * np.abs(none64).sum(), "sum == sum of none")
     if cfg.name in ("mse_loss", "l1_loss") and w is not None:
         # PyTorch's weighted mean of these two: the summed weights divide
-        div = float(np.sum(np.broadcast_to(w, x.shape), dtype=np.float64))
+        # (added as the kernel adds them: float64 blocks in order; NumPy's
+        # pairwise np.sum can differ in the last bits, and a few ulp of the
+        # divisor showed up as 4.2 eps in a gradient, hypothesis, n = 3229)
+        wb = np.ascontiguousarray(np.broadcast_to(w, x.shape), dtype=dtype)
+        div = _pointwise.block_sum(wb, dtype == np.float64, 1)
+        assert div == pytest.approx(float(np.sum(wb, dtype=np.float64)), rel=1e-13)
         if n and div:
             np.testing.assert_allclose(vm, vs / div, rtol=1e-15)
             np.testing.assert_allclose(gm, gs / dtype(div), rtol=4 * np.finfo(dtype).eps, atol=0)
