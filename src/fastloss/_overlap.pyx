@@ -155,6 +155,19 @@ cdef int _nthreads(int n_threads, Py_ssize_t work, Py_ssize_t tasks) noexcept no
     return nt
 
 
+cdef void _seg_grad_pass(const fl_ov_table *tb, const fl_seg_args *a, fl_idx nblocks, fl_idx bpi,
+                         fl_idx bp, fl_idx S, char *scr, size_t tsz, int nt) noexcept nogil:
+    """The gradient pass of seg, blocks of pixels over the threads (each
+    thread its own scratch tile)."""
+    cdef Py_ssize_t b, tid
+    cdef fl_idx n, s0
+    for b in prange(nblocks, schedule='static', num_threads=nt):
+        tid = threadid()
+        n = b // bpi
+        s0 = (b % bpi) * bp
+        tb.seg_grad(a, n, s0, min(bp, S - s0), scr + tid * tsz)
+
+
 def seg_groups(Py_ssize_t N, Py_ssize_t C, Py_ssize_t S):
     """Blocks per group of the segmentation sums for N images of C classes
     and S pixels (as seg computes it: a function of the shape only)."""
@@ -251,11 +264,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
                 raise MemoryError()
             try:
                 with nogil:
-                    for b in prange(nblocks, schedule='static', num_threads=nt):
-                        tid = threadid()
-                        n = b // bpi
-                        s0 = (b % bpi) * bp
-                        tb.seg_grad(&a, n, s0, min(bp, S - s0), scr + tid * tsz)
+                    _seg_grad_pass(tb, &a, nblocks, bpi, bp, S, scr, tsz, nt)
             finally:
                 free(scr)
         return None, bad
@@ -306,11 +315,7 @@ def seg(bint f64, x, t, int tcode, g, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
                      <double*>_ptr(terms))
         if g is not None and nblocks > 0:
             with nogil:
-                for b in prange(nblocks, schedule='static', num_threads=nt):
-                    tid = threadid()
-                    n = b // bpi
-                    s0 = (b % bpi) * bp
-                    tb.seg_grad(&a, n, s0, min(bp, S - s0), scr + tid * tsz)
+                _seg_grad_pass(tb, &a, nblocks, bpi, bp, S, scr, tsz, nt)
     finally:
         if not sums_only:
             free(part)

@@ -21,9 +21,8 @@
  * (no cancellation beyond a factor 1.3 there). */
 FL_INLINE T FN(expm1mx)(T t)
 {
-    T p;
 #if T_F32
-    p = (T)2.7557319e-06f;                  /* 1/9! */
+    T p = (T)2.7557319e-06f;                /* 1/9! */
     p = p * t + (T)2.4801587e-05f;
     p = p * t + (T)1.9841270e-04f;
     p = p * t + (T)1.3888889e-03f;
@@ -31,25 +30,12 @@ FL_INLINE T FN(expm1mx)(T t)
     p = p * t + (T)4.1666667e-02f;
     p = p * t + (T)1.6666667e-01f;
     p = p * t + (T)0.5f;
-#else
-    p = 4.779477332387385e-14;              /* 1/16! */
-    p = p * t + 7.647163731819816e-13;
-    p = p * t + 1.1470745597729725e-11;
-    p = p * t + 1.6059043836821613e-10;
-    p = p * t + 2.08767569878681e-09;
-    p = p * t + 2.505210838544172e-08;
-    p = p * t + 2.755731922398589e-07;
-    p = p * t + 2.755731922398589e-06;
-    p = p * t + 2.48015873015873e-05;
-    p = p * t + 0.0001984126984126984;
-    p = p * t + 0.001388888888888889;
-    p = p * t + 0.008333333333333333;
-    p = p * t + 0.041666666666666664;
-    p = p * t + 0.16666666666666666;
-    p = p * t + 0.5;
-#endif
     const T big = FN(exp_any)(t) - 1 - t;  /* float: inline (the libmvec call cost 4 Ir/element) */
     return FABS(t) < (T)0.5 ? t * t * p : big;
+#else
+    const T big = FN(exp_any)(t) - 1 - t;
+    return FABS(t) < (T)0.5 ? FN(expm1mx_series)(t) : big;  /* fl_vmath.h */
+#endif
 }
 
 /* KL(N(mu, e^lv) || N(0, 1)) per coordinate: 0.5 (mu^2 + e^lv - 1 - lv);

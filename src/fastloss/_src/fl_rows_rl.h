@@ -30,22 +30,7 @@
 FL_INLINE double FN(rl_expm1mx)(double t)
 {
     if (!(fabs(t) < 0.5)) return expm1(t) - t;
-    double p = 4.779477332387385e-14;
-    p = p * t + 7.647163731819816e-13;
-    p = p * t + 1.1470745597729725e-11;
-    p = p * t + 1.6059043836821613e-10;
-    p = p * t + 2.08767569878681e-09;
-    p = p * t + 2.505210838544172e-08;
-    p = p * t + 2.755731922398589e-07;
-    p = p * t + 2.755731922398589e-06;
-    p = p * t + 2.48015873015873e-05;
-    p = p * t + 0.0001984126984126984;
-    p = p * t + 0.001388888888888889;
-    p = p * t + 0.008333333333333333;
-    p = p * t + 0.041666666666666664;
-    p = p * t + 0.16666666666666666;
-    p = p * t + 0.5;
-    return t * t * p;
+    return FN(expm1mx_series)(t);  /* fl_vmath.h */
 }
 
 /* the block of rows; PPO selects the objective of the log-probability:

@@ -176,3 +176,29 @@ FL_INLINE T FN(log1p01)(T e)
     return z2 + (z2 * w) * q;
 #endif
 }
+
+/* exp(t) - 1 - t for |t| < 1/2 in double, where the difference cancels: the
+ * Taylor series t^2 (1/2 + t/3! + ... + t^14/16!), whose next term is below
+ * half an ulp.  Not a function of T: the pointwise expm1mx (float64) and the
+ * RL row kernels' approximate KL (always double) share it.  Named by FN like
+ * the rest, although of double in every instantiation: each ISA stamp needs
+ * its own copy to inline it. */
+FL_INLINE double FN(expm1mx_series)(double t)
+{
+    double p = 4.779477332387385e-14;       /* 1/16! */
+    p = p * t + 7.647163731819816e-13;
+    p = p * t + 1.1470745597729725e-11;
+    p = p * t + 1.6059043836821613e-10;
+    p = p * t + 2.08767569878681e-09;
+    p = p * t + 2.505210838544172e-08;
+    p = p * t + 2.755731922398589e-07;
+    p = p * t + 2.755731922398589e-06;
+    p = p * t + 2.48015873015873e-05;
+    p = p * t + 0.0001984126984126984;
+    p = p * t + 0.001388888888888889;
+    p = p * t + 0.008333333333333333;
+    p = p * t + 0.041666666666666664;
+    p = p * t + 0.16666666666666666;
+    p = p * t + 0.5;
+    return t * t * p;
+}
