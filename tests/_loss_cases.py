@@ -329,7 +329,7 @@ UNSPLIT = [
     Case("combined", fl.combined_loss,
          lambda rng, dt: ((rng.standard_normal(60).astype(dt), rng.standard_normal(60).astype(dt)),
                           {"terms": [(1.0, fl.MSELoss()), (0.5, fl.L1Loss())]}), ("mean",)),
-    # the RL losses from logits: the row kernel without the chunk plan (issue 14)
+    # the RL losses from logits: the row kernel over (N, A) logits with per-row operands (issue 14)
     Case("policy_gradient_logits", fl.policy_gradient_loss_from_logits,
          lambda rng, dt: ((rng.standard_normal((60, 5)).astype(dt), rng.integers(0, 5, 60),
                            rng.standard_normal(60).astype(dt)), {"entropy_coef": 0.01})),

@@ -122,8 +122,8 @@ def test_every_loss_has_a_dask_form_and_a_case():
     assert covered == fns, f"no dask test case for {sorted(fns - covered)}"
     assert {n for n in fns if fld.strategy(n) == "gathered"} == GATHERED
     assert GATHERED == {"trimmed", "winsorized", "lovasz_hinge_loss", "lovasz_softmax_loss",
-                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss",
-                        "policy_gradient_loss_from_logits", "ppo_clip_loss_from_logits"}
+                        "batch_hard_triplet_loss", "batch_all_triplet_loss", "nt_xent_loss", "combined_loss"}
+    assert len(fns) == 66 and len(fns - GATHERED) == 58  # docs/dask.md, README: 58 of the 66 split
 
 
 # ----------------------------------------------------------------- bit-identity (sync scheduler)
@@ -734,6 +734,98 @@ def test_alignment_of_the_other_paths():
         fld.alignment("lovasz_softmax_loss", x4, y3)
     with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: gan_discriminator_loss is split term by term"):
         fld.alignment("gan_discriminator_loss", np.zeros(5), np.zeros(3))
+
+
+# ----------------------------------------------------------------- the RL losses from logits: split along the rows
+
+def _rl_call(which, rng, dt, N, A, weighted=False, dual=None):
+    """(fn, args, kw) of one RL logits call: ratios near 1, a share of them clipped."""
+    z = (rng.standard_normal((N, A)) * 2).astype(dt)
+    act = rng.integers(0, A, N)
+    adv = rng.standard_normal(N).astype(dt)
+    kw = {"entropy_coef": 0.01}
+    if weighted:
+        kw["weight"] = rng.uniform(0.5, 2.0, N).astype(dt)
+    if which == "pg":
+        return fl.policy_gradient_loss_from_logits, (z, act, adv), kw
+    zz = z.astype(F64)
+    lp = (zz - np.log(np.exp(zz).sum(1, keepdims=True)))[np.arange(N), act]
+    old = (lp + rng.normal(0, 0.3, N)).astype(dt)
+    kw.update(clip_eps=0.2, dual_clip=dual)
+    return fl.ppo_clip_loss_from_logits, (z, act, old, adv), kw
+
+
+@pytest.mark.parametrize("which", ["pg", "ppo"])
+@pytest.mark.parametrize("dt", [F64, F32], ids=["float64", "float32"])
+def test_rl_logits_losses_split_along_the_rows(which, dt):
+    """policy_gradient_loss_from_logits and ppo_clip_loss_from_logits split
+    along the rows as cross_entropy: chunks moved onto the row driver's
+    blocks (16384 // A rows), every per-row operand (actions, advantages,
+    old_log_probs, weight) chunked with them, one fused task per chunk; the
+    value and the gradient are the single-machine call's bits for uneven
+    and random chunkings, every reduction, with weights, the entropy bonus
+    and the dual clip."""
+    rng = np.random.default_rng(zlib.crc32(f"rl {which} {np.dtype(dt)}".encode()))
+    N, A = 2500, 37                     # blocks of 442 rows: 6 blocks, the last one short
+    for weighted, dual in ((False, None), (True, 3.0)):
+        fn, args, kw = _rl_call(which, rng, dt, N, A, weighted, dual if which == "ppo" else None)
+        assert fld.strategy(fn) == "split"
+        assert fld.alignment(fn, *args, **kw) == 16384 // A
+        if which == "ppo":
+            st = {}
+            fn(*args, **kw, stats=st)
+            assert 0.05 < st["clip_fraction"] < 0.95  # both branches of the clip are taken
+        chunkings = [_chunkings(N)["uneven"], _chunkings(N)["tiny"], _random_chunks(rng, N, 6),
+                     _random_chunks(rng, N, 3)]
+        seen = set()
+        for reduction in ("mean", "sum", "none"):
+            e = fn(*args, **kw, reduction=reduction, return_grad=True)
+            for chunks0 in chunkings:
+                dargs = tuple(_split0(a, chunks0) for a in args)
+                dkw = {k: _split0(v, chunks0) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+                res = getattr(fld, fn.__name__)(*dargs, **dkw, reduction=reduction, return_grad=True)
+                names = _names(*res)
+                assert "_main_task" in names and "_gathered_task" not in names, names
+                mains = [k for k in _graph(*res) if str(k[0] if isinstance(k, tuple) else k).startswith("_main_task")]
+                assert len(mains) == len(fld._aligned(chunks0, N, 16384 // A))  # one task per aligned chunk
+                seen.add(len(mains))
+                what = f"{which} {np.dtype(dt)} {reduction} weight={weighted} dual={dual} chunks={chunks0}"
+                _compare(e, dask.compute(*res, scheduler="sync"), reduction, what)
+                if reduction != "none":
+                    assert res[1].chunks[1] == (A,)
+            v = getattr(fld, fn.__name__)(*dargs, **dkw, reduction=reduction)
+            _compare(e[0], v.compute(scheduler="sync"), reduction, f"{which} value only")
+        assert max(seen) >= 3, seen  # split for real: several chunks
+
+
+def test_rl_logits_losses_with_stats_run_gathered_and_refuse_split_actions():
+    rng = np.random.default_rng(16)
+    N, A = 1200, 9
+    fn, args, kw = _rl_call("ppo", rng, F64, N, A, True, 2.0)
+    chunks0 = (100, 700, 400)
+    dargs = tuple(_split0(a, chunks0) for a in args)
+    dkw = dict(kw, weight=_split0(kw["weight"], chunks0))
+    # stats= fills the caller's dict from one call's block sums: that call runs gathered
+    assert fld.strategy(fn, stats={}) == fld.strategy("policy_gradient_loss_from_logits", stats={}) == "gathered"
+    with pytest.raises(TypeError, match=r"fastloss\.dask\.alignment: ppo_clip_loss_from_logits runs gathered, "
+                                        r"as one chunk \(stats= fills"):
+        fld.alignment(fn, *args, **kw, stats={})
+    res = fld.ppo_clip_loss_from_logits(*dargs, **dkw, stats={}, return_grad=True)
+    assert "_gathered_task" in _names(*res) and "_main_task" not in _names(*res)
+    _compare(fn(*args, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean", "ppo stats")
+    # the action axis split: refused, or rechunked when asked
+    X = da.from_array(args[0], chunks=(300, 5))
+    with pytest.raises(ValueError, match=r"fastloss\.dask\.ppo_clip_loss_from_logits: logits .*chunked along "
+                                         r"axis 1; this loss reads whole rows .*rechunk=True"):
+        fld.ppo_clip_loss_from_logits(X, *dargs[1:], **dkw)
+    res = fld.ppo_clip_loss_from_logits(X, *dargs[1:], **dkw, return_grad=True, rechunk=True)
+    _compare(fn(*args, **kw, return_grad=True), dask.compute(*res, scheduler="sync"), "mean", "ppo rechunked")
+    # a bad action is named by its index in the whole array
+    act = args[1].copy()
+    act[1000] = A
+    with pytest.raises(ValueError, match=r"policy_gradient_loss_from_logits: actions\[1000\] = 9 is out of range "
+                                         r"for 9 actions"):
+        fld.policy_gradient_loss_from_logits(dargs[0], _split0(act, chunks0), dargs[3]).compute(scheduler="sync")
 
 
 def test_strategy():

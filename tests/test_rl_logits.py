@@ -456,11 +456,12 @@ def test_out_may_not_overlap_the_inputs():
         PG(z, act, adv, return_grad=True, out=z)
 
 
-def test_dask_runs_them_gathered():
-    # fastloss.dask runs a loss with _unsplittable as one task over the whole arrays: the same bits
+def test_dask_splits_them_along_the_rows():
+    # fastloss.dask splits them along the rows as cross_entropy (gathered with stats=): the same bits
     fld = pytest.importorskip("fastloss.dask")
     da = pytest.importorskip("dask.array")
-    assert fld.strategy("ppo_clip_loss_from_logits") == "gathered"
+    assert fld.strategy("ppo_clip_loss_from_logits") == "split"
+    assert fld.strategy("ppo_clip_loss_from_logits", stats={}) == "gathered"
     z, act, adv, old, _ = _case(N=300, A=6)
     want = PPO(z, act, old, adv, 0.2, None, 0.01, return_grad=True)
     got = fld.ppo_clip_loss_from_logits(da.from_array(z, chunks=(100, 6)), da.from_array(act, chunks=100),

@@ -8,6 +8,7 @@ definitions followed.  Their references are ``fastloss.reference.rl``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -16,6 +17,7 @@ import numpy as np
 from . import _pointwise, _rows, _rows_api
 from . import _validate as V
 from ._alloc import empty as _alloc_empty
+from ._chunks import _REQUEST, Plan, Planned, index_offset, summed
 from ._config import _threads
 from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_doc, _request, _weight
 from ._pointwise_api import run as pw_run
@@ -370,15 +372,27 @@ def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction
     if mode == GRAD and bufs.get("logits") is not None:
         V.check_no_overlap(g, "out", op, x, t, ra, rb, rw)
     per = _rows.block_items(A, 1)
+    n_div, parts = N, None
+    req = _REQUEST.get()
+    if req is not None and stats is None:  # a chunk of a larger array (fastloss.dask, see _chunks)
+        if req.phase == "plan":  # rows split along axis 0 on blocks of block_items(A, 1) rows, as cross_entropy
+            req.plan = Plan(op, "rows", x.dtype, True, 1, per, 1,
+                            functools.partial(_rows_api._items_of, 1) if red == "mean" else None, None,
+                            summed(functools.partial(_rows_api.finish, red, False)), red != "none")
+            raise Planned
+        if red == "mean":
+            n_div = req.div  # the whole array's rows: the gradient's scale and the mean's divisor
+        parts = req.parts = np.empty((N + per - 1) // per, np.float64)
     xs = np.zeros(3 * ((N + per - 1) // per), np.float64) if stats is not None else None
     pa, pb, pc = params
     total, _, bad = _rows.run(_rows.LOSS_IDS[kernel], x.dtype != np.float32, x, t, _rows_api._LABEL_CODES[t.dtype],
                               None, None, g, None, lo, A, 1, 0, False, pa, pb, pc, 0, 0, float(A), mode,
-                              1.0 / N if red == "mean" and N else 1.0, _rows.DENOM_NONE,
-                              _rows_api.CHECK_LABELS_FIRST, nt, None, None, None, ra, rb, rw, xs)
+                              1.0 / n_div if red == "mean" and n_div else 1.0, _rows.DENOM_NONE,
+                              _rows_api.CHECK_LABELS_FIRST, nt, None, parts, None, ra, rb, rw, xs)
     if bad >= 0:
         val = int(t[bad])
-        raise ValueError(f"{op}: actions[{bad}] = {val} is out of range for {A} actions (logits of shape {x.shape})")
+        raise ValueError(f"{op}: actions[{bad + index_offset()}] = {val} is out of range for {A} actions "
+                         f"(logits of shape {x.shape})")
     if stats is not None:
         sums = [0.0, 0.0, 0.0]
         for h, c, k in xs.reshape(-1, 3).tolist():     # the blocks' sums in block order
@@ -394,7 +408,7 @@ def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction
     elif red == "sum":
         value = total
     else:
-        value = total / N if N else float("nan")
+        value = total / n_div if n_div else float("nan")
     return (value, g) if mode == GRAD else value
 
 
@@ -474,9 +488,10 @@ policy_gradient_loss_from_logits._grad_args = ("logits",)
 policy_gradient_loss_from_logits._class_axis = 1
 # one value per row: the logits' shape without the action axis (the adapters slice them with the rows)
 policy_gradient_loss_from_logits._per_item_args = {"actions": 1, "advantages": 1, "weight": 1}
-policy_gradient_loss_from_logits._unsplittable = (
-    "its row kernel does not take part in fastloss.dask's chunk plan yet (a sum over rows in principle; "
-    "not wired)")
+# fastloss.dask splits it along the rows as cross_entropy; a call with stats= runs gathered (the
+# stats are filled into the caller's dict, which a chunked graph does not hand back)
+policy_gradient_loss_from_logits._gathered_with = {
+    "stats": "stats= fills the caller's dict from the one call's block sums; the split path does not hand them back"}
 
 
 def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_eps=0.2, dual_clip=None,
@@ -549,7 +564,7 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
 ppo_clip_loss_from_logits._grad_args = ("logits",)
 ppo_clip_loss_from_logits._class_axis = 1
 ppo_clip_loss_from_logits._per_item_args = {"actions": 1, "old_log_probs": 1, "advantages": 1, "weight": 1}
-ppo_clip_loss_from_logits._unsplittable = policy_gradient_loss_from_logits._unsplittable
+ppo_clip_loss_from_logits._gathered_with = policy_gradient_loss_from_logits._gathered_with
 
 
 # ------------------------------------------------------------------ classes
@@ -686,7 +701,7 @@ class PolicyGradientLossFromLogits(_Objective):
     _grad_args = policy_gradient_loss_from_logits._grad_args
     _reductions = _REDUCTIONS
     _class_axis = 1
-    _unsplittable = policy_gradient_loss_from_logits._unsplittable
+    _gathered_with = policy_gradient_loss_from_logits._gathered_with
     _per_item_args = policy_gradient_loss_from_logits._per_item_args
     _options = ("entropy_coef", "reduction")
 
@@ -721,7 +736,7 @@ class PPOClipLossFromLogits(_Objective):
     _grad_args = ppo_clip_loss_from_logits._grad_args
     _reductions = _REDUCTIONS
     _class_axis = 1
-    _unsplittable = ppo_clip_loss_from_logits._unsplittable
+    _gathered_with = ppo_clip_loss_from_logits._gathered_with
     _per_item_args = ppo_clip_loss_from_logits._per_item_args
     _options = ("clip_eps", "dual_clip", "entropy_coef", "reduction")
 

@@ -163,7 +163,9 @@ def alignment(loss, input, *args, **kwargs):
     fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
     op = fn.__name__
     if strategy(fn, **kwargs) == "gathered":
-        raise TypeError(f"fastloss.dask.alignment: {op} runs gathered, as one chunk ({fn._unsplittable}): "
+        why = getattr(fn, "_unsplittable", None) or "; ".join(
+            r for k, r in getattr(fn, "_gathered_with", {}).items() if kwargs.get(k) is not None)
+        raise TypeError(f"fastloss.dask.alignment: {op} runs gathered, as one chunk ({why}): "
                         f"it has no chunk alignment")
     if getattr(fn, "_terms", None) is not None:
         raise TypeError(f"fastloss.dask.alignment: {op} is split term by term, each term on its own operands' "
@@ -192,7 +194,9 @@ def strategy(loss, /, **options) -> str:
     (the reason is the loss's ``_unsplittable``).  Both give the bits of
     the single-machine call.  (``ctc_loss`` with concatenated 1-D targets
     or unbatched input also runs gathered: splitting those depends on the
-    lengths' values.)
+    lengths' values; so do ``policy_gradient_loss_from_logits`` and
+    ``ppo_clip_loss_from_logits`` called with ``stats=``, a dict the one
+    call fills: they split along the rows without it.)
 
     Examples
     --------
@@ -201,11 +205,15 @@ def strategy(loss, /, **options) -> str:
     ('split', 'gathered')
     >>> fld.strategy("lovasz_hinge_loss"), fld.strategy("lovasz_hinge_loss", per_image=True)
     ('gathered', 'split')
+    >>> fld.strategy("ppo_clip_loss_from_logits"), fld.strategy("ppo_clip_loss_from_logits", stats={})
+    ('split', 'gathered')
     """
     fn = getattr(_fl, loss) if isinstance(loss, str) else getattr(_fl, loss.__name__)
     when = getattr(fn, "_split_when", None)
     if when and all(options.get(k, None) == v for k, v in when.items()):
         return "split"
+    if any(options.get(k) is not None for k in getattr(fn, "_gathered_with", {})):
+        return "gathered"  # an option the split path does not serve (the RL logits losses' stats=)
     return "gathered" if getattr(fn, "_unsplittable", None) else "split"
 
 
@@ -709,7 +717,8 @@ def _run(call: _Call, rechunk: bool):
         return _run_sets(call, rechunk)
     if getattr(fn, "_chunk_path", None) == "samples":
         return _run_samples(call, rechunk)
-    if getattr(fn, "_unsplittable", None):
+    if getattr(fn, "_unsplittable", None) or any(call.static.get(k) is not None
+                                                 for k in getattr(fn, "_gathered_with", {})):
         return _run_gathered(call)
     plan = call.plan()
     shape = call.shape
