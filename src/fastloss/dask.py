@@ -387,6 +387,21 @@ def _as_grad(g, src, dtype):
     return g
 
 
+def _plan_on_slab(fn, kw, phase, where, shape):
+    """Run ``fn(**kw)`` (operands of one image or sample) under a planning
+    request of ``phase`` and return the plan its driver hands out (None if
+    it hands out none); an argument error names what was checked."""
+    req = _chunks.Request(phase)
+    try:
+        with _chunks.active(req):
+            fn(**kw)
+    except _chunks.Planned:
+        pass
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (fastloss.dask checks the arguments on {where}, whose shape is {shape})") from None
+    return req.plan
+
+
 # ---------------------------------------------------------------- gathered
 
 def _gathered_task(fn, kwargs, names, *arrays):
@@ -486,16 +501,7 @@ def _run_sets(call: _Call, rechunk: bool):
             kw[k] = np.zeros((min(sh[0], 1),) + sh[1:], a.dtype)
         else:  # given whole to every chunk (a per-class weight)
             kw[k] = a if isinstance(a, np.ndarray) else np.zeros(sh, a.dtype)
-    req = _chunks.Request("sets_plan")
-    try:
-        with _chunks.active(req):
-            fn(**kw)
-    except _chunks.Planned:
-        pass
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{exc} (fastloss.dask checks the arguments on the first image of {call.first}, "
-                        f"whose shape is {shape})") from None
-    plan = req.plan
+    plan = _plan_on_slab(fn, kw, "sets_plan", f"the first image of {call.first}", shape)
     if plan is None or plan.op != op:  # one set over the whole batch (Lovasz without per_image)
         return _run_gathered(call)
     other = []
@@ -606,16 +612,7 @@ def _run_samples(call: _Call, rechunk: bool):
             kw[k] = a
         else:
             kw[k] = np.zeros(sh, a.dtype)
-    req = _chunks.Request("samples_plan")
-    try:
-        with _chunks.active(req):
-            fn(**kw)
-    except _chunks.Planned:
-        pass
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{exc} (fastloss.dask checks the arguments on the first sample of {call.first}, "
-                        f"whose shape is {shape})") from None
-    plan = req.plan
+    plan = _plan_on_slab(fn, kw, "samples_plan", f"the first sample of {call.first}", shape)
     if plan is None or plan.op != op:  # unbatched, or concatenated targets
         return _run_gathered(call)
     other = [ax for ax in range(3) if ax != b and len(x.chunks[ax]) > 1]
