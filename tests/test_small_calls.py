@@ -77,6 +77,23 @@ def test_row_fast_path_equals_general_path(dt, red):
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_row_fast_path_divides_by_zero_as_the_general_path(dt):
+    # every label ignored, or class weights summing to 0 (with a zero or a
+    # nonzero total): the value's bits, NaN's sign included, are the general
+    # path's (int32 labels take it); a C 0.0 / 0.0 gave -NaN on the fast path
+    # (found by tests/fuzz/harness.py, cross_entropy torch seed 998)
+    x = np.array([[1.0, 2.0, 0.5], [0.5, -1.0, 3.0], [0.0, 0.0, 0.0]], dt)
+    cases = [(np.full(3, -100), {}), (np.array([0, 1, 2]), {"weight": np.zeros(3, dt)}),
+             (np.array([0, 1, 2]), {"weight": np.array([1.0, -1.0, 0.0], dt)})]
+    for y, kw in cases:
+        v, g = fl.cross_entropy(x, y, return_grad=True, **kw)
+        v2, g2 = fl.cross_entropy(x, y.astype(np.int32), return_grad=True, **kw)
+        assert (v == v2 or (v != v and v2 != v2)) and math.copysign(1, v) == math.copysign(1, v2), (kw, v, v2)
+        np.testing.assert_array_equal(g, g2)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(g2))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("red", ["mean", "sum"])
 def test_pointwise_fast_path_equals_general_path(dt, red):
     rng = np.random.default_rng(8)

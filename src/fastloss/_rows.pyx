@@ -15,6 +15,7 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+from libc.math cimport NAN, INFINITY, copysign
 import numpy as np
 
 from ._alloc import empty as _empty
@@ -344,4 +345,14 @@ def grad_fast(int loss_id, x, t, out, long long ignore, bint has_ignore, double 
         return bad
     if not mean:
         return total, g
-    return (total / den if denom != DENOM_NONE else total / N), g
+    return (_fdiv(total, den) if denom != DENOM_NONE else total / N), g
+
+
+cdef inline double _fdiv(double a, double b) noexcept:
+    # a / b as _rows_api._fdiv gives it to the general path (a C 0.0 / 0.0
+    # is a NaN with its sign bit set on x86; the general path's is math.nan)
+    if b != 0:
+        return a / b
+    if a != a or a == 0:
+        return NAN  # C's NAN, sign bit clear, as math.nan
+    return copysign(INFINITY, a) * copysign(1.0, b)
