@@ -229,20 +229,13 @@ def run(int loss_id, bint f64, x, y, w, e, Py_ssize_t e_period,
     return total, bool(bad)
 
 
-cdef double _sum_f32(const float *p, fl_idx n) noexcept nogil:
+ctypedef fused _real:
+    float
+    double
+
+
+cdef double _sum(const _real *p, fl_idx n) noexcept nogil:
     # four float64 accumulators in a fixed pattern (deterministic), then the tail
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef fl_idx i = 0
-    while i + 4 <= n:
-        s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]
-        i += 4
-    while i < n:
-        s0 += p[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef double _sum_f64(const double *p, fl_idx n) noexcept nogil:
     cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     cdef fl_idx i = 0
     while i + 4 <= n:
@@ -275,16 +268,16 @@ def block_sum(w, bint f64, int n_threads, double[::1] parts=None):
         if nt > 1:
             for b in prange(nblocks, schedule='static', num_threads=nt):
                 if f64:
-                    part[b] = _sum_f64(<const double*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
+                    part[b] = _sum(<const double*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
                 else:
-                    part[b] = _sum_f32(<const float*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
+                    part[b] = _sum(<const float*>p + b * FL_PW_BLOCK, min(<fl_idx>FL_PW_BLOCK, n - b * FL_PW_BLOCK))
         else:
             for b in range(nblocks):
                 start = b * FL_PW_BLOCK
                 if f64:
-                    part[b] = _sum_f64(<const double*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
+                    part[b] = _sum(<const double*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
                 else:
-                    part[b] = _sum_f32(<const float*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
+                    part[b] = _sum(<const float*>p + start, min(<fl_idx>FL_PW_BLOCK, n - start))
         for b in range(nblocks):
             total += part[b]
     return total

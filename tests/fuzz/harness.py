@@ -151,6 +151,21 @@ def _snap(res):
     return [r.copy() if isinstance(r, np.ndarray) else r for r in _flat(res)]
 
 
+def _same_in_dtype(tg, ex, args, name, y, dt, what, canonical):
+    """The call with integer operand ``name`` as ``dt`` gives the outcome of
+    the example's own call (skipped when the values do not fit ``dt``)."""
+    info = np.iinfo(dt)
+    if y.size and (y.min() < info.min or y.max() > info.max):
+        return
+    args[name] = y.astype(dt)
+    for mode in tg.modes(args):
+        oc = _grab(lambda: _snap(tg.call(ex.args, mode)))
+        oh = _grab(lambda: _snap(tg.call(args, mode)))
+        why = same_outcome(oh, oc)
+        if why:
+            raise Failure(f"{what} of dtype {dt} vs {canonical} ({mode}): {why}")
+
+
 def same_outcome(o1, o2) -> str:
     """'' if two outcomes agree, else why not."""
     (k1, r1), (k2, r2) = o1, o2
@@ -673,17 +688,7 @@ def run_variant(tg: Target, ex, variant: str):
                     continue  # e.g. a float target that is accepted as probabilities
                 expect_ok_or_named(o)
             return
-        dt = np.dtype(what)
-        info = np.iinfo(dt)
-        if y.size and (y.min() < info.min or y.max() > info.max):
-            return
-        args[name] = y.astype(dt)
-        for mode in tg.modes(args):
-            oc = _grab(lambda: _snap(tg.call(ex.args, mode)))
-            oh = _grab(lambda: _snap(tg.call(args, mode)))
-            why = same_outcome(oh, oc)
-            if why:
-                raise Failure(f"labels of dtype {dt} vs int64 ({mode}): {why}")
+        _same_in_dtype(tg, ex, args, name, y, np.dtype(what), "labels", "int64")
         return
 
     if kind == "ints":
@@ -710,17 +715,7 @@ def run_variant(tg: Target, ex, variant: str):
                 if "out" in extra and not np.all(extra["out"] == 7.0):
                     raise Failure(f"{name} holding {bad}: out= was written before the error")
             return
-        dt = np.dtype(what)
-        info = np.iinfo(dt)
-        if y.size and (y.min() < info.min or y.max() > info.max):
-            return
-        args[name] = y.astype(dt)
-        for mode in tg.modes(args):
-            oc = _grab(lambda: _snap(tg.call(ex.args, mode)))
-            oh = _grab(lambda: _snap(tg.call(args, mode)))
-            why = same_outcome(oh, oc)
-            if why:
-                raise Failure(f"{name} of dtype {dt} vs {ex.args[name].dtype} ({mode}): {why}")
+        _same_in_dtype(tg, ex, args, name, y, np.dtype(what), name, ex.args[name].dtype)
         return
 
     if kind == "out" and tg.form == "fn":
