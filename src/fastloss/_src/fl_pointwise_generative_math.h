@@ -55,7 +55,7 @@ PW_SIG(gaussian_kl)
  * non-saturating generator pa = 1, pb = 0; the minimax generator pa = 0,
  * pb = -1).  No log of a sigmoid: softplus = L + max(+-x, 0) with
  * L = log1p(exp(-|x|)), and a zero coefficient is skipped (x = +-inf). */
-PW_SIG(gan_logistic)
+PW_SIG_LOGISTIC(gan_logistic, PW_XE_X)
 {
     PW_UNUSED;
     PW_LOGISTIC(x, L, s, sn, q);

@@ -35,7 +35,7 @@ FL_INLINE double FN(rl_pw_run)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
             for (fl_idx i = c; i < c + m; i++) {
                 T v_, g_, h_, g2_ = 0, gy_ = 0;
                 int b_ = 0;
-                FN(pw_ppo_clip)(x[i], y[i], e[i], pa, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
+                FN(pw_ppo_clip)(0, x[i], y[i], e[i], pa, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
                 const T w_ = WW ? w[i] : (T)1;
                 if (WW) v_ *= w_;
                 s += v_;
@@ -55,7 +55,7 @@ FL_INLINE double FN(rl_pw_run)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
                     v_ = (T)0.5 * FN(vl_f)(x[i] - tg, pb, &g_);
                     g_ *= (T)0.5;
                 } else {
-                    FN(pw_ppo_clip)(x[i], y[i], e[i], pa, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
+                    FN(pw_ppo_clip)(0, x[i], y[i], e[i], pa, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
                 }
                 const T w_ = WW ? w[i] : (T)1;
                 if (WW) v_ *= w_;
