@@ -502,6 +502,41 @@ def _check_exact(v, g, h, ev, eg, eh, tag, dt):
         assert_close(got, exp_, rt * np.abs(np.where(np.isfinite(exp_), exp_, 0)) + 1e-30, f"{tag}: {nm}")
 
 
+def test_logistic_prepass_alignment():
+    """The float64 logistic losses compute exp(-|z|) over a chunk in a pass of its own (PW_SIG_LOGISTIC):
+    each element's loss and gradient are the same bits whatever its offset in the chunk or the block
+    (slices of one array at offsets 0..300), and equal the reference.  (Not with pos_weight: its
+    chunks are cut into runs of the period, and an element in a run's scalar tail may differ in its
+    last bit from the same element in the vector body, in float32 and float64, before the pre-pass
+    as after; the thread count never moves those cuts.)"""
+    dtype = F64
+    rng = np.random.default_rng(zlib.crc32(b"prepass"))
+    n = 3 * 256 + 301
+    x = (rng.standard_normal(n) * 4).astype(dtype)
+    x[::37] = np.resize([np.inf, -np.inf, 40.0, -40.0, 0.0, -0.0, 750.0, -750.0, 1e4], x[::37].size)
+    t01 = (rng.random(n) < 0.4).astype(dtype)
+    pm = (2 * t01 - 1).astype(dtype)
+    m = n - 301
+    calls = {
+        "bce": lambda a, b, k: fl.binary_cross_entropy_with_logits(a, b, reduction="none", return_grad=True),
+        "focal": lambda a, b, k: fl.sigmoid_focal_loss(a, b, reduction="none", return_grad=True),
+        "focal_g1.5": lambda a, b, k: fl.sigmoid_focal_loss(a, b, gamma=1.5, reduction="none", return_grad=True),
+        "soft": lambda a, b, k: fl.soft_margin_loss(a, b, reduction="none", return_grad=True),
+    }
+    for name, f in calls.items():
+        tt = pm if name == "soft" else t01
+        v0, g0 = f(x[:m], tt[:m], 0)
+        for k in (1, 3, 4, 7, 255, 256, 257, 300):
+            v, g = f(x[k:k + m], tt[k:k + m], k)
+            np.testing.assert_array_equal(v[:m - 301], v0[k:k + m - 301], err_msg=f"{name} k={k}")
+            np.testing.assert_array_equal(g[:m - 301], g0[k:k + m - 301], err_msg=f"{name} k={k}")
+    ref_v, ref_g = R.binary_cross_entropy_with_logits(x, t01, reduction="none")
+    v, g = fl.binary_cross_entropy_with_logits(x, t01, reduction="none", return_grad=True)
+    fin = np.isfinite(ref_v)
+    np.testing.assert_allclose(v[fin], ref_v[fin], rtol=RTOL[dtype], atol=TINY[dtype])
+    np.testing.assert_allclose(g, ref_g, rtol=RTOL[dtype], atol=TINY[dtype])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_extreme_logits_bce_with_logits(dtype):
     x, t = _ext(dtype, LOGITS, LABELS)

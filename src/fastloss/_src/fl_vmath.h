@@ -19,12 +19,16 @@
  * it, are then the same at any optimization level.  The baseline path
  * (no FMA instruction) keeps a multiply and an add. */
 #undef FL_FMA
+#undef FL_HAS_FMA
 #if (defined(__FMA__) || (defined(_MSC_VER) && defined(__AVX2__))) && T_F32
 #define FL_FMA(a, b, c) fmaf((a), (b), (c))
+#define FL_HAS_FMA 1
 #elif defined(__FMA__) || (defined(_MSC_VER) && defined(__AVX2__))
 #define FL_FMA(a, b, c) fma((a), (b), (c))
+#define FL_HAS_FMA 1
 #else
 #define FL_FMA(a, b, c) ((a) * (b) + (c))
+#define FL_HAS_FMA 0
 #endif
 #if T_F32
 FL_INLINE float FN(exp_np)(float x)
@@ -54,40 +58,53 @@ FL_INLINE float FN(exp_np)(float x)
  * libmvec call per vector spilled every live register: float64 logistic
  * losses ran 4.5x the float32 time).  k = round(x / ln2) by the magic
  * add, r = x - k ln2 in two parts (Cephes' C1 has k C1 exact for |k| <
- * 2^11), exp(r) = 1 + r + r^2 P(r) with P of degree 9 interpolated at
- * Chebyshev nodes on [-ln2/2, ln2/2] (its relative error 2.3e-16 on P,
- * 3e-17 on exp): at most 1.1 ulp from exp on a dense grid of [-708, 0]
- * (tests/test_vmath.py).  Below -708 the result (< 3.3e-308) is flushed
- * to 0, and x is clamped there first so that no lane computes a garbage
- * or subnormal scale: an operation on a subnormal costs a microcode
- * assist, and a scale-by-2^-64 path for subnormal results made every
- * call 20x slower for that reason.  exp(0) = 1 exactly. */
+ * 2^11), 2 exp(r) = 2 + 2 r + 2 r^2 P(r) by Horner's rule to the end, with
+ * P of degree 9 interpolated at Chebyshev nodes on [-ln2/2, ln2/2] (its
+ * relative error 2.3e-16 on P, 3e-17 on exp; the factor 2 is exact), times
+ * 2^(k-1): at most 1 ulp from exp on a dense grid of [-708, 0]
+ * (tests/test_vmath.py).  Below -708 the result (< 3.3e-308) is flushed to
+ * 0 by a mask of x, which NaN passes.  x is not clamped (a clamp, a compare
+ * and a 3-uop blend on the critical path, cost a fifth of the time): a lane
+ * below -708 computes whatever k and r it gets and is masked, and no lane
+ * can produce a subnormal, which would cost a microcode assist (a
+ * scale-by-2^-64 path for subnormal results once made every call 20x
+ * slower): the scale's exponent field is (k + 1022) mod 2^11, so the scale
+ * is 0, inf or a normal 2^j with j >= -1022, and 2 exp(r) >= 1.41 (huge |x|
+ * may give r and the product inf or NaN, masked too).  exp(0) = 2 * 2^-1 =
+ * 1 exactly. */
 FL_INLINE double FN(exp_np)(double x)
 {
-    const double xc = x < -708.0 ? -708.0 : x;
+    const int keep = !(x < -708.0);
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    const double kf = FL_FMA(xc, 1.4426950408889634074, magic);
+    const double kf = FL_FMA(x, 1.4426950408889634074, magic);
     const double k = kf - magic;
     uint64_t ki, mi;
     memcpy(&ki, &kf, 8);
     memcpy(&mi, &magic, 8);
-    const uint64_t bits = (ki - mi + 1023u) << 52; /* 2^k, k in [-1022, 0] */
+    const uint64_t bits = (ki - mi + 1022u) << 52; /* 2^(k-1), k in [-1021, 0] when kept */
     double scale;
     memcpy(&scale, &bits, 8);
-    const double r = FL_FMA(-k, 1.42860682030941723212e-6, FL_FMA(-k, 6.93145751953125e-1, xc));
-    /* Horner's form: Estrin's r^8 would be subnormal for |r| < 1e-38 */
-    double p = 2.510037611136142e-08;
-    p = FL_FMA(p, r, 2.7620076242527254e-07);
-    p = FL_FMA(p, r, 2.7557268479724004e-06);
-    p = FL_FMA(p, r, 2.4801521321606647e-05);
-    p = FL_FMA(p, r, 0.00019841269863040922);
-    p = FL_FMA(p, r, 0.0013888888917197209);
-    p = FL_FMA(p, r, 0.008333333333330065);
-    p = FL_FMA(p, r, 0.041666666666624164);
-    p = FL_FMA(p, r, 0.16666666666666669);
-    p = FL_FMA(p, r, 0.5000000000000001);
-    const double r2 = r * r;
-    return x < -708.0 ? 0.0 : (FL_FMA(p, r2, r) + 1.0) * scale;
+    const double r = FL_FMA(-k, 1.42860682030941723212e-6, FL_FMA(-k, 6.93145751953125e-1, x));
+    /* Horner's form: no high power of r that could go subnormal */
+    double p = 2 * 2.510037611136142e-08;
+    p = FL_FMA(p, r, 2 * 2.7620076242527254e-07);
+    p = FL_FMA(p, r, 2 * 2.7557268479724004e-06);
+    p = FL_FMA(p, r, 2 * 2.4801521321606647e-05);
+    p = FL_FMA(p, r, 2 * 0.00019841269863040922);
+    p = FL_FMA(p, r, 2 * 0.0013888888917197209);
+    p = FL_FMA(p, r, 2 * 0.008333333333330065);
+    p = FL_FMA(p, r, 2 * 0.041666666666624164);
+    p = FL_FMA(p, r, 2 * 0.16666666666666669);
+    p = FL_FMA(p, r, 2 * 0.5000000000000001);
+#if FL_HAS_FMA
+    p = FL_FMA(p, r, 2.0);
+    p = FL_FMA(p, r, 2.0);
+#else
+    /* no FMA (the baseline path): 2 + (2 r + r^2 2P) rounds less than
+     * Horner's last two steps, which round each product (1.23 ulp) */
+    p = (p * (r * r) + (r + r)) + 2.0;
+#endif
+    return keep ? p * scale : 0.0;
 }
 #endif
 
@@ -160,20 +177,20 @@ FL_INLINE T FN(log1p01)(T e)
      * z0 (1 - dl / d) with 1 / d ~ 1/2 - e/6 (4 % off, on a term of half
      * an ulp) corrects the rounding of 2 + e. */
     const double d = 2 + e, dl = e - (d - 2), z0 = e / d;
-    const double z = z0 - (z0 * dl) * (0.5 - e * 0.16666666666666666);
+    const double z = FL_FMA(-(z0 * dl), FL_FMA(-e, 0.16666666666666666, 0.5), z0);
     const double w = z * z;
     double q = 0.08082022805971766;
-    q = q * w + 0.04400369243072337;
-    q = q * w + 0.06000536404795356;
-    q = q * w + 0.06657072104827468;
-    q = q * w + 0.07692785032479312;
-    q = q * w + 0.09090894718066429;
-    q = q * w + 0.11111111358713932;
-    q = q * w + 0.1428571428355438;
-    q = q * w + 0.20000000000007292;
-    q = q * w + 0.3333333333333333;
+    q = FL_FMA(q, w, 0.04400369243072337);
+    q = FL_FMA(q, w, 0.06000536404795356);
+    q = FL_FMA(q, w, 0.06657072104827468);
+    q = FL_FMA(q, w, 0.07692785032479312);
+    q = FL_FMA(q, w, 0.09090894718066429);
+    q = FL_FMA(q, w, 0.11111111358713932);
+    q = FL_FMA(q, w, 0.1428571428355438);
+    q = FL_FMA(q, w, 0.20000000000007292);
+    q = FL_FMA(q, w, 0.3333333333333333);
     const double z2 = 2 * z;
-    return z2 + (z2 * w) * q;
+    return FL_FMA(z2 * w, q, z2);
 #endif
 }
 
