@@ -357,7 +357,10 @@ FL_INLINE void FN(focal)(T xe_logistic, T x, T y, T pa, T pb, T *restrict v, T *
         const T r = m > 0 ? qd / m : (T)0;
         Mr = M * r; Mrr = Mr * r;
     }
-    const T at = pa >= 0 ? pa * y + (1 - pa) * my : (T)1;
+    /* the select on alpha's sign is loop-invariant, out of the loop (a
+     * blend a lane otherwise); with alpha < 0, y + (1 - y) rounds to 1 */
+    const T a1 = pa >= 0 ? pa : (T)1, a0 = pa >= 0 ? 1 - pa : (T)1;
+    const T at = a1 * y + a0 * my;
     /* ce is infinite at a saturated wrong logit (x = +-inf), where q and so
      * M r are 0: the focal terms then vanish instead of giving 0 * inf */
     const int f = Mr != 0;
