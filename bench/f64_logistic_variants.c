@@ -37,7 +37,9 @@
  *            holds.  Two passes: 2/3 of the time (BCE 3.0 -> 2.0 ns/element
  *            in cache; focal gamma 2 3.95 -> 2.5; soft margin 2.95 -> 1.95).
  *            Three passes (log1p and 1/(1+e) in a pass of their own) were
- *            slower than two (2.33 against 2.0).  Estrin's form inside the
+ *            slower than two (2.33 against 2.0); so was 1/(1+e) moved into
+ *            the exp pass (BCE 1.92-2.0 against 1.79-1.81, focal 2.28-2.33
+ *            against 2.18-2.24, after the exp_np change below).  Estrin's form inside the
  *            one fused loop: no change (3.03-3.1 against 3.02-3.08), which is
  *            what made the chain look like port pressure.
  *   Removing either division (timing only, wrong results): 3-7 % at
@@ -52,6 +54,11 @@
  *            does not turn the clamp into vmaxpd (NaN semantics) and makes
  *            an integer max of the exponent a vpblendvb, so both were
  *            dropped.
+ *   sigmoid focal: alpha's sign chosen outside the loop instead of a
+ *            blend a lane: -5 % (2.26 -> 2.15 ns in cache; float32 too).
+ *            ADOPTED.  Still the slowest of the three at N = 1e7 (its loss
+ *            loop is the longest: ~62 instructions per 4 elements after the
+ *            exp pass, against ~50 for BCE).
  *   Table-driven exp/log (vpermd lookups on port 5): not tried in code; by
  *            count, a 4-entry 2^(j/4) table saves 2-3 FMAs of exp but costs
  *            2 vpermd, the index and a hi/lo correction; log1p needs full
