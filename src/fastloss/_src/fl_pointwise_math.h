@@ -642,6 +642,7 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 
 FL_PW_LIST(FL_PW_DEFINE)
 #include "fl_pointwise_rl.h"
+#include "fl_pointwise_gan.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 #define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),
