@@ -10,7 +10,7 @@
  */
 #include "fl_pointwise.h"
 #if FL_HAVE_X86_V3
-#include <immintrin.h> /* the hand-vectorized GAN loop (fl_pointwise_gan.h) */
+#include <immintrin.h> /* the hand-vectorized loops (fl_pointwise_v3.h) */
 #endif
 
 #define FL_BODY "fl_pointwise_math.h"

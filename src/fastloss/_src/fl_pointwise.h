@@ -105,7 +105,7 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
  * (fl_pointwise_rl.h), after those of FL_PW_LIST in kernel-id order: PPO
  * with its clip fraction and approximate KL as block sums, and the TD(0)
  * loss with its target formed in the pass; gan_sp, gan_softplus with its
- * x86-64-v3 float32 loop hand-vectorized (fl_pointwise_gan.h). */
+ * x86-64-v3 float32 loop hand-vectorized (fl_pointwise_v3.h). */
 #define FL_PW_LIST_RL(X)           \
     X(ppo_stats)                   \
     X(td)                          \

@@ -72,7 +72,7 @@ PW_SIG(gan_logistic)
  * sigmoid(z), sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below;
  * d2/dx2 = pa e / (1 + e)^2.  A fifth fewer operations than gan_logistic's
  * two coefficients.  Its x86-64-v3 float32 loop is written with intrinsics
- * (fl_pointwise_gan.h, kernel gan_sp) and gives the same bits for the
+ * (fl_pointwise_v3.h, kernel gan_sp) and gives the same bits for the
  * gradient: keep the two in step (tests/test_generative.py compares them). */
 PW_SIG(gan_softplus)
 {

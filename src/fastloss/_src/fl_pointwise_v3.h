@@ -1,22 +1,31 @@
-/* fl_pointwise_gan.h -- the block function of kernel gan_sp: the GAN's
- * logistic terms pa softplus(pb x), pb = +-1 and pa = +-1 (the scalar math:
- * pw_gan_softplus in fl_pointwise_generative_math.h).
- *
- * On the x86-64-v3 float32 path the common calls (no weight, no Hessian,
- * no accumulation; value only, value + gradient, with or without the
- * per-element losses) run a loop written with AVX2 intrinsics; every other
- * call, dtype and path runs the generated kernel gan_softplus.  Why by hand:
- * GCC's vectorization of pw_gan_softplus spends a compare and a blend on
- * each select (max(z, 0), the sign of z, the exp's underflow) and cannot
- * know pb's sign.  Here pb's sign is a compile-time flag (NEG), so z = pb x
- * is never formed: -|z| = -|x|, max(z, 0) is max(x, 0) or -min(x, 0), and
- * the sigmoid's select is one blend on x's sign bit; the float lanes
- * compute the same operations as the scalar code, with the same fused
- * multiply-adds (exp_np's are explicit; log1p01's are those GCC contracts
- * at -O3), so the gradient and the per-element losses are the same bits
- * as gan_softplus's (tests/test_generative.py).  The value's sum adds the
- * 8 lanes in a fixed order, then the chunk's tail: deterministic, but its
- * last bits may differ from gan_softplus's.
+/* fl_pointwise_v3.h -- pointwise loops written with AVX2 intrinsics for the
+ * x86-64-v3 float32 path, for the two logistic kernels whose calls are the
+ * hot ones of the GAN and VAE objectives:
+ *   gan_sp      the GAN's logistic terms pa softplus(pb x), pb = +-1 and
+ *               pa = +-1 (the scalar math: pw_gan_softplus in
+ *               fl_pointwise_generative_math.h; its generated kernel is
+ *               gan_softplus);
+ *   bce_logits  BCE with logits without pos_weight (pw_bce_logits in
+ *               fl_pointwise_math.h; the generated block function is renamed
+ *               block_bce_logits_gen there, and the table takes the one
+ *               below).
+ * The common calls (no weight, no Hessian, no accumulation, no target
+ * gradient; value only, value + gradient, with or without the per-element
+ * losses) run the loops below; every other call, dtype and path runs the
+ * generated kernel.  Why by hand: GCC's vectorization of the scalar math
+ * spends a compare and a blend on each select (max(z, 0), the sign of z,
+ * the exp's underflow), keeps both sides of each, and cannot know pb's sign.
+ * Here the sigmoid's select is one blend on x's sign bit, pb's sign is a
+ * compile-time flag (NEG: -|z| = -|x|, max(z, 0) is max(x, 0) or
+ * -min(x, 0)), and the float lanes compute the same operations as GCC's
+ * code of the scalar math, with the same fused multiply-adds (exp_np's are
+ * explicit; log1p01's and the rest are those GCC contracts at -O3; an empty
+ * asm keeps a product from being contracted where GCC's code rounds it):
+ * the gradient and the per-element losses are the same bits as the
+ * generated kernel's (tests/test_generative.py,
+ * tests/test_pointwise_kernels.py).  The value's sum adds the 8 lanes in a
+ * fixed order, then the chunk's tail: deterministic, but its last bits may
+ * differ from the generated kernel's.
  *
  * Included by fl_pointwise_math.h after the generated kernels, in the
  * stamping context; no include guard, on purpose. */
@@ -113,6 +122,61 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
     }
     return total;
 }
+
+/* BCE with logits, no pos_weight: v = L + c |x| with c = 1 - y for x >= 0,
+ * y below (skipped where c = 0), g = gs t for x >= 0 and -gs t below, t =
+ * c r1 - d er with d = y for x >= 0, 1 - y below: pw_bce_logits with e = 1.
+ * The selects on x >= 0 are blends on x's sign bit, which differ from
+ * x >= 0 only at x = -0, where they give the same bits (r1 = er = 1/2). */
+FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, const int WG, const int WL)
+{
+    const float *x = (const float *)a->x + start, *y = (const float *)a->y + start;
+    float *g = WG ? (float *)a->g + start : NULL;
+    float *l = WL ? (float *)a->l + start : NULL;
+    const float gs = (float)a->gscale;
+    const __m256 kg = GAN_B(gs), nz = GAN_B(-0.0f), one = GAN_B(1.0f), zero = _mm256_setzero_ps();
+    double total = 0;
+    for (fl_idx c0 = 0; c0 < n; c0 += FL_PW_CHUNK) {
+        const fl_idx m = n - c0 < FL_PW_CHUNK ? n - c0 : FL_PW_CHUNK;
+        __m256 acc = zero;
+        fl_idx i = c0;
+        for (; i + 8 <= c0 + m; i += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + i), yv = _mm256_loadu_ps(y + i);
+            const __m256 my = _mm256_sub_ps(one, yv);
+            const __m256 e = FN(gan_exp8)(_mm256_or_ps(xv, nz));
+            const __m256 r1 = _mm256_div_ps(one, _mm256_add_ps(one, e));
+            __m256 lq = _mm256_mul_ps(e, FN(gan_log1p_q8)(e));
+            __asm__("" : "+x"(lq));
+            const __m256 c = _mm256_blendv_ps(my, yv, xv);
+            const __m256 ax = _mm256_andnot_ps(nz, xv);
+            const __m256 cx = _mm256_and_ps(_mm256_cmp_ps(c, zero, _CMP_NEQ_UQ), _mm256_mul_ps(c, ax));
+            const __m256 v = _mm256_add_ps(lq, cx);
+            acc = _mm256_add_ps(acc, v);
+            if (WL) _mm256_storeu_ps(l + i, v);
+            if (WG) {
+                const __m256 d = _mm256_blendv_ps(yv, my, xv);
+                const __m256 er = _mm256_mul_ps(e, r1);
+                const __m256 t = _mm256_fmsub_ps(c, r1, _mm256_mul_ps(d, er));
+                const __m256 gt = _mm256_xor_ps(t, _mm256_and_ps(xv, nz));
+                _mm256_storeu_ps(g + i, _mm256_mul_ps(kg, gt));
+            }
+        }
+        __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+        h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
+        float s = _mm_cvtss_f32(h4);
+        for (; i < c0 + m; i++) { /* the tail: the scalar math */
+            float v_, g_, h_, g2_ = 0, gy_ = 0;
+            int b_ = 0;
+            FN(pw_bce_logits)(x[i], y[i], 1, 0, 0, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
+            s += v_;
+            if (WL) l[i] = v_;
+            if (WG) g[i] = gs * g_;
+        }
+        total += (double)s;
+    }
+    return total;
+}
 #undef GAN_B
 #endif
 
@@ -141,3 +205,19 @@ static double FN(block_gan_sp)(const fl_pw_args *a, fl_idx start, fl_idx n, int 
 }
 
 #undef GAN_SP_CASES
+
+#if defined(FL_GAN_V3)
+static double FN(block_bce_logits)(const fl_pw_args *a, fl_idx start, fl_idx n, int *bad)
+{
+    if (a->w == NULL && a->e == NULL && !a->acc && a->gt == NULL && a->mode != FL_MODE_GRAD_HESS) {
+        const int wg = a->mode == FL_MODE_GRAD, wl = a->l != NULL;
+        switch (wg * 2 + wl) {
+        case 0: return FN(bce_logits_v3)(a, start, n, 0, 0);
+        case 1: return FN(bce_logits_v3)(a, start, n, 0, 1);
+        case 2: return FN(bce_logits_v3)(a, start, n, 1, 0);
+        default: return FN(bce_logits_v3)(a, start, n, 1, 1);
+        }
+    }
+    return FN(block_bce_logits_gen)(a, start, n, bad);
+}
+#endif
