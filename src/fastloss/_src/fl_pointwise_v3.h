@@ -31,7 +31,7 @@
  * stamping context; no include guard, on purpose. */
 
 #undef FL_GAN_V3
-#if T_F32 && defined(__AVX2__) && defined(__FMA__)
+#if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
 #define FL_GAN_V3 1
 #define GAN_B(c) _mm256_set1_ps(c)
 
