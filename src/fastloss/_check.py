@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ._diagnose import LossWarning, expectation, figures, resolve, run_checks
+from ._diagnose import LossWarning, expectation, figures, resolve, run_checks, terms_findings
 
 
 def check_call(op: str, input, target, *, others=None, n_threads=None, target_kind=None, **options) -> None:
@@ -38,7 +38,10 @@ def check_call(op: str, input, target, *, others=None, n_threads=None, target_ki
     name, e = expectation(name, e, p)
     if target_kind:
         e = e._replace(target=target_kind)
-    findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads, others=others), p)
+    if e.input == "terms":          # a weighted sum of losses: each term's own checks
+        findings = terms_findings(name, p, input, target, n_threads=n_threads)
+    else:
+        findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads, others=others), p)
     if findings:
         level = _caller_stacklevel()
         for finding in findings:
