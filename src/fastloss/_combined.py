@@ -183,7 +183,7 @@ def _run(terms, input, target, mode, out, n_threads, op, term_values, check=Fals
     if nt is not None:
         _threads(nt, op)
     if check:   # each term's own checks, with its options
-        _check.check_call(op, input, target, n_threads=nt, terms=terms)
+        _check.check_call("combined_loss", input, target, n_threads=nt, terms=terms)
     if mode == VALUE:
         x = V.as_input(input, "input", op)
         vals = [0.0] * len(terms)
@@ -307,7 +307,7 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
         raise TypeError(f"{op}: term_values must be None or a list to fill, got {type(term_values).__name__}")
     if out is not None and not return_grad:
         raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
-    return _run(ts, input, target, GRAD if return_grad else VALUE, out, n_threads, op, term_values, check)
+    return _run(ts, input, target, GRAD if return_grad else VALUE, out, n_threads, op, term_values, check=check)
 
 
 combined_loss._class_axis = None
@@ -354,15 +354,15 @@ class CombinedLoss:
         self.values: list = []
 
     def __call__(self, input, target, *, check=False):
-        return _run(self.terms, input, target, VALUE, None, self.n_threads, "CombinedLoss", self.values, check)
+        return _run(self.terms, input, target, VALUE, None, self.n_threads, "CombinedLoss", self.values, check=check)
 
     def value_and_grad(self, input, target, out=None, *, check=False):
-        return _run(self.terms, input, target, GRAD, out, self.n_threads, "CombinedLoss", self.values, check)
+        return _run(self.terms, input, target, GRAD, out, self.n_threads, "CombinedLoss", self.values, check=check)
 
     def grad_hess(self, input, target, out=None, *, check=False):
         if out is not None and not (isinstance(out, tuple) and len(out) == 2):
             raise ValueError(f"CombinedLoss: out must be a pair (grad_out, hess_out), got {type(out).__name__}")
-        return _run(self.terms, input, target, GRAD_HESS, out, self.n_threads, "CombinedLoss", self.values, check)
+        return _run(self.terms, input, target, GRAD_HESS, out, self.n_threads, "CombinedLoss", self.values, check=check)
 
     def __repr__(self):
         return f"CombinedLoss([{', '.join(f'({w!r}, {l!r})' for w, l in self.terms)}])"

@@ -997,6 +997,8 @@ def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
     if e.input == "loss" and args and "loss" not in p:
         p["loss"] = args[0]                           # trimmed(input, target, loss, ...)
     name, e = expectation(name, e, p)
+    if e.input == "terms" and args and "terms" not in p:
+        p["terms"] = args[0]                          # combined_loss(input, target, terms)
     if e.input == "terms":
         found = Diagnosis(terms_findings(name, p, input, target, n_threads), name)
         if warn:

@@ -490,7 +490,7 @@ def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0
     mode, names = _request(policy_gradient_loss_from_logits, return_grad, op)
     beta = _entropy_coef(entropy_coef, op)
     return _logits_run(op, "pg_logits", logits, actions, advantages, None, weight, (0.0, 0.0, beta), reduction,
-                       mode, names, out, n_threads, stats, check)
+                       mode, names, out, n_threads, stats, check=check)
 
 
 policy_gradient_loss_from_logits._grad_args = ("logits",)
@@ -567,7 +567,7 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
     if old_log_probs is None:
         raise TypeError(f"{op}: old_log_probs must be an array of shape (N,), got None")
     return _logits_run(op, "ppo_logits", logits, actions, advantages, old_log_probs, weight, (eps, c, beta),
-                       reduction, mode, names, out, n_threads, stats, check)
+                       reduction, mode, names, out, n_threads, stats, check=check)
 
 
 ppo_clip_loss_from_logits._grad_args = ("logits",)

@@ -200,7 +200,7 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     if C < 1:
         raise ValueError(f"{op}: log_probs must have at least one class (the blank), got shape {shape}")
     if check:
-        _check.check_call(op, x, targets, others={"input_lengths": input_lengths, "target_lengths": target_lengths},
+        _check.check_call("ctc_loss", x, targets, others={"input_lengths": input_lengths, "target_lengths": target_lengths},
                           n_threads=nt, from_logits=from_logits)
     blank = _int_scalar(blank, "blank", op)
     if not 0 <= blank < C:
