@@ -22,6 +22,7 @@ from ._features_api import run_rows
 from ._features_api import spec as ft_spec
 from ._pointwise_api import GRAD, VALUE, grad_buffers, grad_request
 from ._pointwise_api import run as pw_run
+from ._pointwise_api import GRAD_HESS, _pair
 from ._pointwise_api import spec as pw_spec
 
 __all__ = [
@@ -692,6 +693,20 @@ class GaussianKLLoss(_Objective):
     def value_and_grad(self, mu, logvar, weight=None, out=None, *, wrt=None, check=False):
         return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(),
                                 return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+
+    def grad_hess(self, mu, logvar, weight=None, out=None, *, check=False):
+        """``(grad, hess)`` with respect to mu: the gradient and diagonal
+        Hessian of the value (``mu`` and the scale of the reduction, the
+        batch's mean or 1; the Hessian in mu is that scale, as
+        ``GaussianNLLLoss.grad_hess`` differentiates its input only);
+        ``out`` may be a pair ``(grad_out, hess_out)``."""
+        op = "GaussianKLLoss"
+        g_out, h_out = (None, None) if out is None else _pair(out, op)
+        m = V.as_input(mu, "mu", op)
+        lv = _like(logvar, "logvar", op, m, "mu")
+        dred = "batchmean" if self.reduction == "mean" else self.reduction
+        return pw_run(_KL, m, lv, _weight(weight, "weight", op, m), dred, GRAD_HESS, _P0, self.n_threads,
+                      out=g_out, hess_out=h_out, check=check)
 
 
 class VAELoss(_Objective):

@@ -24,6 +24,7 @@ from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_do
 from ._pointwise_api import run as pw_run
 from ._pointwise_api import spec as pw_spec
 from ._pointwise_api import GRAD
+from ._pointwise_api import GRAD_HESS, _pair
 
 __all__ = ["policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
            "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss",
@@ -601,6 +602,17 @@ class PolicyGradientLoss(_Objective):
     def value_and_grad(self, log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
         return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(),
                                     return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+
+    def grad_hess(self, log_probs, advantages, weight=None, out=None, *, check=False):
+        """``(grad, hess)`` with respect to log_probs: ``-advantages`` (times
+        the weights, over N for the mean) and the diagonal Hessian, 0 (the
+        loss is linear in log_probs); ``out`` may be a pair ``(grad_out, hess_out)``."""
+        op = "PolicyGradientLoss"
+        g_out, h_out = (None, None) if out is None else _pair(out, op)
+        x = V.as_input(log_probs, "log_probs", op)
+        a = _like(advantages, "advantages", op, x, "log_probs")
+        return pw_run(_PG, x, a, _weight(weight, "weight", op, x), self.reduction, GRAD_HESS, (0.0, 0.0, 0.0, 0, 0),
+                      self.n_threads, out=g_out, hess_out=h_out, check=check)
 
 
 class PPOClipLoss(_Objective):
