@@ -172,8 +172,8 @@ def _calls_of_issue_14(x, y01, logits, labels, probs):
         (fl.combined_loss, (sig.reshape(4, 50), y01.reshape(4, 50), terms), {}, "probabilities_as_logits"),
         (fl.CombinedLoss(terms).value_and_grad, (sig.reshape(4, 50), y01.reshape(4, 50)), {},
          "probabilities_as_logits"),
-        (fl.CombinedLoss(terms[:1] + [(1.0, fl.SigmoidFocalLoss())]).grad_hess, (sig.reshape(4, 50), y01.reshape(4, 50)),
-         {}, "probabilities_as_logits"),
+        (fl.CombinedLoss(terms[:1] + [(1.0, fl.SigmoidFocalLoss())]).grad_hess,
+         (sig.reshape(4, 50), y01.reshape(4, 50)), {}, "probabilities_as_logits"),
     ]
 
 

@@ -692,7 +692,8 @@ class GaussianKLLoss(_Objective):
 
     def value_and_grad(self, mu, logvar, weight=None, out=None, *, wrt=None, check=False):
         return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(),
-                                return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+                                return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                check=check)
 
     def grad_hess(self, mu, logvar, weight=None, out=None, *, check=False):
         """``(grad, hess)`` with respect to mu: the gradient and diagonal
@@ -793,7 +794,8 @@ class GANGeneratorLoss(_Objective):
 
     def value_and_grad(self, fake_logits, weight=None, out=None, *, wrt=None, check=False):
         return gan_generator_loss(fake_logits, weight=weight, **self._kw(),
-                                  return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+                                  return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                  check=check)
 
 
 class GradientPenalty(_Objective):

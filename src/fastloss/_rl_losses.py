@@ -78,7 +78,8 @@ def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean"
     bufs = _bufs(out, mode, names, op)
     x = V.as_input(log_probs, "log_probs", op)
     a = _like(advantages, "advantages", op, x, "log_probs")
-    return pw_run(_PG, x, a, _weight(weight, "weight", op, x), red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x), check=check)
+    return pw_run(_PG, x, a, _weight(weight, "weight", op, x), red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x),
+                  check=check)
 
 
 policy_gradient_loss._grad_args = ("log_probs",)
@@ -597,11 +598,13 @@ class PolicyGradientLoss(_Objective):
                          n_threads=n_threads)
 
     def __call__(self, log_probs, advantages, weight=None, *, check=False):
-        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
+        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(), n_threads=self.n_threads,
+                                    check=check)
 
     def value_and_grad(self, log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
         return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(),
-                                    return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+                                    return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                    check=check)
 
     def grad_hess(self, log_probs, advantages, weight=None, out=None, *, check=False):
         """``(grad, hess)`` with respect to log_probs: ``-advantages`` (times
@@ -646,7 +649,8 @@ class PPOClipLoss(_Objective):
 
     def value_and_grad(self, log_probs, old_log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
         return ppo_clip_loss(log_probs, old_log_probs, advantages, weight=weight, **self._kw(), stats=self.stats,
-                             return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
+                             return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                             check=check)
 
 
 class ValueLoss(_Objective):
@@ -669,7 +673,8 @@ class ValueLoss(_Objective):
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
 
     def __call__(self, values, returns, old_values=None, weight=None, *, check=False):
-        return value_loss(values, returns, old_values, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
+        return value_loss(values, returns, old_values, weight=weight, **self._kw(), n_threads=self.n_threads,
+                          check=check)
 
     def value_and_grad(self, values, returns, old_values=None, weight=None, out=None, *, wrt=None, check=False):
         return value_loss(values, returns, old_values, weight=weight, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
@@ -699,7 +704,8 @@ class TDLoss(_Objective):
                          n_threads=n_threads)
 
     def __call__(self, values, rewards, next_values, dones, weight=None, *, check=False):
-        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
+        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(), n_threads=self.n_threads,
+                       check=check)
 
     def value_and_grad(self, values, rewards, next_values, dones, weight=None, out=None, *, wrt=None, check=False):
         return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(),
@@ -774,7 +780,8 @@ class PPOClipLossFromLogits(_Objective):
         return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
                                          stats=self.stats, n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, logits, actions, old_log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
+    def value_and_grad(self, logits, actions, old_log_probs, advantages, weight=None, out=None, *, wrt=None,
+                       check=False):
         return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
                                          stats=self.stats, return_grad=True if wrt is None else tuple(wrt),
                                          out=out, n_threads=self.n_threads, check=check)

@@ -200,8 +200,8 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
     if C < 1:
         raise ValueError(f"{op}: log_probs must have at least one class (the blank), got shape {shape}")
     if check:
-        _check.check_call("ctc_loss", x, targets, others={"input_lengths": input_lengths, "target_lengths": target_lengths},
-                          n_threads=nt, from_logits=from_logits)
+        _check.check_call("ctc_loss", x, targets, n_threads=nt, from_logits=from_logits,
+                          others={"input_lengths": input_lengths, "target_lengths": target_lengths})
     blank = _int_scalar(blank, "blank", op)
     if not 0 <= blank < C:
         raise ValueError(f"{op}: blank must be in label range [0, {C}), got {blank}")
