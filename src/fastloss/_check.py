@@ -11,7 +11,12 @@ driver's call path -- ``_pointwise_api.run``, ``_rows_api.run``,
 as they pass ``n_threads``.  Each driver has
 one ``if check: _check.check_call(...)`` before its kernel, with the
 options it knows (weights, ``ignore_index``, a segmentation ``mode``, ...);
-the default call pays that one test.
+the default call pays that one test.  The losses whose operands reach
+their drivers in pieces (``gan_discriminator_loss``, ``vae_loss``,
+``ppo_clip_loss``, ``value_loss``, ``td_loss``, ``gan_generator_loss``,
+``gradient_penalty``) make that one call themselves, before their first
+driver call, with every operand by name; ``combined_loss`` checks each
+term as that loss (``_diagnose.terms_findings``).
 
 With ``check=True`` the call costs one summary pass over input and one over
 target (label counts for integer labels) on top of the loss.
