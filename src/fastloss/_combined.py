@@ -286,6 +286,10 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
         The gradient's buffer.
     n_threads : int, optional
         For every term (default: each term's own).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------

@@ -152,6 +152,10 @@ def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=F
     out : ndarray or tuple of two ndarrays, optional
         Buffers for the gradients (mu's shape and dtype, C-contiguous).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -216,6 +220,10 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
         Also return ``(value, grad_input, grad_mu, grad_logvar)``.
     out : ndarray or tuple of three ndarrays, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -434,6 +442,10 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
         Also return ``(value, grad_real, grad_fake)``.
     out : ndarray or tuple of two ndarrays, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -535,7 +547,7 @@ def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, wei
     weight : array_like, optional
         Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`gan_discriminator_loss` (one gradient).
 
     Examples
@@ -593,6 +605,10 @@ def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", *, weight=None, red
         Also return the gradient with respect to grads (its shape).
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------

@@ -64,6 +64,10 @@ def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean"
         Also return the gradient with respect to log_probs.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -138,6 +142,10 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
         Also return the gradient with respect to log_probs.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -219,7 +227,7 @@ def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delt
     weight : array_like, optional
         Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`policy_gradient_loss` (the gradient with respect to values).
 
     Examples
@@ -276,7 +284,7 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     weight : array_like, optional
         Per-element weights (importance weights of a prioritized replay).
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`value_loss`.
 
     Examples
@@ -471,6 +479,10 @@ def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0
     out : ndarray, optional
         The gradient's buffer (logits' shape and dtype).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -546,6 +558,10 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
         Also return the gradient with respect to logits.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------

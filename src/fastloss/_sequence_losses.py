@@ -92,6 +92,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         only with ``return_grad=True``.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Returns
     -------
