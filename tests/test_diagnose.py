@@ -205,6 +205,44 @@ def test_the_operands_of_pairs_and_triplets_are_named_by_their_roles():
         fl.NTXentLoss()(a, np.arange(32) % 16, check=True)
 
 
+def test_what_is_normal_in_rl_gan_and_vae_batches_is_not_an_alarm():
+    """A batch of zero rewards (sparse rewards), equal old log-probabilities
+    (a uniform policy), one action taken, a zero-initialized critic, a
+    least-squares critic's outputs in [0, 1], an integer-valued mu: no
+    finding."""
+    rng = np.random.default_rng(6)
+    v, z = rng.normal(size=64), np.zeros(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fl.diagnose("td_loss", v, z, v, z).ok
+        assert fl.diagnose("value_loss", v, z).ok
+        assert fl.diagnose("ppo_clip_loss", np.log(rng.uniform(0.1, 1, 64)), np.full(64, np.log(0.25)),
+                           rng.normal(size=64)).ok
+        assert fl.diagnose("policy_gradient_loss_from_logits", rng.normal(size=(64, 4)), np.zeros(64, np.int64),
+                           rng.normal(size=64)).ok
+        assert fl.diagnose("policy_gradient_loss", np.log(rng.uniform(0.1, 1, 64)), np.ones(64)).ok
+        for kind in ("nonsaturating", "least_squares", "wasserstein"):
+            assert fl.diagnose("gan_discriminator_loss", z, z[:32], kind=kind).ok
+            assert fl.diagnose(fl.GANGeneratorLoss(kind=kind), z).ok
+        assert fl.diagnose("gan_discriminator_loss", rng.uniform(0, 1, 64), rng.uniform(0, 1, 64),
+                           kind="least_squares").ok
+        assert fl.diagnose("gaussian_kl_loss", np.round(v * 3), v).ok
+        assert fl.diagnose("vae_loss", v.reshape(4, 16), (v.reshape(4, 16) > 0) * 1.0, z.reshape(4, 16)[:, :4],
+                           z.reshape(4, 16)[:, :4]).ok
+        assert fl.diagnose(fl.VAELoss(recon="mse"), v.reshape(4, 16), v.reshape(4, 16) * 255,
+                           z.reshape(4, 16)[:, :4], z.reshape(4, 16)[:, :4]).ok
+
+
+def test_combined_loss_is_diagnosed_term_by_term():
+    rng = np.random.default_rng(7)
+    x, t = rng.normal(size=(4, 16)), (rng.random((4, 16)) < 0.3) * 1.0
+    loss = fl.CombinedLoss([(1.0, fl.BCEWithLogitsLoss()), (0.5, fl.DiceLoss("binary", from_logits=False))])
+    d = fl.diagnose(loss, x, t, warn=False)
+    assert [(f.code, f.op) for f in d] == [("logits_as_probabilities", "dice_loss")]
+    with pytest.raises(ValueError, match=r"^diagnose: combined_loss is checked term by term: pass terms="):
+        fl.diagnose("combined_loss", x, t)
+
+
 def test_masks_with_an_ignore_index_and_tweedie_powers_are_not_alarms():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 8, 8))

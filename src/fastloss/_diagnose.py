@@ -125,9 +125,14 @@ class Expect(NamedTuple):
     cls: str      # the nn-style class's name
     input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_prob | rows_logprob
     #               | boxes | embeddings (rows of features) | loss (those of the wrapped loss: trimmed, winsorized)
+    #               | critic (a least-squares GAN critic's outputs) | terms (each term's own: combined_loss)
     target: str   # real | count | positive | nonneg | nonzero | binary | pm1 | prob | labels | labels_or_probs
     #               | multilabel | mask (0/1 or probabilities) | mask01 (0/1 only) | boxes | embeddings
     #               | pair_flags (1 similar, 0 dissimilar) | row_labels (a class per row) | loss
+    #               | logprob (old log-probabilities) | advantages | actions (an action index per row)
+    #               | returns (real; a constant batch is normal) | logvar | image01 (intensities in [0, 1])
+    #               | image | seq_labels (CTC label sequences) | logit, score, critic (a GAN's fake batch)
+    #               | none (a loss of one operand); others: dones (0/1 flags), advantages, logprob
     vary: Optional[Callable] = None   # (params) -> (input, target): kinds that depend on the options
     args: tuple = ("input", "target")  # the loss's array operands, in order: the first is checked as the
     #                                    input, "target" (or "labels", else the second) as the target, the
@@ -175,7 +180,7 @@ def _gan_kind(p):
     critic's linear outputs regress to its targets and may all lie in
     [0, 1] (nothing to read from them)."""
     k = p.get("kind", "nonsaturating")
-    return "logit" if k in ("minimax", "nonsaturating") else "score" if k in ("wasserstein", "hinge") else "real"
+    return "logit" if k in ("minimax", "nonsaturating") else "score" if k in ("wasserstein", "hinge") else "critic"
 
 
 def _gan_d_kinds(p):
@@ -364,8 +369,8 @@ def _nan_input(f, e, p):
 
 #: Target kinds for which a constant batch is no sign of a mistake (sparse rewards, a uniform old
 #: policy, a policy that took one action, a fake batch's logits), or that _batch_labels reads.
-_CONSTANT_OK = ("row_labels", "returns", "logvar", "advantages", "actions", "logprob", "logit", "score", "none",
-                "seq_labels")
+_CONSTANT_OK = ("row_labels", "returns", "logvar", "advantages", "actions", "logprob", "logit", "score", "critic",
+                "none", "seq_labels")
 
 
 def _constant_target(f, e, p):
@@ -507,6 +512,8 @@ def _zero_one_for_pm1(f, e, p):
 def _swapped(f, e, p):
     if e.input not in ("real", "logit", "score", "prob") or not f.get("target_same_shape"):
         return None
+    if e.target == "logvar" or f.op.startswith("gan_"):
+        return None      # two outputs of a model (mu and logvar, a critic's on real and fake): no truth
     if f.get("input_n", 0) < MIN_N or not f.get("input_integral") or f.get("target_integral", True):
         return None
     if f.input_min == f.input_max or f.get("target_nan"):
