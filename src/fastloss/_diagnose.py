@@ -7,7 +7,9 @@ the data problems behind a loss that is NaN or learns nothing (NaN or a
 constant target, a class never present, weights that zero everything), and
 the domain mistakes of the regression, segmentation and box losses (a
 target outside the loss's support, a mask that is not one, boxes that are
-not corners), are checks over figures that one pass of the summary kernel
+not corners) and of the GAN, RL and VAE objectives (a critic ending in a
+sigmoid, probabilities as old log-probabilities, advantages all 0, dones
+not 0/1, an 8-bit image as a VAE's target), are checks over figures that one pass of the summary kernel
 measures (``fastloss._summary``; a few counts of their own for masks and
 boxes).  Each finding names the mistake, the figure that
 shows it, and the fix, and is issued as a :class:`LossWarning`.
@@ -342,7 +344,7 @@ def expectation(name, e: Expect, params):
         params.pop("loss", None)
         return expectation(name, e, params)
     if e.input == "terms":
-        return name, e                                 # each term is checked as itself (_terms_findings)
+        return name, e                                 # each term is checked as itself (terms_findings)
     if e.vary is not None:
         i, t = e.vary(params)
         e = e._replace(input=i, target=t, vary=None)
@@ -802,7 +804,9 @@ def figures(name, e: Expect, input, target, params, n_threads=None, others=None)
         f["other_kinds"] = kinds
     rows = e.input.startswith("rows")
     # the class axis: -1 (the last) where the loss says so, else PyTorch's axis 1
-    axis = (e.axis or (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1)) if rows else None
+    axis = None
+    if rows:
+        axis = e.axis or (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1)
     row, C = 0, None
     if rows and x.ndim >= 1:
         C = x.shape[-1] if axis == -1 or x.ndim == 1 else x.shape[1]
@@ -941,7 +945,12 @@ def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
     MAPE); a segmentation mask outside [0, 1] (a 0/255 image, class labels,
     a 255 void label without ``ignore_index``) or soft where the Lovasz
     hinge needs 0/1; boxes with x2 < x1 or y2 < y1 (``(x, y, w, h)``
-    boxes), and boxes in normalized coordinates against pixels.  The
+    boxes), and boxes in normalized coordinates against pixels; for the
+    GAN, RL and VAE objectives a critic's outputs all in [0, 1] (a final
+    sigmoid), probabilities where log-probabilities (PPO's old ones, CTC's
+    input) are expected, advantages that are all 0, TD ``dones`` other
+    than 0/1, a VAE target outside [0, 1] with ``recon="bce"`` (an 8-bit
+    image); a :class:`CombinedLoss` is checked term by term.  The
     checks and their thresholds are the table
     ``fastloss._diagnose.CHECKS``.
 
