@@ -495,7 +495,8 @@ def _gan_d_term(input, weight=None, *, name, dtype, kernel, params, reduction, r
     op = "gan_discriminator_loss"
     x = V.as_input(input, name, op) if dtype is None else _own(input, name, op, np.dtype(dtype))
     if check:   # this batch's outputs in its role (real: the input, fake: the target)
-        _check.check_call(op, *((x, None) if name == "real_logits" else (x[:0], x)), n_threads=n_threads, kind=kind)
+        _check.check_call(op, *((x, None) if name == "real_logits" else (x[:0], x)), n_threads=n_threads,
+                          kind=kind)
     return _gan_term(op, kernel, params, x, _weight(weight, f"{name[:4]}_weight", op, x), reduction,
                      GRAD if return_grad else VALUE, None, n_threads)
 
@@ -712,11 +713,11 @@ class GaussianKLLoss(_Objective):
                                 check=check)
 
     def grad_hess(self, mu, logvar, weight=None, out=None, *, check=False):
-        """``(grad, hess)`` with respect to mu: the gradient and diagonal
-        Hessian of the value (``mu`` and the scale of the reduction, the
-        batch's mean or 1; the Hessian in mu is that scale, as
-        ``GaussianNLLLoss.grad_hess`` differentiates its input only);
-        ``out`` may be a pair ``(grad_out, hess_out)``."""
+        """``(grad, hess)`` with respect to mu, the first operand (as
+        ``GaussianNLLLoss.grad_hess`` differentiates its input only): the
+        gradient ``mu`` and the diagonal Hessian 1, each times the weight
+        and the reduction's scale (1/N for the batch's mean); ``out`` may
+        be a pair ``(grad_out, hess_out)``."""
         op = "GaussianKLLoss"
         g_out, h_out = (None, None) if out is None else _pair(out, op)
         m = V.as_input(mu, "mu", op)
