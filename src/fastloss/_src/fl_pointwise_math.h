@@ -47,6 +47,16 @@
 
 #include "fl_vmath.h"
 
+/* 1 in the x86-64-v3 stamp, 0 in the baseline one (ISA is v3 or base):
+ * the hand-vectorized loops (fl_pointwise_v3.h) are compiled there only,
+ * even when the whole file is built with -mavx2 */
+#ifndef FL_PW_STAMP_IS_V3
+#define FL_PW_ISA_v3 1
+#define FL_PW_ISA_OF_(isa) FL_PW_ISA_##isa
+#define FL_PW_ISA_OF(isa) FL_PW_ISA_OF_(isa)
+#define FL_PW_STAMP_IS_V3 FL_PW_ISA_OF(ISA)
+#endif
+
 /* sign(d) with sign(0) = 0 and sign(NaN) = NaN */
 FL_INLINE T FN(sign)(T d) { return d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0); }
 
@@ -669,8 +679,17 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
         }                                                                     \
     }
 
+/* bce_logits has a hand-vectorized x86-64-v3 float32 loop (fl_pointwise_v3.h):
+ * there the generated block function is named block_bce_logits_gen, and the
+ * table takes fl_pointwise_v3.h's block_bce_logits, which calls it for the
+ * calls the loop does not take */
+#if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
+#define block_bce_logits_f32_v3 block_bce_logits_gen_f32_v3
+#endif
 FL_PW_LIST(FL_PW_DEFINE)
+#undef block_bce_logits_f32_v3
 #include "fl_pointwise_rl.h"
+#include "fl_pointwise_v3.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 #define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),
