@@ -74,11 +74,13 @@ PW_SIG_LOGISTIC(gan_logistic, PW_XE_X)
  * two coefficients.  Its x86-64-v3 float32 loop is written with intrinsics
  * (fl_pointwise_v3.h, kernel gan_sp) and gives the same bits for the
  * gradient: keep the two in step (tests/test_generative.py compares them). */
-PW_SIG(gan_softplus)
+PW_SIG_LOGISTIC(gan_softplus, PW_XE_X)
 {
     PW_UNUSED;
     const T z = pb * x;
-    const T ez = FN(exp_np)(-FABS(z)), r1 = 1 / (1 + ez), er = ez * r1;
+    /* float64: exp(-|x|) = exp(-|z|) (|pb| = 1) from the chunk's own pass */
+    const T ez = T_F32 ? FN(exp_np)(-FABS(z)) : xe_logistic;
+    const T r1 = 1 / (1 + ez), er = ez * r1;
     const T sp = FN(log1p01)(ez) + (z > 0 ? z : (T)0);
     *v = pa * sp;
     *g = pa * pb * (z >= 0 ? r1 : er);

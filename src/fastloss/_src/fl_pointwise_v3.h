@@ -113,7 +113,7 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
         for (; i < c + m; i++) { /* the tail: the scalar math */
             float v_, g_, h_, g2_ = 0, gy_ = 0;
             int b_ = 0;
-            FN(pw_gan_softplus)(x[i], x[i], 1, 1, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
+            FN(pw_gan_softplus)(0, x[i], x[i], 1, 1, pb, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
             s += v_;
             if (WL) l[i] = pa * v_;
             if (WG) g[i] = gs * (pa * g_);
@@ -168,7 +168,7 @@ FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
         for (; i < c0 + m; i++) { /* the tail: the scalar math */
             float v_, g_, h_, g2_ = 0, gy_ = 0;
             int b_ = 0;
-            FN(pw_bce_logits)(x[i], y[i], 1, 0, 0, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
+            FN(pw_bce_logits)(0, x[i], y[i], 1, 0, 0, 0, 0, 0, &v_, &g_, &h_, &g2_, &gy_, &b_);
             s += v_;
             if (WL) l[i] = v_;
             if (WG) g[i] = gs * g_;
