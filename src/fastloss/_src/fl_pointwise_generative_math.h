@@ -79,7 +79,13 @@ PW_SIG(gan_softplus)
     PW_UNUSED;
     const T z = pb * x;
     const T ez = FN(exp_np)(-FABS(z)), r1 = 1 / (1 + ez), er = ez * r1;
+#if T_F32
+    /* one fused multiply-add of log1p01 = ez P(ez) and max(z, 0), written
+     * out: the bits of fl_pointwise_v3.h's loop at any optimization level */
+    const T sp = FL_FMA(ez, FN(log1p01_q)(ez), (z > 0 ? z : (T)0));
+#else
     const T sp = FN(log1p01)(ez) + (z > 0 ? z : (T)0);
+#endif
     *v = pa * sp;
     *g = pa * pb * (z >= 0 ? r1 : er);
     *h = pa * (er * r1);
