@@ -81,7 +81,13 @@ PW_SIG_LOGISTIC(gan_softplus, PW_XE_X)
     /* float64: exp(-|x|) = exp(-|z|) (|pb| = 1) from the chunk's own pass */
     const T ez = T_F32 ? FN(exp_np)(-FABS(z)) : xe_logistic;
     const T r1 = 1 / (1 + ez), er = ez * r1;
+#if T_F32
+    /* one fused multiply-add of log1p01 = ez P(ez) and max(z, 0), written
+     * out: the bits of fl_pointwise_v3.h's loop at any optimization level */
+    const T sp = FL_FMA(ez, FN(log1p01_q)(ez), (z > 0 ? z : (T)0));
+#else
     const T sp = FN(log1p01)(ez) + (z > 0 ? z : (T)0);
+#endif
     *v = pa * sp;
     *g = pa * pb * (z >= 0 ? r1 : er);
     *h = pa * (er * r1);

@@ -18,12 +18,12 @@
  * Here the sigmoid's select is one blend on x's sign bit, pb's sign is a
  * compile-time flag (NEG: -|z| = -|x|, max(z, 0) is max(x, 0) or
  * -min(x, 0)), and the float lanes compute the same operations as GCC's
- * code of the scalar math, with the same fused multiply-adds (exp_np's are
- * explicit; log1p01's and the rest are those GCC contracts at -O3; an empty
- * asm keeps a product from being contracted where GCC's code rounds it):
+ * code of the scalar math, with the same fused multiply-adds, which the
+ * scalar math writes out (FL_FMA in exp_np, log1p01_q, and where
+ * pw_gan_softplus and pw_bce_logits add to e P(e) or form the gradient), so
+ * that no contraction left to the compiler decides the bits at any -O level:
  * the gradient and the per-element losses are the same bits as the
- * generated kernel's (tests/test_generative.py,
- * tests/test_pointwise_kernels.py).  The value's sum adds the 8 lanes in a
+ * generated kernel's (tests/test_pointwise_v3.py).  The value's sum adds the 8 lanes in a
  * fixed order, then the chunk's tail: deterministic, but its last bits may
  * differ from the generated kernel's.
  *
@@ -89,13 +89,10 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
             const __m256 e = FN(gan_exp8)(_mm256_or_ps(xv, nz)); /* exp(-|x|) */
             const __m256 r1 = _mm256_div_ps(one, _mm256_add_ps(one, e));
             const __m256 q = FN(gan_log1p_q8)(e);
-            /* softplus(z) = e Q + max(z, 0), e Q rounded first as GCC's code of
-             * pw_gan_softplus does (the empty asm keeps GCC from contracting
-             * the two into an FMA); for z = -x, max(-x, 0) = -min(x, 0) */
-            __m256 lq = _mm256_mul_ps(e, q);
-            __asm__("" : "+x"(lq));
-            const __m256 sp = NEG ? _mm256_sub_ps(lq, _mm256_min_ps(xv, zero))
-                                  : _mm256_add_ps(lq, _mm256_max_ps(xv, zero));
+            /* softplus(z) = fma(e, Q, max(z, 0)) as pw_gan_softplus writes it;
+             * for z = -x, max(-x, 0) = -min(x, 0) */
+            const __m256 sp = NEG ? _mm256_fmsub_ps(e, q, _mm256_min_ps(xv, zero))
+                                  : _mm256_fmadd_ps(e, q, _mm256_max_ps(xv, zero));
             acc = _mm256_add_ps(acc, sp);
             if (WL) _mm256_storeu_ps(l + i, _mm256_mul_ps(kl, sp));
             if (WG) {
@@ -145,12 +142,11 @@ FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
             const __m256 my = _mm256_sub_ps(one, yv);
             const __m256 e = FN(gan_exp8)(_mm256_or_ps(xv, nz));
             const __m256 r1 = _mm256_div_ps(one, _mm256_add_ps(one, e));
-            __m256 lq = _mm256_mul_ps(e, FN(gan_log1p_q8)(e));
-            __asm__("" : "+x"(lq));
+            const __m256 q = FN(gan_log1p_q8)(e);
             const __m256 c = _mm256_blendv_ps(my, yv, xv);
             const __m256 ax = _mm256_andnot_ps(nz, xv);
             const __m256 cx = _mm256_and_ps(_mm256_cmp_ps(c, zero, _CMP_NEQ_UQ), _mm256_mul_ps(c, ax));
-            const __m256 v = _mm256_add_ps(lq, cx);
+            const __m256 v = _mm256_fmadd_ps(e, q, cx);
             acc = _mm256_add_ps(acc, v);
             if (WL) _mm256_storeu_ps(l + i, v);
             if (WG) {
