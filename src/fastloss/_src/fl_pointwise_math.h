@@ -328,17 +328,23 @@ PW_SIG_LOGISTIC(bce_logits, PW_XE_X)
     const T wL = e == 1 ? L : (py + my) * L, wq = e == 1 ? q : (py + my) * q;
     /* g = my s - py sn with one select: c r1 - d er for x >= 0, its
      * negative for x < 0 (c, d = my, py or py, my) */
+#if T_F32
     const T c = x >= 0 ? my : py, d = x >= 0 ? py : my;
     /* v = logistic_ce(x, py, my, wL) = wL + c |x| (c = 0 skipped) */
     const T cx = c != 0 ? c * FABS(x) : (T)0;
-#if T_F32
     /* e = 1: L + c |x| as one fused multiply-add of L = ex P(ex), written
      * out: the bits of fl_pointwise_v3.h's loop at any optimization level */
     *v = e == 1 ? FL_FMA(ex_, FN(log1p01_q)(ex_), cx) : wL + cx;
-#else
-    *v = wL + cx;
-#endif
     const T t = FL_FMA(c, r1_, -(d * er_)); /* as fl_pointwise_v3.h's fmsub */
+#else
+    /* float64: the value first, through logistic_ce, as before the float32
+     * branch above was written: in this order GCC 12 vectorizes the float64
+     * loop in 1.7 ns an element in cache, in the float32 branch's order in
+     * 2.7 (the same bits either way) */
+    *v = FN(logistic_ce)(x, py, my, wL);
+    const T c = x >= 0 ? my : py, d = x >= 0 ? py : my;
+    const T t = FL_FMA(c, r1_, -(d * er_)); /* what GCC contracted at -O3 */
+#endif
     *g = x >= 0 ? t : -t;
     *h = wq;
     /* d/dy = e softplus(-x) - softplus(x) = (e - 1) L + e max(-x, 0) -
