@@ -3,7 +3,8 @@
  * taken y (an integer label, checked; no ignore_index), with an entropy
  * bonus, in one pass per row.
  * Included by fl_rows_math.h in the stamping context of fl_stamp.h (T,
- * T_F32, TI, FN, EXP, LOG); no include guard, on purpose.
+ * T_F32, TI, FN, EXP, LOG), after fl_rows_ce.h (log1p_d, and on the
+ * float32 AVX2 path tr8, exp8 and RW_T8); no include guard, on purpose.
  *
  * Per row, with d_c = z_c - m (m the row max), s = sum_c exp(d_c) (split
  * at the max as r_sumexp_x splits it), lp = log p_y = d_y - log s and
@@ -18,52 +19,60 @@
  * far below) adds nothing to D and gets gradient 0 (the limit), not
  * 0 * inf.
  *
+ * Rows run in groups of FL_RL_G = 8: each row's vector passes (max; the
+ * exponentials, parked in the gradient buffer, and their split sum; the
+ * entropy's sum) give a few double scalars per row, then the per-row
+ * scalar math (log s, PPO's ratio exp(lp - old), the approximate KL, the
+ * clip, the coefficients of the write pass) runs once for the whole group,
+ * vectorized across its rows (rl_scalars: one compiled body, always over
+ * 8 lanes, so a row's bits do not depend on where it falls in a group),
+ * then each row's write pass.  On the float32 AVX2 path a whole group of
+ * rows of at most RW_SMALL_C actions runs its vector passes and its write
+ * pass with the rows in lanes (rl_group8, as ce_group8: 8 x 8 transposes,
+ * exp8), term for term the sums of the row passes: the same bits.
+ *
  * Parameters: pa = clip_eps, pb = dual_clip (0: off), pc = beta (the
  * entropy coefficient); ra = advantages, rb = old log-probabilities
  * (PPO), rw = per-row weights or NULL (all T, one per row).  With xs set,
  * the block also writes its float64 sums of the entropy, of the clipped
  * rows (|r - 1| > clip_eps) and of PPO's approximate KL (r - 1) - log r
- * to xs[3 (start / xper) + 0, 1, 2], unweighted. */
+ * to xs[3 (start / xper) + 0, 1, 2], unweighted, added row by row. */
 
-/* exp(t) - 1 - t in double, accurate for small t (where it cancels): the
- * Taylor series t^2 (1/2 + t/6 + ... + t^14/16!) for |t| < 1/2 */
-FL_INLINE double FN(rl_expm1mx)(double t)
-{
-    if (!(fabs(t) < 0.5)) return expm1(t) - t;
-    return FN(expm1mx_series)(t);  /* fl_vmath.h */
-}
+#ifndef FL_RL_G
+#define FL_RL_G 8
+/* one lane per row of a group: the row passes' results in, the scalars out */
+typedef struct {
+    double rest[FL_RL_G], k[FL_RL_G], zy[FL_RL_G], ds[FL_RL_G], ey[FL_RL_G];
+    double A[FL_RL_G], w[FL_RL_G], old[FL_RL_G];
+    double lv[FL_RL_G], sh[FL_RL_G], clip[FL_RL_G], kl[FL_RL_G], gy[FL_RL_G];
+    double is[FL_RL_G], cf[FL_RL_G], cb[FL_RL_G], D[FL_RL_G];
+} fl_rl_lanes;
+#if defined(__GNUC__)
+#define FL_RL_NOINLINE __attribute__((noinline))
+#else
+#define FL_RL_NOINLINE
+#endif
+#endif
 
-/* the block of rows; PPO selects the objective of the log-probability:
- * REINFORCE f = -A lp, or PPO's clipped surrogate of r = exp(lp - old) */
-FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad, const int PPO)
+/* The per-row scalars of a group, vectorized across its 8 rows (double
+ * lanes, libmvec's exp and log).  A lane that is not a row (padding, a
+ * bad action) has rest = 0, k = 1, zy = ds = 0, ey = 1, A = w = old = 0:
+ * finite, and zero outputs.  (r - 1) - log r = expm1(lr) - lr, lr = log r,
+ * is the Taylor series for |lr| < 1/2 (where it cancels) and
+ * (r - 1) - lr above (r - 1 exact there, or the result >= 0.1). */
+FL_INLINE void FN(rl_scal)(const fl_row_args *a, fl_rl_lanes *restrict L, const int PPO)
 {
-    const fl_idx C = a->C;
-    const T *adv = (const T *)a->ra, *old = (const T *)a->rb, *rw = (const T *)a->rw;
-    T *l = (T *)a->l;
     const double eps = a->prm.pa, dual = a->prm.pb, beta = a->prm.pc, gs = a->gscale;
     const int want_h = beta != 0 || a->xs != NULL;
-    double total = 0, sh = 0, sclip = 0, skl = 0;
-    for (fl_idx r = start; r < start + n; r++) {
-        const T *z = (const T *)a->x + r * C;
-        T *g = a->g ? (T *)a->g + r * C : NULL;
-        if (r + 1 < start + n) FN(prefetch_row)(z + C, C);
-        const int64_t y_ = FN(label)(a->t, a->tcode, r);
-        if (FN(label_ok)(y_, 0, 0, C) <= 0) {
-            if (*bad < 0) *bad = r;
-            FN(zero)(g, C);
-            if (l) l[r] = 0;
-            continue;
-        }
-        const fl_idx y = (fl_idx)y_;
-        const T m = FN(r_max)(z, C);
-        double k;
-        const double rest = FN(r_sumexp_x)(z, g, C, m, &k), s = k + rest, is = 1 / s;
-        const double logs = FN(log_s)(rest, k);
-        const double zy = (double)z[y] - (double)m, lp = zy - logs;
-        const double A = (double)adv[r], w = rw ? (double)rw[r] : 1.0;
-        double f, fp;
+    RW_PRAGMA(omp simd)
+    for (int j = 0; j < FL_RL_G; j++) {
+        const double t = (L->k[j] - 1) + L->rest[j], is = 1 / (L->k[j] + L->rest[j]);
+        const double logs = FN(log1p_d)(t), zy = L->zy[j], lp = zy - logs;
+        const double A = L->A[j], w = L->w[j];
+        const double D = want_h ? -L->ds[j] * is : 0.0;
+        double f, fp, cl = 0, kl = 0;
         if (PPO) {
-            const double lr = lp - (double)old[r], ratio = exp(lr);
+            const double lr = lp - L->old[j], ratio = exp(lr);
             const double rc = ratio < 1 - eps ? 1 - eps : (ratio > 1 + eps ? 1 + eps : ratio);
             const double s1 = ratio * A, s2 = rc * A;
             const int unclipped = !(s2 < s1);       /* min picks s1 (ties too; NaN too) */
@@ -71,36 +80,263 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
             const int dl = (dual > 0) & (A < 0) & (mm < dual * A);
             f = dl ? -dual * A : -mm;
             fp = dl ? 0.0 : (unclipped ? -s1 : 0.0);
-            sclip += fabs(ratio - 1) > eps;
-            skl += FN(rl_expm1mx)(lr);
+            cl = fabs(ratio - 1) > eps ? 1.0 : 0.0;
+            const double ser = FN(expm1mx_series)(lr), big = (ratio - 1) - lr;
+            kl = fabs(lr) < 0.5 ? ser : big;
         } else {
             f = A != 0 ? -A * lp : 0.0;             /* A = 0 adds nothing, even for lp = -inf */
             fp = -A;
         }
-        double D = 0;
+        L->lv[j] = w * (beta != 0 ? f - beta * (logs + D) : f);
+        L->sh[j] = logs + D;
+        L->clip[j] = cl;
+        L->kl[j] = kl;
+        const double K = gs * w, py = L->ey[j] * is;
+        const double omp = zy == 0 ? t * is : 1 - py;
+        L->gy[j] = K * (fp * omp + (beta != 0 ? beta * py * (zy + D) : 0.0));
+        L->is[j] = is;
+        L->cf[j] = 0.0 - fp * K;
+        L->cb[j] = beta * K;
+        L->D[j] = D;
+    }
+}
+
+static FL_RL_NOINLINE void FN(rl_scal_pg)(const fl_row_args *a, fl_rl_lanes *restrict L)
+{
+    FN(rl_scal)(a, L, 0);
+}
+
+static FL_RL_NOINLINE void FN(rl_scal_ppo)(const fl_row_args *a, fl_rl_lanes *restrict L)
+{
+    FN(rl_scal)(a, L, 1);
+}
+
+/* the vector passes of one row into lane j: max, the exponentials (parked
+ * in g when there is one) and their split sum, the entropy's sum */
+FL_INLINE T FN(rl_row_passes)(const T *restrict z, T *restrict g, fl_idx C, fl_idx y, int want_h,
+                              fl_rl_lanes *restrict L, int j)
+{
+    const T m = FN(r_max)(z, C);
+    double k;
+    L->rest[j] = FN(r_sumexp_x)(z, g, C, m, &k);
+    L->k[j] = k;
+    L->zy[j] = (double)z[y] - (double)m;
+    double ds = 0;
+    if (want_h) {
+        if (g) RW_SUM(ds, C, const T ec = g[c]; const T dc = z[c] - m; const T term_ = ec != 0 ? ec * dc : (T)0;);
+        else RW_SUM(ds, C, const T dc = z[c] - m; const T ec = EXPN(dc); const T term_ = ec != 0 ? ec * dc : (T)0;);
+    }
+    L->ds[j] = ds;
+    L->ey[j] = g ? (double)g[y] : 1.0;     /* e_y, read before the write pass overwrites it */
+    return m;
+}
+
+/* the write pass of one row over the parked e:
+ * g_c = p_c (cf + cb (d_c + D)), 0 where e_c = 0 */
+FL_INLINE void FN(rl_row_write)(const T *restrict z, T *restrict g, fl_idx C, T m, T ist, T cf, T cb, T Dt)
+{
+    RW_PRAGMA(omp simd)
+    for (fl_idx c = 0; c < C; c++) {
+        const T e = g[c], p = e * ist, gv = p * FL_FMA(cb, (z[c] - m) + Dt, cf);
+        g[c] = e == 0 ? (T)0 : gv;
+    }
+}
+
+#if RW_T8
+/* rl_row_passes and rl_row_write for one whole group of 8 rows of C <=
+ * RW_SMALL_C actions with the rows in AVX2 lanes (as ce_group8_c): the
+ * logits transposed into dt[c][j], d = z - m and e = exp(d) there (e in
+ * et), the split sums and the entropy's sum of row passes' RW_SUM lanes:
+ * class c to partial c mod 8 (its last 8 classes, for C not a multiple of
+ * 8, to c - (C - 8); for C < 8 to c), the partials combined by RW_TREE.
+ * Lanes of rows with act[j] = 0 read logits 0. */
+FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const int *act,
+                                    const fl_idx *yv, int want_h, float *restrict dt,
+                                    float *restrict et, float *mo, fl_rl_lanes *restrict L)
+{
+    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    int nact = 0;
+    for (int j = 0; j < 8; j++) nact += act[j];
+    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
+        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    const fl_idx C8 = C & ~(fl_idx)7;
+    for (fl_idx cb = 0; cb < C8; cb += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(x0 + j * C + cb);
+        FN(tr8)(r);
+        for (int q = 0; q < 8; q++) {
+            if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
+            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m, as r_max */
+            _mm256_store_ps(dt + (cb + q) * 8, r[q]);
+        }
+    }
+    for (fl_idx c = C8; c < C; c++) {
+        for (int j = 0; j < 8; j++) dt[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
+        mv = _mm256_max_ps(_mm256_load_ps(dt + c * 8), mv);
+    }
+    _mm256_storeu_ps(mo, mv);
+    __m256 l1[8], l2[8];
+    __m256i kv = _mm256_setzero_si256();
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (int q = 0; q < 8; q++) l1[q] = l2[q] = zero;
+    for (fl_idx c = 0; c < C; c++) {
+        const int q = c < C8 ? (int)(c & 7) : (C >= 8 ? (int)(c - (C - 8)) : (int)c);
+        const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + c * 8), mv);
+        const __m256 e = FN(exp8)(d);
+        _mm256_store_ps(dt + c * 8, d);
+        _mm256_store_ps(et + c * 8, e);
+        const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
+        l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
+        kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
         if (want_h) {
-            double ds;
-            if (g) RW_SUM(ds, C, const T ec = g[c]; const T dc = z[c] - m; const T term_ = ec != 0 ? ec * dc : (T)0;);
-            else RW_SUM(ds, C, const T dc = z[c] - m; const T ec = EXPN(dc); const T term_ = ec != 0 ? ec * dc : (T)0;);
-            D = -ds * is;
-            sh += logs + D;
+            const __m256 ez = _mm256_cmp_ps(e, zero, _CMP_EQ_OQ);  /* e != 0 ? e d : 0 */
+            l2[q] = _mm256_add_ps(l2[q], _mm256_andnot_ps(ez, _mm256_mul_ps(e, d)));
         }
-        const double lv = w * (beta != 0 ? f - beta * (logs + D) : f);
-        if (l) l[r] = (T)lv;
-        total += lv;
-        if (!g) continue;
-        const double K = gs * w;
-        /* p_y from the parked e_y (read before the write pass overwrites it),
-         * as ce_row does: no scalar exp */
-        const double py = (double)g[y] * is;
-        const T ist = (T)is, cf = (T)(0.0 - fp * K), cb = (T)(beta * K), Dt = (T)D;
-        RW_PRAGMA(omp simd)
-        for (fl_idx c = 0; c < C; c++) {
-            const T e = g[c], p = e * ist, gv = p * (cf + cb * ((z[c] - m) + Dt));
-            g[c] = e == 0 ? (T)0 : gv;
+    }
+#define RL_TREE8(v) _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])), \
+                                  _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])))
+    float sf[8], hf[8];
+    int32_t kf[8];
+    _mm256_storeu_ps(sf, RL_TREE8(l1));
+    _mm256_storeu_ps(hf, RL_TREE8(l2));
+#undef RL_TREE8
+    _mm256_storeu_si256((__m256i *)kf, kv);
+    for (int j = 0; j < 8; j++) {
+        if (!act[j]) continue;
+        L->rest[j] = sf[j];
+        L->k[j] = (double)kf[j];
+        L->ds[j] = want_h ? (double)hf[j] : 0.0;
+        L->zy[j] = (double)x0[j * C + yv[j]] - (double)mo[j];
+        L->ey[j] = et[yv[j] * 8 + j];
+    }
+}
+
+/* the write pass of the group, in lanes, transposed back: a row with
+ * act[j] = 0 gets zeros (its cf = cb = 0 and finite d) */
+FL_INLINE void FN(rl_group8_write)(float *restrict g0, fl_idx C, const float *restrict dt,
+                                   float *restrict et, const fl_rl_lanes *restrict L)
+{
+    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    float isf[8], cff[8], cbf[8], Df[8];
+    for (int j = 0; j < 8; j++) {
+        isf[j] = (float)L->is[j]; cff[j] = (float)L->cf[j]; cbf[j] = (float)L->cb[j]; Df[j] = (float)L->D[j];
+    }
+    const __m256 isv = _mm256_loadu_ps(isf), cfv = _mm256_loadu_ps(cff), cbv = _mm256_loadu_ps(cbf);
+    const __m256 Dv = _mm256_loadu_ps(Df), zero = _mm256_setzero_ps();
+    for (fl_idx c = 0; c < C; c++) {
+        const __m256 e = _mm256_load_ps(et + c * 8), p = _mm256_mul_ps(e, isv);
+        const __m256 u = _mm256_add_ps(_mm256_load_ps(dt + c * 8), Dv);
+        const __m256 gv = _mm256_mul_ps(p, _mm256_fmadd_ps(cbv, u, cfv));
+        _mm256_store_ps(et + c * 8, _mm256_andnot_ps(_mm256_cmp_ps(e, zero, _CMP_EQ_OQ), gv));
+    }
+    const fl_idx C8 = C & ~(fl_idx)7;
+    for (fl_idx cb = 0; cb < C8; cb += 8) {
+        __m256 r[8];
+        for (int q = 0; q < 8; q++) r[q] = _mm256_load_ps(et + (cb + q) * 8);
+        FN(tr8)(r);
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(g0 + j * C + cb, r[j]);
+    }
+    for (fl_idx c = C8; c < C; c++)
+        for (int j = 0; j < 8; j++) g0[j * C + c] = et[c * 8 + j];
+}
+
+/* the group's passes with C a compile-time constant for common small C */
+static void FN(rl_group8_p)(const float *x0, fl_idx C, const int *act, const fl_idx *yv, int want_h,
+                            float *dt, float *et, float *mo, fl_rl_lanes *L)
+{
+    switch (C) {
+    case 16: FN(rl_group8_passes)(x0, 16, act, yv, want_h, dt, et, mo, L); break;
+    default: FN(rl_group8_passes)(x0, C, act, yv, want_h, dt, et, mo, L);
+    }
+}
+
+static void FN(rl_group8_w)(float *g0, fl_idx C, const float *dt, float *et, const fl_rl_lanes *L)
+{
+    switch (C) {
+    case 16: FN(rl_group8_write)(g0, 16, dt, et, L); break;
+    default: FN(rl_group8_write)(g0, C, dt, et, L);
+    }
+}
+#endif
+
+/* the block of rows, in groups of FL_RL_G; PPO selects the objective of
+ * the log-probability: REINFORCE f = -A lp, or PPO's clipped surrogate of
+ * r = exp(lp - old) */
+FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad, const int PPO)
+{
+    const fl_idx C = a->C, end = start + n;
+    const T *adv = (const T *)a->ra, *old = (const T *)a->rb, *rw = (const T *)a->rw;
+    T *l = (T *)a->l;
+    const int want_h = a->prm.pc != 0 || a->xs != NULL;
+    double total = 0, sh = 0, sclip = 0, skl = 0;
+    fl_rl_lanes L;
+#if RW_T8
+    _Alignas(32) float dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];
+    float m8[8];
+#endif
+    for (fl_idx r0 = start; r0 < end; r0 += FL_RL_G) {
+        const int G = (int)RW_MIN((fl_idx)FL_RL_G, end - r0);
+        const T *x0 = (const T *)a->x + r0 * C;
+        T *g0 = a->g ? (T *)a->g + r0 * C : NULL;
+        int act[FL_RL_G];
+        fl_idx yv[FL_RL_G];
+        T mt[FL_RL_G];
+        for (int j = 0; j < FL_RL_G; j++) {
+            L.rest[j] = 0; L.k[j] = 1; L.zy[j] = 0; L.ds[j] = 0; L.ey[j] = 1;
+            L.A[j] = 0; L.w[j] = 0; L.old[j] = 0;
+            act[j] = 0; yv[j] = 0; mt[j] = 0;
         }
-        const double omp = zy == 0 ? ((k - 1) + rest) * is : 1 - py;
-        g[y] = (T)(K * (fp * omp + (beta != 0 ? beta * py * (zy + D) : 0.0)));
+        for (int j = 0; j < G; j++) {
+            const fl_idx r = r0 + j;
+            const int64_t y = FN(label)(a->t, a->tcode, r);
+            if (FN(label_ok)(y, 0, 0, C) <= 0) {
+                if (*bad < 0) *bad = r;
+                continue;
+            }
+            act[j] = 1;
+            yv[j] = (fl_idx)y;
+            L.A[j] = (double)adv[r];
+            L.w[j] = rw ? (double)rw[r] : 1.0;
+            if (PPO) L.old[j] = (double)old[r];
+        }
+#if RW_T8
+        const int lanes = G == FL_RL_G && C <= RW_SMALL_C;
+        if (lanes) FN(rl_group8_p)(x0, C, act, yv, want_h, dt8, et8, m8, &L);
+#else
+        const int lanes = 0;
+#endif
+        if (!lanes)
+            for (int j = 0; j < G; j++) {
+                const T *z = x0 + j * C;
+                T *g = g0 ? g0 + j * C : NULL;
+                if (r0 + j + 1 < end) FN(prefetch_row)(z + C, C);
+                if (act[j]) mt[j] = FN(rl_row_passes)(z, g, C, yv[j], want_h, &L, j);
+            }
+        if (PPO) FN(rl_scal_ppo)(a, &L);
+        else FN(rl_scal_pg)(a, &L);
+        for (int j = 0; j < G; j++) {
+            const double lv = act[j] ? L.lv[j] : 0.0;
+            if (l) l[r0 + j] = (T)lv;
+            total += lv;
+            if (!act[j]) continue;
+            if (want_h) sh += L.sh[j];
+            if (PPO) { sclip += L.clip[j]; skl += L.kl[j]; }
+        }
+        if (!g0) continue;
+#if RW_T8
+        if (lanes) FN(rl_group8_w)(g0, C, dt8, et8, &L);
+#endif
+        for (int j = 0; j < G; j++) {
+            T *g = g0 + j * C;
+            if (!act[j]) {
+                FN(zero)(g, C);
+                continue;
+            }
+            if (!lanes)
+                FN(rl_row_write)(x0 + j * C, g, C, mt[j], (T)L.is[j], (T)L.cf[j], (T)L.cb[j], (T)L.D[j]);
+            g[yv[j]] = (T)L.gy[j];
+        }
     }
     if (a->xs) {
         double *o = a->xs + 3 * (start / a->xper);
