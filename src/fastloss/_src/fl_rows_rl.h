@@ -180,20 +180,34 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
     __m256i kv = _mm256_setzero_si256();
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     for (int q = 0; q < 8; q++) l1[q] = l2[q] = zero;
-    for (fl_idx c = 0; c < C; c++) {
-        const int q = c < C8 ? (int)(c & 7) : (C >= 8 ? (int)(c - (C - 8)) : (int)c);
-        const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + c * 8), mv);
-        const __m256 e = FN(exp8)(d);
-        _mm256_store_ps(dt + c * 8, d);
-        _mm256_store_ps(et + c * 8, e);
-        const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
-        l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
-        kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
-        if (want_h) {
-            const __m256 ez = _mm256_cmp_ps(e, zero, _CMP_EQ_OQ);  /* e != 0 ? e d : 0 */
-            l2[q] = _mm256_add_ps(l2[q], _mm256_andnot_ps(ez, _mm256_mul_ps(e, d)));
-        }
+    /* two loops, so that the partials fit in registers: the exponentials
+     * and their split sum, then the entropy's sum from d and e */
+#define RL_TERM(c, q)                                                                          \
+    do {                                                                                       \
+        const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + (c) * 8), mv);                     \
+        const __m256 e = FN(exp8)(d);                                                          \
+        _mm256_store_ps(dt + (c) * 8, d);                                                      \
+        _mm256_store_ps(et + (c) * 8, e);                                                      \
+        const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);                                   \
+        l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));                                 \
+        kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));                                    \
+    } while (0)
+#define RL_HTERM(c, q)                                                                         \
+    do { /* e != 0 ? e d : 0 */                                                                \
+        const __m256 e = _mm256_load_ps(et + (c) * 8);                                         \
+        const __m256 ez = _mm256_cmp_ps(e, zero, _CMP_EQ_OQ);                                  \
+        l2[q] = _mm256_add_ps(l2[q], _mm256_andnot_ps(ez, _mm256_mul_ps(e, _mm256_load_ps(dt + (c) * 8)))); \
+    } while (0)
+    for (fl_idx c = 0; c < C8; c += 8)
+        for (int q = 0; q < 8; q++) RL_TERM(c + q, q);
+    for (fl_idx c = C8; c < C; c++) RL_TERM(c, C >= 8 ? (int)(c - (C - 8)) : (int)c);
+    if (want_h) {
+        for (fl_idx c = 0; c < C8; c += 8)
+            for (int q = 0; q < 8; q++) RL_HTERM(c + q, q);
+        for (fl_idx c = C8; c < C; c++) RL_HTERM(c, C >= 8 ? (int)(c - (C - 8)) : (int)c);
     }
+#undef RL_TERM
+#undef RL_HTERM
 #define RL_TREE8(v) _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(v[0], v[4]), _mm256_add_ps(v[2], v[6])), \
                                   _mm256_add_ps(_mm256_add_ps(v[1], v[5]), _mm256_add_ps(v[3], v[7])))
     float sf[8], hf[8];
