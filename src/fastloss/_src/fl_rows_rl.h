@@ -274,6 +274,107 @@ static void FN(rl_group8_w)(float *g0, fl_idx C, const float *dt, float *et, con
 }
 #endif
 
+/* rl_group8_passes and rl_group8_write in plain C for the other stamps
+ * (float64, and float32 without AVX2): the rows in the lanes of loops over
+ * j, vectorized by the compiler, the logits copied into dt[c][j]; the same
+ * sums, term for term, as the row passes (and so the same bits). */
+FL_INLINE void FN(rl_lanes_passes)(const T *restrict x0, fl_idx C, const int *act, const fl_idx *yv,
+                                   int want_h, T *restrict dt, T *restrict et, T *restrict mv,
+                                   fl_rl_lanes *restrict L)
+{
+    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    T P1[8 * 8], P2[8 * 8], Kc[8];
+    for (int j = 0; j < 8; j++) {
+        mv[j] = -(T)INFINITY;
+        Kc[j] = 0;
+    }
+    for (int i = 0; i < 64; i++) P1[i] = P2[i] = 0;
+    for (int j = 0; j < 8; j++) {
+        const T *restrict z = x0 + j * C;   /* a lane that is not a row: logits 0 */
+        if (act[j])
+            for (fl_idx c = 0; c < C; c++) dt[c * 8 + j] = z[c];
+        else
+            for (fl_idx c = 0; c < C; c++) dt[c * 8 + j] = 0;
+    }
+    for (fl_idx c = 0; c < C; c++) {
+        RW_PRAGMA(omp simd)
+        for (int j = 0; j < 8; j++) mv[j] = dt[c * 8 + j] > mv[j] ? dt[c * 8 + j] : mv[j];
+    }
+    const fl_idx C8 = C & ~(fl_idx)7;
+    for (fl_idx c = 0; c < C; c++) {
+        const int q = c < C8 ? (int)(c & 7) : (C >= 8 ? (int)(c - (C - 8)) : (int)c);
+        T *restrict p1 = P1 + q * 8, *restrict p2 = P2 + q * 8;
+        RW_PRAGMA(omp simd)
+        for (int j = 0; j < 8; j++) {
+            const T d = dt[c * 8 + j] - mv[j], e = EXPN(d);
+            dt[c * 8 + j] = d;
+            et[c * 8 + j] = e;
+            const int mx = e == 1;
+            const T t1 = mx ? (T)0 : e, t2 = mx ? (T)1 : (T)0;
+            p1[j] += t1;
+            Kc[j] += t2;
+        }
+        if (want_h) {
+            RW_PRAGMA(omp simd)
+            for (int j = 0; j < 8; j++) {
+                const T e = et[c * 8 + j], d = dt[c * 8 + j];
+                const T term = e != 0 ? e * d : (T)0;
+                p2[j] += term;
+            }
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        if (!act[j]) continue;
+        const T s1 = ((P1[0 * 8 + j] + P1[4 * 8 + j]) + (P1[2 * 8 + j] + P1[6 * 8 + j])) +
+                     ((P1[1 * 8 + j] + P1[5 * 8 + j]) + (P1[3 * 8 + j] + P1[7 * 8 + j]));
+        const T s2 = ((P2[0 * 8 + j] + P2[4 * 8 + j]) + (P2[2 * 8 + j] + P2[6 * 8 + j])) +
+                     ((P2[1 * 8 + j] + P2[5 * 8 + j]) + (P2[3 * 8 + j] + P2[7 * 8 + j]));
+        L->rest[j] = (double)s1;
+        L->k[j] = (double)Kc[j];
+        L->ds[j] = want_h ? (double)s2 : 0.0;
+        L->zy[j] = (double)x0[j * C + yv[j]] - (double)mv[j];
+        L->ey[j] = (double)et[yv[j] * 8 + j];
+    }
+}
+
+FL_INLINE void FN(rl_lanes_write)(T *restrict g0, fl_idx C, const T *restrict dt, T *restrict et,
+                                  const fl_rl_lanes *restrict L)
+{
+    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    T ist[8], cf[8], cb[8], Dt[8];
+    for (int j = 0; j < 8; j++) {
+        ist[j] = (T)L->is[j]; cf[j] = (T)L->cf[j]; cb[j] = (T)L->cb[j]; Dt[j] = (T)L->D[j];
+    }
+    for (fl_idx c = 0; c < C; c++) {
+        RW_PRAGMA(omp simd)
+        for (int j = 0; j < 8; j++) {
+            const T e = et[c * 8 + j], p = e * ist[j], gv = p * FL_FMA(cb[j], dt[c * 8 + j] + Dt[j], cf[j]);
+            et[c * 8 + j] = e == 0 ? (T)0 : gv;
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        T *restrict g = g0 + j * C;
+        for (fl_idx c = 0; c < C; c++) g[c] = et[c * 8 + j];
+    }
+}
+
+static void FN(rl_lanes_p)(const T *x0, fl_idx C, const int *act, const fl_idx *yv, int want_h,
+                           T *dt, T *et, T *mv, fl_rl_lanes *L)
+{
+    switch (C) {
+    case 16: FN(rl_lanes_passes)(x0, 16, act, yv, want_h, dt, et, mv, L); break;
+    default: FN(rl_lanes_passes)(x0, C, act, yv, want_h, dt, et, mv, L);
+    }
+}
+
+static void FN(rl_lanes_w)(T *g0, fl_idx C, const T *dt, T *et, const fl_rl_lanes *L)
+{
+    switch (C) {
+    case 16: FN(rl_lanes_write)(g0, 16, dt, et, L); break;
+    default: FN(rl_lanes_write)(g0, C, dt, et, L);
+    }
+}
+
 /* the block of rows, in groups of FL_RL_G; PPO selects the objective of
  * the log-probability: REINFORCE f = -A lp, or PPO's clipped surrogate of
  * r = exp(lp - old) */
@@ -285,10 +386,8 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
     const int want_h = a->prm.pc != 0 || a->xs != NULL;
     double total = 0, sh = 0, sclip = 0, skl = 0;
     fl_rl_lanes L;
-#if RW_T8
-    _Alignas(32) float dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];
-    float m8[8];
-#endif
+    _Alignas(32) T dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];
+    T m8[8];
     for (fl_idx r0 = start; r0 < end; r0 += FL_RL_G) {
         const int G = (int)RW_MIN((fl_idx)FL_RL_G, end - r0);
         const T *x0 = (const T *)a->x + r0 * C;
@@ -314,11 +413,11 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
             L.w[j] = rw ? (double)rw[r] : 1.0;
             if (PPO) L.old[j] = (double)old[r];
         }
-#if RW_T8
         const int lanes = G == FL_RL_G && C <= RW_SMALL_C;
+#if RW_T8
         if (lanes) FN(rl_group8_p)(x0, C, act, yv, want_h, dt8, et8, m8, &L);
 #else
-        const int lanes = 0;
+        if (lanes) FN(rl_lanes_p)(x0, C, act, yv, want_h, dt8, et8, m8, &L);
 #endif
         if (!lanes)
             for (int j = 0; j < G; j++) {
@@ -340,6 +439,8 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
         if (!g0) continue;
 #if RW_T8
         if (lanes) FN(rl_group8_w)(g0, C, dt8, et8, &L);
+#else
+        if (lanes) FN(rl_lanes_w)(g0, C, dt8, et8, &L);
 #endif
         for (int j = 0; j < G; j++) {
             T *g = g0 + j * C;
