@@ -49,8 +49,10 @@ typedef struct {
 } fl_rl_lanes;
 #if defined(__GNUC__)
 #define FL_RL_NOINLINE __attribute__((noinline))
+#define FL_RL_ASSUME_C(C) do { if ((C) < 1 || (C) > RW_SMALL_C) __builtin_unreachable(); } while (0)
 #else
 #define FL_RL_NOINLINE
+#define FL_RL_ASSUME_C(C) ((void)0)
 #endif
 #endif
 
@@ -154,7 +156,7 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
                                     const fl_idx *yv, int want_h, float *restrict dt,
                                     float *restrict et, float *mo, fl_rl_lanes *restrict L)
 {
-    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    FL_RL_ASSUME_C(C);   /* the lanes path's rows only */
     int nact = 0;
     for (int j = 0; j < 8; j++) nact += act[j];
     const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
@@ -231,7 +233,7 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
 FL_INLINE void FN(rl_group8_write)(float *restrict g0, fl_idx C, const float *restrict dt,
                                    float *restrict et, const fl_rl_lanes *restrict L)
 {
-    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    FL_RL_ASSUME_C(C);   /* the lanes path's rows only */
     float isf[8], cff[8], cbf[8], Df[8];
     for (int j = 0; j < 8; j++) {
         isf[j] = (float)L->is[j]; cff[j] = (float)L->cf[j]; cbf[j] = (float)L->cb[j]; Df[j] = (float)L->D[j];
@@ -282,7 +284,7 @@ FL_INLINE void FN(rl_lanes_passes)(const T *restrict x0, fl_idx C, const int *ac
                                    int want_h, T *restrict dt, T *restrict et, T *restrict mv,
                                    fl_rl_lanes *restrict L)
 {
-    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    FL_RL_ASSUME_C(C);   /* the lanes path's rows only */
     T P1[8 * 8], P2[8 * 8], Kc[8];
     for (int j = 0; j < 8; j++) {
         mv[j] = -(T)INFINITY;
@@ -340,7 +342,7 @@ FL_INLINE void FN(rl_lanes_passes)(const T *restrict x0, fl_idx C, const int *ac
 FL_INLINE void FN(rl_lanes_write)(T *restrict g0, fl_idx C, const T *restrict dt, T *restrict et,
                                   const fl_rl_lanes *restrict L)
 {
-    if (C < 1 || C > RW_SMALL_C) __builtin_unreachable();
+    FL_RL_ASSUME_C(C);   /* the lanes path's rows only */
     T ist[8], cf[8], cb[8], Dt[8];
     for (int j = 0; j < 8; j++) {
         ist[j] = (T)L->is[j]; cf[j] = (T)L->cf[j]; cb[j] = (T)L->cb[j]; Dt[j] = (T)L->D[j];
@@ -386,7 +388,11 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
     const int want_h = a->prm.pc != 0 || a->xs != NULL;
     double total = 0, sh = 0, sclip = 0, skl = 0;
     fl_rl_lanes L;
-    _Alignas(32) T dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];
+#if RW_T8
+    _Alignas(32) T dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];  /* the lanes path's rows */
+#else
+    T dt8[RW_SMALL_C * 8], et8[RW_SMALL_C * 8];
+#endif
     T m8[8];
     for (fl_idx r0 = start; r0 < end; r0 += FL_RL_G) {
         const int G = (int)RW_MIN((fl_idx)FL_RL_G, end - r0);
