@@ -182,14 +182,16 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
     __m256i kv = _mm256_setzero_si256();
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     for (int q = 0; q < 8; q++) l1[q] = l2[q] = zero;
-    /* two loops, so that the partials fit in registers: the exponentials
-     * and their split sum, then the entropy's sum from d and e */
+    /* three loops, so that the partials fit in registers: the
+     * exponentials, their split sum, the entropy's sum from d and e */
+    for (fl_idx c = 0; c < C; c++) {
+        const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + c * 8), mv);
+        _mm256_store_ps(dt + c * 8, d);
+        _mm256_store_ps(et + c * 8, FN(exp8)(d));
+    }
 #define RL_TERM(c, q)                                                                          \
     do {                                                                                       \
-        const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + (c) * 8), mv);                     \
-        const __m256 e = FN(exp8)(d);                                                          \
-        _mm256_store_ps(dt + (c) * 8, d);                                                      \
-        _mm256_store_ps(et + (c) * 8, e);                                                      \
+        const __m256 e = _mm256_load_ps(et + (c) * 8);                                         \
         const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);                                   \
         l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));                                 \
         kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));                                    \
