@@ -11,7 +11,12 @@ driver's call path -- ``_pointwise_api.run``, ``_rows_api.run``,
 as they pass ``n_threads``.  Each driver has
 one ``if check: _check.check_call(...)`` before its kernel, with the
 options it knows (weights, ``ignore_index``, a segmentation ``mode``, ...);
-the default call pays that one test.
+the default call pays that one test.  The losses whose operands reach
+their drivers in pieces (``gan_discriminator_loss``, ``vae_loss``,
+``ppo_clip_loss``, ``value_loss``, ``td_loss``, ``gan_generator_loss``,
+``gradient_penalty``) make that one call themselves, before their first
+driver call, with every operand by name; ``combined_loss`` checks each
+term as that loss (``_diagnose.terms_findings``).
 
 With ``check=True`` the call costs one summary pass over input and one over
 target (label counts for integer labels) on top of the loss.
@@ -21,7 +26,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ._diagnose import LossWarning, expectation, figures, resolve, run_checks
+from ._diagnose import LossWarning, expectation, figures, resolve, run_checks, terms_findings
 
 
 def check_call(op: str, input, target, *, others=None, n_threads=None, target_kind=None, **options) -> None:
@@ -38,7 +43,10 @@ def check_call(op: str, input, target, *, others=None, n_threads=None, target_ki
     name, e = expectation(name, e, p)
     if target_kind:
         e = e._replace(target=target_kind)
-    findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads, others=others), p)
+    if e.input == "terms":          # a weighted sum of losses: each term's own checks
+        findings = terms_findings(name, p, input, target, n_threads=n_threads)
+    else:
+        findings = run_checks(name, e, figures(name, e, input, target, p, n_threads=n_threads, others=others), p)
     if findings:
         level = _caller_stacklevel()
         for finding in findings:

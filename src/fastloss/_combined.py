@@ -34,6 +34,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _check
 from . import _validate as V
 from ._alloc import empty
 from ._config import _threads
@@ -177,10 +178,12 @@ def _run_pair(terms, u, x, target, vals, g, written, n_threads):
     vals[j], vals[i] = tl
 
 
-def _run(terms, input, target, mode, out, n_threads, op, term_values):
+def _run(terms, input, target, mode, out, n_threads, op, term_values, check=False):
     nt = n_threads
     if nt is not None:
         _threads(nt, op)
+    if check:   # each term's own checks, with its options
+        _check.check_call("combined_loss", input, target, n_threads=nt, terms=terms)
     if mode == VALUE:
         x = V.as_input(input, "input", op)
         vals = [0.0] * len(terms)
@@ -253,7 +256,7 @@ def _run(terms, input, target, mode, out, n_threads, op, term_values):
 
 
 def combined_loss(input, target, terms, *, term_values=None, weight=None, reduction="mean", return_grad=False,
-                  out=None, n_threads=None):
+                  out=None, n_threads=None, check=False):
     """A weighted sum of losses of one ``(input, target)``: ``sum_k w_k L_k``.
 
     The value is ``sum_k w_k L_k(input, target)`` and the gradient
@@ -283,6 +286,10 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
         The gradient's buffer.
     n_threads : int, optional
         For every term (default: each term's own).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -304,7 +311,7 @@ def combined_loss(input, target, terms, *, term_values=None, weight=None, reduct
         raise TypeError(f"{op}: term_values must be None or a list to fill, got {type(term_values).__name__}")
     if out is not None and not return_grad:
         raise ValueError(f"{op}: out= is the gradient's buffer; pass return_grad=True with it")
-    return _run(ts, input, target, GRAD if return_grad else VALUE, out, n_threads, op, term_values)
+    return _run(ts, input, target, GRAD if return_grad else VALUE, out, n_threads, op, term_values, check=check)
 
 
 combined_loss._class_axis = None
@@ -350,16 +357,16 @@ class CombinedLoss:
         self.n_threads = n_threads
         self.values: list = []
 
-    def __call__(self, input, target):
-        return _run(self.terms, input, target, VALUE, None, self.n_threads, "CombinedLoss", self.values)
+    def __call__(self, input, target, *, check=False):
+        return _run(self.terms, input, target, VALUE, None, self.n_threads, "CombinedLoss", self.values, check=check)
 
-    def value_and_grad(self, input, target, out=None):
-        return _run(self.terms, input, target, GRAD, out, self.n_threads, "CombinedLoss", self.values)
+    def value_and_grad(self, input, target, out=None, *, check=False):
+        return _run(self.terms, input, target, GRAD, out, self.n_threads, "CombinedLoss", self.values, check=check)
 
-    def grad_hess(self, input, target, out=None):
+    def grad_hess(self, input, target, out=None, *, check=False):
         if out is not None and not (isinstance(out, tuple) and len(out) == 2):
             raise ValueError(f"CombinedLoss: out must be a pair (grad_out, hess_out), got {type(out).__name__}")
-        return _run(self.terms, input, target, GRAD_HESS, out, self.n_threads, "CombinedLoss", self.values)
+        return _run(self.terms, input, target, GRAD_HESS, out, self.n_threads, "CombinedLoss", self.values, check=check)
 
     def __repr__(self):
         return f"CombinedLoss([{', '.join(f'({w!r}, {l!r})' for w, l in self.terms)}])"

@@ -7,7 +7,9 @@ the data problems behind a loss that is NaN or learns nothing (NaN or a
 constant target, a class never present, weights that zero everything), and
 the domain mistakes of the regression, segmentation and box losses (a
 target outside the loss's support, a mask that is not one, boxes that are
-not corners), are checks over figures that one pass of the summary kernel
+not corners) and of the GAN, RL and VAE objectives (a critic ending in a
+sigmoid, probabilities as old log-probabilities, advantages all 0, dones
+not 0/1, an 8-bit image as a VAE's target), are checks over figures that one pass of the summary kernel
 measures (``fastloss._summary``; a few counts of their own for masks and
 boxes).  Each finding names the mistake, the figure that
 shows it, and the fix, and is issued as a :class:`LossWarning`.
@@ -125,13 +127,21 @@ class Expect(NamedTuple):
     cls: str      # the nn-style class's name
     input: str    # real | logit | score | prob | logprob | rows_logit | rows_score | rows_prob | rows_logprob
     #               | boxes | embeddings (rows of features) | loss (those of the wrapped loss: trimmed, winsorized)
+    #               | critic (a least-squares GAN critic's outputs) | terms (each term's own: combined_loss)
     target: str   # real | count | positive | nonneg | nonzero | binary | pm1 | prob | labels | labels_or_probs
     #               | multilabel | mask (0/1 or probabilities) | mask01 (0/1 only) | boxes | embeddings
     #               | pair_flags (1 similar, 0 dissimilar) | row_labels (a class per row) | loss
+    #               | logprob (old log-probabilities) | advantages | actions (an action index per row)
+    #               | returns (real; a constant batch is normal) | logvar | image01 (intensities in [0, 1])
+    #               | image | seq_labels (CTC label sequences) | logit, score, critic (a GAN's fake batch)
+    #               | none (a loss of one operand); others: dones (0/1 flags), advantages, logprob
     vary: Optional[Callable] = None   # (params) -> (input, target): kinds that depend on the options
     args: tuple = ("input", "target")  # the loss's array operands, in order: the first is checked as the
     #                                    input, "target" (or "labels", else the second) as the target, the
     #                                    others for NaN only
+    others: Optional[dict] = None      # kinds of the other operands that checks read ({"dones": "dones"});
+    #                                    the others are counted for NaN only
+    axis: Optional[int] = None         # the class axis of a rows kind where not the class's _class_axis
 
 
 def roles(e: Expect):
@@ -164,6 +174,35 @@ def _tweedie_kinds(p):
     except (TypeError, ValueError):
         return "real", "nonneg"
     return "real", sp.target_kind or "real"
+
+
+def _gan_kind(p):
+    """A GAN critic's output: logits for the minimax and non-saturating
+    kinds, raw scores for Wasserstein and hinge; the least-squares
+    critic's linear outputs regress to its targets and may all lie in
+    [0, 1] (nothing to read from them)."""
+    k = p.get("kind", "nonsaturating")
+    return "logit" if k in ("minimax", "nonsaturating") else "score" if k in ("wasserstein", "hinge") else "critic"
+
+
+def _gan_d_kinds(p):
+    """gan_discriminator_loss: the real and the fake batch's outputs alike."""
+    return _gan_kind(p), _gan_kind(p)
+
+
+def _gan_g_kinds(p):
+    """gan_generator_loss: the fake batch's outputs, no target."""
+    return _gan_kind(p), "none"
+
+
+def _vae_kinds(p):
+    """vae_loss: logits and [0, 1] intensities for recon="bce", real
+    values for "mse"."""
+    return ("logit", "image01") if p.get("recon", "bce") == "bce" else ("real", "image")
+
+
+def _ctc_kinds(p):
+    return ("rows_logit" if p.get("from_logits") else "rows_logprob"), "seq_labels"
 
 
 _SEG = ("logit", "mask", _seg_kinds)
@@ -233,40 +272,38 @@ EXPECT = {
     "batch_hard_triplet_loss": Expect("BatchHardTripletLoss", *_BATCH),
     "batch_all_triplet_loss": Expect("BatchAllTripletLoss", *_BATCH),
     "nt_xent_loss": Expect("NTXentLoss", *_BATCH),
+    # a sequence loss: (T, N, C) log-probabilities (logits with from_logits=True), classes on the last axis
+    "ctc_loss": Expect("CTCLoss", "rows_logprob", "seq_labels", _ctc_kinds,
+                       ("log_probs", "targets", "input_lengths", "target_lengths"), axis=-1),
+    # the generative objectives (issue 14)
+    "gaussian_kl_loss": Expect("GaussianKLLoss", "real", "logvar", None, ("mu", "logvar")),
+    "vae_loss": Expect("VAELoss", "logit", "image01", _vae_kinds, ("input", "target", "mu", "logvar")),
+    "gan_discriminator_loss": Expect("GANDiscriminatorLoss", "logit", "logit", _gan_d_kinds,
+                                     ("real_logits", "fake_logits")),
+    "gan_generator_loss": Expect("GANGeneratorLoss", "logit", "none", _gan_g_kinds, ("fake_logits",)),
+    "gradient_penalty": Expect("GradientPenalty", "real", "none", None, ("grads",)),
+    # the reinforcement-learning objectives (issue 14)
+    "policy_gradient_loss": Expect("PolicyGradientLoss", "logprob", "advantages", None, ("log_probs", "advantages")),
+    "ppo_clip_loss": Expect("PPOClipLoss", "logprob", "logprob", None, ("log_probs", "old_log_probs", "advantages"),
+                            {"advantages": "advantages"}),
+    "value_loss": Expect("ValueLoss", "real", "returns", None, ("values", "returns", "old_values")),
+    "td_loss": Expect("TDLoss", "real", "returns", None, ("values", "rewards", "next_values", "dones"),
+                      {"dones": "dones"}),
+    "policy_gradient_loss_from_logits": Expect("PolicyGradientLossFromLogits", "rows_logit", "actions", None,
+                                               ("logits", "actions", "advantages"), {"advantages": "advantages"}),
+    "ppo_clip_loss_from_logits": Expect("PPOClipLossFromLogits", "rows_logit", "actions", None,
+                                        ("logits", "actions", "old_log_probs", "advantages"),
+                                        {"old_log_probs": "logprob", "advantages": "advantages"}),
+    # a weighted sum of losses: each term is checked as itself
+    "combined_loss": Expect("CombinedLoss", "terms", "terms"),
 }
 _BY_CLASS = {e.cls: name for name, e in EXPECT.items()}
 #: Public functions that are not losses of (input, target), and why they
 #: have no row in EXPECT.
-NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value",
-               "ctc_loss": "a sequence loss (log-probabilities over time, label sequences, lengths), "
-                           "not an (input, target) pair",
-               "CTCLoss": "the class of ctc_loss"}
-# the generative and RL objectives (issue 14): their operands are not an
-# (input, target) pair that diagnose's checks apply to
-_NOT_PAIR = "operands are not an (input, target) pair of the kinds diagnose checks"
-NOT_CHECKED.update({
-    "gaussian_kl_loss": "the VAE's KL term of (mu, logvar): " + _NOT_PAIR, "GaussianKLLoss": "the class of gaussian_kl_loss",
-    "vae_loss": "recon + KL of (input, target, mu, logvar): " + _NOT_PAIR, "VAELoss": "the class of vae_loss",
-    "gan_discriminator_loss": "the critic's logits on real and fake samples (no target): " + _NOT_PAIR,
-    "GANDiscriminatorLoss": "the class of gan_discriminator_loss",
-    "gan_generator_loss": "the critic's logits on fake samples (no target): " + _NOT_PAIR,
-    "GANGeneratorLoss": "the class of gan_generator_loss",
-    "gradient_penalty": "a penalty on gradient rows (no target): " + _NOT_PAIR, "GradientPenalty": "the class of gradient_penalty",
-    "policy_gradient_loss": "log-probabilities and advantages: " + _NOT_PAIR,
-    "PolicyGradientLoss": "the class of policy_gradient_loss",
-    "ppo_clip_loss": "new and old log-probabilities and advantages: " + _NOT_PAIR, "PPOClipLoss": "the class of ppo_clip_loss",
-    "value_loss": "values and returns of a critic (any real numbers; nothing to check): " + _NOT_PAIR,
-    "ValueLoss": "the class of value_loss",
-    "td_loss": "values, rewards, next values and done flags: " + _NOT_PAIR, "TDLoss": "the class of td_loss",
-    "policy_gradient_loss_from_logits": "action logits, actions and advantages: " + _NOT_PAIR,
-    "PolicyGradientLossFromLogits": "the class of policy_gradient_loss_from_logits",
-    "ppo_clip_loss_from_logits": "action logits, actions, old log-probabilities and advantages: " + _NOT_PAIR,
-    "PPOClipLossFromLogits": "the class of ppo_clip_loss_from_logits",
-    "combined_loss": "a weighted sum of other losses (diagnose each term)", "CombinedLoss": "the class of combined_loss",
-})
+NOT_CHECKED = {"cross_entropy_hvp": "a Hessian-vector product of cross_entropy, not a loss value"}
 #: The options of a loss object that the checks read.
 OPTIONS = ("weight", "ignore_index", "log_target", "log_input", "pos_weight", "mode", "from_logits", "power",
-           "loss", "similar_label")
+           "loss", "similar_label", "kind", "recon", "terms")
 
 
 def resolve(loss):
@@ -306,6 +343,8 @@ def expectation(name, e: Expect, params):
             params.setdefault(k, v)
         params.pop("loss", None)
         return expectation(name, e, params)
+    if e.input == "terms":
+        return name, e                                 # each term is checked as itself (terms_findings)
     if e.vary is not None:
         i, t = e.vary(params)
         e = e._replace(input=i, target=t, vary=None)
@@ -330,9 +369,15 @@ def _nan_input(f, e, p):
                     "features")
 
 
+#: Target kinds for which a constant batch is no sign of a mistake (sparse rewards, a uniform old
+#: policy, a policy that took one action, a fake batch's logits), or that _batch_labels reads.
+_CONSTANT_OK = ("row_labels", "returns", "logvar", "advantages", "actions", "logprob", "logit", "score", "critic",
+                "none", "seq_labels")
+
+
 def _constant_target(f, e, p):
-    if e.target == "row_labels":
-        return None      # _batch_labels says what a batch of one class means
+    if e.target in _CONSTANT_OK:
+        return None      # row_labels: _batch_labels says what a batch of one class means
     if f.get("labels"):
         if f.get("n_labelled", 0) >= MIN_N and f.get("n_present") == 1:
             return (f"every label is class {f.only_class} ({f.n_labelled} labels)",
@@ -344,9 +389,24 @@ def _constant_target(f, e, p):
                 "a model learns nothing from a constant target: check the targets and the data pipeline")
 
 
+def _gan_sigmoid(f, e, p):
+    """A GAN critic's outputs (real or fake batch) all in [0, 1]: a final sigmoid."""
+    for side, kind in (("input", e.input), ("target", e.target)):
+        if not f.op.startswith("gan_") or kind not in ("logit", "score") or f.get(side + "_n", 0) < MIN_N:
+            continue
+        if f.get(side + "_unit") and not f.get(side + "_binary"):
+            what = "logits" if kind == "logit" else f"raw critic scores (kind={p.get('kind')!r})"
+            return (f"every value of {f[side + '_name']} is in [0, 1] (min {f[side + '_min']:.3g}, max "
+                    f"{f[side + '_max']:.3g}): probabilities (a sigmoid at the critic's end) where {f.op} "
+                    f"expects {what}", f"drop the critic's final sigmoid: {f.op} takes its raw output"
+                    + (" and applies the sigmoid itself, more stably" if kind == "logit" else ""))
+
+
 def _probabilities_as_logits(f, e, p):
     if e.input not in ("logit", "score", "rows_logit") or f.get("input_n", 0) < MIN_N:
         return None
+    if f.op.startswith("gan_"):
+        return None      # _gan_sigmoid
     if not f.get("input_unit") or f.get("input_binary"):
         return None
     what = "softmax" if e.input == "rows_logit" and e.target != "multilabel" else "sigmoid"
@@ -375,28 +435,49 @@ def _logits_as_probabilities(f, e, p):
             "binary_cross_entropy)")
 
 
+def _operands_of_kind(f, e, kind):
+    """The (name, figure prefix) of the target and the other operands of ``kind``."""
+    out = [(f.target_name, "target_")] if e.target == kind and f.get("target_n") else []
+    return out + [(name, name + "_") for name, k in f.get("other_kinds", ()) if k == kind]
+
+
 def _not_log_probabilities(f, e, p):
+    for name, px in _operands_of_kind(f, e, "logprob"):
+        if f.get(px + "npos", 0) > 0:
+            if f.get(px + "unit"):
+                return (f"every value of {name} is in [0, 1] (max {f[px + 'max']:.3g}): probabilities where "
+                        f"{f.op} expects log-probabilities", f"pass np.log of them as {name}")
+            return (f"{name} has positive values (max {f[px + 'max']:.3g}) where {f.op} expects "
+                    f"log-probabilities (<= 0)", f"pass the log-probabilities of the actions taken as {name} "
+                    f"(log_softmax of the old policy's logits, at the actions)")
     if e.input not in ("logprob", "rows_logprob") or not f.get("input_n"):
         return None
+    if e.input == "rows_logprob" and _has_option(f.op, "from_logits"):
+        lsm = "apply log_softmax over the classes first, or pass from_logits=True"
+    else:
+        lsm = None
     if f.get("input_npos", 0) > 0:
         if f.get("input_unit"):
             return (f"every input value is in [0, 1] (max {f.input_max:.3g}): probabilities where {f.op} "
                     f"expects log-probabilities", "pass np.log of them (or log_softmax of the logits)")
         return (f"input has positive values (max {f.input_max:.3g}): raw scores where {f.op} expects "
                 f"log-probabilities",
-                "apply log_softmax first, or use cross_entropy on the raw scores"
-                if e.input == "rows_logprob" else "apply log_softmax to the scores first")
+                lsm or ("apply log_softmax first, or use cross_entropy on the raw scores"
+                        if e.input == "rows_logprob" else "apply log_softmax to the scores first"))
     dev = f.get("input_row_dev")
     if e.input == "rows_logprob" and dev is not None and dev > ROW_TOL:
         return (f"rows of exp(input) sum to {f.input_row_sum_min:.3g}..{f.input_row_sum_max:.3g}, not 1: "
                 f"not normalized log-probabilities",
-                "apply log_softmax over the classes (or use cross_entropy on the raw scores)")
+                lsm or "apply log_softmax over the classes (or use cross_entropy on the raw scores)")
 
 
 def _onehot_for_labels(f, e, p):
-    if e.target != "labels" or not f.get("target_same_shape"):
+    if e.target not in ("labels", "actions") or not f.get("target_same_shape"):
         return None
     if f.get("target_onehot"):
+        if e.target == "actions":
+            return (f"actions are one-hot (shape {f.target_shape}) where {f.op} expects the integer index of "
+                    f"each action taken", "pass actions.argmax(axis=1) (shape (N,))")
         return (f"target is one-hot (shape {f.target_shape}) where {f.op} expects integer class labels",
                 "pass target.argmax(axis=1) (integer labels of input's shape without the class axis)")
     if f.get("target_unit") and not f.get("target_binary"):
@@ -433,6 +514,8 @@ def _zero_one_for_pm1(f, e, p):
 def _swapped(f, e, p):
     if e.input not in ("real", "logit", "score", "prob") or not f.get("target_same_shape"):
         return None
+    if e.target == "logvar" or f.op.startswith("gan_"):
+        return None      # two outputs of a model (mu and logvar, a critic's on real and fake): no truth
     if f.get("input_n", 0) < MIN_N or not f.get("input_integral") or f.get("target_integral", True):
         return None
     if f.input_min == f.input_max or f.get("target_nan"):
@@ -578,8 +661,41 @@ def _negative_counts(f, e, p):
                 "check the targets; a Poisson likelihood is for non-negative counts")
 
 
+def _zero_advantages(f, e, p):
+    for name, px in _operands_of_kind(f, e, "advantages"):
+        n = f.get(px + "n", 0)
+        if n and f.get(px + "constant") and f.get(px + "min") == 0:
+            return (f"every one of the {n} values of {name} is 0: the loss's gradient is 0 and the policy does "
+                    f"not change", "check the advantage estimate (returns minus the value baseline, or GAE); "
+                    "normalizing advantages of a batch whose returns are all equal gives 0")
+
+
+def _not_done_flags(f, e, p):
+    for name, px in _operands_of_kind(f, e, "dones"):
+        if f.get(px + "n") and not f.get(px + "binary"):
+            return (f"{name} has values other than 0 and 1 (min {f[px + 'min']:g}, max {f[px + 'max']:g}) "
+                    f"where {f.op} takes a flag per step (1 where the episode ended: the target is "
+                    f"rewards + gamma (1 - dones) next_values)",
+                    f"pass the episode-end flags as {name} (bool or 0/1); discounts go in gamma")
+
+
+def _image_out_of_range(f, e, p):
+    if e.target != "image01" or not f.get("target_n"):
+        return None
+    lo, hi = f.target_min, f.target_max
+    if lo >= 0 and hi <= 1:
+        return None
+    seen = (f"target has values outside [0, 1] (min {lo:g}, max {hi:g}) where {f.op} with recon='bce' expects "
+            f"intensities in [0, 1]")
+    if lo >= 0 and hi <= 255 and f.get("target_integral"):
+        return seen + ": an 8-bit image", "divide it by 255 (target / 255)"
+    return seen, "scale the data to [0, 1], or use recon='mse' for real-valued data"
+
+
 def _class_never_present(f, e, p):
     absent = f.get("absent_classes")
+    if e.target == "actions":
+        return None      # an action the policy never took is no mislabelling
     if not f.get("labels") or not absent or f.get("n_labelled", 0) < ABSENT_FACTOR * f.n_classes:
         return None
     shown = ", ".join(str(c) for c in absent[:8]) + (", ..." if len(absent) > 8 else "")
@@ -638,6 +754,10 @@ CHECKS = (
     Check("collapsed_embeddings", _collapsed),
     Check("not_pair_flags", _pair_flags),
     Check("batch_labels", _batch_labels),
+    Check("gan_sigmoid", _gan_sigmoid),
+    Check("zero_advantages", _zero_advantages),
+    Check("not_done_flags", _not_done_flags),
+    Check("image_out_of_range", _image_out_of_range),
     Check("class_never_present", _class_never_present),
     Check("weights_zero", _weights_zero),
 )
@@ -666,16 +786,27 @@ def figures(name, e: Expect, input, target, params, n_threads=None, others=None)
     import fastloss
 
     op = name
-    names = (e.args[0], e.args[roles(e)[0]])
+    if e.target == "none":
+        target = None                               # a loss of one operand (a GAN generator's, a penalty's)
+    ti = roles(e)[0]
+    names = (e.args[0], e.args[ti] if ti < len(e.args) else "target")
     x = _array(input, names[0], op)
     t = _array(target if target is not None else np.zeros(0), names[1], op)
     f = Figures(op=op, input_shape=x.shape, target_shape=t.shape, input_name=names[0], target_name=names[1])
     if others:
         f["others_nan"] = [(k, int(np.count_nonzero(np.isnan(a))), a.size) for k, a in
                            ((k, _array(v, k, op)) for k, v in others.items() if v is not None) if a.dtype.kind == "f"]
+        kinds = []
+        for k, kind in (e.others or {}).items():     # the other operands that checks read: a summary each
+            if others.get(k) is not None:
+                summarize(_array(others[k], k, op), k + "_", f, n_threads=n_threads)
+                kinds.append((k, kind))
+        f["other_kinds"] = kinds
     rows = e.input.startswith("rows")
     # the class axis: -1 (the last) where the loss says so, else PyTorch's axis 1
-    axis = (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1) if rows else None
+    axis = None
+    if rows:
+        axis = e.axis or (-1 if getattr(getattr(fastloss, e.cls, None), "_class_axis", 1) == -1 else 1)
     row, C = 0, None
     if rows and x.ndim >= 1:
         C = x.shape[-1] if axis == -1 or x.ndim == 1 else x.shape[1]
@@ -684,7 +815,8 @@ def figures(name, e: Expect, input, target, params, n_threads=None, others=None)
     summarize(x, "input_", f, row=row, row_exp=e.input == "rows_logprob", n_threads=n_threads)
     same = t.shape == x.shape
     f["target_same_shape"] = same
-    is_labels = rows and not same and t.shape == _items(x.shape, axis) and e.target != "multilabel"
+    is_labels = (rows and not same and t.shape == _items(x.shape, axis)
+                 and e.target not in ("multilabel", "seq_labels"))
     f["target_for_rows"] = (not rows and x.ndim >= 2 and x.shape[1] > 1 and t.shape == _items(x.shape, 1)
                             and e.input not in ("boxes", "embeddings"))
     if e.input == "embeddings" and x.ndim >= 1 and x.size:
@@ -771,6 +903,21 @@ def _box_figures(f, side, b):
                                        "[" + ", ".join(f"{float(c):g}" for c in bb[i]) + "]")
 
 
+def terms_findings(name, params, input, target, n_threads=None):
+    """The findings of a weighted sum of losses (combined_loss): each term's
+    own, checked as that loss with its options, in the order of the terms."""
+    terms = params.get("terms")
+    if terms is None:
+        raise ValueError(f"diagnose: {name} is checked term by term: pass terms= (a list of (weight, loss "
+                         f"object)), or the CombinedLoss object itself")
+    out = []
+    for _, loss in terms:
+        tname, te, tp = resolve(loss)
+        tname, te = expectation(tname, te, tp)
+        out += run_checks(tname, te, figures(tname, te, input, target, tp, n_threads=n_threads), tp)
+    return out
+
+
 def run_checks(name, e, f, params):
     out = []
     for c in CHECKS:
@@ -798,7 +945,12 @@ def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
     MAPE); a segmentation mask outside [0, 1] (a 0/255 image, class labels,
     a 255 void label without ``ignore_index``) or soft where the Lovasz
     hinge needs 0/1; boxes with x2 < x1 or y2 < y1 (``(x, y, w, h)``
-    boxes), and boxes in normalized coordinates against pixels.  The
+    boxes), and boxes in normalized coordinates against pixels; for the
+    GAN, RL and VAE objectives a critic's outputs all in [0, 1] (a final
+    sigmoid), probabilities where log-probabilities (PPO's old ones, CTC's
+    input) are expected, advantages that are all 0, TD ``dones`` other
+    than 0/1, a VAE target outside [0, 1] with ``recon="bce"`` (an 8-bit
+    image); a :class:`CombinedLoss` is checked term by term.  The
     checks and their thresholds are the table
     ``fastloss._diagnose.CHECKS``.
 
@@ -861,6 +1013,14 @@ def diagnose(loss, /, input, target=None, *args, weight=None, warn: bool = True,
     if e.input == "loss" and args and "loss" not in p:
         p["loss"] = args[0]                           # trimmed(input, target, loss, ...)
     name, e = expectation(name, e, p)
+    if e.input == "terms" and args and "terms" not in p:
+        p["terms"] = args[0]                          # combined_loss(input, target, terms)
+    if e.input == "terms":
+        found = Diagnosis(terms_findings(name, p, input, target, n_threads), name)
+        if warn:
+            for finding in found:
+                warnings.warn(LossWarning(finding), stacklevel=2)
+        return found
     arrays = (input, target) + args
     ti, oi = roles(e)
     target = arrays[ti] if ti < len(arrays) else None

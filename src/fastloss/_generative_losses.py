@@ -15,12 +15,14 @@ from typing import Optional
 
 import numpy as np
 
+from . import _check
 from . import _validate as V
 from ._config import _threads
 from ._features_api import run_rows
 from ._features_api import spec as ft_spec
 from ._pointwise_api import GRAD, VALUE, grad_buffers, grad_request
 from ._pointwise_api import run as pw_run
+from ._pointwise_api import GRAD_HESS, _pair
 from ._pointwise_api import spec as pw_spec
 
 __all__ = [
@@ -84,7 +86,7 @@ def _kind(kind, op, kinds, name="kind"):
 
 # ------------------------------------------------------------------ VAE
 
-def _kl_run(m, lv, w, red, mode, bufs, n_threads, sp, scale=1.0, names=("mu", "logvar")):
+def _kl_run(m, lv, w, red, mode, bufs, n_threads, sp, scale=1.0, names=("mu", "logvar"), check=False):
     """The KL term on validated operands: value, or (value, g_mu, g_logvar).
     red "mean" is the driver's "batchmean" (the sum over the latent axis,
     averaged over the batch); "none" the per-sample sums over the latent
@@ -92,12 +94,12 @@ def _kl_run(m, lv, w, red, mode, bufs, n_threads, sp, scale=1.0, names=("mu", "l
     op = sp.op
     dred = "batchmean" if red == "mean" else red
     if mode == VALUE:
-        res = pw_run(sp, m, lv, w, dred, VALUE, _P0, n_threads, scale=scale)
+        res = pw_run(sp, m, lv, w, dred, VALUE, _P0, n_threads, scale=scale, check=check)
     else:
         o_m = _buf(bufs, names[0], op, m.dtype, m.shape, f"out ({names[0]})")
         o_l = _buf(bufs, names[1], op, m.dtype, m.shape, f"out ({names[1]})")
         res = pw_run(sp, m, lv, w, dred, GRAD, _P0, n_threads, out=(o_m, o_l), grads=("input", "target"),
-                     scale=scale)
+                     scale=scale, check=check)
     if red != "none":
         return res
     per = _per_sample(res if mode == VALUE else res[0])
@@ -115,7 +117,8 @@ def _weight(weight, name, op, x):
     return None if weight is None else V.as_broadcast(weight, name, op, x.dtype, x.shape)
 
 
-def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None):
+def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=False, out=None, n_threads=None,
+                     check=False):
     """KL divergence of a diagonal Gaussian from the standard normal (the VAE's KL term).
 
     ``KL(N(mu, exp(logvar)) || N(0, 1)) = -1/2 sum(1 + logvar - mu^2 -
@@ -149,6 +152,10 @@ def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=F
     out : ndarray or tuple of two ndarrays, optional
         Buffers for the gradients (mu's shape and dtype, C-contiguous).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -166,7 +173,7 @@ def gaussian_kl_loss(mu, logvar, *, weight=None, reduction="mean", return_grad=F
     bufs = _bufs(out, mode, names, op)
     m = V.as_input(mu, "mu", op)
     lv = _like(logvar, "logvar", op, m, "mu")
-    res = _kl_run(m, lv, _weight(weight, "weight", op, m), red, mode, bufs, n_threads, _KL)
+    res = _kl_run(m, lv, _weight(weight, "weight", op, m), red, mode, bufs, n_threads, _KL, check=check)
     if mode == VALUE:
         return res
     return _pick({"mu": res[1], "logvar": res[2]}, names, res[0])
@@ -184,7 +191,7 @@ def _check_beta(beta, op):
 
 
 def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, reduction="mean",
-             return_grad=False, out=None, n_threads=None):
+             return_grad=False, out=None, n_threads=None, check=False):
     """The VAE's negative ELBO (beta-VAE form): reconstruction + beta * KL, in one call.
 
     ``recon="bce"``: ``sum BCE_with_logits(input, target)`` (a Bernoulli
@@ -213,6 +220,10 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
         Also return ``(value, grad_input, grad_mu, grad_logvar)``.
     out : ndarray or tuple of three ndarrays, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -236,6 +247,8 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
         raise ValueError(f"{op}: input and mu must have the same batch size (first axis), got input: {x.shape} "
                          f"and mu: {m.shape}")
     sp = _VAE_BCE if rk == "bce" else _VAE_MSE
+    if check:   # the reconstruction's checks (recon decides the kinds); mu and logvar for NaN
+        _check.check_call(op, x, t, others={"mu": m, "logvar": lv}, n_threads=n_threads, recon=rk)
     wx = wz = None
     if weight is not None:
         w = V.asarray(weight, "weight", op)
@@ -281,10 +294,12 @@ class DaskTerm:
         self.fn, self.args, self.grads = fn, args, grads
 
 
-def _vae_recon(input, target, weight=None, *, recon, reduction, return_grad=False, n_threads=None):
+def _vae_recon(input, target, weight=None, *, recon, reduction, return_grad=False, n_threads=None, check=False):
     op = "vae_loss"
     x = V.as_input(input, "input", op)
     t = _like(target, "target", op, x, "input")
+    if check:
+        _check.check_call(op, x, t, n_threads=n_threads, recon=recon)
     wx = None
     if weight is not None:
         w = V.asarray(weight, "weight", op)
@@ -294,10 +309,12 @@ def _vae_recon(input, target, weight=None, *, recon, reduction, return_grad=Fals
     return pw_run(sp, x, t, wx, dred, GRAD if return_grad else VALUE, _P0, n_threads)
 
 
-def _vae_kl(input, target, weight=None, *, dtype, beta, reduction, return_grad=False, n_threads=None):
+def _vae_kl(input, target, weight=None, *, dtype, beta, reduction, return_grad=False, n_threads=None, check=False):
     op = "vae_loss"
     m = _own(input, "mu", op, np.dtype(dtype))
     lv = _like(target, "logvar", op, m, "mu")
+    if check:   # mu and logvar are counted for NaN
+        _check.check_call(op, m[:0], None, others={"mu": m, "logvar": lv}, n_threads=n_threads)
     wz = None
     if weight is not None:
         w = V.asarray(weight, "weight", op)
@@ -311,7 +328,7 @@ for _f, _g in ((_vae_recon, ("input",)), (_vae_kl, ("input", "target"))):
 
 
 def _vae_terms(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, reduction="mean",
-               return_grad=False, n_threads=None):
+               return_grad=False, n_threads=None, check=False):
     op = "vae_loss"
     b = _check_beta(beta, op)
     rk = _kind(recon, op, ("bce", "mse"), "recon")
@@ -323,7 +340,7 @@ def _vae_terms(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None,
         raise ValueError(f"{op}: weight must have shape ({np.shape(input)[0]},) (one value per sample), got "
                          f"{np.shape(weight)}")
     dt = np.float32 if np.dtype(getattr(input, "dtype", np.float64)) == np.float32 else np.float64
-    common = dict(weight=weight, reduction=red, n_threads=n_threads)
+    common = dict(weight=weight, reduction=red, n_threads=n_threads, check=check)
     return [DaskTerm(_vae_recon, dict(input=input, target=target, recon=rk, **common), {"input": "input"}),
             DaskTerm(_vae_kl, dict(input=mu, target=logvar, dtype=dt, beta=b, **common),
                      {"input": "mu", "target": "logvar"})]
@@ -387,7 +404,7 @@ def _gan_term(op, kernel, params, x, w, red, mode, out, n_threads):
 
 def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label_smoothing=0.0, real_target=1.0,
                            fake_target=0.0, *, real_weight=None, fake_weight=None, reduction="mean",
-                           return_grad=False, out=None, n_threads=None):
+                           return_grad=False, out=None, n_threads=None, check=False):
     """The GAN discriminator's (critic's) loss, from its logits on real and generated samples.
 
     With ``E_r``, ``E_f`` the means over the real and the fake batch (which
@@ -425,6 +442,10 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
         Also return ``(value, grad_real, grad_fake)``.
     out : ndarray or tuple of two ndarrays, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -448,6 +469,8 @@ def gan_discriminator_loss(real_logits, fake_logits, kind="nonsaturating", label
     xf = _own(fake_logits, "fake_logits", op, xr.dtype)
     (kr, pr), (kf, pf) = _d_terms(k, s, b, a)
     wr, wf = _weight(real_weight, "real_weight", op, xr), _weight(fake_weight, "fake_weight", op, xf)
+    if check:   # both batches' outputs, as kind reads them
+        _check.check_call(op, xr, xf, n_threads=n_threads, kind=k)
     if mode == VALUE:
         return (_gan_term(op, kr, pr, xr, wr, red, VALUE, None, n_threads)
                 + _gan_term(op, kf, pf, xf, wf, red, VALUE, None, n_threads))
@@ -468,9 +491,12 @@ gan_discriminator_loss._own_shapes = True
 
 
 def _gan_d_term(input, weight=None, *, name, dtype, kernel, params, reduction, return_grad=False,
-                n_threads=None):
+                n_threads=None, kind=None, check=False):
     op = "gan_discriminator_loss"
     x = V.as_input(input, name, op) if dtype is None else _own(input, name, op, np.dtype(dtype))
+    if check:   # this batch's outputs in its role (real: the input, fake: the target)
+        _check.check_call(op, *((x, None) if name == "real_logits" else (x[:0], x)), n_threads=n_threads,
+                          kind=kind)
     return _gan_term(op, kernel, params, x, _weight(weight, f"{name[:4]}_weight", op, x), reduction,
                      GRAD if return_grad else VALUE, None, n_threads)
 
@@ -481,7 +507,7 @@ _gan_d_term._static_args = ("params",)  # the kernel's parameters, not an operan
 
 def _gan_d_terms(real_logits, fake_logits, kind="nonsaturating", label_smoothing=0.0, real_target=1.0,
                  fake_target=0.0, *, real_weight=None, fake_weight=None, reduction="mean", return_grad=False,
-                 n_threads=None):
+                 n_threads=None, check=False):
     op = "gan_discriminator_loss"
     k = _kind(kind, op, GAN_KINDS)
     s = _smoothing(label_smoothing, k, op)
@@ -490,7 +516,7 @@ def _gan_d_terms(real_logits, fake_logits, kind="nonsaturating", label_smoothing
     _threads(n_threads, op)
     (kr, pr), (kf, pf) = _d_terms(k, s, b, a)
     dt = np.float32 if np.dtype(getattr(real_logits, "dtype", np.float64)) == np.float32 else np.float64
-    common = dict(reduction=red, n_threads=n_threads)
+    common = dict(reduction=red, n_threads=n_threads, kind=k, check=check)
     return [DaskTerm(_gan_d_term, dict(input=real_logits, weight=real_weight, name="real_logits", dtype=None,
                                        kernel=kr, params=pr, **common), {"input": "real_logits"}),
             DaskTerm(_gan_d_term, dict(input=fake_logits, weight=fake_weight, name="fake_logits", dtype=dt,
@@ -501,7 +527,7 @@ gan_discriminator_loss._terms = _gan_d_terms
 
 
 def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, weight=None, reduction="mean",
-                       return_grad=False, out=None, n_threads=None):
+                       return_grad=False, out=None, n_threads=None, check=False):
     """The GAN generator's loss, from the discriminator's logits on generated samples.
 
     With ``E`` the mean over the batch and ``sp(x) = log(1 + exp(x))``:
@@ -522,7 +548,7 @@ def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, wei
     weight : array_like, optional
         Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`gan_discriminator_loss` (one gradient).
 
     Examples
@@ -540,6 +566,8 @@ def gan_generator_loss(fake_logits, kind="nonsaturating", gen_target=1.0, *, wei
     bufs = _bufs(out, mode, names, op)
     kern, prm = _g_term(k, c)
     x = V.as_input(fake_logits, "fake_logits", op)
+    if check:
+        _check.check_call(op, x, None, n_threads=n_threads, kind=k)
     return _gan_term(op, kern, prm, x, _weight(weight, "weight", op, x), red, mode,
                      _buf(bufs, "fake_logits", op, x.dtype, x.shape, "out"), n_threads)
 
@@ -551,7 +579,7 @@ _GP = ft_spec("gradient_penalty", "gradient_penalty", ("grads",))
 
 
 def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", *, weight=None, reduction="mean", return_grad=False,
-                     out=None, n_threads=None):
+                     out=None, n_threads=None, check=False):
     """Gradient penalties of a GAN critic, from its per-sample input gradients.
 
     ``"wgan-gp"`` (Gulrajani et al. 2017): ``E[(||g_n|| - target_norm)^2]``;
@@ -578,6 +606,10 @@ def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", *, weight=None, red
         Also return the gradient with respect to grads (its shape).
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -602,6 +634,8 @@ def gradient_penalty(grads, target_norm=1.0, kind="wgan-gp", *, weight=None, red
     if D == 0:
         raise ValueError(f"{op}: grads must have at least one entry per sample, got shape {g.shape}")
     g2 = g.reshape(N, D)
+    if check:
+        _check.check_call(op, g, None, n_threads=n_threads)
     o = _buf(bufs, "grads", op, g.dtype, g.shape, "out")
     res = run_rows(_GP, (g2,), weight=weight, params=(t, 0.0, 0.0, int(k == "r1"), 0), reduction=red, mode=mode,
                    out=None if o is None else (o.reshape(N, D),), n_threads=n_threads, op=op)
@@ -670,12 +704,27 @@ class GaussianKLLoss(_Objective):
         super().__init__(reduction=V.check_reduction(reduction, "GaussianKLLoss", REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, mu, logvar, weight=None):
-        return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, mu, logvar, weight=None, *, check=False):
+        return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, mu, logvar, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, mu, logvar, weight=None, out=None, *, wrt=None, check=False):
         return gaussian_kl_loss(mu, logvar, weight=weight, **self._kw(),
-                                return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                                return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                check=check)
+
+    def grad_hess(self, mu, logvar, weight=None, out=None, *, check=False):
+        """``(grad, hess)`` with respect to mu, the first operand (as
+        ``GaussianNLLLoss.grad_hess`` differentiates its input only): the
+        gradient ``mu`` and the diagonal Hessian 1, each times the weight
+        and the reduction's scale (1/N for the batch's mean); ``out`` may
+        be a pair ``(grad_out, hess_out)``."""
+        op = "GaussianKLLoss"
+        g_out, h_out = (None, None) if out is None else _pair(out, op)
+        m = V.as_input(mu, "mu", op)
+        lv = _like(logvar, "logvar", op, m, "mu")
+        dred = "batchmean" if self.reduction == "mean" else self.reduction
+        return pw_run(_KL, m, lv, _weight(weight, "weight", op, m), dred, GRAD_HESS, _P0, self.n_threads,
+                      out=g_out, hess_out=h_out, check=check)
 
 
 class VAELoss(_Objective):
@@ -698,12 +747,12 @@ class VAELoss(_Objective):
         super().__init__(beta=_check_beta(beta, op), recon=_kind(recon, op, ("bce", "mse"), "recon"),
                          reduction=V.check_reduction(reduction, op, BATCH_REDUCTIONS), n_threads=n_threads)
 
-    def __call__(self, input, target, mu, logvar, weight=None):
-        return vae_loss(input, target, mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, input, target, mu, logvar, weight=None, *, check=False):
+        return vae_loss(input, target, mu, logvar, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, input, target, mu, logvar, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, input, target, mu, logvar, weight=None, out=None, *, wrt=None, check=False):
         return vae_loss(input, target, mu, logvar, weight=weight, **self._kw(),
-                        return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                        return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
 
 
 class GANDiscriminatorLoss(_Objective):
@@ -730,13 +779,13 @@ class GANDiscriminatorLoss(_Objective):
         super().__init__(kind=k, label_smoothing=s, real_target=b, fake_target=a,
                          reduction=V.check_reduction(reduction, op, ("mean", "sum")), n_threads=n_threads)
 
-    def __call__(self, real_logits, fake_logits):
-        return gan_discriminator_loss(real_logits, fake_logits, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, real_logits, fake_logits, *, check=False):
+        return gan_discriminator_loss(real_logits, fake_logits, **self._kw(), n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, real_logits, fake_logits, out=None, *, wrt=None):
+    def value_and_grad(self, real_logits, fake_logits, out=None, *, wrt=None, check=False):
         return gan_discriminator_loss(real_logits, fake_logits, **self._kw(),
                                       return_grad=True if wrt is None else tuple(wrt), out=out,
-                                      n_threads=self.n_threads)
+                                      n_threads=self.n_threads, check=check)
 
 
 class GANGeneratorLoss(_Objective):
@@ -757,12 +806,13 @@ class GANGeneratorLoss(_Objective):
         super().__init__(kind=_kind(kind, op, GAN_KINDS), gen_target=V.real(gen_target, "gen_target", op),
                          reduction=V.check_reduction(reduction, op, ("mean", "sum", "none")), n_threads=n_threads)
 
-    def __call__(self, fake_logits, weight=None):
-        return gan_generator_loss(fake_logits, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, fake_logits, weight=None, *, check=False):
+        return gan_generator_loss(fake_logits, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, fake_logits, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, fake_logits, weight=None, out=None, *, wrt=None, check=False):
         return gan_generator_loss(fake_logits, weight=weight, **self._kw(),
-                                  return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                                  return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                  check=check)
 
 
 class GradientPenalty(_Objective):
@@ -784,12 +834,12 @@ class GradientPenalty(_Objective):
         super().__init__(target_norm=V.real(target_norm, "target_norm", op), kind=_kind(kind, op, GP_KINDS),
                          reduction=V.check_reduction(reduction, op, ("mean", "sum", "none")), n_threads=n_threads)
 
-    def __call__(self, grads, weight=None):
-        return gradient_penalty(grads, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, grads, weight=None, *, check=False):
+        return gradient_penalty(grads, weight=weight, **self._kw(), n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, grads, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, grads, weight=None, out=None, *, wrt=None, check=False):
         return gradient_penalty(grads, weight=weight, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
-                                out=out, n_threads=self.n_threads)
+                                out=out, n_threads=self.n_threads, check=check)
 
 
 # ------------------------------------------------------------------ example calls (the fuzz harness)

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from . import _pointwise, _rows, _rows_api
+from . import _check
 from . import _validate as V
 from ._alloc import empty as _alloc_empty
 from ._chunks import _REQUEST, Plan, Planned, index_offset, summed
@@ -23,6 +24,7 @@ from ._generative_losses import _bufs, _buf, _kind, _like, _Objective, _class_do
 from ._pointwise_api import run as pw_run
 from ._pointwise_api import spec as pw_spec
 from ._pointwise_api import GRAD
+from ._pointwise_api import GRAD_HESS, _pair
 
 __all__ = ["policy_gradient_loss", "ppo_clip_loss", "value_loss", "td_loss",
            "PolicyGradientLoss", "PPOClipLoss", "ValueLoss", "TDLoss",
@@ -42,7 +44,7 @@ def _out1(bufs, name, op, x):
 
 
 def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean", return_grad=False, out=None,
-                         n_threads=None):
+                         n_threads=None, check=False):
     """REINFORCE's policy-gradient loss: ``-E[log pi(a|s) A]``.
 
     Elementwise ``-log_probs * advantages`` (Williams 1992; the advantages
@@ -62,6 +64,10 @@ def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean"
         Also return the gradient with respect to log_probs.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -76,7 +82,8 @@ def policy_gradient_loss(log_probs, advantages, *, weight=None, reduction="mean"
     bufs = _bufs(out, mode, names, op)
     x = V.as_input(log_probs, "log_probs", op)
     a = _like(advantages, "advantages", op, x, "log_probs")
-    return pw_run(_PG, x, a, _weight(weight, "weight", op, x), red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x))
+    return pw_run(_PG, x, a, _weight(weight, "weight", op, x), red, mode, (0.0, 0.0, 0.0, 0, 0), n_threads, out=_out1(bufs, "log_probs", op, x),
+                  check=check)
 
 
 policy_gradient_loss._grad_args = ("log_probs",)
@@ -100,7 +107,7 @@ def _dual(dual_clip, op):
 
 
 def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=None, *, weight=None, stats=None,
-                  reduction="mean", return_grad=False, out=None, n_threads=None):
+                  reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """PPO's clipped surrogate objective, as a loss to minimize.
 
     With ``r = exp(log_probs - old_log_probs)`` (the ratio, from the
@@ -135,6 +142,10 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
         Also return the gradient with respect to log_probs.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -158,6 +169,8 @@ def ppo_clip_loss(log_probs, old_log_probs, advantages, clip_eps=0.2, dual_clip=
     x = V.as_input(log_probs, "log_probs", op)
     y = _like(old_log_probs, "old_log_probs", op, x, "log_probs")
     a = _like(advantages, "advantages", op, x, "log_probs")
+    if check:   # the driver sees advantages as an unnamed extra operand: the checks here
+        _check.check_call(op, x, y, others={"advantages": a}, weight=weight, n_threads=n_threads)
     if stats is None:
         return pw_run(_PPO, x, y, _weight(weight, "weight", op, x), red, mode, (eps, c, 0.0, 0, 0), n_threads,
                       out=_out1(bufs, "log_probs", op, x), extra=a, extra_period=max(x.size, 1))
@@ -188,7 +201,7 @@ def _value_kind(kind, delta, op):
 
 
 def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delta=1.0, *, weight=None,
-               reduction="mean", return_grad=False, out=None, n_threads=None):
+               reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """The critic's value loss, with PPO's value clipping as OpenAI baselines defines it.
 
     Elementwise ``f(values - returns)`` with ``f(d) = d^2 / 2``
@@ -214,7 +227,7 @@ def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delt
     weight : array_like, optional
         Per-element weights (broadcast); the mean still divides by the count.
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`policy_gradient_loss` (the gradient with respect to values).
 
     Examples
@@ -237,6 +250,8 @@ def value_loss(values, returns, old_values=None, clip_eps=None, kind="mse", delt
     x = V.as_input(values, "values", op)
     y = _like(returns, "returns", op, x, "values")
     e = x if old_values is None else _like(old_values, "old_values", op, x, "values")
+    if check:
+        _check.check_call(op, x, y, others={"old_values": old_values}, weight=weight, n_threads=n_threads)
     return pw_run(_VL, x, y, _weight(weight, "weight", op, x), red, mode, (eps, pb, 0.0, 0, 0), n_threads, out=_out1(bufs, "values", op, x),
                   extra=e, extra_period=max(x.size, 1))
 
@@ -246,7 +261,7 @@ value_loss._class_axis = None
 
 
 def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1.0, *, weight=None,
-            reduction="mean", return_grad=False, out=None, n_threads=None):
+            reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """The TD(0) loss: ``f(values - (rewards + gamma (1 - dones) next_values))``.
 
     The target ``rewards + gamma (1 - dones) next_values`` (Sutton and
@@ -269,7 +284,7 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     weight : array_like, optional
         Per-element weights (importance weights of a prioritized replay).
     reduction : {"mean", "sum", "none"}
-    return_grad, out, n_threads
+    return_grad, out, n_threads, check
         As :func:`value_loss`.
 
     Examples
@@ -292,6 +307,8 @@ def td_loss(values, rewards, next_values, dones, gamma=0.99, kind="mse", delta=1
     r = _like(rewards, "rewards", op, x, "values")
     nv = _like(next_values, "next_values", op, x, "values")
     d = _like(dones, "dones", op, x, "values")
+    if check:   # next_values and dones are extra operands of the driver: the checks here
+        _check.check_call(op, x, r, others={"next_values": nv, "dones": d}, weight=weight, n_threads=n_threads)
     return pw_run(_TD, x, r, _weight(weight, "weight", op, x), red, mode, (g, pb, 0.0, 0, 0), n_threads,
                   out=_out1(bufs, "values", op, x), extra=nv, extra_period=max(x.size, 1), extra2=d)
 
@@ -347,7 +364,7 @@ def _entropy_coef(entropy_coef, op):
 
 
 def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction, mode, names, out, n_threads,
-                stats):
+                stats, check=False):
     """One pass of the row driver's RL kernel over (N, A) logits."""
     red = V.check_reduction(reduction, op, _REDUCTIONS)
     if stats is not None and not isinstance(stats, dict):
@@ -363,6 +380,8 @@ def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction
     ra = _per_row(adv, "advantages", op, x)
     rb = None if old is None else _per_row(old, "old_log_probs", op, x)
     rw = None if weight is None else _per_row(weight, "weight", op, x)
+    if check:
+        _check.check_call(op, x, t, others={"advantages": ra, "old_log_probs": rb}, n_threads=nt)
     g = lo = None
     if mode == GRAD:
         o = bufs.get("logits")
@@ -413,7 +432,7 @@ def _logits_run(op, kernel, logits, actions, adv, old, weight, params, reduction
 
 
 def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0.0, *, weight=None, stats=None,
-                                     reduction="mean", return_grad=False, out=None, n_threads=None):
+                                     reduction="mean", return_grad=False, out=None, n_threads=None, check=False):
     """REINFORCE from action logits: ``-E[log softmax(z)_a A] - entropy_coef E[H(softmax(z))]``.
 
     Per row ``i`` of the logits ``z`` (``(N, A)``, one row of ``A``
@@ -460,6 +479,10 @@ def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0
     out : ndarray, optional
         The gradient's buffer (logits' shape and dtype).
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -481,7 +504,7 @@ def policy_gradient_loss_from_logits(logits, actions, advantages, entropy_coef=0
     mode, names = _request(policy_gradient_loss_from_logits, return_grad, op)
     beta = _entropy_coef(entropy_coef, op)
     return _logits_run(op, "pg_logits", logits, actions, advantages, None, weight, (0.0, 0.0, beta), reduction,
-                       mode, names, out, n_threads, stats)
+                       mode, names, out, n_threads, stats, check=check)
 
 
 policy_gradient_loss_from_logits._grad_args = ("logits",)
@@ -496,7 +519,7 @@ policy_gradient_loss_from_logits._gathered_with = {
 
 def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_eps=0.2, dual_clip=None,
                               entropy_coef=0.0, *, weight=None, stats=None, reduction="mean", return_grad=False,
-                              out=None, n_threads=None):
+                              out=None, n_threads=None, check=False):
     """PPO's clipped surrogate from action logits, with an entropy bonus.
 
     Per row ``i``: ``lp_i = log softmax(z_i)[a_i]``, ``r_i = exp(lp_i -
@@ -535,6 +558,10 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
         Also return the gradient with respect to logits.
     out : ndarray, optional
     n_threads : int, optional
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Examples
     --------
@@ -558,7 +585,7 @@ def ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, clip_e
     if old_log_probs is None:
         raise TypeError(f"{op}: old_log_probs must be an array of shape (N,), got None")
     return _logits_run(op, "ppo_logits", logits, actions, advantages, old_log_probs, weight, (eps, c, beta),
-                       reduction, mode, names, out, n_threads, stats)
+                       reduction, mode, names, out, n_threads, stats, check=check)
 
 
 ppo_clip_loss_from_logits._grad_args = ("logits",)
@@ -586,12 +613,25 @@ class PolicyGradientLoss(_Objective):
         super().__init__(reduction=V.check_reduction(reduction, "PolicyGradientLoss", _REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, log_probs, advantages, weight=None):
-        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, log_probs, advantages, weight=None, *, check=False):
+        return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(), n_threads=self.n_threads,
+                                    check=check)
 
-    def value_and_grad(self, log_probs, advantages, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
         return policy_gradient_loss(log_probs, advantages, weight=weight, **self._kw(),
-                                    return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                                    return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                                    check=check)
+
+    def grad_hess(self, log_probs, advantages, weight=None, out=None, *, check=False):
+        """``(grad, hess)`` with respect to log_probs: ``-advantages`` (times
+        the weights, over N for the mean) and the diagonal Hessian, 0 (the
+        loss is linear in log_probs); ``out`` may be a pair ``(grad_out, hess_out)``."""
+        op = "PolicyGradientLoss"
+        g_out, h_out = (None, None) if out is None else _pair(out, op)
+        x = V.as_input(log_probs, "log_probs", op)
+        a = _like(advantages, "advantages", op, x, "log_probs")
+        return pw_run(_PG, x, a, _weight(weight, "weight", op, x), self.reduction, GRAD_HESS, (0.0, 0.0, 0.0, 0, 0),
+                      self.n_threads, out=g_out, hess_out=h_out, check=check)
 
 
 class PPOClipLoss(_Objective):
@@ -619,13 +659,14 @@ class PPOClipLoss(_Objective):
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
         self.stats = {}
 
-    def __call__(self, log_probs, old_log_probs, advantages, weight=None):
+    def __call__(self, log_probs, old_log_probs, advantages, weight=None, *, check=False):
         return ppo_clip_loss(log_probs, old_log_probs, advantages, weight=weight, **self._kw(), stats=self.stats,
-                             n_threads=self.n_threads)
+                             n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, log_probs, old_log_probs, advantages, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, log_probs, old_log_probs, advantages, weight=None, out=None, *, wrt=None, check=False):
         return ppo_clip_loss(log_probs, old_log_probs, advantages, weight=weight, **self._kw(), stats=self.stats,
-                             return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                             return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads,
+                             check=check)
 
 
 class ValueLoss(_Objective):
@@ -647,12 +688,13 @@ class ValueLoss(_Objective):
         super().__init__(clip_eps=None if clip_eps is None else _clip_eps(clip_eps, op), kind=kind, delta=delta,
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
 
-    def __call__(self, values, returns, old_values=None, weight=None):
-        return value_loss(values, returns, old_values, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, values, returns, old_values=None, weight=None, *, check=False):
+        return value_loss(values, returns, old_values, weight=weight, **self._kw(), n_threads=self.n_threads,
+                          check=check)
 
-    def value_and_grad(self, values, returns, old_values=None, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, values, returns, old_values=None, weight=None, out=None, *, wrt=None, check=False):
         return value_loss(values, returns, old_values, weight=weight, **self._kw(), return_grad=True if wrt is None else tuple(wrt),
-                          out=out, n_threads=self.n_threads)
+                          out=out, n_threads=self.n_threads, check=check)
 
 
 class TDLoss(_Objective):
@@ -677,12 +719,13 @@ class TDLoss(_Objective):
         super().__init__(gamma=g, kind=kind, delta=delta, reduction=V.check_reduction(reduction, op, _REDUCTIONS),
                          n_threads=n_threads)
 
-    def __call__(self, values, rewards, next_values, dones, weight=None):
-        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(), n_threads=self.n_threads)
+    def __call__(self, values, rewards, next_values, dones, weight=None, *, check=False):
+        return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(), n_threads=self.n_threads,
+                       check=check)
 
-    def value_and_grad(self, values, rewards, next_values, dones, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, values, rewards, next_values, dones, weight=None, out=None, *, wrt=None, check=False):
         return td_loss(values, rewards, next_values, dones, weight=weight, **self._kw(),
-                       return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads)
+                       return_grad=True if wrt is None else tuple(wrt), out=out, n_threads=self.n_threads, check=check)
 
 
 class PolicyGradientLossFromLogits(_Objective):
@@ -711,14 +754,14 @@ class PolicyGradientLossFromLogits(_Objective):
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
         self.stats = {}
 
-    def __call__(self, logits, actions, advantages, weight=None):
+    def __call__(self, logits, actions, advantages, weight=None, *, check=False):
         return policy_gradient_loss_from_logits(logits, actions, advantages, weight=weight, **self._kw(),
-                                                stats=self.stats, n_threads=self.n_threads)
+                                                stats=self.stats, n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, logits, actions, advantages, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, logits, actions, advantages, weight=None, out=None, *, wrt=None, check=False):
         return policy_gradient_loss_from_logits(logits, actions, advantages, weight=weight, **self._kw(),
                                                 stats=self.stats, return_grad=True if wrt is None else tuple(wrt),
-                                                out=out, n_threads=self.n_threads)
+                                                out=out, n_threads=self.n_threads, check=check)
 
 
 class PPOClipLossFromLogits(_Objective):
@@ -749,14 +792,15 @@ class PPOClipLossFromLogits(_Objective):
                          reduction=V.check_reduction(reduction, op, _REDUCTIONS), n_threads=n_threads)
         self.stats = {}
 
-    def __call__(self, logits, actions, old_log_probs, advantages, weight=None):
+    def __call__(self, logits, actions, old_log_probs, advantages, weight=None, *, check=False):
         return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
-                                         stats=self.stats, n_threads=self.n_threads)
+                                         stats=self.stats, n_threads=self.n_threads, check=check)
 
-    def value_and_grad(self, logits, actions, old_log_probs, advantages, weight=None, out=None, *, wrt=None):
+    def value_and_grad(self, logits, actions, old_log_probs, advantages, weight=None, out=None, *, wrt=None,
+                       check=False):
         return ppo_clip_loss_from_logits(logits, actions, old_log_probs, advantages, weight=weight, **self._kw(),
                                          stats=self.stats, return_grad=True if wrt is None else tuple(wrt),
-                                         out=out, n_threads=self.n_threads)
+                                         out=out, n_threads=self.n_threads, check=check)
 
 
 # ------------------------------------------------------------------ example calls (the fuzz harness)

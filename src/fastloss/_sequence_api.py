@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _sequence
+from . import _check, _sequence
 from ._chunks import _REQUEST, Planned, index_offset
 from ._alloc import empty
 from ._config import _threads
@@ -160,12 +160,13 @@ def _bad_label(op, t, bad, off, padded, C, blank):
 
 def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
         zero_infinity=False, from_logits=False, batch_first=False, return_grad=False, out=None,
-        n_threads=None, loss_out=None, weight=None):
+        n_threads=None, loss_out=None, weight=None, check=False):
     """Validate, run the CTC kernel once, and reduce.
 
     Returns the value (a float; for reduction="none" an array of the
     per-sample losses, 0-d for unbatched input, written into ``loss_out``
-    when given) or ``(value, grad)``.
+    when given) or ``(value, grad)``.  check=True runs fastloss.diagnose's
+    checks first (fastloss._check).
     """
     if reduction != "mean" and reduction != "sum" and reduction != "none":
         check_reduction(reduction, op, REDUCTIONS)
@@ -198,6 +199,9 @@ def ctc(op, log_probs, targets, input_lengths, target_lengths, blank=0, reductio
         raise ValueError(f"{op}: log_probs must have shape {lay} or (T, C), got shape {shape}")
     if C < 1:
         raise ValueError(f"{op}: log_probs must have at least one class (the blank), got shape {shape}")
+    if check:
+        _check.check_call("ctc_loss", x, targets, n_threads=nt, from_logits=from_logits,
+                          others={"input_lengths": input_lengths, "target_lengths": target_lengths})
     blank = _int_scalar(blank, "blank", op)
     if not 0 <= blank < C:
         raise ValueError(f"{op}: blank must be in label range [0, {C}), got {blank}")

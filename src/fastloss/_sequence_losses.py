@@ -24,7 +24,7 @@ def _none_axes(options) -> tuple:
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
              zero_infinity=False, *, weight=None, from_logits=False, batch_first=False, return_grad=False,
-             out=None, n_threads=None):
+             out=None, n_threads=None, check=False):
     """Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``.
 
     For each sample, with ``y_t(k) = exp(log_probs[t, k])`` over its first
@@ -92,6 +92,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         only with ``return_grad=True``.
     n_threads : int, optional
         Threads for this call (default :func:`fastloss.get_num_threads`).
+    check : bool
+        Run :func:`fastloss.diagnose`'s checks on the operands first and warn
+        each finding as a :class:`fastloss.LossWarning` (the default False
+        costs one test).
 
     Returns
     -------
@@ -138,7 +142,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     (True, True)
     """
     return ctc("ctc_loss", log_probs, targets, input_lengths, target_lengths, blank, reduction,
-               zero_infinity, from_logits, batch_first, return_grad, out, n_threads, weight=weight)
+               zero_infinity, from_logits, batch_first, return_grad, out, n_threads, weight=weight, check=check)
 
 
 ctc_loss._grad_args = ("log_probs",)
@@ -189,23 +193,23 @@ class CTCLoss:
     _class_axis = staticmethod(_none_axes)
 
     def _run(self, log_probs, targets, input_lengths, target_lengths, weight, return_grad, out=None,
-             loss_out=None):
+             loss_out=None, check=False):
         return ctc("CTCLoss", log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                    self.zero_infinity, self.from_logits, self.batch_first, return_grad, out, self.n_threads,
-                   loss_out, weight)
+                   loss_out, weight, check)
 
-    def __call__(self, log_probs, targets, input_lengths, target_lengths, weight=None):
+    def __call__(self, log_probs, targets, input_lengths, target_lengths, weight=None, *, check=False):
         """The loss value: a float, or the per-sample losses for reduction="none";
         ``weight`` optional per-sample weights (see :func:`ctc_loss`)."""
-        return self._run(log_probs, targets, input_lengths, target_lengths, weight, False)
+        return self._run(log_probs, targets, input_lengths, target_lengths, weight, False, check=check)
 
     def value_and_grad(self, log_probs, targets, input_lengths, target_lengths, weight=None, out=None,
-                       loss_out=None):
+                       loss_out=None, *, check=False):
         """``(value, grad)`` from one call; ``out`` is an optional buffer for
         the gradient (log_probs' shape and dtype), ``loss_out`` one for the
         per-sample losses with reduction="none" (shape (N,), ``()``
         unbatched; log_probs' dtype)."""
-        return self._run(log_probs, targets, input_lengths, target_lengths, weight, True, out, loss_out)
+        return self._run(log_probs, targets, input_lengths, target_lengths, weight, True, out, loss_out, check=check)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args())

@@ -65,8 +65,7 @@ RECIPES: dict = {}
 
 #: Public names that have no picture, and why.
 NO_RECIPE = {"cross_entropy_hvp": "a Hessian-vector product, not a loss: cross_entropy's picture shows "
-                                  "the Hessian's diagonal",
-             "CTCLoss": "the class of ctc_loss"}
+                                  "the Hessian's diagonal"}
 
 
 def recipe(name: str, xlabel: str, caption: str, panels: tuple = PANELS):
@@ -825,18 +824,32 @@ def _ctc(axes):
 
 _NOH = np.full_like(_LOGIT, np.nan)
 
-NO_RECIPE.update({
-    "vae_loss": "a sum: binary_cross_entropy_with_logits or mse_loss (summed) plus beta * gaussian_kl_loss, "
-                "drawn under those names",
-    "GaussianKLLoss": "the class of gaussian_kl_loss", "VAELoss": "the class of vae_loss",
-    "GANDiscriminatorLoss": "the class of gan_discriminator_loss", "GANGeneratorLoss": "the class of gan_generator_loss",
-    "GradientPenalty": "the class of gradient_penalty", "PolicyGradientLoss": "the class of policy_gradient_loss",
-    "PPOClipLoss": "the class of ppo_clip_loss", "ValueLoss": "the class of value_loss", "TDLoss": "the class of td_loss",
-    "PolicyGradientLossFromLogits": "the class of policy_gradient_loss_from_logits",
-    "PPOClipLossFromLogits": "the class of ppo_clip_loss_from_logits",
-    "combined_loss": "a weighted sum of other losses: their pictures are drawn under their names",
-    "CombinedLoss": "the class of combined_loss",
-})
+@recipe("vae_loss", "latent logvar (mu = 0 solid, 1 dashed)",
+        "one pixel (logit 0, target 1) + beta KL of a 1-d latent; no Hessian method",
+        ("value: recon + beta KL", "gradient d/dlogvar", "gradient d/dmu"))
+def _vae(axes):
+    """The VAE objective of one sample as its posterior's logvar moves: the
+    reconstruction is held fixed, so the curves show beta's weight on the KL."""
+    fl = _fl()
+    lv = np.linspace(-4, 3, 141)
+    one, x = np.ones((1, 1)), np.zeros((1, 1))
+    for i, beta in enumerate((0.5, 1.0, 2.0)):
+        for m, ls in ((0.0, "-"), (1.0, "--")):
+            res = [fl.vae_loss(x, one, np.full((1, 1), m), np.full((1, 1), v), beta, return_grad=True) for v in lv]
+            _curves2(axes, lv, (np.array([r[0] for r in res]), np.array([r[3][0, 0] for r in res]),
+                                np.array([r[2][0, 0] for r in res])),
+                     f"beta={beta:g}" if ls == "-" else None, color=f"C{i}", ls=ls)
+
+
+@recipe("combined_loss", "residual input - target", "mse_loss + w * l1_loss (reduction 'sum'), per element")
+def _combined(axes):
+    fl = _fl()
+    z = np.zeros(1)
+    for w in (0.0, 0.5, 2.0):
+        loss = fl.CombinedLoss([(1.0, fl.MSELoss(reduction="sum")), (w, fl.L1Loss(reduction="sum"))])
+        value = np.array([loss(np.array([r]), z) for r in _RESID])
+        grad, hess = loss.grad_hess(_RESID, np.zeros_like(_RESID))     # "sum": elementwise
+        _curves(axes, _RESID, value, grad, hess, f"w={w:g}")
 
 
 def _elem(axes, fn, x, *ops, label=None, **kw):
