@@ -288,6 +288,58 @@ static void FN(rl_group8_w)(float *g0, fl_idx C, const float *dt, float *et, con
  * (float64, and float32 without AVX2): the rows in the lanes of loops over
  * j, vectorized by the compiler, the logits copied into dt[c][j]; the same
  * sums, term for term, as the row passes (and so the same bits). */
+/* 8 rows of C values to lanes, zt[c][j] = x[j][c], and back: 4 x 4
+ * transposes of doubles on the AVX2 path, else plain copies */
+#if !T_F32 && defined(__AVX2__)
+FL_INLINE void FN(tr4d)(__m256d r[4])
+{
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+#endif
+
+#if !T_F32 && defined(__AVX2__)
+#define RL_C4(C) ((C) & ~(fl_idx)3)  /* classes in whole 4 x 4 blocks */
+#else
+#define RL_C4(C) ((fl_idx)0)
+#endif
+FL_INLINE void FN(rl_to_lanes)(const T *restrict x0, fl_idx C, T *restrict zt)
+{
+    const fl_idx C4 = RL_C4(C);
+#if !T_F32 && defined(__AVX2__)
+    for (fl_idx c0 = 0; c0 < C4; c0 += 4)
+        for (int jb = 0; jb < 8; jb += 4) {
+            __m256d r[4];
+            for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(x0 + (jb + i) * C + c0);
+            FN(tr4d)(r);
+            for (int q = 0; q < 4; q++) _mm256_storeu_pd(zt + (c0 + q) * 8 + jb, r[q]);
+        }
+#endif
+    for (int j = 0; j < 8; j++)
+        for (fl_idx c = C4; c < C; c++) zt[c * 8 + j] = x0[j * C + c];
+}
+
+FL_INLINE void FN(rl_from_lanes)(const T *restrict zt, fl_idx C, T *restrict x0)
+{
+    const fl_idx C4 = RL_C4(C);
+#if !T_F32 && defined(__AVX2__)
+    for (fl_idx c0 = 0; c0 < C4; c0 += 4)
+        for (int jb = 0; jb < 8; jb += 4) {
+            __m256d r[4];
+            for (int q = 0; q < 4; q++) r[q] = _mm256_loadu_pd(zt + (c0 + q) * 8 + jb);
+            FN(tr4d)(r);
+            for (int i = 0; i < 4; i++) _mm256_storeu_pd(x0 + (jb + i) * C + c0, r[i]);
+        }
+#endif
+    for (int j = 0; j < 8; j++)
+        for (fl_idx c = C4; c < C; c++) x0[j * C + c] = zt[c * 8 + j];
+}
+#undef RL_C4
+
 FL_INLINE void FN(rl_lanes_passes)(const T *restrict x0, fl_idx C, const int *act, const fl_idx *yv,
                                    int want_h, T *restrict dt, T *restrict et, T *restrict mv,
                                    fl_rl_lanes *restrict L)
@@ -299,40 +351,57 @@ FL_INLINE void FN(rl_lanes_passes)(const T *restrict x0, fl_idx C, const int *ac
         Kc[j] = 0;
     }
     for (int i = 0; i < 64; i++) P1[i] = P2[i] = 0;
-    for (int j = 0; j < 8; j++) {
-        const T *restrict z = x0 + j * C;   /* a lane that is not a row: logits 0 */
-        if (act[j])
-            for (fl_idx c = 0; c < C; c++) dt[c * 8 + j] = z[c];
-        else
+    FN(rl_to_lanes)(x0, C, dt);
+    for (int j = 0; j < 8; j++)            /* a lane that is not a row: logits 0 */
+        if (!act[j])
             for (fl_idx c = 0; c < C; c++) dt[c * 8 + j] = 0;
-    }
     for (fl_idx c = 0; c < C; c++) {
         RW_PRAGMA(omp simd)
         for (int j = 0; j < 8; j++) mv[j] = dt[c * 8 + j] > mv[j] ? dt[c * 8 + j] : mv[j];
     }
-    const fl_idx C8 = C & ~(fl_idx)7;
     for (fl_idx c = 0; c < C; c++) {
-        const int q = c < C8 ? (int)(c & 7) : (C >= 8 ? (int)(c - (C - 8)) : (int)c);
-        T *restrict p1 = P1 + q * 8, *restrict p2 = P2 + q * 8;
         RW_PRAGMA(omp simd)
         for (int j = 0; j < 8; j++) {
-            const T d = dt[c * 8 + j] - mv[j], e = EXPN(d);
+            const T d = dt[c * 8 + j] - mv[j];
             dt[c * 8 + j] = d;
-            et[c * 8 + j] = e;
-            const int mx = e == 1;
-            const T t1 = mx ? (T)0 : e, t2 = mx ? (T)1 : (T)0;
-            p1[j] += t1;
-            Kc[j] += t2;
-        }
-        if (want_h) {
-            RW_PRAGMA(omp simd)
-            for (int j = 0; j < 8; j++) {
-                const T e = et[c * 8 + j], d = dt[c * 8 + j];
-                const T term = e != 0 ? e * d : (T)0;
-                p2[j] += term;
-            }
+            et[c * 8 + j] = EXPN(d);
         }
     }
+    /* the sums in loops of their own, class c to partial q (static for
+     * the whole blocks of 8 classes) */
+#define RL_LTERM(c, q)                                                        \
+    do {                                                                      \
+        T *restrict p1 = P1 + (q) * 8;                                        \
+        RW_PRAGMA(omp simd)                                                   \
+        for (int j = 0; j < 8; j++) {                                         \
+            const T e = et[(c) * 8 + j];                                      \
+            const int mx = e == 1;                                            \
+            const T t1 = mx ? (T)0 : e, t2 = mx ? (T)1 : (T)0;                \
+            p1[j] += t1;                                                      \
+            Kc[j] += t2;                                                      \
+        }                                                                     \
+    } while (0)
+#define RL_LHTERM(c, q)                                                       \
+    do {                                                                      \
+        T *restrict p2 = P2 + (q) * 8;                                        \
+        RW_PRAGMA(omp simd)                                                   \
+        for (int j = 0; j < 8; j++) {                                         \
+            const T e = et[(c) * 8 + j], d = dt[(c) * 8 + j];                 \
+            const T term = e != 0 ? e * d : (T)0;                             \
+            p2[j] += term;                                                    \
+        }                                                                     \
+    } while (0)
+    const fl_idx C8 = C & ~(fl_idx)7;
+    for (fl_idx cb = 0; cb < C8; cb += 8)
+        for (int q = 0; q < 8; q++) RL_LTERM(cb + q, q);
+    for (fl_idx c = C8; c < C; c++) RL_LTERM(c, C >= 8 ? (int)(c - (C - 8)) : (int)c);
+    if (want_h) {
+        for (fl_idx cb = 0; cb < C8; cb += 8)
+            for (int q = 0; q < 8; q++) RL_LHTERM(cb + q, q);
+        for (fl_idx c = C8; c < C; c++) RL_LHTERM(c, C >= 8 ? (int)(c - (C - 8)) : (int)c);
+    }
+#undef RL_LTERM
+#undef RL_LHTERM
     for (int j = 0; j < 8; j++) {
         if (!act[j]) continue;
         const T s1 = ((P1[0 * 8 + j] + P1[4 * 8 + j]) + (P1[2 * 8 + j] + P1[6 * 8 + j])) +
@@ -362,10 +431,7 @@ FL_INLINE void FN(rl_lanes_write)(T *restrict g0, fl_idx C, const T *restrict dt
             et[c * 8 + j] = e == 0 ? (T)0 : gv;
         }
     }
-    for (int j = 0; j < 8; j++) {
-        T *restrict g = g0 + j * C;
-        for (fl_idx c = 0; c < C; c++) g[c] = et[c * 8 + j];
-    }
+    FN(rl_from_lanes)(et, C, g0);
 }
 
 static void FN(rl_lanes_p)(const T *x0, fl_idx C, const int *act, const fl_idx *yv, int want_h,
