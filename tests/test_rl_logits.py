@@ -307,9 +307,11 @@ def test_eight_row_groups_agree_with_single_rows(dt, A, kernel, beta, dual, weig
     g, lo, xs = np.full_like(z, 7), np.full(n, 7, dt), np.zeros(3 * ((n + per - 1) // per))
     total, _, bad = _rows_run(kernel, z, act, adv, o, ww, 0.2, dual, beta, g, lo, xs)
     assert bad == 17 and np.all(g[17] == 0) and lo[17] == 0
-    lv = np.full(n, 7, dt)                             # the value-only pass gives the same losses
-    _rows_run(kernel, z, act, adv, o, ww, 0.2, dual, beta, None, lv, None)
+    lv, xv = np.full(n, 7, dt), np.zeros_like(xs)       # the value-only pass gives the same losses and sums
+    tv, _, _ = _rows_run(kernel, z, act, adv, o, ww, 0.2, dual, beta, None, lv, xv)
     np.testing.assert_array_equal(lv, lo)
+    np.testing.assert_array_equal(xv, xs)
+    assert tv == total or (math.isnan(tv) and math.isnan(total))
     assert np.isnan(lo[4]) and np.all(np.isnan(g[4])) and np.isnan(lo[5])
     sums = np.zeros(3)
     for i in range(n):
