@@ -88,7 +88,7 @@ _HEAVY = {"log_cosh", "poisson_log", "poisson", "poisson_log_full", "poisson_ful
 # the regression catalogue: exp/log (the deviances, fair, Cauchy, MSLE)
 _HEAVY |= {"gamma_nll", "tweedie", "tweedie0", "tweedie1", "fair", "cauchy", "msle"}
 # the generative and RL objectives with exp/log
-_HEAVY |= {"gaussian_kl", "gan_logistic", "ppo_clip", "ppo_stats"}
+_HEAVY |= {"gaussian_kl", "gan_logistic", "gan_softplus", "gan_sp", "ppo_clip", "ppo_stats"}
 cdef Py_ssize_t _light_min = _LIGHT_MIN
 cdef Py_ssize_t _heavy_min = _HEAVY_MIN
 cdef int _is_heavy[64]

@@ -9,6 +9,9 @@
  * and architectures get the baseline tables only.
  */
 #include "fl_pointwise.h"
+#if FL_HAVE_X86_V3
+#include <immintrin.h> /* the hand-vectorized loops (fl_pointwise_v3.h) */
+#endif
 
 #define FL_BODY "fl_pointwise_math.h"
 

@@ -93,6 +93,7 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
     X(hinge_embedding, 0, 0, 0)    \
     X(gaussian_kl, 0, 0, 1)        \
     X(gan_logistic, 0, 0, 0)       \
+    X(gan_softplus, 0, 0, 0)       \
     X(gan_square, 0, 0, 0)         \
     X(gan_linear, 0, 0, 0)         \
     X(gan_relu, 0, 0, 0)           \
@@ -103,10 +104,12 @@ typedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start, fl_idx n, in
 /* The pointwise losses with hand-written block functions
  * (fl_pointwise_rl.h), after those of FL_PW_LIST in kernel-id order: PPO
  * with its clip fraction and approximate KL as block sums, and the TD(0)
- * loss with its target formed in the pass. */
+ * loss with its target formed in the pass; gan_sp, gan_softplus with its
+ * x86-64-v3 float32 loop hand-vectorized (fl_pointwise_v3.h). */
 #define FL_PW_LIST_RL(X)           \
     X(ppo_stats)                   \
-    X(td)
+    X(td)                          \
+    X(gan_sp)
 
 int fl_pw_nlosses(void);
 const char *fl_pw_name(int id);

@@ -31,6 +31,16 @@
 
 #include "fl_vmath.h"
 
+/* 1 in the x86-64-v3 stamp, 0 in the baseline one (ISA is v3 or base):
+ * the hand-vectorized loops (fl_pointwise_v3.h) are compiled there only,
+ * even when the whole file is built with -mavx2 */
+#ifndef FL_PW_STAMP_IS_V3
+#define FL_PW_ISA_v3 1
+#define FL_PW_ISA_OF_(isa) FL_PW_ISA_##isa
+#define FL_PW_ISA_OF(isa) FL_PW_ISA_OF_(isa)
+#define FL_PW_STAMP_IS_V3 FL_PW_ISA_OF(ISA)
+#endif
+
 /* sign(d) with sign(0) = 0 and sign(NaN) = NaN */
 FL_INLINE T FN(sign)(T d) { return d > 0 ? (T)1 : (d < 0 ? (T)-1 : d * 0); }
 
@@ -298,11 +308,19 @@ PW_SIG(bce_logits)
     /* py + my = 1 when e = 1: exact there, and free when e is the constant
      * 1 of a call without pos_weight */
     const T wL = e == 1 ? L : (py + my) * L, wq = e == 1 ? q : (py + my) * q;
-    *v = FN(logistic_ce)(x, py, my, wL);
     /* g = my s - py sn with one select: c r1 - d er for x >= 0, its
      * negative for x < 0 (c, d = my, py or py, my) */
     const T c = x >= 0 ? my : py, d = x >= 0 ? py : my;
-    const T t = c * r1_ - d * er_;
+    /* v = logistic_ce(x, py, my, wL) = wL + c |x| (c = 0 skipped) */
+    const T cx = c != 0 ? c * FABS(x) : (T)0;
+#if T_F32
+    /* e = 1: L + c |x| as one fused multiply-add of L = ex P(ex), written
+     * out: the bits of fl_pointwise_v3.h's loop at any optimization level */
+    *v = e == 1 ? FL_FMA(ex_, FN(log1p01_q)(ex_), cx) : wL + cx;
+#else
+    *v = wL + cx;
+#endif
+    const T t = FL_FMA(c, r1_, -(d * er_)); /* as fl_pointwise_v3.h's fmsub */
     *g = x >= 0 ? t : -t;
     *h = wq;
     /* d/dy = e softplus(-x) - softplus(x) = (e - 1) L + e max(-x, 0) -
@@ -640,8 +658,17 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
         }                                                                     \
     }
 
+/* bce_logits has a hand-vectorized x86-64-v3 float32 loop (fl_pointwise_v3.h):
+ * there the generated block function is named block_bce_logits_gen, and the
+ * table takes fl_pointwise_v3.h's block_bce_logits, which calls it for the
+ * calls the loop does not take */
+#if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
+#define block_bce_logits_f32_v3 block_bce_logits_gen_f32_v3
+#endif
 FL_PW_LIST(FL_PW_DEFINE)
+#undef block_bce_logits_f32_v3
 #include "fl_pointwise_rl.h"
+#include "fl_pointwise_v3.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 #define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),

@@ -121,6 +121,37 @@ FL_INLINE float FN(exp_any)(float x)
 FL_INLINE double FN(exp_any)(double x) { return EXP(x); }
 #endif
 
+#if T_F32
+/* float: P(e) of log1p01 below, log1p01(e) = e P(e): a caller that adds
+ * to the result writes the fused multiply-add FL_FMA(e, P, a) itself, so
+ * that the bits do not depend on what the compiler contracts
+ * (fl_pointwise_v3.h's intrinsics give the same bits). */
+FL_INLINE float FN(log1p01_q)(float e)
+{
+    /* Below 2^-28 every term past the constant is under half an ulp of
+     * it, so P(e) rounds to P(2^-28): the polynomial takes e clamped to
+     * 2^-28, the same result without e^4 going subnormal (an assist each,
+     * that made float32 logistic losses 7-15 times slower on logits of
+     * |x| > 20).  The clamp is an integer max of the bits (the same order
+     * for e >= 0; NaN stays NaN): GCC folds a float select into e * e. */
+    uint32_t eb_;
+    memcpy(&eb_, &e, 4);
+    eb_ = eb_ > 0x31800000u ? eb_ : 0x31800000u; /* 2^-28 */
+    float ep;
+    memcpy(&ep, &eb_, 4);
+    /* the multiply-adds written out (FL_FMA, as exp_np's): the same bits
+     * at any optimization level, which fl_pointwise_v3.h's intrinsics and
+     * the generated kernels must share */
+    const float e2 = ep * ep, e4 = e2 * e2;
+    const float p01 = FL_FMA(ep, -0.4999949336051941f, 0.9999999403953552f);
+    const float p23 = FL_FMA(ep, -0.2484293282032013f, 0.33319091796875f);
+    const float p45 = FL_FMA(ep, -0.1366283893585205f, 0.19105815887451172f);
+    const float p67 = FL_FMA(ep, -0.02950228750705719f, 0.0782211497426033f);
+    const float p03 = FL_FMA(e2, p23, p01), p47 = FL_FMA(e2, p67, p45);
+    return FL_FMA(e4, FL_FMA(e4, 0.005231957416981459f, p47), p03);
+}
+#endif
+
 /* log(1 + e) for e in [0, 1], the softplus tail of every logistic loss,
  * with full relative precision for tiny e (where log(1 + e) would round to
  * 0) and no call to log: the logistic losses are compute-bound.
@@ -136,24 +167,7 @@ FL_INLINE double FN(exp_any)(double x) { return EXP(x); }
 FL_INLINE T FN(log1p01)(T e)
 {
 #if T_F32
-    /* Below 2^-28 every term past the constant is under half an ulp of
-     * it, so P(e) rounds to P(2^-28): the polynomial takes e clamped to
-     * 2^-28, the same result without e^4 going subnormal (an assist each,
-     * that made float32 logistic losses 7-15 times slower on logits of
-     * |x| > 20).  The clamp is an integer max of the bits (the same order
-     * for e >= 0; NaN stays NaN): GCC folds a float select into e * e. */
-    uint32_t eb_;
-    memcpy(&eb_, &e, 4);
-    eb_ = eb_ > 0x31800000u ? eb_ : 0x31800000u; /* 2^-28 */
-    float ep;
-    memcpy(&ep, &eb_, 4);
-    const float e2 = ep * ep, e4 = e2 * e2;
-    const float p01 = 0.9999999403953552f + ep * -0.4999949336051941f;
-    const float p23 = 0.33319091796875f + ep * -0.2484293282032013f;
-    const float p45 = 0.19105815887451172f + ep * -0.1366283893585205f;
-    const float p67 = 0.0782211497426033f + ep * -0.02950228750705719f;
-    const float p03 = p01 + e2 * p23, p47 = p45 + e2 * p67;
-    return e * (p03 + e4 * (p47 + e4 * 0.005231957416981459f));
+    return e * FN(log1p01_q)(e);
 #else
     /* Horner's form: no high power of w that could go subnormal (an
      * assist each) short of e < 1e-153.  d + dl = 2 + e exactly, and z =
