@@ -230,8 +230,10 @@ def test_torch_adapter_trains_a_bandit_policy_like_torch():
 # ------------------------------------------------------------------ threads, extremes, non-finite input
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
-def test_thread_count_bit_identity(dt):
-    z, act, adv, old, w = _case(N=9000, A=16, dt=dt)   # 144000 elements, 9 blocks, parallel
+@pytest.mark.parametrize("A", [16, 17])
+def test_thread_count_bit_identity(dt, A):
+    # A = 17: blocks of 963 rows, so groups of 8 rows end cut short inside the blocks
+    z, act, adv, old, w = _case(N=9000, A=A, dt=dt)   # 144000+ elements, 9 blocks, parallel
     ref = None
     for nt in (1, 2, 3):
         s1 = {}
@@ -263,6 +265,76 @@ def test_log_prob_form_stats_thread_bit_identity():
     fl.ppo_clip_loss(lp, old, adv, weight=np.full(lp.size, 3.0, np.float32), stats=s_w)
     fl.ppo_clip_loss(lp, old, adv, stats=s_v)
     assert s_w == s_v == res[0][2]
+
+
+def _rows_run(kernel, z, act, adv, old, w, eps, dual, beta, g, lo, xs):
+    """The row driver's RL kernel as _rl_losses._logits_run calls it, but without the actions
+    checked first: a bad action then reaches the main pass (its row is zeroed there)."""
+    N, A = z.shape
+    return _rows.run(_rows.LOSS_IDS[kernel], z.dtype != np.float32, z, act, _rows.LABEL_CODES["int64"], None, None,
+                     g, None, lo, A, 1, 0, False, eps, dual, beta, 0, 0, float(A), 1 if g is not None else 0, 1.0,
+                     _rows.DENOM_NONE, False, 1, None, None, None, adv, old, w, xs)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("A", [1, 3, 8, 9, 16, 17, 64, 65])
+@pytest.mark.parametrize("kernel,beta,dual,weighted", [("pg_logits", 0.0, 0.0, False), ("pg_logits", 0.03, 0.0, True),
+                                                       ("ppo_logits", 0.0, 0.0, True), ("ppo_logits", 0.03, 3.0, False)])
+def test_eight_row_groups_agree_with_single_rows(dt, A, kernel, beta, dual, weighted):
+    # The kernels run rows in groups of 8 (fl_rows_rl.h): the per-row scalars vectorized across the
+    # group, and on the x86-64-v3 path float32 groups of A <= 64 with the rows in AVX2 lanes (8 x 8
+    # transposes); a row alone, or in the group cut short at the end of a call, takes the row passes.
+    # Both give the same bits per row: loss, gradient, the statistics' terms; with -inf, +inf, NaN
+    # and huge logits and a bad action (zeroed in the main pass) among the rows.
+    rng = np.random.default_rng(200 + A)
+    n = 29                                             # 3 whole groups and a tail of 5
+    z, act, adv, old, w = _case(N=n, A=A, dt=dt, seed=A)
+    adv[3] = 0
+    z[4, :] = -np.inf                                  # NaN, as cross_entropy
+    z[5, rng.integers(0, A)] = np.nan
+    z[6, A - 1] = np.inf
+    z[9] = 1e30
+    z[10, ::2] = -1e30
+    z[11, :] = 0
+    if A > 1:
+        z[12, (act[12] + 1) % A] = -np.inf             # an action not taken at -inf: gradient 0 there
+    z[13] *= 1e3
+    act[17] = A                                        # bad: found by the main pass, the row zeroed
+    old[18] = -np.inf
+    ww = w if weighted else None
+    o = old if kernel == "ppo_logits" else None
+    per = _rows.block_items(A, 1)
+    g, lo, xs = np.full_like(z, 7), np.full(n, 7, dt), np.zeros(3 * ((n + per - 1) // per))
+    total, _, bad = _rows_run(kernel, z, act, adv, o, ww, 0.2, dual, beta, g, lo, xs)
+    assert bad == 17 and np.all(g[17] == 0) and lo[17] == 0
+    lv, xv = np.full(n, 7, dt), np.zeros_like(xs)       # the value-only pass gives the same losses and sums
+    tv, _, _ = _rows_run(kernel, z, act, adv, o, ww, 0.2, dual, beta, None, lv, xv)
+    np.testing.assert_array_equal(lv, lo)
+    np.testing.assert_array_equal(xv, xs)
+    assert tv == total or (math.isnan(tv) and math.isnan(total))
+    assert np.isnan(lo[4]) and np.all(np.isnan(g[4])) and np.isnan(lo[5])
+    sums = np.zeros(3)
+    for i in range(n):
+        sl = slice(i, i + 1)
+        gi, li, xi = np.full_like(z[sl], 7), np.full(1, 7, dt), np.zeros(3)
+        _, _, bi = _rows_run(kernel, z[sl], act[sl], adv[sl], None if o is None else o[sl],
+                             None if ww is None else ww[sl], 0.2, dual, beta, gi, li, xi)
+        assert bi == (0 if i == 17 else -1)
+        np.testing.assert_array_equal(li, lo[sl], err_msg=f"row {i}")
+        np.testing.assert_array_equal(gi, g[sl], err_msg=f"row {i}")
+        assert np.array_equal(np.signbit(gi), np.signbit(g[sl])) or np.isnan(lo[i]), f"row {i}"
+        sums += xi
+    # the statistics' block sums are the rows' terms added in row order (NaN rows included)
+    np.testing.assert_array_equal(xs, sums)
+    # and through the public call, rows without the bad action
+    keep = np.arange(n) != 17
+    fn = PG if kernel == "pg_logits" else PPO
+    args = (z[keep], act[keep], adv[keep]) if kernel == "pg_logits" else (z[keep], act[keep], o[keep], adv[keep])
+    kw = dict(weight=None if ww is None else ww[keep], reduction="none", return_grad=True)
+    extra = (beta,) if kernel == "pg_logits" else (0.2, dual or None, beta)
+    v, gg = fn(*args, *extra, **kw)
+    np.testing.assert_array_equal(v, lo[keep])
+    np.testing.assert_array_equal(gg, g[keep])
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
