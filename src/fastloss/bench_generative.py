@@ -254,10 +254,18 @@ def main(argv=None):
                 ops = setup(name, np.dtype(dt).type)
                 for nt in threads:
                     fns = {k: f for k in ("fastloss", "fastloss_out", "torch") if (f := prepare(k, name, ops, nt))}
+                    if name == "policy_gradient" and nt == 1:
+                        # its memory floor: one pass reading the two operands and writing one array, as the
+                        # kernel does (its gradient -A scale does not depend on log_probs)
+                        gbuf = np.empty_like(ops[0])
+                        fns["floor"] = lambda: np.multiply(ops[0], ops[1], out=gbuf)
                     ms = {k: v * 1e3 for k, v in _interleaved(fns, a.repeat).items()}
                     tt = ms.get("torch", float("nan"))
                     print(f"{dt:8} {name:18} {nt:>3} | {ms['fastloss']:8.2f} {ms['fastloss_out']:8.2f} {tt:8.2f} | "
                           f"{tt / ms['fastloss']:8.2f} {tt / ms['fastloss_out']:9.2f}", flush=True)
+                    if "floor" in ms:
+                        print(f"{'':8} {'  memory floor':18} {nt:>3} | np.multiply(log_probs, advantages, out=g) "
+                              f"{ms['floor']:.2f} ms: torch / floor {tt / ms['floor']:.2f}", flush=True)
                 del ops
             if not a.no_combined:
                 for nt in threads:
