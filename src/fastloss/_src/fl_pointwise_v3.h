@@ -35,6 +35,16 @@
 #define FL_GAN_V3 1
 #define GAN_B(c) _mm256_set1_ps(c)
 
+/* the 8 lanes of a chunk's sum in a fixed order: (0 + 4, 1 + 5, 2 + 6,
+ * 3 + 7), then pairs */
+FL_INLINE float FN(pw_hsum8)(__m256 acc)
+{
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
+    return _mm_cvtss_f32(h4);
+}
+
 /* exp_np (fl_vmath.h) of 8 lanes, x <= 0: the same operations */
 FL_INLINE __m256 FN(gan_exp8)(__m256 x)
 {
@@ -102,11 +112,7 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
                 _mm256_storeu_ps(g + i, _mm256_mul_ps(kg, sg));
             }
         }
-        /* the 8 lanes in a fixed order: (0 + 4, 1 + 5, 2 + 6, 3 + 7), then pairs */
-        __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-        h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
-        float s = _mm_cvtss_f32(h4);
+        float s = FN(pw_hsum8)(acc);
         for (; i < c + m; i++) { /* the tail: the scalar math */
             float v_, g_, h_, g2_ = 0, gy_ = 0;
             int b_ = 0;
@@ -157,10 +163,7 @@ FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
                 _mm256_storeu_ps(g + i, _mm256_mul_ps(kg, gt));
             }
         }
-        __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-        h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
-        float s = _mm_cvtss_f32(h4);
+        float s = FN(pw_hsum8)(acc);
         for (; i < c0 + m; i++) { /* the tail: the scalar math */
             float v_, g_, h_, g2_ = 0, gy_ = 0;
             int b_ = 0;

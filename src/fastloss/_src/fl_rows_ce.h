@@ -455,6 +455,35 @@ FL_INLINE void FN(tr8)(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+/* The logits of 8 rows of C classes transposed into dst[c][j] (8 floats a
+ * class, 32-byte aligned), the lanes of rows with act[j] = 0 as 0 (finite;
+ * their outputs are zeroed by their callers), and the lanes' max (a NaN
+ * logit is not the max): whole 8 x 8 blocks by tr8, the last C mod 8
+ * classes one by one.  ce_group8_c and the RL row groups share it. */
+FL_INLINE __m256 FN(group8_load_max)(const float *restrict x0, fl_idx C, const int *act, int nact,
+                                     float *restrict dst)
+{
+    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
+        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
+    for (fl_idx cb = 0; cb < C8; cb += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(x0 + j * C + cb);
+        FN(tr8)(r);
+        for (int q = 0; q < 8; q++) {
+            if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
+            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m: a NaN logit is not the max */
+            _mm256_store_ps(dst + (cb + q) * 8, r[q]);
+        }
+    }
+    for (fl_idx c = C8; c < C; c++) {
+        for (int j = 0; j < 8; j++) dst[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
+        mv = _mm256_max_ps(_mm256_load_ps(dst + c * 8), mv);
+    }
+    return mv;
+}
+
 /* exp_np (fl_vmath.h) on 8 lanes, operation for operation as GCC builds
  * the scalar form in a vectorized loop (the same FMAs): the same bits. */
 FL_INLINE __m256 FN(exp8)(__m256 x)
@@ -513,26 +542,10 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx *bad, dou
         yv[j] = ok > 0 ? (fl_idx)y : 0;
         A[j] = ok > 0 ? (w ? (double)w[y] : 1.0) : 0.0;
     }
-    /* lanes of the rows that are ignored or bad: logits 0 (finite; their
-     * outputs are zeroed by A = 0) */
-    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
-        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
-    __m256 mv = _mm256_set1_ps(-INFINITY);
+    /* lanes of the rows that are ignored or bad: logits 0 (their outputs
+     * are zeroed by A = 0) */
+    const __m256 mv = FN(group8_load_max)(x0, C, act, nact, zt);
     const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
-    for (fl_idx cb = 0; cb < C8; cb += 8) {
-        __m256 r[8];
-        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(x0 + j * C + cb);
-        FN(tr8)(r);
-        for (int q = 0; q < 8; q++) {
-            if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
-            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m: a NaN logit is not the max */
-            _mm256_store_ps(zt + (cb + q) * 8, r[q]);
-        }
-    }
-    for (fl_idx c = C8; c < C; c++) {
-        for (int j = 0; j < 8; j++) zt[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
-        mv = _mm256_max_ps(_mm256_load_ps(zt + c * 8), mv);
-    }
     float m[8];
     _mm256_storeu_ps(m, mv);
     for (int j = 0; j < 8; j++) zy[j] = act[j] ? (double)x0[j * C + yv[j]] - (double)m[j] : 0.0;

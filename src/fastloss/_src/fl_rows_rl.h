@@ -165,24 +165,8 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
     FL_RL_ASSUME_C(C);   /* the lanes path's rows only */
     int nact = 0;
     for (int j = 0; j < 8; j++) nact += act[j];
-    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
-        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
-    __m256 mv = _mm256_set1_ps(-INFINITY);
+    const __m256 mv = FN(group8_load_max)(x0, C, act, nact, dt); /* as r_max */
     const fl_idx C8 = C & ~(fl_idx)7;
-    for (fl_idx cb = 0; cb < C8; cb += 8) {
-        __m256 r[8];
-        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(x0 + j * C + cb);
-        FN(tr8)(r);
-        for (int q = 0; q < 8; q++) {
-            if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
-            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m, as r_max */
-            _mm256_store_ps(dt + (cb + q) * 8, r[q]);
-        }
-    }
-    for (fl_idx c = C8; c < C; c++) {
-        for (int j = 0; j < 8; j++) dt[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
-        mv = _mm256_max_ps(_mm256_load_ps(dt + c * 8), mv);
-    }
     _mm256_storeu_ps(mo, mv);
     __m256 l1[8], l2[8];
     __m256i kv = _mm256_setzero_si256();
