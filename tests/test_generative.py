@@ -10,21 +10,10 @@ import pytest
 
 import fastloss as fl
 from fastloss import reference as R
+from _close import F32_TOL, F64_TOL, _close, _tol  # noqa: F401  (tests/_close.py)
 from _numdiff import central_diff  # tests/_numdiff.py (pytest puts tests/ on sys.path)
 
-F64_TOL = dict(rtol=1e-12, atol=1e-13)
-F32_TOL = dict(rtol=2e-5, atol=2e-6)
 GAN_KINDS = ["minimax", "nonsaturating", "least_squares", "wasserstein", "hinge"]
-
-
-def _tol(dt):
-    return F64_TOL if dt == np.float64 else F32_TOL
-
-
-def _close(got, want, dt, what=""):
-    assert len(got) == len(want), what
-    for k, (a, b) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(np.asarray(a, np.float64), b, **_tol(dt), err_msg=f"{what} [{k}]")
 
 
 _fd = central_diff

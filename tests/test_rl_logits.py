@@ -19,25 +19,14 @@ import pytest
 import fastloss as fl
 from fastloss import _rows
 from fastloss import reference as R
+from _close import F32_TOL, F64_TOL, _close, _tol  # noqa: F401  (tests/_close.py)
 from _numdiff import central_diff  # tests/_numdiff.py (pytest puts tests/ on sys.path)
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-F64_TOL = dict(rtol=1e-12, atol=1e-13)
-F32_TOL = dict(rtol=2e-5, atol=2e-6)
 PG, PPO = fl.policy_gradient_loss_from_logits, fl.ppo_clip_loss_from_logits
-
-
-def _tol(dt):
-    return F64_TOL if dt == np.float64 else F32_TOL
-
-
-def _close(got, want, dt, what=""):
-    assert len(got) == len(want), what
-    for k, (a, b) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(np.asarray(a, np.float64), b, **_tol(dt), err_msg=f"{what} [{k}]")
 
 
 def _case(N=61, A=7, dt=np.float64, seed=14, scale=2.0):

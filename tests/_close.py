@@ -1,0 +1,17 @@
+"""Tolerances and the tuple comparison shared by the generative and RL tests
+(tests/test_generative.py, tests/test_rl_logits.py): float64 to 1e-12, float32
+to its precision, each result of a call compared in float64."""
+import numpy as np
+
+F64_TOL = dict(rtol=1e-12, atol=1e-13)
+F32_TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+def _tol(dt):
+    return F64_TOL if dt == np.float64 else F32_TOL
+
+
+def _close(got, want, dt, what=""):
+    assert len(got) == len(want), what
+    for k, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(np.asarray(a, np.float64), b, **_tol(dt), err_msg=f"{what} [{k}]")
