@@ -178,3 +178,76 @@ def test_baseline_path_agrees():
         for u, w in zip(a, b):   # atol: the BCE gradient s - y cancels (the terms are of order 1)
             np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(w, np.float64), rtol=8 * EPS32,
                                        atol=8 * EPS32)
+
+
+def _run_sum(name, x, y, pa, pb, mode, n_threads=1):
+    """The sum-only call (no per-element losses): the loops' compensated log-sum (fl_logsum_v3.h)."""
+    g = np.full(x.size, 7, np.float32) if mode else None
+    tot, bad = P.run(P.LOSS_IDS[name], False, x, y, None, None, 0, g, None, None, None, pa, pb, 0.0, 0, 0, mode,
+                     1.0, n_threads)
+    assert not bad
+    return tot, g
+
+
+def _sum_cases():
+    rng = np.random.default_rng(21)
+    x = _logits(100003, 22)[14:]
+    x = x[np.isfinite(x)]
+    return [("random", x),
+            ("saturated", np.float32([30.0, 40.0, 17.0, 60.0, 86.9, 87.2, 95.0, 1e4] * 1001)),  # tiny tails
+            ("mid", (rng.random(50001) * 8 + 8).astype(np.float32)),   # e in [3e-7, 3e-4]: 1 + e rounds
+            ("near0", (rng.standard_normal(30011) * 1e-3).astype(np.float32)),
+            ("lengths", _logits(8 * 37 + 5, 23)[14:])]
+
+
+@pytest.mark.parametrize("pb", [1.0, -1.0])
+def test_gan_sp_sum_matches_float64(pb):
+    """The value's sum without per-element losses (a log-sum by compensated products, not e P(e) per
+    element) against float64 softplus: to 1e-6 relative of the sum of |terms|, also where every tail
+    is tiny (logits of 17 to 95 and 1e4, where the sum is that of exp(-|x|)), where 1 + e rounds, and
+    near 0; the gradient is the same bits as the per-element call's."""
+    for label, x in _sum_cases():
+        for xs in (x, -x):
+            z = pb * xs.astype(np.float64)
+            want = float(_sp64(z).sum())
+            for mode in (0, 1):
+                got, g = _run_sum("gan_sp", xs, xs, 1.0, pb, mode)
+                assert got == pytest.approx(want, rel=1e-6, abs=0), (label, mode)
+                if mode:
+                    _, g_ref, _ = _run("gan_sp", xs, xs, 1.0, pb, 1, gscale=1.0)
+                    np.testing.assert_array_equal(g, g_ref)
+            got, _ = _run_sum("gan_sp", xs, xs, -1.0, pb, 0)
+            assert got == pytest.approx(-want, rel=1e-6, abs=0), label
+
+
+def test_bce_logits_sum_matches_float64():
+    rng = np.random.default_rng(24)
+    for label, x in _sum_cases():
+        for y in (np.float32(x > 0), np.float32(x < 0), rng.random(x.size).astype(np.float32)):
+            xd, yd = x.astype(np.float64), y.astype(np.float64)
+            want = float((np.maximum(xd, 0) - xd * yd + np.log1p(np.exp(-np.abs(xd)))).sum())
+            for mode in (0, 1):
+                got, g = _run_sum("bce_logits", x, y, 0.0, 0.0, mode)
+                # the terms max(x, 0) - x y are rounded in float32 as before: 1e-6 of their absolute sum
+                scale = float((np.abs(xd) + np.log1p(np.exp(-np.abs(xd)))).sum())
+                assert abs(got - want) <= 1e-6 * scale + 1e-6 * abs(want), (label, mode, got, want)
+                if y[0] == (x[0] > 0) and label == "saturated":
+                    assert got == pytest.approx(want, rel=1e-6)   # all tails, exactly as in float64
+                if mode:
+                    _, g_ref, _ = _run("bce_logits", x, y, 0.0, 0.0, 1, gscale=1.0)
+                    np.testing.assert_array_equal(g, g_ref)
+
+
+def test_sum_path_nan_and_infinities():
+    x = _logits(1000, 25)
+    x[2:4] = 0.0   # the infinities are 2, 3 in _logits
+    x[777] = np.nan
+    for name, y, pa, pb in [("gan_sp", x, 1.0, -1.0), ("gan_sp", x, 1.0, 1.0),
+                            ("bce_logits", np.full(1000, 0.25, np.float32), 0.0, 0.0)]:
+        for mode in (0, 1):
+            assert math.isnan(_run_sum(name, x, y, pa, pb, mode)[0])
+    for v, want in ((np.inf, np.inf), (-np.inf, 0.0)):
+        x = np.zeros(37, np.float32)
+        x[5] = v
+        got = _run_sum("gan_sp", x, x, 1.0, 1.0, 0)[0]
+        assert got == pytest.approx(want + 36 * math.log(2), rel=1e-7)

@@ -1,0 +1,74 @@
+/* fl_logsum_v3.h -- the sum of log(1 + e) over many e in [0, 1] with no
+ * logarithm per element, for the x86-64-v3 float32 loops that need only
+ * the SUM of the logistic losses' softplus tails (the GAN's softplus terms
+ * and BCE with logits for reduction "mean"/"sum" in fl_pointwise_v3.h, the
+ * BCE term of the fused BCE + Dice pass in fl_overlap_seg_math.h).
+ *
+ * Each lane keeps the product of h = fl(1 + e), which the loops compute
+ * anyway for the sigmoid's 1 / (1 + e), as an unevaluated sum P + E
+ * (TwoProduct by a fused multiply-subtract: E gathers the exact rounding
+ * errors of the multiplications, carried by the later factors), and the
+ * part of e that fl(1 + e) drops, lo = e - (h - 1) (exact, Fast2Sum), goes
+ * in as lo / h ~ lo r into the caller's float sum:
+ *     log(1 + e) = log(h + lo) = log h + lo / h + O(lo^2),  |lo| <= 2^-24 h.
+ * At the end of each chunk (at most 32 factors a lane, so P < 2^32) P and E
+ * are scaled by the power of 2 that brings P into [1, 2) and the exponent
+ * is counted in K; at the end of the block, per lane in double,
+ *     sum log h = log(P + E) + K ln 2.
+ * 7 operations a vector (2 subtractions, the product, its error, the
+ * error's carry, the fused add of lo r and the add of the caller's other
+ * term) where log1p01 = e P(e) and its add take 13, and the sum is more
+ * accurate: the products and lo are exact to 2^-46, against a rounding of
+ * up to 2.3 ulp per element; for tiny e (h = 1) the sum is that of lo = e.
+ * NaN in e makes P NaN, and the block's sum NaN.
+ *
+ * Included in the stamping context (FN, T_F32); defines its functions in
+ * float32 stamps compiled with AVX2 and FMA only.  No include guard, on
+ * purpose. */
+#if T_F32 && defined(__AVX2__) && defined(__FMA__)
+
+/* one vector of e: h = 1 + e and r = 1 / h as the caller computed them;
+ * returns fma(lo, r, acc), the caller's float sum with lo / h added */
+FL_INLINE __m256 FN(lsum_add8)(__m256 e, __m256 h, __m256 r, __m256 acc, __m256 *P, __m256 *E)
+{
+    const __m256 lo = _mm256_sub_ps(e, _mm256_sub_ps(h, _mm256_set1_ps(1.0f)));
+    const __m256 pn = _mm256_mul_ps(*P, h);
+    *E = _mm256_fmadd_ps(*E, h, _mm256_fmsub_ps(*P, h, pn));
+    *P = pn;
+    return _mm256_fmadd_ps(lo, r, acc);
+}
+
+/* the chunk's end: P into [1, 2) (P >= 1, or NaN), E by the same power of 2
+ * (exact), the exponent into K */
+FL_INLINE void FN(lsum_norm8)(__m256 *P, __m256 *E, __m256i *K)
+{
+    const __m256i b = _mm256_srli_epi32(_mm256_castps_si256(*P), 23);
+    const __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(254), b), 23));
+    *P = _mm256_mul_ps(*P, s);
+    *E = _mm256_mul_ps(*E, s);
+    *K = _mm256_add_epi32(*K, _mm256_sub_epi32(b, _mm256_set1_epi32(127)));
+}
+
+FL_INLINE void FN(lsum_init8)(__m256 *P, __m256 *E, __m256i *K)
+{
+    *P = _mm256_set1_ps(1.0f);
+    *E = _mm256_setzero_ps();
+    *K = _mm256_setzero_si256();
+}
+
+/* sum over the lanes, in lane order, of log(P + E) + K ln 2 (call after
+ * lsum_norm8) */
+FL_INLINE double FN(lsum_total8)(__m256 P, __m256 E, __m256i K)
+{
+    float p[8], e[8];
+    int32_t k[8];
+    _mm256_storeu_ps(p, P);
+    _mm256_storeu_ps(e, E);
+    _mm256_storeu_si256((__m256i *)k, K);
+    double t = 0;
+    for (int i = 0; i < 8; i++)
+        t += log((double)p[i] + (double)e[i]) + (double)k[i] * 0.69314718055994530942;
+    return t;
+}
+
+#endif
