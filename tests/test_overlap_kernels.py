@@ -513,3 +513,72 @@ def test_grouped_partial_sums(max_groups, overlap_parallel):
                 fl.dice_loss(x, y2, **kw)
     finally:
         _overlap.set_max_groups(old)
+
+
+def _fused_bce_dice(x, t):
+    loss = fl.CombinedLoss([(1.0, fl.BCEWithLogitsLoss()), (1.0, fl.DiceLoss("binary"))])
+    v, g = loss.value_and_grad(x, t)
+    return v, g, list(loss.values)
+
+
+def _v3_cases():
+    rng = np.random.default_rng(31)
+    shape = (2, 1, 7, 41)   # 287 pixels an image: whole vectors, a chunk of 256 and a tail of 7
+    t = (rng.random(shape) < 0.4).astype(F32)
+    pos = np.where(t > 0, 1.0, -1.0)
+    return t, [("random", (rng.standard_normal(shape) * 3).astype(F32)),
+               ("confident", (pos * rng.uniform(17, 95, shape)).astype(F32)),    # every tail exp(-|x|) < 4e-8
+               ("mid", (pos * rng.uniform(8, 16, shape)).astype(F32)),           # 1 + exp(-|x|) rounds
+               ("near0", (rng.standard_normal(shape) * 1e-3).astype(F32)),
+               ("soft", (rng.standard_normal(shape) * 2).astype(F32))]
+
+
+def test_fused_bce_dice_float32_sums_match_float64():
+    """The float32 first pass (AVX2 on x86-64-v3: the BCE's log(1 + exp(-|x|)) summed by compensated
+    products, not per element) against the float64 reference: the BCE term to 1e-6 relative even where
+    every element is confidently right (the loss is the sum of exp(-|x|), ~1e-16 an element), the Dice
+    term and the gradient to float32 precision; the baseline path agrees."""
+    t, cases = _v3_cases()
+    rng = np.random.default_rng(32)
+    for label, x in cases:
+        tt = rng.random(x.shape).astype(F32) if label == "soft" else t
+        v, g, (vb, vd) = _fused_bce_dice(x, tt)
+        x64, t64 = x.astype(F64), tt.astype(F64)
+        want_b = R.binary_cross_entropy_with_logits(x64, t64)[0]
+        want_d, gd = R.dice_loss(x64, t64, mode="binary")
+        assert vb == pytest.approx(want_b, rel=1e-6, abs=0), label
+        assert vd == pytest.approx(want_d, rel=1e-5, abs=1e-7), label
+        gb = R.binary_cross_entropy_with_logits(x64, t64)[1]
+        # the gradient's p - t cancels where p ~ t: a few eps32 of p and t, over n (pass 2, unchanged)
+        close(g, gb + gd, F32, label, rtol=2e-5, atol=4 * 2.0 ** -23 / x.size / np.max(np.abs(gb + gd)))
+        before = _overlap.isa_name()
+        try:
+            _overlap.select_isa(True)
+            vb0 = _fused_bce_dice(x, tt)[2][0]
+        finally:
+            _overlap.select_isa(before == "baseline")
+        assert vb0 == pytest.approx(want_b, rel=1e-5, abs=0), label
+
+
+def test_fused_bce_dice_float32_nan_and_bad_targets():
+    t, cases = _v3_cases()
+    x = cases[0][1].copy()
+    x[1, 0, 3, 40] = np.nan     # in the tail of image 1
+    x2 = cases[0][1].copy()
+    x2[0, 0, 2, 5] = np.nan     # in a whole vector
+    for xx in (x, x2):
+        v, g, vals = _fused_bce_dice(xx, t)
+        assert np.isnan(v) and np.isnan(vals).all()
+    tn = t.copy()
+    tn[0, 0, 0, 9] = np.nan     # a NaN target is not a bad one: it propagates
+    assert np.isnan(_fused_bce_dice(cases[0][1], tn)[0])
+    tz = t.copy()
+    tz[tz == 0] = -0.0          # -0 is in [0, 1]
+    assert _fused_bce_dice(cases[0][1], tz)[0] == _fused_bce_dice(cases[0][1], t)[0]
+    for bad, at in ((1.5, (0, 0, 1, 2)), (-0.25, (1, 0, 6, 40)), (np.inf, (1, 0, 0, 0))):
+        tb = t.copy()
+        tb[at] = bad
+        with pytest.raises(ValueError, match="target"):
+            _fused_bce_dice(cases[0][1], tb)
+        with pytest.raises(ValueError, match="target"):
+            fl.dice_loss(cases[0][1], tb, mode="binary")

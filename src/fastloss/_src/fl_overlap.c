@@ -9,6 +9,9 @@
  * forces the baseline.
  */
 #include "fl_overlap.h"
+#if FL_HAVE_X86_V3
+#include <immintrin.h> /* the hand-vectorized pass 1 (fl_overlap_seg_math.h) */
+#endif
 
 #define FL_BODY "fl_overlap_body.h"
 

@@ -26,6 +26,25 @@
     const T p = (LOGITS) ? ((xv) >= 0 ? r_##p : e * r_##p) : (xv);          \
     const T pq = (LOGITS) ? e * r_##p * r_##p : (T)1
 
+#ifndef FL_OV_ISA_OF
+/* 1 in the x86-64-v3 stamp, 0 in the baseline one (as fl_pointwise_math.h's
+ * FL_PW_STAMP_IS_V3): the AVX2 loops are compiled there only */
+#define FL_OV_ISA_v3 1
+#define FL_OV_ISA_OF_(isa) FL_OV_ISA_##isa
+#define FL_OV_ISA_OF(isa) FL_OV_ISA_OF_(isa)
+#endif
+#if T_F32 && defined(__AVX2__) && defined(__FMA__) && FL_OV_ISA_OF(ISA)
+#include "fl_vmath_v3.h"
+/* the 8 lanes' sum in a fixed order (as fl_pointwise_v3.h's pw_hsum8) */
+FL_INLINE float FN(ov_hsum8)(__m256 v)
+{
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
+    return _mm_cvtss_f32(h4);
+}
+#endif
+
 /* dI/dp for I = min(p, t): 1 below t, 0 above, 1/2 at a tie (PyTorch's
  * derivative of (p + t - |p - t|) / 2 with sign(0) = 0) */
 FL_INLINE T FN(ov_dmin)(T p, T t) { return p < t ? (T)1 : (p > t ? (T)0 : (T)0.5); }
@@ -96,6 +115,93 @@ FL_INLINE fl_idx FN(seg_sums_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_
     }
     return bad;
 }
+
+/* The x86-64-v3 float32 loop of pass 1 for sigmoid logits without ignored
+ * elements (Dice, Jaccard, Tversky; with CE, BCE + Dice and the fused
+ * CombinedLoss): the same sums by AVX2 intrinsics.  GCC's code of the loop
+ * above spent 48 instructions a vector without CE and 78 with it (spills,
+ * and blends of the log1p's inputs on the exp's underflow); here the
+ * target check is one unsigned max of t's bits (any t that is not in
+ * [0, 1] as a non-negative float has bits above 1.0f's: NaN and -0 too,
+ * for which the chunk's exact check below finds no bad target), the count
+ * is the chunk's length, and the BCE's log(1 + e) is not computed per
+ * element: its sum comes from fl_vmath_v3.h's compensated products of
+ * 1 + e (the 1 / (1 + e) of the sigmoid is shared).  p is the same bits as
+ * the loop above (exp8_v3 is exp_np's operations; the sigmoid's select on
+ * x >= 0 is a blend on x's sign bit, the same at -0, where r = e r = 1/2).
+ * The sums' last bits differ (another order, and the log-sum). */
+#undef OV_V3
+#if T_F32 && defined(__AVX2__) && defined(__FMA__) && FL_OV_ISA_OF(ISA)
+#define OV_V3 1
+FL_INLINE fl_idx FN(seg_sums_el_v3)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns, double *acc, const int CE)
+{
+    const fl_idx C = a->C, S = a->S;
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(), nz = _mm256_set1_ps(-0.0f);
+    fl_idx bad = -1;
+    for (fl_idx c = 0; c < C; c++) {
+        const float *restrict xr = (const float *)a->x + (n * C + c) * S;
+        const float *restrict tr = (const float *)a->t + (n * C + c) * S;
+        double *ac = acc + c * FL_OV_K;
+        __m256 lp, le;
+        __m256i lk;
+        FN(lsum_init8)(&lp, &le, &lk);
+        for (fl_idx j0 = s0; j0 < s0 + ns; j0 += OV_CHUNK) {
+            const fl_idx j1 = j0 + OV_CHUNK < s0 + ns ? j0 + OV_CHUNK : s0 + ns;
+            __m256 vp = zero, vt = zero, vi = zero, vc = zero;
+            __m256i tmax = _mm256_setzero_si256();
+            fl_idx j = j0;
+            for (; j + 8 <= j1; j += 8) {
+                const __m256 xv = _mm256_loadu_ps(xr + j), tv = _mm256_loadu_ps(tr + j);
+                tmax = _mm256_max_epu32(tmax, _mm256_castps_si256(tv));
+                const __m256 e = FN(exp8_v3)(_mm256_or_ps(xv, nz)); /* exp(-|x|) */
+                const __m256 h = _mm256_add_ps(one, e);
+                const __m256 r = _mm256_div_ps(one, h);
+                const __m256 p = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), xv);
+                vp = _mm256_add_ps(vp, p);
+                vt = _mm256_add_ps(vt, tv);
+                vi = _mm256_add_ps(vi, _mm256_min_ps(tv, p)); /* t < p ? t : p */
+                if (CE) {
+                    /* max(x, 0) - x t + log(1 + e) */
+                    const __m256 lin = _mm256_fnmadd_ps(xv, tv, _mm256_max_ps(xv, zero));
+                    vc = FN(lsum_add8)(e, h, r, _mm256_add_ps(vc, lin), &lp, &le);
+                }
+            }
+            if (CE) FN(lsum_norm8)(&lp, &le, &lk);
+            float sp = FN(ov_hsum8)(vp), st = FN(ov_hsum8)(vt), si = FN(ov_hsum8)(vi), sce = FN(ov_hsum8)(vc);
+            int b = _mm256_movemask_ps(_mm256_castsi256_ps(
+                        _mm256_cmpgt_epi32(tmax, _mm256_set1_epi32(0x3f800000)))) != 0; /* tmax <= 2^31 - 1 here */
+            b |= !_mm256_testz_si256(tmax, _mm256_set1_epi32((int)0x80000000u));
+            for (; j < j1; j++) { /* the tail: the scalar math */
+                const float xv = xr[j], tv = tr[j];
+                b |= (tv < 0) | (tv > 1);
+                OV_SIGMOID(1, xv, p, pq, e);
+                sp += p;
+                st += tv;
+                si += tv < p ? tv : p;
+                if (CE) sce += (xv > 0 ? xv : 0) - xv * tv + FN(log1p01)(e);
+                (void)pq;
+            }
+            ac[FL_OV_SP] += sp;
+            ac[FL_OV_ST] += st;
+            ac[FL_OV_I] += si;
+            ac[FL_OV_CE] += sce;
+            ac[FL_OV_CNT] += (double)(j1 - j0);
+            if (b) {
+                for (j = j0; j < j1; j++) {
+                    const float tv = tr[j];
+                    if (tv < 0 || tv > 1) {
+                        const fl_idx at = (n * C + c) * S + j;
+                        if (bad < 0 || at < bad) bad = at;
+                        break;
+                    }
+                }
+            }
+        }
+        if (CE) ac[FL_OV_CE] += FN(lsum_total8)(lp, le, lk);
+    }
+    return bad;
+}
+#endif
 
 FL_INLINE void FN(seg_grad_el_)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns,
                                 const int LOGITS, const int CE, const int IGN, const int ACC)
@@ -285,6 +391,9 @@ static fl_idx FN(seg_sums)(const fl_seg_args *a, fl_idx n, fl_idx s0, fl_idx ns,
     const int ign = a->has_ignore;
     if (!a->from_logits)
         return ign ? FN(seg_sums_el_)(a, n, s0, ns, acc, 0, 0, 1) : FN(seg_sums_el_)(a, n, s0, ns, acc, 0, 0, 0);
+#if defined(OV_V3)
+    if (!ign) return a->with_ce ? FN(seg_sums_el_v3)(a, n, s0, ns, acc, 1) : FN(seg_sums_el_v3)(a, n, s0, ns, acc, 0);
+#endif
     if (a->with_ce)
         return ign ? FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 1, 1) : FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 1, 0);
     return ign ? FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 0, 1) : FN(seg_sums_el_)(a, n, s0, ns, acc, 1, 0, 0);

@@ -27,7 +27,7 @@
  * fixed order, then the chunk's tail: deterministic, but its last bits may
  * differ from the generated kernel's.  A call without per-element losses
  * (reduction "mean" or "sum") needs only the sum of the softplus tails
- * log(1 + e): it takes it from fl_logsum_v3.h's compensated products (7
+ * log(1 + e): it takes it from fl_vmath_v3.h's compensated products (7
  * operations a vector instead of 13 for e P(e) and its add; more accurate,
  * 15 % off the GAN's value-and-gradient loop), and e P(e) only where the
  * per-element losses are written.
@@ -39,7 +39,7 @@
 #if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
 #define FL_GAN_V3 1
 #define GAN_B(c) _mm256_set1_ps(c)
-#include "fl_logsum_v3.h"
+#include "fl_vmath_v3.h"
 
 /* the 8 lanes of a chunk's sum in a fixed order: (0 + 4, 1 + 5, 2 + 6,
  * 3 + 7), then pairs */
@@ -49,25 +49,6 @@ FL_INLINE float FN(pw_hsum8)(__m256 acc)
     h4 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
     h4 = _mm_add_ss(h4, _mm_movehdup_ps(h4));
     return _mm_cvtss_f32(h4);
-}
-
-/* exp_np (fl_vmath.h) of 8 lanes, x <= 0: the same operations */
-FL_INLINE __m256 FN(gan_exp8)(__m256 x)
-{
-    const __m256 magic = GAN_B(12582912.0f);
-    const __m256 kf = _mm256_fmadd_ps(x, GAN_B(1.44269504088896341f), magic);
-    const __m256 k = _mm256_sub_ps(kf, magic);
-    /* (ki - mi + 127) << 23 */
-    const __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127 - 0x4b400000)), 23);
-    const __m256 r = _mm256_fnmadd_ps(k, GAN_B(-2.12194440e-4f), _mm256_fnmadd_ps(k, GAN_B(0.693359375f), x));
-    const __m256 r2 = _mm256_mul_ps(r, r);
-    const __m256 p01 = _mm256_fmadd_ps(r, GAN_B(1.666652113199234e-1f), GAN_B(4.999999403953552e-1f));
-    const __m256 p23 = _mm256_fmadd_ps(r, GAN_B(8.368710987269878e-3f), GAN_B(4.166838899254799e-2f));
-    const __m256 p = _mm256_fmadd_ps(r2, _mm256_fmadd_ps(r2, GAN_B(1.3814601115882397e-3f), p23), p01);
-    const __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_fmadd_ps(p, r2, r), GAN_B(1.0f)),
-                                   _mm256_castsi256_ps(bits));
-    return _mm256_andnot_ps(_mm256_cmp_ps(x, GAN_B(-87.3f), _CMP_LT_OQ), y);
 }
 
 /* log1p01 (fl_vmath.h) of 8 lanes without its last multiply by e: returns
@@ -105,7 +86,7 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
         fl_idx i = c;
         for (; i + 8 <= c + m; i += 8) {
             const __m256 xv = _mm256_loadu_ps(x + i);
-            const __m256 e = FN(gan_exp8)(_mm256_or_ps(xv, nz)); /* exp(-|x|) */
+            const __m256 e = FN(exp8_v3)(_mm256_or_ps(xv, nz)); /* exp(-|x|) */
             const __m256 h = _mm256_add_ps(one, e);
             const __m256 r1 = _mm256_div_ps(one, h);
             if (WL) {
@@ -117,7 +98,7 @@ FL_INLINE double FN(gan_sp_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, cons
                 acc = _mm256_add_ps(acc, sp);
                 _mm256_storeu_ps(l + i, _mm256_mul_ps(kl, sp));
             } else {
-                /* the sum only: max(z, 0) and log(1 + e) (fl_logsum_v3.h) */
+                /* the sum only: max(z, 0) and log(1 + e) (fl_vmath_v3.h) */
                 const __m256 am = NEG ? _mm256_sub_ps(acc, _mm256_min_ps(xv, zero))
                                       : _mm256_add_ps(acc, _mm256_max_ps(xv, zero));
                 acc = FN(lsum_add8)(e, h, r1, am, &lp, &le);
@@ -168,7 +149,7 @@ FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
         for (; i + 8 <= c0 + m; i += 8) {
             const __m256 xv = _mm256_loadu_ps(x + i), yv = _mm256_loadu_ps(y + i);
             const __m256 my = _mm256_sub_ps(one, yv);
-            const __m256 e = FN(gan_exp8)(_mm256_or_ps(xv, nz));
+            const __m256 e = FN(exp8_v3)(_mm256_or_ps(xv, nz));
             const __m256 h = _mm256_add_ps(one, e);
             const __m256 r1 = _mm256_div_ps(one, h);
             const __m256 c = _mm256_blendv_ps(my, yv, xv);
@@ -179,7 +160,7 @@ FL_INLINE double FN(bce_logits_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
                 acc = _mm256_add_ps(acc, v);
                 _mm256_storeu_ps(l + i, v);
             } else {
-                /* the sum only: log(1 + e) by fl_logsum_v3.h */
+                /* the sum only: log(1 + e) by fl_vmath_v3.h */
                 acc = FN(lsum_add8)(e, h, r1, _mm256_add_ps(acc, cx), &lp, &le);
             }
             if (WG) {

@@ -1,5 +1,6 @@
-/* fl_logsum_v3.h -- the sum of log(1 + e) over many e in [0, 1] with no
- * logarithm per element, for the x86-64-v3 float32 loops that need only
+/* fl_vmath_v3.h -- AVX2 vector math of the x86-64-v3 float32 loops
+ * (fl_pointwise_v3.h, fl_overlap_seg_math.h): exp_np of 8 lanes, and the
+ * sum of log(1 + e) over many e in [0, 1] with no logarithm per element, for the x86-64-v3 float32 loops that need only
  * the SUM of the logistic losses' softplus tails (the GAN's softplus terms
  * and BCE with logits for reduction "mean"/"sum" in fl_pointwise_v3.h, the
  * BCE term of the fused BCE + Dice pass in fl_overlap_seg_math.h).
@@ -26,6 +27,27 @@
  * float32 stamps compiled with AVX2 and FMA only.  No include guard, on
  * purpose. */
 #if T_F32 && defined(__AVX2__) && defined(__FMA__)
+
+#define VX_B(c) _mm256_set1_ps(c)
+
+/* exp_np (fl_vmath.h) of 8 lanes, x <= 0: the same operations */
+FL_INLINE __m256 FN(exp8_v3)(__m256 x)
+{
+    const __m256 magic = VX_B(12582912.0f);
+    const __m256 kf = _mm256_fmadd_ps(x, VX_B(1.44269504088896341f), magic);
+    const __m256 k = _mm256_sub_ps(kf, magic);
+    /* (ki - mi + 127) << 23 */
+    const __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127 - 0x4b400000)), 23);
+    const __m256 r = _mm256_fnmadd_ps(k, VX_B(-2.12194440e-4f), _mm256_fnmadd_ps(k, VX_B(0.693359375f), x));
+    const __m256 r2 = _mm256_mul_ps(r, r);
+    const __m256 p01 = _mm256_fmadd_ps(r, VX_B(1.666652113199234e-1f), VX_B(4.999999403953552e-1f));
+    const __m256 p23 = _mm256_fmadd_ps(r, VX_B(8.368710987269878e-3f), VX_B(4.166838899254799e-2f));
+    const __m256 p = _mm256_fmadd_ps(r2, _mm256_fmadd_ps(r2, VX_B(1.3814601115882397e-3f), p23), p01);
+    const __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_fmadd_ps(p, r2, r), VX_B(1.0f)),
+                                   _mm256_castsi256_ps(bits));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, VX_B(-87.3f), _CMP_LT_OQ), y);
+}
 
 /* one vector of e: h = 1 + e and r = 1 / h as the caller computed them;
  * returns fma(lo, r, acc), the caller's float sum with lo / h added */
@@ -71,4 +93,5 @@ FL_INLINE double FN(lsum_total8)(__m256 P, __m256 E, __m256i K)
     return t;
 }
 
+#undef VX_B
 #endif
