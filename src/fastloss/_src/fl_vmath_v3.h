@@ -78,8 +78,10 @@ FL_INLINE void FN(lsum_init8)(__m256 *P, __m256 *E, __m256i *K)
     *K = _mm256_setzero_si256();
 }
 
-/* sum over the lanes, in lane order, of log(P + E) + K ln 2 (call after
- * lsum_norm8) */
+/* sum over the lanes of log(P + E) + K ln 2 (call after lsum_norm8):
+ * log of the product, in lane order, of the lanes' P + E in double (each
+ * in [1, 2], so the product is below 2^8 and rounds by 2^-53 a factor),
+ * plus ln 2 times the sum of the exponents: one logarithm a block */
 FL_INLINE double FN(lsum_total8)(__m256 P, __m256 E, __m256i K)
 {
     float p[8], e[8];
@@ -87,10 +89,13 @@ FL_INLINE double FN(lsum_total8)(__m256 P, __m256 E, __m256i K)
     _mm256_storeu_ps(p, P);
     _mm256_storeu_ps(e, E);
     _mm256_storeu_si256((__m256i *)k, K);
-    double t = 0;
-    for (int i = 0; i < 8; i++)
-        t += log((double)p[i] + (double)e[i]) + (double)k[i] * 0.69314718055994530942;
-    return t;
+    double m = 1;
+    int64_t ks = 0;
+    for (int i = 0; i < 8; i++) {
+        m *= (double)p[i] + (double)e[i];
+        ks += k[i];
+    }
+    return log(m) + (double)ks * 0.69314718055994530942;
 }
 
 #undef VX_B
