@@ -420,7 +420,7 @@ def test_read_only_inputs():
 # ------------------------------------------------------------------ threads
 
 THREAD_CASES = [
-    ("ce", (3000, 7), {}), ("ce", (40, 1000), {"label_smoothing": 0.1, "weight": "w"}),
+    ("ce", (3000, 7), {}), ("ce", (40, 1000), {"label_smoothing": 0.1, "weight": "w"}), ("ce", (70, 1003), {}),
     ("ce", (3, 5, 60, 61), {"weight": "w"}), ("soft", (700, 40), {}), ("soft", (2, 6, 1500), {}),
     ("poly", (500, 33), {"epsilon": 1.0}), ("focal", (4, 6, 700), {"gamma": 2.0}), ("focal", (900, 20), {}),
     ("nll", (2, 5, 3000), {}), ("mm", (2000, 9), {"p": 2}), ("mlsm", (1500, 11), {}),
@@ -667,11 +667,13 @@ def test_baseline_and_avx2_paths_agree():
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 37, 64, 65, 200])
+@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 37, 64, 65, 200, 257, 260, 263, 1003])
 def test_small_and_large_class_paths(C, dt):
     # rows_ce_plain exponentiates a group of rows in one flat loop for C <= 64 (RW_SMALL_C) and
-    # parks then sums each row for larger C; both sides of the switch, the tails of the lane sums
-    # (C not a multiple of 8, C < 8), ignored rows (their gradient must be zeroed, even in a
+    # parks then sums each row for larger C (float64 on x86-64-v3: one pass, sumexp_park_d4, whose
+    # sums must be the value-only call's RW_SUM2 bits); both sides of the switch, the tails of the
+    # lane sums (C not a multiple of 8, C < 8, a last chunk of 256 classes shorter than 8: C = 257,
+    # 260, 263), ignored rows (their gradient must be zeroed, even in a
     # NaN-filled out= buffer), a confident row, -inf on a non-target class and a NaN row
     rng = np.random.default_rng(C)
     n = 29

@@ -88,4 +88,5 @@ static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
 #undef RW_PRAGMA
 #undef FL_ROW_GROUP
 #undef RW_T8
+#undef RW_D4
 #undef EXPN
