@@ -329,7 +329,7 @@ static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx
 static double FN(rows_ce)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
 {
     const T *vbase = (const T *)a->v;
-    RW_LABEL_ROWS(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y))
+    RW_LABEL_ROWS_P(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y), 1)
 }
 
 /* log1p(t), t >= 0, in double from log alone (vectorizes with libmvec) */

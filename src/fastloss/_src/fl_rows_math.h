@@ -67,6 +67,7 @@ static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
 
 #undef FL_ROW_ENTRY
 #undef RW_LABEL_ROWS
+#undef RW_LABEL_ROWS_P
 #undef RW_TILES
 #undef RW_SMW
 #undef RW_SMW_WH

@@ -331,7 +331,10 @@ FL_INLINE double FN(r_sumexp_x)(const T *restrict z, T *restrict e, fl_idx n, T 
 {
     double s;
 #if RW_D4
-    if (e) return FN(sumexp_park_d4)(z, e, n, m, k, NULL);
+    /* every caller's rows are contiguous (S = 1): z + n is the next row,
+     * prefetched a line at a time (its callers skip prefetch_row); past the
+     * last row the hint reads nothing */
+    if (e) return FN(sumexp_park_d4)(z, e, n, m, k, z + n);
 #endif
     if (e) {
         /* exponentials parked first by a plain loop (its constants set up
@@ -589,15 +592,19 @@ FL_INLINE void FN(prefetch_row)(const T *p, fl_idx C)
 #endif
 }
 
-/* Rows with integer labels: check the label, zero ignored rows, call ROW. */
-#define RW_LABEL_ROWS(ROW)                                                     \
+/* Rows with integer labels: check the label, zero ignored rows, call ROW.
+ * SELF_PF: ROW parks its exponentials with r_sumexp_x, which prefetches
+ * the next row itself in double on x86-64-v3 (RW_D4) when there is a g. */
+#define RW_LABEL_ROWS(ROW) RW_LABEL_ROWS_P(ROW, 0)
+#define RW_LABEL_ROWS_P(ROW, SELF_PF)                                          \
     const fl_idx C = a->C;                                                     \
     T *l = (T *)a->l;                                                          \
     double total = 0;                                                          \
     for (fl_idx r = start; r < start + n; r++) {                               \
         const T *z = (const T *)a->x + r * C;                                  \
         T *g = a->g ? (T *)a->g + r * C : NULL;                                \
-        if (r + 1 < start + n) FN(prefetch_row)(z + C, C);                     \
+        if (r + 1 < start + n && !(RW_D4 && (SELF_PF) && g))                   \
+            FN(prefetch_row)(z + C, C);                                        \
         T *h = a->h ? (T *)a->h + r * C : NULL;                                \
         const int64_t y_ = FN(label)(a->t, a->tcode, r);                       \
         const int ok = FN(label_ok)(y_, a->ignore, a->has_ignore, C);          \
