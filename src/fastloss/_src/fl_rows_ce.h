@@ -689,8 +689,8 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             const T *z = x0 + j * C;
             T *g = g0 ? g0 + j * C : NULL;
 #if RW_D4
-            /* double on v3: the next row is prefetched a line at a time by
-             * sumexp_park_d4 (below), not all at once here */
+            /* double on v3: r_sumexp_x (below) prefetches the next row a
+             * line at a time when it parks in g, so not all at once here */
             if (r + 1 < end && (flat || !g)) FN(prefetch_row)(z + C, C);
 #else
             if (r + 1 < end) FN(prefetch_row)(z + C, C);
@@ -719,12 +719,7 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
                 for (fl_idx c = 0; c < C; c++) d[c] = z[c] - m;
                 continue;
             }
-#if RW_D4
-            if (g) rest[j] = FN(sumexp_park_d4)(z, g, C, m, &kk[j], r + 1 < end ? z + C : NULL);
-            else rest[j] = FN(r_sumexp_x)(z, g, C, m, &kk[j]);
-#else
             rest[j] = FN(r_sumexp_x)(z, g, C, m, &kk[j]);
-#endif
             if (g) ey[j] = (double)g[y];
         }
         if (flat) {
