@@ -299,10 +299,10 @@ PW_SIG(bce)
  * denominator, and log1p(e) = log1p(e') + (e - e') / (1 + e') to far
  * below an ulp (e - e' < 2^-52), with 1 / (1 + e') ~ r1 (their difference
  * times e - e' is below 2^-100).  Two operations fewer than log1p01 and a
- * shorter chain after the division (bench/f64_logistic_variants.c, 2026-11-30
- * late); at most 1.62 ulp from log1p on 2e7 points of [0, 1] and of
- * [2^-70, 1] (log1p01: 1.62; tests/test_vmath.py).  For e below 2^-52, e'
- * = 0 and the result is e r1 = e / (1 + e), within e^2 / 2 of log1p(e). */
+ * shorter chain after the division (bench/f64_logistic_v3.c); at most 1.62
+ * ulp from log1p on 2e7 points of [0, 1] and of [2^-70, 1] (log1p01: 1.62;
+ * tests/test_pointwise_v3_f64.py).  For e below 2^-52, e' = 0 and the
+ * result is e r1 = e / (1 + e), within e^2 / 2 of log1p(e). */
 FL_INLINE double FN(log1p01_r1)(double e, double r1)
 {
     const double d = 2 + e, ep = d - 2, dl = e - ep;

@@ -17,7 +17,7 @@
  * into a stack buffer half a page from x, then the loss.  The value's sum
  * adds the 4 lanes in a fixed order, then the chunk's tail: deterministic,
  * but its last bits may differ from the generated kernel's.
- * Measured (bench/f64_logistic_variants.c, 2026-11-30 late, one thread, per
+ * Measured (bench/f64_logistic_v3.c, one thread, per
  * thread CPU time): the hand loop alone is no faster than GCC's (1.80
  * against 1.78 ns an element in cache): fewer port-0/1 operations, but the
  * loop is not bound by them alone; with log1p01_r1 and the gradient as
@@ -95,7 +95,7 @@ FL_INLINE __m256d FN(pd_log1p01_r1)(__m256d e, __m256d r1)
 /* Software prefetch, in the loss pass, of each stream (x, y, and g or l
  * written) FL_PW64_AHEAD elements (4 KB) ahead, a line every other
  * vector: at N = 1e7 on one thread the loop took 2.05 ns an element
- * without it and 1.89 with it (bench/f64_logistic_variants.c; 2 KB ahead
+ * without it and 1.89 with it (bench/f64_logistic_v3.c; 2 KB ahead
  * 1.92, 8 KB 1.92, 16 KB 1.98; in the exp pass instead: no gain; a whole
  * chunk's lines at once at the chunk's start: slower), and nothing in
  * cache (presumably the hardware prefetcher alone leaves the loss pass
