@@ -46,16 +46,19 @@ FL_INLINE T FN(expm1mx)(T t)
  * evaluated as two fused multiply-adds.  For k = 0 (|t| < 0.3466) r = t
  * exactly, the inner sum is exactly 0 and the result is r^2 P: no
  * cancellation, a few ulp for any small t.  For |t| >= 0.3466 the result is
- * at least 0.053 and the terms are at most ~20 times it (a few ulp; the
- * two-branch form had up to ~8 at its switch).  It is computed at half
+ * at least 0.053 and the terms are at most ~20 times it: at most 5.1 eps32
+ * from float64 on a grid of 3e5 points of [-88, 88] (at t = 0.347; the
+ * series + exp_any form it replaces, 7.9 Ir an element against 5.2 in the
+ * x86-64-v3 loops: 4.2 eps32, at its switch).  It is computed at half
  * scale, h = 2^(k-1), and doubled (exact), so that k = 128 (t in [88.38,
  * 88.72]) still has a normal h; above 88.72 the doubling overflows to inf,
  * as exp does.  t is clamped to [-100, 89] for the exponent (no garbage
  * k), h is 0 for k <= -126 (t < -87: exp(t) < 3e-38 beside -1 - t >= 86,
  * and no subnormal), and the linear term takes t clamped at 89 only (t =
  * -inf gives +inf).  NaN passes every clamp (written so that it does) and
- * reaches the result (and *hx, below).  Every fused multiply-add is written out (FL_FMA):
- * fl_pointwise_v3_kl.h's intrinsics give the same bits at any -O level. */
+ * reaches the result (and *hx, below).  Every fused multiply-add is
+ * written out (FL_FMA): fl_pointwise_v3_kl.h's intrinsics give the same
+ * bits at any -O level. */
 FL_INLINE float FN(kl_em1mx)(float t, float *hx)
 {
     const float ta = 89.0f < t ? 89.0f : t;         /* minps(89, t): NaN -> t */
@@ -78,10 +81,11 @@ FL_INLINE float FN(kl_em1mx)(float t, float *hx)
     const float p = FL_FMA(r2, FL_FMA(r2, 1.3814601115882397e-3f, p23), p01);
     const float hm = h - 0.5f, v = r2 * p;
     const float half = FL_FMA(h, v, FL_FMA(h, r, FL_FMA(-0.5f, ta, hm)));
-    /* and 0.5 expm1(t) = h (r + r^2 P) + (h - 1/2), the gradient's, a
-     * rounding or two from its own terms (0.5 (t + the result) lost up to
-     * 8 eps32 to the cancellation with t for t << 0); inf above 89 (it
-     * overflows above 89.4), where t is clamped */
+    /* and d/dt = 0.5 expm1(t) = h (r + r^2 P) + (h - 1/2) from the same
+     * terms: at most 1.4 eps32 on that grid (0.5 (t + the result) lost up
+     * to 8 eps32 to the cancellation with t for t << 0; the form it
+     * replaces, 4.2); inf above 89 (it overflows above 89.4), where t is
+     * clamped */
     const float q = FL_FMA(h, r, FL_FMA(h, v, hm));
     *hx = t > 89.0f ? (float)INFINITY : q;
     return half + half;
