@@ -44,7 +44,6 @@ cdef extern from "_src/fl_pointwise.h" nogil:
     ctypedef double (*fl_pw_block_fn)(const fl_pw_args *a, fl_idx start,
                                       fl_idx n, int *bad) noexcept nogil
     int FL_PW_BLOCK
-    int FL_PW_CHUNK
     int fl_pw_nlosses()
     const char *fl_pw_name(int i)
     int fl_pw_has_target_grad(int i)
@@ -383,8 +382,8 @@ cdef void _pair_unit(fl_pw_block_fn fa, const fl_pw_args *aa, fl_idx na, fl_idx 
     """Blocks [a0, a1) of call a, then [b0, b1) of call b, each whole, as run
     calls them: the same bits.  (Their chunks interleaved in proportion,
     the block functions called one chunk at a time and the chunk sums added
-    in order, gave the same bits too, but took 14 % longer for the VAE at
-    one thread: 1.11 against 0.99 ms, the calls' overhead and no overlap
+    in order, gave the same bits too, but took 12 % longer for the VAE at
+    one thread, 1.11 against 0.99 ms: the calls' overhead, and no overlap
     of the KL's memory traffic with BCE's arithmetic to show for it.)"""
     cdef fl_idx k
     for k in range(a0, a1):
@@ -402,8 +401,8 @@ def run_pair(int id1, int id2, bint f64, x1, y1, g1, gt1, l1, double gscale1,
     the same bits as its own ``run`` call (the same blocks, each computed
     by the same block function), for any thread count: one Python call and
     one OpenMP team for both terms of the VAE (its BCE or MSE
-    reconstruction and its KL term), each thread taking the blocks of both
-    in proportion."""
+    reconstruction and its KL term), each thread taking its share of the
+    blocks of both."""
     cdef fl_pw_args a1, a2
     cdef fl_idx n1 = cnp.PyArray_SIZE(<cnp.ndarray>x1), n2 = cnp.PyArray_SIZE(<cnp.ndarray>x2)
     cdef fl_idx nb1 = (n1 + FL_PW_BLOCK - 1) // FL_PW_BLOCK, nb2 = (n2 + FL_PW_BLOCK - 1) // FL_PW_BLOCK
@@ -421,16 +420,15 @@ def run_pair(int id1, int id2, bint f64, x1, y1, g1, gt1, l1, double gscale1,
     a2.x = _ptr(x2); a2.y = _ptr(y2); a2.g = _ptr(g2); a2.gt = _ptr(gt2); a2.l = _ptr(l2); a2.gscale = gscale2
     _pair_args_common(&a1, mode)
     _pair_args_common(&a2, mode)
-    # units: the blocks of the call with fewer blocks, one each, with the other's blocks in proportion (or,
-    # when those are too few to share between the threads, the other way round); which unit runs a block
-    # does not change its bits
     if nt <= 0:
         nt = omp_get_max_threads()
     if n1 + n2 < (_heavy_min if (_is_heavy[id1] or _is_heavy[id2]) else _light_min) or max(nb1, nb2) < 2:
         nt = 1
-    units = min(nb1, nb2)
-    if units < 4 * nt:
-        units = max(nb1, nb2)
+    # one unit per thread: its share of call 1's blocks, then its share of call 2's, as two static prange
+    # loops would split them (which unit runs a block does not change its bits).  Units of a few blocks
+    # each, alternating the calls (4 BCE blocks, then 1 KL block), took 2-5 % longer at one thread than
+    # the two calls one after the other: each switch restarts the prefetchers' streams.
+    units = nt
     p1 = <double*>malloc((nb1 + 1) * sizeof(double))
     p2 = <double*>malloc((nb2 + 1) * sizeof(double))
     bd1 = <int*>malloc((nb1 + 1) * sizeof(int))
