@@ -125,10 +125,12 @@ def test_bench_generative_runs(capsys):
     pytest.importorskip("torch")
     from fastloss import bench_generative
 
-    assert bench_generative.main(["--n", "4096", "--cases", "ppo_clip,gan_discriminator", "--threads", "1",
-                                  "--repeat", "1", "--no-combined"]) == 0
+    assert bench_generative.main(["--n", "4096", "--cases", "ppo_clip,gan_discriminator,policy_gradient,gradient_penalty",
+                                  "--threads", "1", "--repeat", "1", "--no-combined"]) == 0
     out = capsys.readouterr().out
     assert "ppo_clip" in out and "gan_discriminator" in out and "torch/fl" in out
+    # the two streaming objectives print their memory floor
+    assert out.count("memory floor") == 2 and "np.multiply(grads, 2.0, out=g)" in out
 
 
 # ------------------------------------------------------------ fused pairs and the overlap accumulate mode

@@ -22,7 +22,11 @@ FULL = "N = 100_000_000"
 def _run(code, capsys):
     pytest.importorskip("dask")
     pytest.importorskip("distributed")
-    with warnings.catch_warnings():
+    import dask
+
+    # the workers are processes: on a loaded machine their start can take longer than distributed's
+    # default connect timeout (30 s; seen once as "Cluster failed to start" with 4 compilers running)
+    with warnings.catch_warnings(), dask.config.set({"distributed.comm.timeouts.connect": "120s"}):
         warnings.simplefilter("error")
         exec(compile(code, "docs/dask.md", "exec"), {})
     return capsys.readouterr().out
