@@ -284,10 +284,10 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
 
 
 def _vae_one_pass(sp, x, t, m, lv, red, b, mode, gi, o_m, o_l, names, n_threads):
-    """vae_loss without weights: the reconstruction and the KL term run as one
-    parallel pass of the pointwise driver (_pointwise.run_pair: their chunks
-    interleaved, one OpenMP team), each with the same bits as its own
-    pw_run call; the checks, values and scales are pw_run's."""
+    """vae_loss without weights: the reconstruction and the KL term in one
+    call of the pointwise driver (_pointwise.run_pair: one OpenMP team, each
+    thread its share of both terms' blocks), each term the same bits as its
+    own pw_run call; the checks, values and scales are pw_run's."""
     op = sp.op
     nt = _threads(n_threads, op)
     g_mu = g_lv = None
@@ -307,8 +307,9 @@ def _vae_one_pass(sp, x, t, m, lv, red, b, mode, gi, o_m, o_l, names, n_threads)
     gs = 1.0 / div if div else 1.0
     tr, bad_r, tk, bad_k = _pointwise.run_pair(sp.kid, _VAE_KL.kid, x.dtype is not V.F32, x, t, gi, None, None, gs,
                                                m, lv, g_mu, g_lv, None, gs * b if b != 1.0 else gs, mode, nt)
-    if bad_r or bad_k:  # neither kernel has a domain to leave; as pw_run would
-        (sp if bad_r else _VAE_KL).on_bad(x, t, None)
+    for bad, spec in ((bad_r, sp), (bad_k, _VAE_KL)):  # neither kernel has a domain to leave; as pw_run would
+        if bad and spec.on_bad is not None:
+            spec.on_bad(x, t, None)
     vk = pw_finish(dred, False, tk, div)
     value = pw_finish(dred, False, tr, div) + (vk * b if b != 1.0 else vk)
     if mode == VALUE:
