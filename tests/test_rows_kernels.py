@@ -420,9 +420,9 @@ def test_read_only_inputs():
 # ------------------------------------------------------------------ threads
 
 THREAD_CASES = [
-    ("ce", (3000, 7), {}), ("ce", (40, 1000), {"label_smoothing": 0.1, "weight": "w"}),
+    ("ce", (3000, 7), {}), ("ce", (40, 1000), {"label_smoothing": 0.1, "weight": "w"}), ("ce", (70, 1003), {}),
     ("ce", (3, 5, 60, 61), {"weight": "w"}), ("soft", (700, 40), {}), ("soft", (2, 6, 1500), {}),
-    ("poly", (500, 33), {"epsilon": 1.0}), ("focal", (4, 6, 700), {"gamma": 2.0}), ("focal", (900, 20), {}),
+    ("poly", (500, 33), {"epsilon": 1.0}), ("focal", (4, 6, 700), {"gamma": 2.0}), ("focal", (900, 20), {}), ("focal", (60, 300), {"gamma": 2.0}),
     ("nll", (2, 5, 3000), {}), ("mm", (2000, 9), {"p": 2}), ("mlsm", (1500, 11), {}),
 ]
 
@@ -667,11 +667,33 @@ def test_baseline_and_avx2_paths_agree():
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 37, 64, 65, 200])
+@pytest.mark.parametrize("C", [1, 3, 5, 7, 15, 17, 19, 65, 67, 1003])
+def test_row_max_found_anywhere(C, dt):
+    # The row max (r_max; float64 on x86-64-v3 by 16 classes a step, then 4, then the last 4
+    # again or one by one) must see every class: softmax is shift-invariant, so a max that missed
+    # a class would go unnoticed, except that a logit far above the rest (800 in float64, 100 in
+    # float32) then makes exp(z - m) overflow.
+    rng = np.random.default_rng(C)
+    for pos in sorted({0, C // 2, C - 4 if C >= 4 else 0, C - 1}):
+        x = rng.standard_normal((3, C)).astype(dt)
+        x[:, pos] = 800 if dt == np.float64 else 100
+        y = np.array([pos, 0, C - 1])
+        for opts in ({}, {"label_smoothing": 0.1}):
+            v, g = fl.cross_entropy(x, y, reduction="none", return_grad=True, **opts)
+            rv, rg = R.cross_entropy(x.astype(np.float64), y, reduction="none", **opts)
+            assert np.all(np.isfinite(v)) and np.all(np.isfinite(g)), (pos, opts)
+            np.testing.assert_allclose(v, rv, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-30)
+            np.testing.assert_allclose(g, rg, rtol=0, atol=1e-5 if dt == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("C", [1, 2, 7, 8, 9, 37, 64, 65, 200, 257, 260, 263, 1003])
 def test_small_and_large_class_paths(C, dt):
     # rows_ce_plain exponentiates a group of rows in one flat loop for C <= 64 (RW_SMALL_C) and
-    # parks then sums each row for larger C; both sides of the switch, the tails of the lane sums
-    # (C not a multiple of 8, C < 8), ignored rows (their gradient must be zeroed, even in a
+    # parks then sums each row for larger C (float64 on x86-64-v3: one pass, sumexp_park_d4, whose
+    # sums must be the value-only call's RW_SUM2 bits); both sides of the switch, the tails of the
+    # lane sums (C not a multiple of 8, C < 8, a last chunk of 256 classes shorter than 8: C = 257,
+    # 260, 263), ignored rows (their gradient must be zeroed, even in a
     # NaN-filled out= buffer), a confident row, -inf on a non-target class and a NaN row
     rng = np.random.default_rng(C)
     n = 29

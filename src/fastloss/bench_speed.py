@@ -55,6 +55,8 @@ def _calls(n, dtype, scale, n_threads, rng):
         gr = np.empty_like(xr)
         calls[f"cross_entropy ({C} classes)"] = (
             lambda xr=xr, yr=yr, gr=gr: fl.cross_entropy(xr, yr, return_grad=True, out=gr, n_threads=n_threads))
+        calls[f"cross_entropy ({C} classes) (default)"] = (
+            lambda xr=xr, yr=yr: fl.cross_entropy(xr, yr, return_grad=True, n_threads=n_threads))
     return calls
 
 

@@ -329,7 +329,7 @@ static double FN(ce_soft_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx
 static double FN(rows_ce)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
 {
     const T *vbase = (const T *)a->v;
-    RW_LABEL_ROWS(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y))
+    RW_LABEL_ROWS_P(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y), 1)
 }
 
 /* log1p(t), t >= 0, in double from log alone (vectorizes with libmvec) */
@@ -688,7 +688,13 @@ static double FN(rows_ce_plain)(const fl_row_args *a, fl_idx start, fl_idx n, fl
             const fl_idx r = r0 + j;
             const T *z = x0 + j * C;
             T *g = g0 ? g0 + j * C : NULL;
+#if RW_D4
+            /* double on v3: r_sumexp_x (below) prefetches the next row a
+             * line at a time when it parks in g, so not all at once here */
+            if (r + 1 < end && (flat || !g)) FN(prefetch_row)(z + C, C);
+#else
             if (r + 1 < end) FN(prefetch_row)(z + C, C);
+#endif
             const int64_t y = FN(label)(a->t, a->tcode, r);
             const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
             if (ok <= 0) {

@@ -163,7 +163,7 @@ static double FN(focal_tile)(const fl_row_args *a, fl_idx r0, fl_idx J, fl_idx o
 
 static double FN(rows_focal)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)
 {
-    RW_LABEL_ROWS(FN(focal_row)(a, z, g, h, y))
+    RW_LABEL_ROWS_P(FN(focal_row)(a, z, g, h, y), 1)
 }
 
 static double FN(block_focal)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *bad)

@@ -67,6 +67,7 @@ static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
 
 #undef FL_ROW_ENTRY
 #undef RW_LABEL_ROWS
+#undef RW_LABEL_ROWS_P
 #undef RW_TILES
 #undef RW_SMW
 #undef RW_SMW_WH
@@ -88,4 +89,5 @@ static const fl_row_block_fn FN(row_table)[] = {FL_ROW_LIST(FL_ROW_ENTRY)};
 #undef RW_PRAGMA
 #undef FL_ROW_GROUP
 #undef RW_T8
+#undef RW_D4
 #undef EXPN

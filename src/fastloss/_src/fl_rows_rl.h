@@ -487,7 +487,7 @@ FL_INLINE double FN(rl_rows)(const fl_row_args *a, fl_idx start, fl_idx n, fl_id
             for (int j = 0; j < G; j++) {
                 const T *z = x0 + j * C;
                 T *g = g0 ? g0 + j * C : NULL;
-                if (r0 + j + 1 < end) FN(prefetch_row)(z + C, C);
+                if (r0 + j + 1 < end && !(RW_D4 && g)) FN(prefetch_row)(z + C, C); /* see r_sumexp_x */
                 if (act[j]) mt[j] = FN(rl_row_passes)(z, g, C, yv[j], want_h, &L, j);
             }
         if (PPO) FN(rl_scal_ppo)(a, &L);
