@@ -767,13 +767,19 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 #define block_bce_logits_f64_v3 block_bce_logits_gen_f64_v3
 #define block_soft_margin_f64_v3 block_soft_margin_gen_f64_v3
 #endif
+/* and so has gaussian_kl (fl_pointwise_v3_kl.h) */
+#if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
+#define block_gaussian_kl_f32_v3 block_gaussian_kl_gen_f32_v3
+#endif
 FL_PW_LIST(FL_PW_DEFINE)
 #undef block_bce_logits_f32_v3
 #undef block_bce_logits_f64_v3
 #undef block_soft_margin_f64_v3
+#undef block_gaussian_kl_f32_v3
 #include "fl_pointwise_rl.h"
 #include "fl_pointwise_v3.h"
 #include "fl_pointwise_v3_f64.h"
+#include "fl_pointwise_v3_kl.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 #define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),
