@@ -24,6 +24,10 @@ from ._pointwise_api import GRAD, VALUE, grad_buffers, grad_request
 from ._pointwise_api import run as pw_run
 from ._pointwise_api import GRAD_HESS, _pair
 from ._pointwise_api import spec as pw_spec
+from ._pointwise_api import finish as pw_finish
+from . import _pointwise
+from ._alloc import empty as _empty
+from ._chunks import _REQUEST
 
 __all__ = [
     "gaussian_kl_loss", "vae_loss", "gan_discriminator_loss", "gan_generator_loss", "gradient_penalty",
@@ -260,7 +264,10 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
     gi = _buf(bufs, "input", op, x.dtype, x.shape, "out (input)")
     if gi is not None:
         V.check_no_overlap(gi, "out (input)", op, m, lv)
+    one_pass = wx is None and _REQUEST.get() is None    # not a chunk of fastloss.dask (see _chunks)
     if mode == VALUE:
+        if one_pass:
+            return _vae_one_pass(sp, x, t, m, lv, red, b, VALUE, None, None, None, names, n_threads)
         return pw_run(sp, x, t, wx, dred, VALUE, _P0, n_threads) + _kl_run(m, lv, wz, red, VALUE, {}, n_threads,
                                                                              _VAE_KL, scale=b)
     if mode == GRAD:
@@ -268,9 +275,46 @@ def vae_loss(input, target, mu, logvar, beta=1.0, recon="bce", *, weight=None, r
             ob = _buf(bufs, k, op, m.dtype, m.shape, f"out ({k})")
             if ob is not None:
                 V.check_no_overlap(ob, f"out ({k})", op, x, t)
+    if one_pass:
+        return _vae_one_pass(sp, x, t, m, lv, red, b, GRAD, gi, bufs.get("mu"), bufs.get("logvar"), names,
+                             n_threads)
     vr, g_in = pw_run(sp, x, t, wx, dred, GRAD, _P0, n_threads, out=gi)
     vk, g_mu, g_lv = _kl_run(m, lv, wz, red, GRAD, bufs, n_threads, _VAE_KL, scale=b)
     return _pick({"input": g_in, "mu": g_mu, "logvar": g_lv}, names, vr + vk)
+
+
+def _vae_one_pass(sp, x, t, m, lv, red, b, mode, gi, o_m, o_l, names, n_threads):
+    """vae_loss without weights: the reconstruction and the KL term in one
+    call of the pointwise driver (_pointwise.run_pair: one OpenMP team, each
+    thread its share of both terms' blocks), each term the same bits as its
+    own pw_run call; the checks, values and scales are pw_run's."""
+    op = sp.op
+    nt = _threads(n_threads, op)
+    g_mu = g_lv = None
+    if mode == GRAD:
+        if gi is not None:
+            V.check_no_overlap(gi, "out", op, x, t)
+        if o_m is not None:
+            V.check_no_overlap(o_m, "out", op, m, lv)
+        if o_l is not None:
+            V.check_no_overlap(o_l, "out (target)", op, m, lv, o_m)
+        gi = _empty(x.shape, x.dtype) if gi is None else gi
+        g_mu = _empty(m.shape, m.dtype) if o_m is None else o_m
+        g_lv = _empty(m.shape, m.dtype) if o_l is None else o_l
+    # "mean" is the driver's "batchmean": the sum divided by the batch size (x's and m's first axis)
+    dred = "batchmean" if red == "mean" else red
+    div = x.shape[0] if red == "mean" else 0
+    gs = 1.0 / div if div else 1.0
+    tr, bad_r, tk, bad_k = _pointwise.run_pair(sp.kid, _VAE_KL.kid, x.dtype is not V.F32, x, t, gi, None, None, gs,
+                                               m, lv, g_mu, g_lv, None, gs * b if b != 1.0 else gs, mode, nt)
+    for bad, spec in ((bad_r, sp), (bad_k, _VAE_KL)):  # neither kernel has a domain to leave; as pw_run would
+        if bad and spec.on_bad is not None:
+            spec.on_bad(x, t, None)
+    vk = pw_finish(dred, False, tk, div)
+    value = pw_finish(dred, False, tr, div) + (vk * b if b != 1.0 else vk)
+    if mode == VALUE:
+        return value
+    return _pick({"input": gi, "mu": g_mu, "logvar": g_lv}, names, value)
 
 
 vae_loss._grad_args = ("input", "mu", "logvar")

@@ -46,3 +46,22 @@ def stream_add(
 ) -> None: ...
 def overlaps(a: np.ndarray, b: np.ndarray) -> bool: ...
 def vmath(name: str, x: np.ndarray) -> np.ndarray: ...
+def run_pair(
+    id1: int,
+    id2: int,
+    f64: bool,
+    x1: NDArray[np.floating],
+    y1: NDArray[np.floating],
+    g1: Optional[NDArray[np.floating]],
+    gt1: Optional[NDArray[np.floating]],
+    l1: Optional[NDArray[np.floating]],
+    gscale1: float,
+    x2: NDArray[np.floating],
+    y2: NDArray[np.floating],
+    g2: Optional[NDArray[np.floating]],
+    gt2: Optional[NDArray[np.floating]],
+    l2: Optional[NDArray[np.floating]],
+    gscale2: float,
+    mode: int,
+    n_threads: int,
+) -> tuple[float, bool, float, bool]: ...

@@ -291,6 +291,40 @@ PW_SIG(bce)
     *bad = (x < 0) | (x > 1);
 }
 
+#if !T_F32
+/* log(1 + e) for e in [0, 1] given r1 = 1 / (1 + e), for the float64
+ * logistic losses: fl_vmath.h's log1p01 (2 atanh(z), z = e / (2 + e), the
+ * same Q) with a cheaper correction of the rounding of 2 + e: e' = (2 + e)
+ * - 2 is e on the grid of 2 + e, so that z = e' / (2 + e') has an exact
+ * denominator, and log1p(e) = log1p(e') + (e - e') / (1 + e') to far
+ * below an ulp (e - e' < 2^-52), with 1 / (1 + e') ~ r1 (their difference
+ * times e - e' is below 2^-100).  Two operations fewer than log1p01 and a
+ * shorter chain after the division (bench/f64_logistic_v3.c); at most 1.62
+ * ulp from log1p on 2e7 points of [0, 1] and of [2^-70, 1] (log1p01: 1.62;
+ * tests/test_pointwise_v3_f64.py).  For e below 2^-52, e' = 0 and the
+ * result is e r1 = e / (1 + e), within e^2 / 2 of log1p(e). */
+FL_INLINE double FN(log1p01_r1)(double e, double r1)
+{
+    const double d = 2 + e, ep = d - 2, dl = e - ep;
+    const double z = ep / d, w = z * z;
+    double q = 0.08082022805971766;
+    q = FL_FMA(q, w, 0.04400369243072337);
+    q = FL_FMA(q, w, 0.06000536404795356);
+    q = FL_FMA(q, w, 0.06657072104827468);
+    q = FL_FMA(q, w, 0.07692785032479312);
+    q = FL_FMA(q, w, 0.09090894718066429);
+    q = FL_FMA(q, w, 0.11111111358713932);
+    q = FL_FMA(q, w, 0.1428571428355438);
+    q = FL_FMA(q, w, 0.20000000000007292);
+    q = FL_FMA(q, w, 0.3333333333333333);
+    const double z2 = z + z;
+    return FL_FMA(dl, r1, FL_FMA(z2 * w, q, z2));
+}
+#define PW_LOG1P01(ex, r1) FN(log1p01_r1)(ex, r1)
+#else
+#define PW_LOG1P01(ex, r1) FN(log1p01)(ex)
+#endif
+
 /* The pieces of a logistic loss at logit x: L = log1p(exp(-|x|)),
  * s = sigmoid(x), sn = sigmoid(-x) = 1 - s, q = s sn, each without
  * cancellation or overflow.  Only in a loss declared by PW_SIG_LOGISTIC,
@@ -298,7 +332,7 @@ PW_SIG(bce)
 #define PW_LOGISTIC(x, L, s, sn, q)                                           \
     const T ex_ = T_F32 ? FN(exp_np)(-FABS(x)) : xe_logistic;                 \
     const T r1_ = 1 / (1 + ex_);                                              \
-    const T L = FN(log1p01)(ex_), er_ = ex_ * r1_;                            \
+    const T L = PW_LOG1P01(ex_, r1_), er_ = ex_ * r1_;                        \
     const T s = x >= 0 ? r1_ : er_;                                           \
     const T sn = x >= 0 ? er_ : r1_;                                          \
     const T q = er_ * r1_
@@ -341,9 +375,15 @@ PW_SIG_LOGISTIC(bce_logits, PW_XE_X)
      * branch above was written: in this order GCC 12 vectorizes the float64
      * loop in 1.7 ns an element in cache, in the float32 branch's order in
      * 2.7 (the same bits either way) */
-    *v = FN(logistic_ce)(x, py, my, wL);
     const T c = x >= 0 ? my : py, d = x >= 0 ? py : my;
-    const T t = FL_FMA(c, r1_, -(d * er_)); /* what GCC contracted at -O3 */
+    /* v = logistic_ce(x, py, my, wL) with c |x| + wL as one fused
+     * multiply-add, written out: a product that GCC may contract into the
+     * add in scalar code (the loop's tail) but not in vector code would give
+     * the tail other bits than fl_pointwise_v3_f64.h's loop */
+    *v = c != 0 ? FL_FMA(c, FABS(x), wL) : wL;
+    /* c r1 - d er = r1 (c - d ex): one product fewer than as written for
+     * float32, and one rounding of c - d ex */
+    const T t = r1_ * FL_FMA(-d, ex_, c);
 #endif
     *g = x >= 0 ? t : -t;
     *h = wq;
@@ -520,7 +560,8 @@ PW_SIG(hinge_embedding)
 
 /* ---------------- the shared math, for the accuracy tests ---------------- */
 
-/* y = f(x) over n elements, f = exp_np (x <= 0), log1p01 (x in [0, 1]) or exp_any (2),
+/* y = f(x) over n elements, f = exp_np (x <= 0), log1p01 (x in [0, 1]), exp_any (2) or
+ * the logistic losses' log1p (3: log1p01_r1 in float64, x in [0, 1]),
  * in the same vectorized loop shape as the kernels (tests/test_vmath.py) */
 static void FN(vmath)(int which, const T *restrict x, T *restrict y, fl_idx n)
 {
@@ -530,6 +571,9 @@ static void FN(vmath)(int which, const T *restrict x, T *restrict y, fl_idx n)
     } else if (which == 2) {
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = FN(exp_any)(x[i]);
+    } else if (which == 3) { /* the logistic losses' log1p (log1p01_r1 in float64) */
+        FL_PRAGMA(omp simd)
+        for (fl_idx i = 0; i < n; i++) y[i] = PW_LOG1P01(x[i], 1 / (1 + x[i]));
     } else {
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = FN(log1p01)(x[i]);
@@ -718,10 +762,24 @@ FL_INLINE double FN(run_##NAME)(const fl_pw_args *a, fl_idx start,            \
 #if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
 #define block_bce_logits_f32_v3 block_bce_logits_gen_f32_v3
 #endif
+/* and so have the float64 bce_logits and soft_margin (fl_pointwise_v3_f64.h) */
+#if !T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
+#define block_bce_logits_f64_v3 block_bce_logits_gen_f64_v3
+#define block_soft_margin_f64_v3 block_soft_margin_gen_f64_v3
+#endif
+/* and so has gaussian_kl (fl_pointwise_v3_kl.h) */
+#if T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
+#define block_gaussian_kl_f32_v3 block_gaussian_kl_gen_f32_v3
+#endif
 FL_PW_LIST(FL_PW_DEFINE)
 #undef block_bce_logits_f32_v3
+#undef block_bce_logits_f64_v3
+#undef block_soft_margin_f64_v3
+#undef block_gaussian_kl_f32_v3
 #include "fl_pointwise_rl.h"
 #include "fl_pointwise_v3.h"
+#include "fl_pointwise_v3_f64.h"
+#include "fl_pointwise_v3_kl.h"
 
 #define FL_PW_ENTRY(NAME, HAS_E, HAS_G2, HAS_GY) FN(block_##NAME),
 #define FL_PW_ENTRY_RL(NAME) FN(block_##NAME),
@@ -737,6 +795,7 @@ static const fl_pw_block_fn FN(pw_table)[] = {FL_PW_LIST(FL_PW_ENTRY) FL_PW_LIST
 #undef PW_CASES_ACC
 #undef PW_OFF
 #undef PW_LOGISTIC
+#undef PW_LOG1P01
 #undef PW_SIG
 #undef PW_SIG_XE
 #undef PW_SIG_LOGISTIC
