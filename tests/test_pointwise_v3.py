@@ -15,6 +15,7 @@ import pytest
 import fastloss as fl
 from fastloss import _pointwise as P
 from fastloss import reference as R
+from _close import on_both_paths  # tests/_close.py
 
 EPS32 = 2.0 ** -23
 
@@ -166,14 +167,7 @@ def test_baseline_path_agrees():
     calls = [lambda: fl.gan_generator_loss(x, "nonsaturating", reduction="none", return_grad=True),
              lambda: fl.gan_discriminator_loss(x, x[::-1], "minimax", return_grad=True),
              lambda: fl.binary_cross_entropy_with_logits(x, y, reduction="none", return_grad=True)]
-    before = P.isa_name()
-    fast = [c() for c in calls]
-    try:
-        assert P.select_isa(True) == "baseline"
-        base = [c() for c in calls]
-    finally:
-        P.select_isa(before == "baseline")
-    assert P.isa_name() == before
+    fast, base = on_both_paths(calls)
     for a, b in zip(fast, base):
         for u, w in zip(a, b):   # atol: the BCE gradient s - y cancels (the terms are of order 1)
             np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(w, np.float64), rtol=8 * EPS32,

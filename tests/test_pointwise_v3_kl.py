@@ -16,6 +16,7 @@ import pytest
 import fastloss as fl
 from fastloss import _pointwise as P
 from fastloss import reference as R
+from _close import on_both_paths  # tests/_close.py
 
 EPS32 = 2.0 ** -23
 KL = P.LOSS_IDS["gaussian_kl"]
@@ -228,14 +229,7 @@ def test_baseline_path_agrees():
     x, t = rng.normal(0, 2, (396, 100)).astype(np.float32), rng.random((396, 100)).astype(np.float32)
     calls = [lambda: fl.gaussian_kl_loss(mu, lv, reduction="none", return_grad=True),
              lambda: fl.vae_loss(x, t, mu, lv, 0.5, return_grad=True)]
-    before = P.isa_name()
-    fast = [c() for c in calls]
-    try:
-        assert P.select_isa(True) == "baseline"
-        base = [c() for c in calls]
-    finally:
-        P.select_isa(before == "baseline")
-    assert P.isa_name() == before
+    fast, base = on_both_paths(calls)
     for a, b in zip(fast, base):
         for u, w in zip(a, b):
             np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(w, np.float64), rtol=8 * EPS32,

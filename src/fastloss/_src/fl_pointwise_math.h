@@ -307,16 +307,7 @@ FL_INLINE double FN(log1p01_r1)(double e, double r1)
 {
     const double d = 2 + e, ep = d - 2, dl = e - ep;
     const double z = ep / d, w = z * z;
-    double q = 0.08082022805971766;
-    q = FL_FMA(q, w, 0.04400369243072337);
-    q = FL_FMA(q, w, 0.06000536404795356);
-    q = FL_FMA(q, w, 0.06657072104827468);
-    q = FL_FMA(q, w, 0.07692785032479312);
-    q = FL_FMA(q, w, 0.09090894718066429);
-    q = FL_FMA(q, w, 0.11111111358713932);
-    q = FL_FMA(q, w, 0.1428571428355438);
-    q = FL_FMA(q, w, 0.20000000000007292);
-    q = FL_FMA(q, w, 0.3333333333333333);
+    const double q = FN(log1p01_atanh_q)(w);
     const double z2 = z + z;
     return FL_FMA(dl, r1, FL_FMA(z2 * w, q, z2));
 }

@@ -30,6 +30,7 @@
 #if !T_F32 && FL_PW_STAMP_IS_V3 && defined(__AVX2__) && defined(__FMA__)
 #define FL_PW64_V3 1
 #define PD_B(c) _mm256_set1_pd(c)
+#include "fl_vmath_v3.h"   /* exp4d_v3 */
 
 /* the 4 lanes of a chunk's sum in a fixed order: (0 + 2, 1 + 3), then the pair */
 FL_INLINE double FN(pw_hsum4)(__m256d acc)
@@ -37,35 +38,6 @@ FL_INLINE double FN(pw_hsum4)(__m256d acc)
     __m128d h2 = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
     h2 = _mm_add_sd(h2, _mm_unpackhi_pd(h2, h2));
     return _mm_cvtsd_f64(h2);
-}
-
-/* exp_np (fl_vmath.h) of 4 lanes, x <= 0 or NaN: the same operations */
-FL_INLINE __m256d FN(pd_exp4)(__m256d x)
-{
-    const __m256d magic = PD_B(6755399441055744.0);
-    const __m256d kf = _mm256_fmadd_pd(x, PD_B(1.4426950408889634074), magic);
-    const __m256d k = _mm256_sub_pd(kf, magic);
-    /* (ki - mi + 1022) << 52 */
-    const __m256i bits = _mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_castpd_si256(kf), _mm256_set1_epi64x((long long)(1022 - 0x4338000000000000LL))),
-        52);
-    const __m256d r = _mm256_fnmadd_pd(k, PD_B(1.42860682030941723212e-6),
-                                       _mm256_fnmadd_pd(k, PD_B(6.93145751953125e-1), x));
-    __m256d p = PD_B(2 * 2.510037611136142e-08);
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 2.7620076242527254e-07));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 2.7557268479724004e-06));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 2.4801521321606647e-05));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.00019841269863040922));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.0013888888917197209));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.008333333333330065));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.041666666666624164));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.16666666666666669));
-    p = _mm256_fmadd_pd(p, r, PD_B(2 * 0.5000000000000001));
-    p = _mm256_fmadd_pd(p, r, PD_B(2.0));
-    p = _mm256_fmadd_pd(p, r, PD_B(2.0));
-    /* keep = !(x < -708): NaN kept */
-    const __m256d keep = _mm256_cmp_pd(x, PD_B(-708.0), _CMP_NLT_UQ);
-    return _mm256_and_pd(keep, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
 }
 
 /* log1p01_r1 (fl_pointwise_math.h) of 4 lanes e in [0, 1], r1 = 1 / (1 + e):
@@ -124,7 +96,7 @@ FL_INLINE double FN(logistic64_v3)(const fl_pw_args *a, fl_idx start, fl_idx n, 
         for (fl_idx i = 0; i < m4; i += 4) {
             __m256d z = _mm256_loadu_pd(xc + i);
             if (SM) z = _mm256_mul_pd(_mm256_loadu_pd(yc + i), z);
-            _mm256_storeu_pd(xe + i, FN(pd_exp4)(_mm256_or_pd(z, nz))); /* exp(-|z|) */
+            _mm256_storeu_pd(xe + i, FN(exp4d_v3)(_mm256_or_pd(z, nz))); /* exp(-|z|) */
         }
         __m256d acc = zero;
         for (fl_idx i = 0; i < m4; i += 4) {

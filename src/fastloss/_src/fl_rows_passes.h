@@ -236,33 +236,7 @@ FL_INLINE T FN(r_max)(const T *restrict z, fl_idx n)
 
 #if !T_F32 && defined(__AVX2__) && defined(__FMA__)
 #define RW_D4 1
-/* EXPN (exp_np, double) on 4 lanes, operation for operation as the scalar
- * form with its FMAs written out: the same bits. */
-FL_INLINE __m256d FN(exp_d4)(__m256d x)
-{
-    const __m256d magic = _mm256_set1_pd(6755399441055744.0);
-    const __m256d kf = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634074), magic);
-    const __m256d k = _mm256_sub_pd(kf, magic);
-    /* (ki - mi + 1022) << 52, mi the bits of magic, wrapping as the scalar's */
-    const __m256i bits = _mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_castpd_si256(kf), _mm256_set1_epi64x((int64_t)(1022u - 0x4338000000000000u))), 52);
-    const __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.42860682030941723212e-6),
-                                       _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93145751953125e-1), x));
-    __m256d p = _mm256_set1_pd(2 * 2.510037611136142e-08);
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.7620076242527254e-07));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.7557268479724004e-06));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.4801521321606647e-05));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.00019841269863040922));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.0013888888917197209));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.008333333333330065));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.041666666666624164));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.16666666666666669));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.5000000000000001));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2.0));
-    const __m256d keep = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_NLT_UQ); /* !(x < -708): NaN kept */
-    return _mm256_and_pd(keep, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
-}
+#include "fl_vmath_v3.h"   /* exp4d_v3 */
 
 /* r_sumexp_x with e parked, in double on x86-64-v3: one pass that
  * exponentiates, parks and sums (GCC's own vectorization of that fused
@@ -296,8 +270,8 @@ FL_INLINE double FN(sumexp_park_d4)(const double *restrict z, double *restrict e
                 if (zn) __builtin_prefetch(zn + cb, 0, 3);  /* one line of the next row */
                 __builtin_prefetch(e + cb + 64, 1, 3);      /* the output, 512 B ahead (a hint:
                                                                past the end it reads nothing) */
-                const __m256d e0 = FN(exp_d4)(_mm256_sub_pd(_mm256_loadu_pd(z + cb), mv));
-                const __m256d e1 = FN(exp_d4)(_mm256_sub_pd(_mm256_loadu_pd(z + cb + 4), mv));
+                const __m256d e0 = FN(exp4d_v3)(_mm256_sub_pd(_mm256_loadu_pd(z + cb), mv));
+                const __m256d e1 = FN(exp4d_v3)(_mm256_sub_pd(_mm256_loadu_pd(z + cb + 4), mv));
                 _mm256_storeu_pd(e + cb, e0);
                 _mm256_storeu_pd(e + cb + 4, e1);
                 const __m256d x0 = _mm256_cmp_pd(e0, one, _CMP_EQ_OQ);
@@ -314,8 +288,8 @@ FL_INLINE double FN(sumexp_park_d4)(const double *restrict z, double *restrict e
                 const __m256i ov = _mm256_set1_epi64x(off - 1);
                 const __m256d in0 = _mm256_castsi256_pd(_mm256_cmpgt_epi64(lane0, ov));
                 const __m256d in1 = _mm256_castsi256_pd(_mm256_cmpgt_epi64(lane1, ov));
-                const __m256d e0 = FN(exp_d4)(_mm256_sub_pd(_mm256_loadu_pd(z + b), mv));
-                const __m256d e1 = FN(exp_d4)(_mm256_sub_pd(_mm256_loadu_pd(z + b + 4), mv));
+                const __m256d e0 = FN(exp4d_v3)(_mm256_sub_pd(_mm256_loadu_pd(z + b), mv));
+                const __m256d e1 = FN(exp4d_v3)(_mm256_sub_pd(_mm256_loadu_pd(z + b + 4), mv));
                 _mm256_storeu_pd(e + b, e0);
                 _mm256_storeu_pd(e + b + 4, e1);
                 const __m256d x0 = _mm256_cmp_pd(e0, one, _CMP_EQ_OQ);

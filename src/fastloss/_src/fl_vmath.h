@@ -169,6 +169,24 @@ FL_INLINE float FN(log1p01_q)(float e)
 }
 #endif
 
+/* Q(w) of the float64 log1p01 below, log1p(e) = 2 z + 2 z w Q(w) with z =
+ * e / (2 + e), w = z^2 in [0, 1/9]: degree 9, interpolated at Chebyshev
+ * nodes, in Horner's form (shared with fl_pointwise_math.h's log1p01_r1). */
+FL_INLINE double FN(log1p01_atanh_q)(double w)
+{
+    double q = 0.08082022805971766;
+    q = FL_FMA(q, w, 0.04400369243072337);
+    q = FL_FMA(q, w, 0.06000536404795356);
+    q = FL_FMA(q, w, 0.06657072104827468);
+    q = FL_FMA(q, w, 0.07692785032479312);
+    q = FL_FMA(q, w, 0.09090894718066429);
+    q = FL_FMA(q, w, 0.11111111358713932);
+    q = FL_FMA(q, w, 0.1428571428355438);
+    q = FL_FMA(q, w, 0.20000000000007292);
+    q = FL_FMA(q, w, 0.3333333333333333);
+    return q;
+}
+
 /* log(1 + e) for e in [0, 1], the softplus tail of every logistic loss,
  * with full relative precision for tiny e (where log(1 + e) would round to
  * 0) and no call to log: the logistic losses are compute-bound.
@@ -193,16 +211,7 @@ FL_INLINE T FN(log1p01)(T e)
     const double d = 2 + e, dl = e - (d - 2), z0 = e / d;
     const double z = FL_FMA(-(z0 * dl), FL_FMA(-e, 0.16666666666666666, 0.5), z0);
     const double w = z * z;
-    double q = 0.08082022805971766;
-    q = FL_FMA(q, w, 0.04400369243072337);
-    q = FL_FMA(q, w, 0.06000536404795356);
-    q = FL_FMA(q, w, 0.06657072104827468);
-    q = FL_FMA(q, w, 0.07692785032479312);
-    q = FL_FMA(q, w, 0.09090894718066429);
-    q = FL_FMA(q, w, 0.11111111358713932);
-    q = FL_FMA(q, w, 0.1428571428355438);
-    q = FL_FMA(q, w, 0.20000000000007292);
-    q = FL_FMA(q, w, 0.3333333333333333);
+    const double q = FN(log1p01_atanh_q)(w);
     const double z2 = 2 * z;
     return FL_FMA(z2 * w, q, z2);
 #endif

@@ -23,9 +23,42 @@
  * up to 2.3 ulp per element; for tiny e (h = 1) the sum is that of lo = e.
  * NaN in e makes P NaN, and the block's sum NaN.
  *
- * Included in the stamping context (FN, T_F32); defines its functions in
- * float32 stamps compiled with AVX2 and FMA only.  No include guard, on
+ * Included in the stamping context (FN, T_F32), once a stamp; defines its
+ * functions in stamps compiled with AVX2 and FMA only (exp4d_v3 in the
+ * float64 ones, the rest in the float32 ones).  No include guard, on
  * purpose. */
+#if !T_F32 && defined(__AVX2__) && defined(__FMA__)
+/* exp_np (fl_vmath.h, double) of 4 lanes, x <= 0 or NaN, operation for
+ * operation as the scalar form with its FMAs written out: the same bits.
+ * The float64 stamps' one copy, for the float64 logistic loops
+ * (fl_pointwise_v3_f64.h) and the float64 softmax rows (fl_rows_passes.h). */
+FL_INLINE __m256d FN(exp4d_v3)(__m256d x)
+{
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+    const __m256d kf = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634074), magic);
+    const __m256d k = _mm256_sub_pd(kf, magic);
+    /* (ki - mi + 1022) << 52, mi the bits of magic, wrapping as the scalar's */
+    const __m256i bits = _mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_castpd_si256(kf), _mm256_set1_epi64x((int64_t)(1022u - 0x4338000000000000u))), 52);
+    const __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.42860682030941723212e-6),
+                                       _mm256_fnmadd_pd(k, _mm256_set1_pd(6.93145751953125e-1), x));
+    __m256d p = _mm256_set1_pd(2 * 2.510037611136142e-08);
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.7620076242527254e-07));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.7557268479724004e-06));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 2.4801521321606647e-05));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.00019841269863040922));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.0013888888917197209));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.008333333333330065));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.041666666666624164));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.16666666666666669));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2 * 0.5000000000000001));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(2.0));
+    const __m256d keep = _mm256_cmp_pd(x, _mm256_set1_pd(-708.0), _CMP_NLT_UQ); /* !(x < -708): NaN kept */
+    return _mm256_and_pd(keep, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
+}
+#endif
+
 #if T_F32 && defined(__AVX2__) && defined(__FMA__)
 
 #define VX_B(c) _mm256_set1_ps(c)
