@@ -614,7 +614,8 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx end, fl_i
     const __m256 k1v = _mm256_loadu_ps(k1);   /* g = k1 e, scaled on the way out */
     /* the logits and the gradient of the group RW_G8_PF floats ahead (in
      * the block), prefetched a few lines per 8 x 8 block here rather than
-     * all at once: 0.82-0.84 of the time at 65536 x 32, one thread */
+     * all at once: 0.84-0.88 of the time at 65536 x 32, one thread
+     * (bench/notes-ce32-small-c.txt) */
     const fl_idx pf_lines = (8 * C + 15) / 16, pf_per = C8 >= 8 ? (pf_lines + C8 / 8 - 1) / (C8 / 8) : 0;
     const fl_idx pf_lim = (end - r0) * C - RW_G8_PF; /* floats past x0 the block holds, less the distance */
     for (fl_idx cb = 0; cb < C8; cb += 8) {
