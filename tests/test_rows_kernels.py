@@ -754,3 +754,40 @@ def test_eight_row_groups_agree_with_single_rows(C):
         np.testing.assert_array_equal(gg[i:i + 1], gh_i[0])
         np.testing.assert_array_equal(hh[i:i + 1], gh_i[1])
     assert np.isnan(vs)                                # the NaN row's loss is in the sum
+
+
+@pytest.mark.parametrize("C", [13, 32, 64])
+def test_eight_row_groups_exp_grid_label_types(C):
+    # The 8-row groups' exponential (exp8_v3, fl_vmath_v3.h: two operations fewer than exp_np,
+    # the same values) against the flat path's exp_np, over differences z - max that cover
+    # [-90, 0] densely: the cut at -87.3, e = 1 within an ulp of 0, subnormal-range logits.
+    # Rows in calls of 7 take the flat path only.  The labels read in vectors (int64) and in
+    # a loop (int32, uint8), and an ignore_index inside [0, C), give the same bits.
+    rng = np.random.default_rng(C)
+    n = 1024
+    grid = np.concatenate([np.linspace(-90.0, 0.0, n * (C - 1) - 64),
+                           -87.3 + np.arange(-16, 16) * 4e-6, -np.ldexp(1.0, -np.arange(20, 52))])
+    x = np.zeros((n, C), F32)
+    x[:, 1:] = rng.permutation(grid.astype(F32)).reshape(n, C - 1)
+    x[::3] += rng.standard_normal((len(x[::3]), 1)).astype(F32) * 20   # a row-wise shift keeps z - max
+    y = rng.integers(0, C, n)
+    y[::5] = 0
+    w = (rng.random(C) + 0.5).astype(F32)
+    lo, g = fl.cross_entropy(x, y, weight=w, reduction="none", return_grad=True)
+    for a in range(0, n, 7):
+        la, ga = fl.cross_entropy(x[a:a + 7], y[a:a + 7], weight=w, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(lo[a:a + 7], la)
+        np.testing.assert_array_equal(g[a:a + 7], ga)
+    for dt in (np.int32, np.uint8):
+        l2, g2 = fl.cross_entropy(x, y.astype(dt), weight=w, reduction="none", return_grad=True)
+        np.testing.assert_array_equal(l2, lo)
+        np.testing.assert_array_equal(g2, g)
+    for dt in (np.int64, np.int32, np.uint8):
+        l0, g0 = fl.cross_entropy(x, y.astype(dt), weight=w, ignore_index=0, reduction="none", return_grad=True)
+        keep = y != 0
+        assert np.all(l0[~keep] == 0) and np.all(g0[~keep] == 0)
+        np.testing.assert_array_equal(l0[keep], lo[keep])
+        np.testing.assert_array_equal(g0[keep], g[keep])
+    rv, rg = R.cross_entropy(x.astype(F64), y, weight=w.astype(F64), reduction="none")
+    np.testing.assert_allclose(lo, rv, rtol=2e-5, atol=1e-30)
+    np.testing.assert_allclose(g, rg, rtol=0, atol=2e-6)

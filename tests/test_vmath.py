@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fastloss import _pointwise
+from _close import on_both_paths
 
 LD = np.longdouble
 # exp (float64): 0.93 ulp at most with FMA (x86-64-v3), 1.03 without (the baseline path)
@@ -52,6 +53,24 @@ def test_log1p01_float64_within_two_ulp_on_a_dense_grid():
     err = _ulps(got, np.log1p(e.astype(LD)))
     assert err.max() <= 2.0, (err.max(), e[err.argmax()])
     assert err.mean() < 0.5
+
+
+@pytest.mark.skipif(not EXACT_LD, reason="needs an extended-precision long double as the reference")
+def test_log1p_pos_within_two_ulp_on_dense_grids_both_paths():
+    """log1p_pos_d (fl_vmath.h): the softmax rows' log s = log1p((k - 1) + rest) in double, inline
+    (it replaced a libmvec log): both sides of its split at t = sqrt(2) - 1, tiny and huge t, on
+    the x86-64-v3 path and the baseline path."""
+    rng = np.random.default_rng(3)
+    t = np.concatenate([np.linspace(0.0, 2.0, 2_000_001), np.linspace(0.40, 0.43, 200_001),
+                        np.linspace(2.0, 70.0, 1_000_001), np.geomspace(1e-300, 1e6, 200_001),
+                        rng.uniform(0, 64, 200_000), [np.sqrt(2) - 1, 2.0 ** 53, 1e300]])
+    ref = np.log1p(t.astype(LD))
+    for got in on_both_paths([lambda: _pointwise.vmath("log1p_pos", t)]):
+        err = _ulps(got[0], ref)
+        assert err.max() <= 2.0, (err.max(), t[err.argmax()])
+        assert err.mean() < 0.5
+    got = _pointwise.vmath("log1p_pos", np.array([0.0, np.nan, 1e-310]))
+    assert got[0] == 0 and np.isnan(got[1]) and got[2] == pytest.approx(1e-310, rel=1e-9)  # subnormal t
 
 
 def test_exp_float64_far_below_is_zero_and_never_subnormal():

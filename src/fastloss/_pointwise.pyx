@@ -301,14 +301,15 @@ def stream_add(const float[::1] a, const float[::1] b, float[::1] c, int n_threa
 def vmath(str name, cnp.ndarray x):
     """The kernels' inline ``exp`` (name "exp", x <= 0) or ``log1p`` on
     [0, 1] ("log1p01") or ``exp`` of any x ("exp_any") or the logistic losses' ``log1p`` on [0, 1]
-    ("log1p01_r1": log1p01_r1 in float64, log1p01 in float32) over a C-contiguous float32/float64 array, on the
+    ("log1p01_r1": log1p01_r1 in float64, log1p01 in float32) or the softmax rows' ``log1p`` of t >= 0
+    in double ("log1p_pos") over a C-contiguous float32/float64 array, on the
     chosen instruction-set path (for the accuracy tests)."""
     if not (x.flags.c_contiguous and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8)):
         raise ValueError("vmath: x must be a C-contiguous float32 or float64 array")
-    if name not in ("exp", "log1p01", "exp_any", "log1p01_r1"):
+    if name not in ("exp", "log1p01", "exp_any", "log1p01_r1", "log1p_pos"):
         raise ValueError(f"vmath: unknown function {name!r}")
     cdef cnp.ndarray y = x.copy()
-    fl_pw_vmath({"exp": 0, "log1p01": 1, "exp_any": 2, "log1p01_r1": 3}[name], x.dtype.itemsize == 8, cnp.PyArray_DATA(x),
+    fl_pw_vmath({"exp": 0, "log1p01": 1, "exp_any": 2, "log1p01_r1": 3, "log1p_pos": 4}[name], x.dtype.itemsize == 8, cnp.PyArray_DATA(x),
                 cnp.PyArray_DATA(y), cnp.PyArray_SIZE(x))
     return y
 

@@ -562,6 +562,9 @@ static void FN(vmath)(int which, const T *restrict x, T *restrict y, fl_idx n)
     } else if (which == 2) {
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = FN(exp_any)(x[i]);
+    } else if (which == 4) { /* the softmax rows' log1p of t >= 0, in double */
+        FL_PRAGMA(omp simd)
+        for (fl_idx i = 0; i < n; i++) y[i] = (T)FN(log1p_pos_d)((double)x[i]);
     } else if (which == 3) { /* the logistic losses' log1p (log1p01_r1 in float64) */
         FL_PRAGMA(omp simd)
         for (fl_idx i = 0; i < n; i++) y[i] = PW_LOG1P01(x[i], 1 / (1 + x[i]));

@@ -332,12 +332,11 @@ static double FN(rows_ce)(const fl_row_args *a, fl_idx start, fl_idx n, fl_idx *
     RW_LABEL_ROWS_P(FN(ce_row)(a, z, g, h, vbase ? vbase + r * C : NULL, y), 1)
 }
 
-/* log1p(t), t >= 0, in double from log alone (vectorizes with libmvec) */
+/* log1p(t), t >= 0, in double: fl_vmath.h's log1p_pos_d (inline, no
+ * libmvec call) */
 FL_INLINE double FN(log1p_d)(double t)
 {
-    const double u = 1 + t, d = u - 1;
-    const double r = log(u) * (t / d);
-    return d == 0 ? t : r;
+    return FN(log1p_pos_d)(t);
 }
 
 /* the plain write pass, in place over the parked e: g = k1 e, h = kh p (1 -
@@ -433,6 +432,7 @@ static void FN(plain_scalars)(const double *restrict rest, const double *restric
 
 #if T_F32 && defined(__AVX2__)
 #define RW_T8 1
+#include "fl_vmath_v3.h" /* exp8_v3: exp_np on 8 lanes, the same bits */
 /* An 8 x 8 transpose of floats in AVX2 registers (unpack, shuffle,
  * 128-bit permute: 24 shuffles).  The transpose is its own inverse. */
 FL_INLINE void FN(tr8)(__m256 r[8])
@@ -460,12 +460,16 @@ FL_INLINE void FN(tr8)(__m256 r[8])
  * their outputs are zeroed by their callers), and the lanes' max (a NaN
  * logit is not the max): whole 8 x 8 blocks by tr8, the last C mod 8
  * classes one by one.  ce_group8_c and the RL row groups share it. */
-FL_INLINE __m256 FN(group8_load_max)(const float *restrict x0, fl_idx C, const int *act, int nact,
-                                     float *restrict dst)
+FL_INLINE __m256 FN(group8_load_max_k)(const float *restrict x0, fl_idx C, __m256 keep, int nact,
+                                       float *restrict dst)
 {
-    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
-        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
-    __m256 mv = _mm256_set1_ps(-INFINITY);
+    /* four running maxima (class c to mq[c mod 4]), combined at the end:
+     * one chain of C dependent maxima held every group's exponentials back
+     * (4 cycles each: 128 at C = 32).  Any order gives the same max but
+     * for the sign of a zero max (-0 against +0), which no output depends
+     * on (exp(z - m) and z_y - m == 0 are the same either way). */
+    __m256 mq[4];
+    for (int q = 0; q < 4; q++) mq[q] = _mm256_set1_ps(-INFINITY);
     const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
     for (fl_idx cb = 0; cb < C8; cb += 8) {
         __m256 r[8];
@@ -473,37 +477,26 @@ FL_INLINE __m256 FN(group8_load_max)(const float *restrict x0, fl_idx C, const i
         FN(tr8)(r);
         for (int q = 0; q < 8; q++) {
             if (nact < 8) r[q] = _mm256_and_ps(r[q], keep);
-            mv = _mm256_max_ps(r[q], mv); /* r > m ? r : m: a NaN logit is not the max */
+            mq[q & 3] = _mm256_max_ps(r[q], mq[q & 3]); /* r > m ? r : m: a NaN logit is not the max */
             _mm256_store_ps(dst + (cb + q) * 8, r[q]);
         }
     }
     for (fl_idx c = C8; c < C; c++) {
-        for (int j = 0; j < 8; j++) dst[c * 8 + j] = act[j] ? x0[j * C + c] : 0.0f;
-        mv = _mm256_max_ps(_mm256_load_ps(dst + c * 8), mv);
+        for (int j = 0; j < 8; j++) dst[c * 8 + j] = x0[j * C + c];
+        const __m256 r = _mm256_and_ps(_mm256_load_ps(dst + c * 8), keep);
+        _mm256_store_ps(dst + c * 8, r);
+        mq[c & 3] = _mm256_max_ps(r, mq[c & 3]);
     }
-    return mv;
+    return _mm256_max_ps(_mm256_max_ps(mq[0], mq[1]), _mm256_max_ps(mq[2], mq[3]));
 }
 
-/* exp_np (fl_vmath.h) on 8 lanes, operation for operation as GCC builds
- * the scalar form in a vectorized loop (the same FMAs): the same bits. */
-FL_INLINE __m256 FN(exp8)(__m256 x)
+/* group8_load_max_k with the rows' flags act[j] (1: a class) */
+FL_INLINE __m256 FN(group8_load_max)(const float *restrict x0, fl_idx C, const int *act, int nact,
+                                     float *restrict dst)
 {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    const __m256 kf = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
-    const __m256 k = _mm256_sub_ps(kf, magic);
-    const __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(kf), _mm256_castps_si256(magic)),
-                         _mm256_set1_epi32(127)), 23);
-    const __m256 scale = _mm256_castsi256_ps(bits);
-    const __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f),
-                                      _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x));
-    const __m256 r2 = _mm256_mul_ps(r, r);
-    const __m256 p01 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.666652113199234e-1f), _mm256_set1_ps(4.999999403953552e-1f));
-    const __m256 p23 = _mm256_fmadd_ps(r, _mm256_set1_ps(8.368710987269878e-3f), _mm256_set1_ps(4.166838899254799e-2f));
-    const __m256 p = _mm256_fmadd_ps(r2, _mm256_fmadd_ps(r2, _mm256_set1_ps(1.3814601115882397e-3f), p23), p01);
-    const __m256 v = _mm256_mul_ps(_mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f)), scale);
-    const __m256 lo = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    return _mm256_andnot_ps(lo, v);
+    const __m256 keep = _mm256_castsi256_ps(_mm256_setr_epi32(
+        -act[0], -act[1], -act[2], -act[3], -act[4], -act[5], -act[6], -act[7]));
+    return FN(group8_load_max_k)(x0, C, keep, nact, dst);
 }
 
 /* rows_ce_plain for one whole group of 8 rows of C <= RW_SMALL_C classes,
@@ -515,9 +508,16 @@ FL_INLINE __m256 FN(exp8)(__m256 x)
  * r_split_small's, term for term: class c goes to partial sum c mod 8
  * (its last RW_VL classes, for C not a multiple of 8, to c - (C - 8);
  * for C < 8 to c), the partials added in classes' order and combined by
- * RW_TREE, so every bit is the flat path's.  Adds the rows' losses to
- * *total one by one (the flat path's order) and writes l, g and h as
- * rows_ce_plain. */
+ * RW_TREE, so every bit is the flat path's (but a NaN's sign, which
+ * the order of two NaN operands decides; tests compare NaN as NaN).  Adds
+ * the rows' losses to *total one by one (the flat path's order) and
+ * writes l, g and h as rows_ce_plain.
+ * Cost at 65536 x 32, one thread, out=: 1.47 ms before the changes of
+ * bench/notes-ce32-small-c.txt (second part), 1.22-1.25 after: the
+ * partials' classes in turn (one partial live: the exponential's
+ * constants stay in registers), the loops unrolled, exp8_v3 two
+ * operations shorter, the labels and the rows' scalars in vectors, and
+ * log s without a libmvec call (log1p_pos_d). */
 #define RW_G8_PF 1024 /* 4 KB of float32: 4 groups at C = 32 */
 FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx end, fl_idx *bad,
                                double *total, const fl_idx C)
@@ -531,77 +531,150 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx end, fl_i
     float *l = (float *)a->l;
     _Alignas(32) float zt[RW_SMALL_C * 8];
     _Alignas(32) float ht[RW_SMALL_C * 8];
-    double rest[8], kk[8], zy[8], A[8], ey[8];
-    fl_idx yv[8];
-    int act[8], nact = 0;
-    for (int j = 0; j < 8; j++) {
-        const int64_t y = FN(label)(a->t, a->tcode, r0 + j);
-        const int ok = FN(label_ok)(y, a->ignore, a->has_ignore, C);
-        if (ok < 0 && *bad < 0) *bad = r0 + j;
-        act[j] = ok > 0;
-        nact += act[j];
-        yv[j] = ok > 0 ? (fl_idx)y : 0;
-        A[j] = ok > 0 ? (w ? (double)w[y] : 1.0) : 0.0;
+    _Alignas(32) double rest[8], kk[8], zy[8], A[8], ey[8];
+    _Alignas(32) int32_t yi[8], act[8]; /* the labels (0 where inactive); -1 for a class, else 0 */
+    /* the labels: a class (act = -1), else ignored or bad (the first bad
+     * row is reported).  ign is -1 (never a class) without an ignore_index. */
+    const int64_t ign = a->has_ignore ? a->ignore : -1;
+    __m256i yv, actv;
+    if (a->tcode == FL_LABEL_I64) {
+        /* 0 <= y < C and y != ign, in two vectors of 4 int64, packed to int32 */
+        const int64_t *t = (const int64_t *)a->t + r0;
+        const __m256i cv = _mm256_set1_epi64x((int64_t)C), iv = _mm256_set1_epi64x(ign);
+        const __m256i zero = _mm256_setzero_si256(), pk = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        __m128i yh[2], ah[2];
+        for (int hh = 0; hh < 2; hh++) {
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(t + 4 * hh));
+            const __m256i ok = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi64(zero, y), _mm256_cmpeq_epi64(y, iv)),
+                                                   _mm256_cmpgt_epi64(cv, y));
+            ah[hh] = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(ok, pk));
+            yh[hh] = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_and_si256(ok, y), pk));
+        }
+        actv = _mm256_set_m128i(ah[1], ah[0]);
+        yv = _mm256_set_m128i(yh[1], yh[0]);
+    } else {
+#define RW_G8_LABELS(LT)                                                      \
+    do {                                                                      \
+        const LT *t = (const LT *)a->t + r0;                                  \
+        for (int j = 0; j < 8; j++) {                                         \
+            const int64_t y = (int64_t)t[j];                                  \
+            const int ok = ((uint64_t)y < (uint64_t)C) & (y != ign);          \
+            act[j] = -ok;                                                     \
+            yi[j] = ok ? (int32_t)y : 0;                                      \
+        }                                                                     \
+    } while (0)
+        if (a->tcode == FL_LABEL_I32) RW_G8_LABELS(int32_t);
+        else RW_G8_LABELS(uint8_t);
+#undef RW_G8_LABELS
+        actv = _mm256_load_si256((const __m256i *)act);
+        yv = _mm256_load_si256((const __m256i *)yi);
+    }
+    _mm256_store_si256((__m256i *)act, actv);
+    _mm256_store_si256((__m256i *)yi, yv);
+    const int nact = __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(actv)));
+    if (nact < 8 && *bad < 0)
+        for (int j = 0; j < 8; j++)
+            if (FN(label_ok)(FN(label)(a->t, a->tcode, r0 + j), a->ignore, a->has_ignore, C) < 0) {
+                *bad = r0 + j;
+                break;
+            }
+    if (w) {
+        for (int j = 0; j < 8; j++) A[j] = act[j] ? (double)w[yi[j]] : 0.0;
+    } else {
+        const __m256d one_d = _mm256_set1_pd(1.0);
+        _mm256_store_pd(A, _mm256_and_pd(_mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(actv))), one_d));
+        _mm256_store_pd(A + 4, _mm256_and_pd(_mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(actv, 1))), one_d));
     }
     /* lanes of the rows that are ignored or bad: logits 0 (their outputs
      * are zeroed by A = 0) */
-    const __m256 mv = FN(group8_load_max)(x0, C, act, nact, zt);
+    const __m256 mv = FN(group8_load_max_k)(x0, C, _mm256_castsi256_ps(actv), nact, zt);
     const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
-    float m[8];
-    _mm256_storeu_ps(m, mv);
-    for (int j = 0; j < 8; j++) zy[j] = act[j] ? (double)x0[j * C + yv[j]] - (double)m[j] : 0.0;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* z_y of each row, gathered from its logits (class 0 for the others) */
+    const __m256 zg = _mm256_i32gather_ps(x0, _mm256_add_epi32(yv, _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)C))), 4);
     /* the exponentials (parked in zt) and the split sums: class c to
      * partial l1[q] as r_split_small, the count of e = 1 in one integer
      * vector (exact in any order) */
+    /* partial q's classes one after another (q, q + 8, ...): one partial
+     * live at a time, the exponential's constants in registers */
     __m256 l1[RW_VL];
-    __m256i kv = _mm256_setzero_si256();
+    __m256i kq[2]; /* two counts: no chain of C dependent adds */
     const __m256 one = _mm256_set1_ps(1.0f);
-    for (int q = 0; q < RW_VL; q++) l1[q] = _mm256_setzero_ps();
-    for (fl_idx c = 0; c < C8; c += RW_VL)
-        for (int q = 0; q < RW_VL; q++) {
-            const __m256 e = FN(exp8)(_mm256_sub_ps(_mm256_load_ps(zt + (c + q) * 8), mv));
-            _mm256_store_ps(zt + (c + q) * 8, e);
+    kq[0] = kq[1] = _mm256_setzero_si256();
+    RW_PRAGMA(GCC unroll 8)
+    for (int q = 0; q < RW_VL; q++) {
+        __m256 acc = _mm256_setzero_ps();
+        RW_PRAGMA(GCC unroll 8)
+        for (fl_idx c = q; c < C8; c += RW_VL) {
+            const __m256 e = FN(exp8_v3)(_mm256_sub_ps(_mm256_load_ps(zt + c * 8), mv));
+            _mm256_store_ps(zt + c * 8, e);
             const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
-            l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
-            kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
+            acc = _mm256_add_ps(_mm256_andnot_ps(mx, e), acc);
+            kq[q & 1] = _mm256_sub_epi32(kq[q & 1], _mm256_castps_si256(mx));
         }
+        l1[q] = acc;
+    }
     for (fl_idx c = C8; c < C; c++) {
         const int q = C >= RW_VL ? (int)(c - (C - RW_VL)) : (int)c;
-        const __m256 e = FN(exp8)(_mm256_sub_ps(_mm256_load_ps(zt + c * 8), mv));
+        const __m256 e = FN(exp8_v3)(_mm256_sub_ps(_mm256_load_ps(zt + c * 8), mv));
         _mm256_store_ps(zt + c * 8, e);
         const __m256 mx = _mm256_cmp_ps(e, one, _CMP_EQ_OQ);
         l1[q] = _mm256_add_ps(l1[q], _mm256_andnot_ps(mx, e));
-        kv = _mm256_sub_epi32(kv, _mm256_castps_si256(mx));
+        kq[q & 1] = _mm256_sub_epi32(kq[q & 1], _mm256_castps_si256(mx));
     }
+    const __m256i kv = _mm256_add_epi32(kq[0], kq[1]);
     {
+        /* the rows' scalars in lanes, as the flat path has them: rest (the
+         * sum of the e below 1), k (the count of e = 1), z_y - m in double
+         * and e_y; for the inactive rows rest = 0, k = 1, z_y - m = 0,
+         * e_y = 1 */
         const __m256 sv = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(l1[0], l1[4]), _mm256_add_ps(l1[2], l1[6])),
                                         _mm256_add_ps(_mm256_add_ps(l1[1], l1[5]), _mm256_add_ps(l1[3], l1[7])));
-        float sf[8];
-        int32_t kf[8];
-        _mm256_storeu_ps(sf, sv);
-        _mm256_storeu_si256((__m256i *)kf, kv);
-        for (int j = 0; j < 8; j++) { rest[j] = sf[j]; kk[j] = (double)kf[j]; }
+        const __m256 eg = _mm256_i32gather_ps(zt, _mm256_add_epi32(_mm256_slli_epi32(yv, 3), lane), 4);
+        const __m256d one_d = _mm256_set1_pd(1.0);
+        for (int hh = 0; hh < 2; hh++) {
+            const __m128i ah = hh ? _mm256_extracti128_si256(actv, 1) : _mm256_castsi256_si128(actv);
+            const __m128i kh4 = hh ? _mm256_extracti128_si256(kv, 1) : _mm256_castsi256_si128(kv);
+            const __m256d am = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(ah));
+            const __m128 s4 = hh ? _mm256_extractf128_ps(sv, 1) : _mm256_castps256_ps128(sv);
+            const __m128 z4 = hh ? _mm256_extractf128_ps(zg, 1) : _mm256_castps256_ps128(zg);
+            const __m128 m4 = hh ? _mm256_extractf128_ps(mv, 1) : _mm256_castps256_ps128(mv);
+            const __m128 e4 = hh ? _mm256_extractf128_ps(eg, 1) : _mm256_castps256_ps128(eg);
+            _mm256_store_pd(rest + 4 * hh, _mm256_and_pd(am, _mm256_cvtps_pd(s4)));
+            _mm256_store_pd(kk + 4 * hh, _mm256_blendv_pd(one_d, _mm256_cvtepi32_pd(kh4), am));
+            _mm256_store_pd(zy + 4 * hh, _mm256_and_pd(am, _mm256_sub_pd(_mm256_cvtps_pd(z4), _mm256_cvtps_pd(m4))));
+            _mm256_store_pd(ey + 4 * hh, _mm256_blendv_pd(one_d, _mm256_cvtps_pd(e4), am));
+        }
     }
-    for (int j = 0; j < 8; j++) {
-        ey[j] = act[j] ? (double)zt[yv[j] * 8 + j] : 1.0;
-        if (!act[j]) { rest[j] = 0; kk[j] = 1; }
-    }
-    double loss[8], is[8], om[8], gy[8], hy[8];
+    _Alignas(32) double loss[8], is[8], om[8], gy[8], hy[8];
     FN(plain_scalars)(rest, kk, zy, A, ey, gs, loss, is, om, gy, hy);
-    for (int j = 0; j < 8; j++) {
-        const double lv = act[j] ? loss[j] : 0.0;
-        if (l) l[r0 + j] = (T)lv;
-        *total += lv;
+    {
+        /* the losses of the inactive rows are 0; added one by one in the
+         * flat path's order */
+        _Alignas(32) double lv[8];
+        for (int hh = 0; hh < 2; hh++) {
+            const __m128i ah = hh ? _mm256_extracti128_si256(actv, 1) : _mm256_castsi256_si128(actv);
+            const __m256d v = _mm256_and_pd(_mm256_castsi256_pd(_mm256_cvtepi32_epi64(ah)), _mm256_load_pd(loss + 4 * hh));
+            _mm256_store_pd(lv + 4 * hh, v);
+            if (l) _mm_storeu_ps(l + r0 + 4 * hh, _mm256_cvtpd_ps(v));
+        }
+        double tt = *total;
+        for (int j = 0; j < 8; j++) tt += lv[j];
+        *total = tt;
     }
     if (!g0) return;
-    float k1[8], kh[8], isf[8], omf[8];
+    _Alignas(32) float k1[8], gyf[8];
     for (int j = 0; j < 8; j++) {
         k1[j] = (T)(gs * A[j] * is[j]);
-        kh[j] = (T)(gs * A[j]);
-        isf[j] = (T)is[j];
-        omf[j] = (T)om[j];
+        gyf[j] = (T)gy[j];
     }
     if (h0) {
+        float kh[8], isf[8], omf[8];
+        for (int j = 0; j < 8; j++) {
+            kh[j] = (T)(gs * A[j]);
+            isf[j] = (T)is[j];
+            omf[j] = (T)om[j];
+        }
         for (fl_idx c2 = 0; c2 < C; c2++) {
             RW_PRAGMA(omp simd)
             for (int j = 0; j < 8; j++) {
@@ -611,17 +684,26 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx end, fl_i
             }
         }
     }
-    const __m256 k1v = _mm256_loadu_ps(k1);   /* g = k1 e, scaled on the way out */
+    const __m256 k1v = _mm256_load_ps(k1);   /* g = k1 e, scaled on the way out */
     /* the logits and the gradient of the group RW_G8_PF floats ahead (in
      * the block), prefetched a few lines per 8 x 8 block here rather than
      * all at once: 0.84-0.88 of the time at 65536 x 32, one thread
-     * (bench/notes-ce32-small-c.txt) */
+     * (bench/notes-ce32-small-c.txt); the bounds checked once a group */
     const fl_idx pf_lines = (8 * C + 15) / 16, pf_per = C8 >= 8 ? (pf_lines + C8 / 8 - 1) / (C8 / 8) : 0;
     const fl_idx pf_lim = (end - r0) * C - RW_G8_PF; /* floats past x0 the block holds, less the distance */
+    const fl_idx pf_n = pf_lim <= 0 ? 0 : RW_MIN(pf_lines, (pf_lim + 15) / 16); /* lines q with q 16 < pf_lim */
     for (fl_idx cb = 0; cb < C8; cb += 8) {
-        for (fl_idx q = (cb / 8) * pf_per; q < (cb / 8 + 1) * pf_per && q < pf_lines && q * 16 < pf_lim; q++) {
-            _mm_prefetch((const char *)(x0 + RW_G8_PF + q * 16), _MM_HINT_T0);
-            _mm_prefetch((const char *)(g0 + RW_G8_PF + q * 16), _MM_HINT_T0);
+        const fl_idx q0 = (cb / 8) * pf_per, q1 = RW_MIN((cb / 8 + 1) * pf_per, pf_lines);
+        if (pf_n == pf_lines) { /* all in the block: the loop's bounds are constants for constant C */
+            for (fl_idx q = q0; q < q1; q++) {
+                _mm_prefetch((const char *)(x0 + RW_G8_PF + q * 16), _MM_HINT_T0);
+                _mm_prefetch((const char *)(g0 + RW_G8_PF + q * 16), _MM_HINT_T0);
+            }
+        } else {
+            for (fl_idx q = q0; q < RW_MIN(q1, pf_n); q++) {
+                _mm_prefetch((const char *)(x0 + RW_G8_PF + q * 16), _MM_HINT_T0);
+                _mm_prefetch((const char *)(g0 + RW_G8_PF + q * 16), _MM_HINT_T0);
+            }
         }
         __m256 r[8];
         for (int q = 0; q < 8; q++) r[q] = _mm256_mul_ps(k1v, _mm256_load_ps(zt + (cb + q) * 8));
@@ -640,8 +722,8 @@ FL_INLINE void FN(ce_group8_c)(const fl_row_args *a, fl_idx r0, fl_idx end, fl_i
         }
     for (int j = 0; j < 8; j++) {
         if (!act[j]) continue;
-        g0[j * C + yv[j]] = (T)gy[j];
-        if (h0) h0[j * C + yv[j]] = (T)hy[j];
+        g0[j * C + yi[j]] = gyf[j];
+        if (h0) h0[j * C + yi[j]] = (T)hy[j];
     }
 }
 

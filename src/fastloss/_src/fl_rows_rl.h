@@ -4,7 +4,7 @@
  * bonus, in one pass per row.
  * Included by fl_rows_math.h in the stamping context of fl_stamp.h (T,
  * T_F32, TI, FN, EXP, LOG), after fl_rows_ce.h (log1p_d, and on the
- * float32 AVX2 path tr8, exp8 and RW_T8); no include guard, on purpose.
+ * float32 AVX2 path tr8, exp8_v3 and RW_T8); no include guard, on purpose.
  *
  * Per row, with d_c = z_c - m (m the row max), s = sum_c exp(d_c) (split
  * at the max as r_sumexp_x splits it), lp = log p_y = d_y - log s and
@@ -29,7 +29,7 @@
  * depend on where it falls in a group), then each row's write pass.  A
  * whole group of rows of at most RW_SMALL_C actions runs its vector passes
  * and its write pass with the rows in lanes instead: on the float32 AVX2
- * path by hand (rl_group8_*, as ce_group8_c: 8 x 8 transposes, exp8), on
+ * path by hand (rl_group8_*, as ce_group8_c: 8 x 8 transposes, exp8_v3), on
  * the others in plain C loops over the 8 rows (rl_lanes_*).  Both take the
  * row passes' sums term for term (RW_SUM's lanes and tree), and the write
  * pass's FMA is written out (FL_FMA, _mm256_fmadd_ps): the same bits as a
@@ -177,7 +177,7 @@ FL_INLINE void FN(rl_group8_passes)(const float *restrict x0, fl_idx C, const in
     for (fl_idx c = 0; c < C; c++) {
         const __m256 d = _mm256_sub_ps(_mm256_load_ps(dt + c * 8), mv);
         _mm256_store_ps(dt + c * 8, d);
-        _mm256_store_ps(et + c * 8, FN(exp8)(d));
+        _mm256_store_ps(et + c * 8, FN(exp8_v3)(d));
     }
 #define RL_TERM(c, q)                                                                          \
     do {                                                                                       \

@@ -30,6 +30,14 @@
 #define FL_FMA(a, b, c) ((a) * (b) + (c))
 #define FL_HAS_FMA 0
 #endif
+/* FL_FMAD: a double fused multiply-add in either stamp (FL_FMA is the
+ * stamp's type: fmaf in the float ones) */
+#undef FL_FMAD
+#if FL_HAS_FMA
+#define FL_FMAD(a, b, c) fma((a), (b), (c))
+#else
+#define FL_FMAD(a, b, c) ((a) * (b) + (c))
+#endif
 #if T_F32
 FL_INLINE float FN(exp_np)(float x)
 {
@@ -175,15 +183,15 @@ FL_INLINE float FN(log1p01_q)(float e)
 FL_INLINE double FN(log1p01_atanh_q)(double w)
 {
     double q = 0.08082022805971766;
-    q = FL_FMA(q, w, 0.04400369243072337);
-    q = FL_FMA(q, w, 0.06000536404795356);
-    q = FL_FMA(q, w, 0.06657072104827468);
-    q = FL_FMA(q, w, 0.07692785032479312);
-    q = FL_FMA(q, w, 0.09090894718066429);
-    q = FL_FMA(q, w, 0.11111111358713932);
-    q = FL_FMA(q, w, 0.1428571428355438);
-    q = FL_FMA(q, w, 0.20000000000007292);
-    q = FL_FMA(q, w, 0.3333333333333333);
+    q = FL_FMAD(q, w, 0.04400369243072337);
+    q = FL_FMAD(q, w, 0.06000536404795356);
+    q = FL_FMAD(q, w, 0.06657072104827468);
+    q = FL_FMAD(q, w, 0.07692785032479312);
+    q = FL_FMAD(q, w, 0.09090894718066429);
+    q = FL_FMAD(q, w, 0.11111111358713932);
+    q = FL_FMAD(q, w, 0.1428571428355438);
+    q = FL_FMAD(q, w, 0.20000000000007292);
+    q = FL_FMAD(q, w, 0.3333333333333333);
     return q;
 }
 
@@ -215,6 +223,44 @@ FL_INLINE T FN(log1p01)(T e)
     const double z2 = 2 * z;
     return FL_FMA(z2 * w, q, z2);
 #endif
+}
+
+/* log1p(t) in double for t >= 0 (or NaN), in both stamps: the softmax
+ * rows' log s = log1p((k - 1) + rest) (fl_rows_ce.h), inline so that a
+ * group of rows vectorizes without a libmvec call (the call, two a group
+ * of 8 rows, cost 10 % of cross-entropy at 32 classes).  u = 1 + t =
+ * 2^k m with m in [sqrt(1/2), sqrt(2)) from u's bits (musl's split); f =
+ * m - 1 is exact, or f = t itself when k = 0; log1p(t) = k ln2 + log1p(f)
+ * + c / u, c = t - (u - 1) the rounding error of u (exact: Fast2Sum),
+ * and log1p(f) = 2 atanh(z), z = f / (2 + f), |z| <= 0.172, by
+ * log1p01's Q(w) (w = z^2 <= 0.03, inside its [0, 1/9]) with its
+ * correction of the rounding of 2 + f (1 / (2 + f) ~ 1/2 - f/4, 4 % off
+ * on a term of half an ulp).  k ln2 in two parts (fdlibm's: k ln2_hi is
+ * exact for k < 2^11).  At most 1 ulp from log1p on dense grids of [0,
+ * 1e6] (tests/test_vmath.py); t = NaN gives NaN (c is NaN). */
+FL_INLINE double FN(log1p_pos_d)(double t)
+{
+    const double u = 1 + t;
+    uint64_t ub;
+    memcpy(&ub, &u, 8);
+    const uint64_t tmp = ub - 0x3fe6a09e667f3bcdull; /* u >= 1: no borrow */
+    const uint64_t kb = tmp >> 52;                  /* k, 0..1024 (NaN: any) */
+    const uint64_t mb = ub - (kb << 52);
+    const uint64_t kdb = kb | 0x4330000000000000ull; /* 2^52 + k */
+    double m, kd;
+    memcpy(&m, &mb, 8);
+    memcpy(&kd, &kdb, 8);
+    kd -= 4503599627370496.0;                       /* k as a double, exactly */
+    const int k0 = kb == 0;
+    const double f = k0 ? t : m - 1;
+    const double c = k0 ? 0.0 : (t - (u - 1)) / u;
+    const double d = 2 + f, dl = f - (d - 2), z0 = f / d;
+    const double z = FL_FMAD(-(z0 * dl), FL_FMAD(-f, 0.25, 0.5), z0);
+    const double w = z * z;
+    const double q = FN(log1p01_atanh_q)(w);
+    const double z2 = 2 * z;
+    const double lo = FL_FMAD(kd, 1.90821492927058770002e-10, c);       /* k ln2_lo + c / u */
+    return FL_FMAD(kd, 6.93147180369123816490e-01, FL_FMAD(z2 * w, q, z2) + lo);
 }
 
 /* exp(t) - 1 - t for |t| < 1/2 in double, where the difference cancels: the

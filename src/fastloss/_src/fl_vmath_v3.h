@@ -63,22 +63,28 @@ FL_INLINE __m256d FN(exp4d_v3)(__m256d x)
 
 #define VX_B(c) _mm256_set1_ps(c)
 
-/* exp_np (fl_vmath.h) of 8 lanes, x <= 0: the same operations */
+/* exp_np (fl_vmath.h) of 8 lanes, x <= 0: the same values, bit for bit,
+ * from two operations fewer.  The magic constant carries the exponent
+ * bias: 1.5 * 2^23 + 127 rounds x / ln2 to the same integer k as exp_np's
+ * 1.5 * 2^23 (both have ulp 1; x / ln2 is never a tie: its product with
+ * log2e's odd 24-bit significand is a half-integer only beyond |k| = 2^22),
+ * and its bits shifted left 23 are (k + 127) << 23, the bits of 2^k, with
+ * no add.  And (q + 1) 2^k is fma(q, 2^k, 2^k): a product by 2^k is exact
+ * and commutes with rounding while the result is normal, which it is for
+ * every x >= -87.3 (e >= 1.2e-38 > 2^-126; the lanes below are masked to
+ * 0, NaN stays NaN). */
 FL_INLINE __m256 FN(exp8_v3)(__m256 x)
 {
-    const __m256 magic = VX_B(12582912.0f);
+    const __m256 magic = VX_B(12583039.0f); /* 1.5 * 2^23 + 127 */
     const __m256 kf = _mm256_fmadd_ps(x, VX_B(1.44269504088896341f), magic);
     const __m256 k = _mm256_sub_ps(kf, magic);
-    /* (ki - mi + 127) << 23 */
-    const __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_castps_si256(kf), _mm256_set1_epi32(127 - 0x4b400000)), 23);
+    const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(kf), 23));
     const __m256 r = _mm256_fnmadd_ps(k, VX_B(-2.12194440e-4f), _mm256_fnmadd_ps(k, VX_B(0.693359375f), x));
     const __m256 r2 = _mm256_mul_ps(r, r);
     const __m256 p01 = _mm256_fmadd_ps(r, VX_B(1.666652113199234e-1f), VX_B(4.999999403953552e-1f));
     const __m256 p23 = _mm256_fmadd_ps(r, VX_B(8.368710987269878e-3f), VX_B(4.166838899254799e-2f));
     const __m256 p = _mm256_fmadd_ps(r2, _mm256_fmadd_ps(r2, VX_B(1.3814601115882397e-3f), p23), p01);
-    const __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_fmadd_ps(p, r2, r), VX_B(1.0f)),
-                                   _mm256_castsi256_ps(bits));
+    const __m256 y = _mm256_fmadd_ps(_mm256_fmadd_ps(p, r2, r), scale, scale);
     return _mm256_andnot_ps(_mm256_cmp_ps(x, VX_B(-87.3f), _CMP_LT_OQ), y);
 }
 
