@@ -463,11 +463,13 @@ FL_INLINE void FN(tr8)(__m256 r[8])
 FL_INLINE __m256 FN(group8_load_max_k)(const float *restrict x0, fl_idx C, __m256 keep, int nact,
                                        float *restrict dst)
 {
-    /* four running maxima (class c to mq[c mod 4]), combined at the end:
-     * one chain of C dependent maxima held every group's exponentials back
-     * (4 cycles each: 128 at C = 32).  Any order gives the same max but
-     * for the sign of a zero max (-0 against +0), which no output depends
-     * on (exp(z - m) and z_y - m == 0 are the same either way). */
+    /* four running maxima (class c to mq[c mod 4]), combined at the end,
+     * instead of one chain of C dependent maxima (4 cycles each: 128 at C
+     * = 32; no change measurable alone, bench/notes-ce32-small-c.txt).
+     * Any order gives the same max but for the sign of a zero max (-0
+     * against +0): exp(z - m) is the same either way and z_y - m == 0
+     * compares equal; at most a zero loss's sign can differ (a negative
+     * class weight). */
     __m256 mq[4];
     for (int q = 0; q < 4; q++) mq[q] = _mm256_set1_ps(-INFINITY);
     const fl_idx C8 = C & ~(fl_idx)7; /* classes in whole 8 x 8 blocks */
