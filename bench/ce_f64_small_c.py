@@ -11,21 +11,11 @@ compare alternately, several times: absolute times drift with the
 machine's other tenants, float32's (bandwidth-bound) most.
 """
 import sys
-import time
 
 import numpy as np
 
 import fastloss as fl
-
-
-def best(f, rounds=9, number=10):
-    b = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        b = min(b, (time.perf_counter() - t0) / number)
-    return b * 1e3
+from ce_small_c_ab import best  # bench/ is the script's directory: sys.path[0]
 
 
 def main(argv):
@@ -38,13 +28,15 @@ def main(argv):
         x = rng.standard_normal((n, C)).astype(dt)
         g = np.empty_like(x)
         for thr in (1, 2):
-            t[dt, thr] = best(lambda: fl.cross_entropy(x, y, return_grad=True, out=g, n_threads=thr))
+            t[dt, thr] = best(lambda: fl.cross_entropy(x, y, return_grad=True, out=g, n_threads=thr),
+                              rounds=9, number=10)
     xs = rng.standard_normal((4096, C))
     ys = rng.integers(0, C, 4096)
     gs = np.empty_like(xs)
     row = [f"C={C}"]
     for thr in (1, 2):
-        l2 = best(lambda: fl.cross_entropy(xs, ys, return_grad=True, out=gs, n_threads=thr), number=400)
+        l2 = best(lambda: fl.cross_entropy(xs, ys, return_grad=True, out=gs, n_threads=thr),
+                  rounds=9, number=400)
         row.append(f"{thr} thr: f32 {t[np.float32, thr]:.2f} f64 {t[np.float64, thr]:.2f} ms "
                    f"ratio {t[np.float64, thr] / t[np.float32, thr]:.2f}, f64 L2 {l2 * 1e6 / 4096 * thr:.1f} ns/row")
     print("  ".join(row), flush=True)
